@@ -1,0 +1,14 @@
+/**
+ * The `thaw` command table. It lives above host/ and registry-edge/ because it starts both; those
+ * two never import each other (STYLE.md rule 1), so each command is loaded lazily from its own part.
+ */
+import { runCli, type Command } from '../host/cli/command.ts'
+
+const commands: Record<string, Command> = {
+  edge: {
+    summary: 'run a registry edge (origin mode with its own store, or proxy mode with --upstream)',
+    load: () => import('../registry-edge/cli.ts'),
+  },
+}
+
+process.exitCode = await runCli(commands, process.argv.slice(2))

@@ -1,0 +1,5 @@
+export * from './digest.ts'
+export * from './errors.ts'
+export * from './media-types.ts'
+export * from './reference.ts'
+export * from './schemas.ts'

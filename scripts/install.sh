@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything thaw and its tests need on a fresh Debian 12 machine, idempotently:
+# the Debian packages (FUSE, OCI runtimes, a real registry, OCI tools) and the npm packages.
+# Safe to run again: it only installs what is missing. Needs root (apt, /dev/fuse, runc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  libfuse2 fuse          # fuse-native's libfuse 2 and fusermount
+  runc crun              # OCI runtimes for nodes (runc works on cgroup v1 here; crun is probed)
+  docker-registry        # CNCF distribution, the real upstream registry in tests
+  skopeo umoci           # real OCI clients and image tools
+  containerd             # ctr, for the full-pull benchmark contender
+  debootstrap            # realistic Debian base images for benchmarks
+  iproute2 jq zstd attr  # netns/tc for emulated links, tools used by tests
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install: Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The Debian registry package starts nothing here (no init system), but make sure no stale
+# service config points at a port tests use.
+if [ ! -e /dev/fuse ]; then
+  echo "install: warning: /dev/fuse is missing; lazy mounts and the host's e2e tests will be skipped" >&2
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "install: npm packages"
+  npm ci --no-fund --no-audit
+fi
+echo "install: done"
