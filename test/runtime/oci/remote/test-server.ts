@@ -15,11 +15,7 @@ export interface SeenRequest {
   body: Buffer
 }
 
-export type Handler = (
-  req: SeenRequest,
-  res: ServerResponse,
-  raw: IncomingMessage,
-) => void | Promise<void>
+export type Handler = (req: SeenRequest, res: ServerResponse, raw: IncomingMessage) => unknown
 
 export interface TestServer {
   /** `http://127.0.0.1:<port>` */
