@@ -13,7 +13,7 @@ import type { Transport } from './transport.ts'
 // PUT (end-5, end-6), "Mounting a blob from another repository" (end-11), upload status (end-13).
 
 /** Blob bytes, or a function that opens them anew (called again when a request is repeated). */
-export type BlobSource = Buffer | (() => Readable)
+export type BlobSource = Buffer | (() => Readable | Promise<Readable>)
 
 export interface PushBlobOptions extends CallOptions {
   /** Blobs up to this size go up in one PUT; larger ones in chunks. Default 16 MiB. */
@@ -134,7 +134,7 @@ async function putWhole(
   options: PushBlobOptions,
 ): Promise<void> {
   const progress = options.onProgress
-  const body = Buffer.isBuffer(source) ? source : () => counted(source(), progress)
+  const body = Buffer.isBuffer(source) ? source : async () => counted(await source(), progress)
   await completeUpload(t, repository, location, digest, body, size, options.signal)
   if (Buffer.isBuffer(source)) progress?.(size)
 }
@@ -151,7 +151,7 @@ async function putChunks(
   const chunkSize = Math.max(options.chunkSize ?? 8 * 1024 * 1024, session.minChunk, 1)
   const hasher = new Hasher()
   let location = session.location
-  const stream = Buffer.isBuffer(source) ? undefined : source()
+  const stream = Buffer.isBuffer(source) ? undefined : await source()
   try {
     const pieces = stream ? chunksOf(stream, chunkSize) : slices(source as Buffer, chunkSize)
     for await (const piece of pieces) {
@@ -221,7 +221,7 @@ async function completeUpload(
   repository: string,
   location: URL,
   digest: Digest,
-  body: Buffer | (() => Readable) | undefined,
+  body: Buffer | (() => Promise<Readable>) | undefined,
   size: number,
   signal?: AbortSignal,
 ): Promise<void> {

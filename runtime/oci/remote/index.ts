@@ -1,15 +1,14 @@
-export * from './auth.ts'
-export * from './blob-upload.ts'
-export * from './blobs.ts'
-export * from './content-range.ts'
-export * from './link-header.ts'
-export * from './manifests.ts'
-export * from './referrers.ts'
-export * from './registry-client.ts'
-export * from './response-error.ts'
-export * from './response.ts'
-export * from './retry.ts'
-export * from './tags.ts'
-export * from './token-cache.ts'
-export * from './transport.ts'
-export * from './www-authenticate.ts'
+// The public surface of the registry client; the rest of remote/ is its inside.
+export type { Credentials, CredentialsOption } from './auth.ts'
+export type { BlobSource, PushBlobOptions, PushedBlob } from './blob-upload.ts'
+export type { BlobResponse } from './blobs.ts'
+export { pullImage, pushImage, type PushProgress } from './image-transfer.ts'
+export type { CallOptions, FetchedManifest, ManifestHead } from './manifests.ts'
+export { referrerDescriptor, referrersTag } from './referrers.ts'
+export {
+  createRegistryClient,
+  type RegistryClient,
+  type RegistryClientOptions,
+} from './registry-client.ts'
+export type { RetryOptions } from './retry.ts'
+export type { PageOptions } from './tags.ts'

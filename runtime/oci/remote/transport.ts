@@ -18,7 +18,7 @@ import {
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
 
 /** A request body that can be sent again: bytes, or a function that opens the stream anew. */
-export type ReplayableBody = Buffer | (() => Readable)
+export type ReplayableBody = Buffer | (() => Readable | Promise<Readable>)
 
 export interface TransportRequest {
   method: Method
@@ -99,7 +99,7 @@ export function createTransport(options: TransportOptions): Transport {
         path: url.pathname + url.search,
         method,
         headers,
-        body: body === undefined ? undefined : Buffer.isBuffer(body) ? body : body(),
+        body: body === undefined ? undefined : Buffer.isBuffer(body) ? body : await body(),
         signal: req.signal,
         headersTimeout,
         bodyTimeout,
