@@ -125,7 +125,7 @@ describe('OCI image layout', () => {
     const layer = image.manifest.layers[0]!
     const path = join(dir, 'blobs', 'sha256', digestHex(layer.digest))
     const bytes = await readFile(path)
-    bytes[bytes.length - 1] ^= 0xff
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1)
     await writeFile(path, bytes)
     const read = await (await openLayout(dir)).image('v1')
     await expect(bytesOf(read.openBlob(layer))).rejects.toMatchObject({ code: 'DIGEST_INVALID' })
