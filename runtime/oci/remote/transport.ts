@@ -90,9 +90,11 @@ export function createTransport(options: TransportOptions): Transport {
     let url = new URL(req.url, registry)
     let method = req.method
     let body = req.body
-    let auth = authorization
+    // Credentials live apart from the other headers, so that dropping them is one assignment.
+    const { authorization: given, ...others } = req.headers ?? {}
+    let auth = authorization ?? given
     for (let hop = 0; ; hop++) {
-      const headers: Record<string, string> = { 'user-agent': userAgent, ...req.headers }
+      const headers: Record<string, string> = { 'user-agent': userAgent, ...others }
       if (auth) headers.authorization = auth
       const raw = await dispatcher.request({
         origin: url.origin,

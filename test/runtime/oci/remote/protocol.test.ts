@@ -172,6 +172,23 @@ describe('fetchRange', () => {
     })
   })
 
+  it('reuses keep-alive connections for sequential range requests', async () => {
+    const server = await startTestServer((req, res) => {
+      const [start, end] = String(req.headers.range)
+        .slice('bytes='.length)
+        .split('-')
+        .map(Number) as [number, number]
+      res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${BLOB.length}` })
+      res.end(BLOB.subarray(start, end + 1))
+    })
+    const c = connect(server.url)
+    for (let i = 0; i < 20; i++) expect((await c.fetchRange('a', DIGEST, i, i + 1)).length).toBe(2)
+    expect(server.requests).toHaveLength(20)
+    // undici may dispatch the next request a tick before the last connection is idle again, and
+    // then alternate between two; what matters is that they are reused, not one per request.
+    expect(server.connections()).toBeLessThanOrEqual(2)
+  })
+
   it('rejects a range that ends before it starts without sending anything', async () => {
     const server = await serve(200, {}, BLOB)
     await expect(connect(server.url).fetchRange('a', DIGEST, 9, 4)).rejects.toMatchObject({

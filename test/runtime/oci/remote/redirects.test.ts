@@ -116,4 +116,31 @@ describe('redirects', () => {
     })
     expect(registry.requests.length).toBe(11)
   })
+
+  it('does not forward Basic credentials when the token endpoint redirects to another origin', async () => {
+    const tokens = await startTestServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end('{"token":"t"}')
+    })
+    const realm = await startTestServer((req, res) => {
+      res.writeHead(307, { location: `${tokens.url}/issue${req.url}` })
+      res.end()
+    })
+    const registry = await startTestServer((req, res) => {
+      if (req.headers.authorization !== 'Bearer t') {
+        return sendError(res, 401, 'UNAUTHORIZED', {
+          'www-authenticate': `Bearer realm="${realm.url}/token",service="s"`,
+        })
+      }
+      res.writeHead(200, { 'content-length': BLOB.length })
+      res.end(BLOB)
+    })
+    client = createRegistryClient({ registry: registry.url, credentials: CREDS })
+    expect(await client.readBlob('apps/x', DIGEST)).toEqual(BLOB)
+    expect(realm.requests[0]!.headers.authorization).toBe(BASIC)
+    expect(tokens.requests[0]!.url).toMatch(
+      /^\/issue\/token\?service=s&scope=repository%3Aapps%2Fx%3Apull$/,
+    )
+    expect(tokens.requests[0]!.headers.authorization).toBeUndefined()
+  })
 })

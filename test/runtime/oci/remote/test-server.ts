@@ -21,6 +21,8 @@ export interface TestServer {
   /** `http://127.0.0.1:<port>` */
   url: string
   requests: SeenRequest[]
+  /** TCP connections accepted so far. */
+  connections(): number
   /** Requests as "METHOD /path?query" strings. */
   lines(): string[]
   setHandler(handler: Handler): void
@@ -57,6 +59,8 @@ export async function startTestServer(handler: Handler): Promise<TestServer> {
       })
     })
   })
+  let connections = 0
+  server.on('connection', () => connections++)
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const { port } = server.address() as AddressInfo
@@ -64,6 +68,7 @@ export async function startTestServer(handler: Handler): Promise<TestServer> {
   const self: TestServer = {
     url: `http://127.0.0.1:${port}`,
     requests,
+    connections: () => connections,
     lines: () => requests.map((r) => `${r.method} ${r.url}`),
     setHandler(h) {
       current = h
