@@ -5,6 +5,7 @@ import { parseRepositoryName } from '../reference.ts'
 import { headBlob } from './blobs.ts'
 import type { CallOptions } from './manifests.ts'
 import { expectStatus } from './response-error.ts'
+import { backoffDelay, isRetryable, sleep } from './retry.ts'
 import { discardBody, type RegistryResponse } from './response.ts'
 import { repositoryScope } from './token-cache.ts'
 import type { Transport } from './transport.ts'
@@ -156,7 +157,7 @@ async function putChunks(
     const pieces = stream ? chunksOf(stream, chunkSize) : slices(source as Buffer, chunkSize)
     for await (const piece of pieces) {
       if (hasher.size + piece.length > size) break
-      location = await patchChunk(t, repository, location, piece, hasher.size, options.signal)
+      location = await patchResuming(t, repository, location, piece, hasher.size, options.signal)
       hasher.update(piece)
       options.onProgress?.(hasher.size)
     }
@@ -170,6 +171,59 @@ async function putChunks(
     )
   }
   await completeUpload(t, repository, location, digest, undefined, 0, options.signal)
+}
+
+/**
+ * PATCHes a chunk. A PATCH is not repeated blindly (it appends), so after a failure that may
+ * have delivered part of the chunk (dropped connection, 5xx, 416) this asks the registry how much
+ * it holds (GET on the upload URL, distribution-spec end-13: 204 with `Range: 0-<last>`) and
+ * sends the rest of the chunk from there.
+ */
+async function patchResuming(
+  t: Transport,
+  repository: string,
+  location: URL,
+  chunk: Buffer,
+  offset: number,
+  signal?: AbortSignal,
+): Promise<URL> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await patchChunk(t, repository, location, chunk, offset, signal)
+    } catch (err) {
+      const resumable = isRetryable(err, true) || (isOciError(err) && err.status === 416)
+      if (signal?.aborted || !resumable || tries >= t.retry.attempts) throw err
+      await sleep(backoffDelay(t.retry, tries), signal)
+      const status = await uploadStatus(t, repository, location, signal)
+      const held = status.size - offset // bytes of this chunk the registry has
+      if (held < 0 || held > chunk.length) throw err
+      location = status.location
+      if (held === chunk.length) return location
+      chunk = chunk.subarray(held)
+      offset += held
+    }
+  }
+}
+
+async function uploadStatus(
+  t: Transport,
+  repository: string,
+  location: URL,
+  signal?: AbortSignal,
+): Promise<{ size: number; location: URL }> {
+  return t.call(
+    { method: 'GET', url: location, scopes: [repositoryScope(repository, 'pull,push')], signal },
+    async (res) => {
+      await expectStatus(res, [204, 200], `GET ${location.pathname}`, {
+        404: 'BLOB_UPLOAD_UNKNOWN',
+      })
+      await discardBody(res)
+      const range = /^(?:bytes=)?0-(\d+)$/.exec(res.header('range') ?? '')
+      // distribution answers `0-0` for an empty upload too; a 1-byte upload is not worth the doubt.
+      const size = range && Number(range[1]) > 0 ? Number(range[1]) + 1 : 0
+      return { size, location: res.header('location') ? nextLocation(res) : location }
+    },
+  )
 }
 
 /** PATCHes one chunk at `offset`; returns the Location for the next request. */

@@ -13,6 +13,7 @@ import {
   retryPolicy,
   sleep,
   type RetryOptions,
+  type RetryPolicy,
 } from './retry.ts'
 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
@@ -49,6 +50,7 @@ export interface TransportOptions {
 
 export interface Transport {
   readonly registry: URL
+  readonly retry: RetryPolicy
   /**
    * Sends `request` and hands the response to `consume`, whose result it returns. Requests that
    * fail with a retryable status or network error are tried again (see retry.ts), and so is
@@ -206,6 +208,7 @@ export function createTransport(options: TransportOptions): Transport {
 
   return {
     registry,
+    retry: policy,
     call,
     close() {
       closing ??= owned ? owned.close() : Promise.resolve()

@@ -212,11 +212,12 @@ describe('fetchRange', () => {
  * An upload endpoint with the spec's chunked protocol: POST gives a relative Location and an
  * OCI-Chunk-Min-Length, each PATCH must continue where the last ended and gets a new Location.
  */
-async function startUploadServer(minChunk: number) {
+async function startUploadServer(minChunk: number, faults: { cutPatch?: number } = {}) {
   const received: Buffer[] = []
   const stored = new Map<string, Buffer>()
   let step = 0
-  const server = await startTestServer((req, res) => {
+  let patches = 0
+  const server = await startTestServer((req, res, raw) => {
     const url = new URL(req.url, 'http://x')
     if (req.method === 'HEAD') {
       const blob = stored.get(url.pathname.split('/').pop()!)
@@ -231,6 +232,19 @@ async function startUploadServer(minChunk: number) {
       return res.end()
     }
     const have = received.reduce((n, b) => n + b.length, 0)
+    if (req.method === 'GET') {
+      // Upload status (end-13): what the registry holds so far.
+      res.writeHead(204, {
+        location: `/upload/${step++}?state=s`,
+        range: `0-${Math.max(have - 1, 0)}`,
+      })
+      return res.end()
+    }
+    if (req.method === 'PATCH' && patches++ === faults.cutPatch) {
+      // The connection dies after the registry stored the first half of the chunk.
+      received.push(req.body.subarray(0, Math.floor(req.body.length / 2)))
+      return raw.socket.destroy()
+    }
     if (req.method === 'PATCH') {
       const [start, end] = String(req.headers['content-range']).split('-').map(Number)
       if (start !== have || end !== have + req.body.length - 1)
@@ -273,6 +287,29 @@ describe('pushBlob', () => {
       'PATCH /upload/1?state=s',
       'PATCH /upload/2?state=s',
       `PUT /upload/3?state=s&digest=${encodeURIComponent(DIGEST)}`,
+    ])
+  })
+
+  it('resumes a chunked upload from what the registry holds after a PATCH was cut off', async () => {
+    const { server, received, stored } = await startUploadServer(0, { cutPatch: 1 })
+    const pushed = await connect(server.url).pushBlob(
+      'a',
+      BLOB,
+      { digest: DIGEST, size: BLOB.length },
+      {
+        monolithicMaxBytes: 0,
+        chunkSize: 10,
+      },
+    )
+    expect(pushed.uploaded).toBe(true)
+    expect(stored.get(DIGEST)).toEqual(BLOB)
+    // 10 bytes, then 5 of the next 10 before the cut, then the other 5, then the rest.
+    expect(received.map((b) => b.length)).toEqual([10, 5, 5, 10, 10, 3, 0])
+    expect(server.lines().filter((l) => !l.startsWith('PATCH'))).toEqual([
+      `HEAD /v2/a/blobs/${DIGEST}`,
+      'POST /v2/a/blobs/uploads/',
+      'GET /upload/1?state=s',
+      `PUT /upload/6?state=s&digest=${encodeURIComponent(DIGEST)}`,
     ])
   })
 
