@@ -62,16 +62,22 @@ export async function pushBlob(
   if ((await headBlob(t, repository, digest, options)) !== undefined) {
     return { digest, size, uploaded: false }
   }
-  const session = await startUpload(t, repository, digest, options)
-  if (session.mounted) return { digest, size, uploaded: false }
-  try {
-    const monolithic = size <= (options.monolithicMaxBytes ?? 16 * 1024 * 1024)
-    if (monolithic) await putWhole(t, repository, session.location, source, digest, size, options)
-    else await putChunks(t, repository, session, source, digest, size, options)
-    return { digest, size, uploaded: true }
-  } catch (err) {
-    void cancelUpload(t, repository, session.location).catch(() => undefined)
-    throw err
+  const monolithic = size <= (options.monolithicMaxBytes ?? 16 * 1024 * 1024)
+  // An upload that failed on the way (and could not be resumed) starts over in a new session:
+  // the source can be read again. Registries that encode the offset in the upload URL (CNCF
+  // distribution's `_state`) refuse to resume after a PATCH whose answer was lost.
+  for (let round = 1; ; round++) {
+    const session = await startUpload(t, repository, digest, options)
+    if (session.mounted) return { digest, size, uploaded: false }
+    try {
+      if (monolithic) await putWhole(t, repository, session.location, source, digest, size, options)
+      else await putChunks(t, repository, session, source, digest, size, options)
+      return { digest, size, uploaded: true }
+    } catch (err) {
+      void cancelUpload(t, repository, session.location).catch(() => undefined)
+      if (options.signal?.aborted || round >= t.retry.attempts || !isRetryable(err, true)) throw err
+      await sleep(backoffDelay(t.retry, round), options.signal)
+    }
   }
 }
 
@@ -194,7 +200,9 @@ async function patchResuming(
       const resumable = isRetryable(err, true) || (isOciError(err) && err.status === 416)
       if (signal?.aborted || !resumable || tries >= t.retry.attempts) throw err
       await sleep(backoffDelay(t.retry, tries), signal)
-      const status = await uploadStatus(t, repository, location, signal)
+      // A registry that cannot tell (or refuses the old URL) leaves the restart to pushBlob.
+      const status = await uploadStatus(t, repository, location, signal).catch(() => undefined)
+      if (!status) throw err
       const held = status.size - offset // bytes of this chunk the registry has
       if (held < 0 || held > chunk.length) throw err
       location = status.location

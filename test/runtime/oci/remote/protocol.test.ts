@@ -212,7 +212,10 @@ describe('fetchRange', () => {
  * An upload endpoint with the spec's chunked protocol: POST gives a relative Location and an
  * OCI-Chunk-Min-Length, each PATCH must continue where the last ended and gets a new Location.
  */
-async function startUploadServer(minChunk: number, faults: { cutPatch?: number } = {}) {
+async function startUploadServer(
+  minChunk: number,
+  faults: { cutPatch?: number; noResume?: boolean } = {},
+) {
   const received: Buffer[] = []
   const stored = new Map<string, Buffer>()
   let step = 0
@@ -225,6 +228,7 @@ async function startUploadServer(minChunk: number, faults: { cutPatch?: number }
       return res.end()
     }
     if (req.method === 'POST') {
+      received.length = 0
       res.writeHead(202, {
         location: `/upload/${step++}?state=s`,
         'oci-chunk-min-length': String(minChunk),
@@ -232,6 +236,10 @@ async function startUploadServer(minChunk: number, faults: { cutPatch?: number }
       return res.end()
     }
     const have = received.reduce((n, b) => n + b.length, 0)
+    if (req.method === 'GET' && faults.noResume) {
+      // Like distribution after a lost answer: the old upload URL is refused.
+      return sendError(res, 404, 'BLOB_UPLOAD_INVALID')
+    }
     if (req.method === 'GET') {
       // Upload status (end-13): what the registry holds so far.
       res.writeHead(204, {
@@ -311,6 +319,22 @@ describe('pushBlob', () => {
       'GET /upload/1?state=s',
       `PUT /upload/6?state=s&digest=${encodeURIComponent(DIGEST)}`,
     ])
+  })
+
+  it('starts the upload over when the registry cannot resume it', async () => {
+    const { server, stored } = await startUploadServer(0, { cutPatch: 1, noResume: true })
+    const pushed = await connect(server.url).pushBlob(
+      'a',
+      () => Readable.from([BLOB]),
+      { digest: DIGEST, size: BLOB.length },
+      {
+        monolithicMaxBytes: 0,
+        chunkSize: 10,
+      },
+    )
+    expect(pushed.uploaded).toBe(true)
+    expect(stored.get(DIGEST)).toEqual(BLOB)
+    expect(server.lines().filter((l) => l.startsWith('POST'))).toHaveLength(2)
   })
 
   it('skips the upload when HEAD finds the blob', async () => {
