@@ -186,7 +186,7 @@ describe('Bearer token auth', () => {
     issued.clear() // the registry forgets every token: it now refuses tok-1
     await client.getManifest('apps/hello', 'v1') // 401, a new token, success
     expect(fetches).toHaveLength(2)
-    registry.setHandler((req, res) =>
+    registry.setHandler((_req, res) =>
       sendError(res, 401, 'UNAUTHORIZED', {
         'www-authenticate': `Bearer realm="${registry.url}/nope",service="s"`,
       }),
