@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import { Agent, type Dispatcher } from 'undici'
+import { followRedirects, type Wire } from './follow-redirects.ts'
 import { ThawError } from '../../errors.ts'
 import { Authenticator, type CredentialsOption } from './auth.ts'
 import { errorFromResponse } from './response-error.ts'
@@ -62,72 +63,24 @@ export interface Transport {
   close(): Promise<void>
 }
 
-const REDIRECTS = new Set([301, 302, 303, 307, 308])
-const MAX_REDIRECTS = 10
-
 export function createTransport(options: TransportOptions): Transport {
   const registry = new URL(options.registry)
   if (registry.protocol !== 'http:' && registry.protocol !== 'https:') {
-    throw new ThawError(
-      'INVALID_ARGUMENT',
-      `registry must be an http(s) URL: ${options.registry}`,
-      {
-        fault: 'user',
-      },
-    )
+    const message = `registry must be an http(s) URL: ${options.registry}`
+    throw new ThawError('INVALID_ARGUMENT', message, { fault: 'user' })
   }
   const owned = options.dispatcher ? undefined : new Agent({ keepAliveTimeout: 10_000 })
-  const dispatcher: Dispatcher = options.dispatcher ?? owned!
-  const policy = retryPolicy(options.retry)
-  const userAgent = options.userAgent ?? 'thaw'
-  const headersTimeout = options.timeouts?.headersMs ?? 60_000
-  const bodyTimeout = options.timeouts?.bodyMs ?? 120_000
-  let closing: Promise<void> | undefined
-
-  /** One HTTP exchange per redirect hop; Authorization never follows a redirect to another origin. */
-  async function follow(
-    req: TransportRequest,
-    authorization: string | undefined,
-  ): Promise<RegistryResponse> {
-    let url = new URL(req.url, registry)
-    let method = req.method
-    let body = req.body
-    // Credentials live apart from the other headers, so that dropping them is one assignment.
-    const { authorization: given, ...others } = req.headers ?? {}
-    let auth = authorization ?? given
-    for (let hop = 0; ; hop++) {
-      const headers: Record<string, string> = { 'user-agent': userAgent, ...others }
-      if (auth) headers.authorization = auth
-      const raw = await dispatcher.request({
-        origin: url.origin,
-        path: url.pathname + url.search,
-        method,
-        headers,
-        body: body === undefined ? undefined : Buffer.isBuffer(body) ? body : await body(),
-        signal: req.signal,
-        headersTimeout,
-        bodyTimeout,
-      })
-      const res = toResponse(raw, url)
-      const location = res.header('location')
-      if (!REDIRECTS.has(res.status) || !location || !canFollow(res.status, method)) return res
-      await discardBody(res)
-      if (hop >= MAX_REDIRECTS) {
-        throw new ThawError(
-          'REGISTRY_REDIRECT_LOOP',
-          `${req.method} ${req.url}: more than ${MAX_REDIRECTS} redirects`,
-        )
-      }
-      const next = new URL(location, url)
-      // distribution-spec (main, PR #607): clients MUST NOT forward Authorization across hosts.
-      if (next.origin !== url.origin) auth = undefined
-      if (res.status === 303 && method !== 'HEAD') {
-        method = 'GET'
-        body = undefined
-      }
-      url = next
-    }
+  const wire: Wire = {
+    dispatcher: options.dispatcher ?? owned!,
+    base: registry,
+    userAgent: options.userAgent ?? 'thaw',
+    headersTimeout: options.timeouts?.headersMs ?? 60_000,
+    bodyTimeout: options.timeouts?.bodyMs ?? 120_000,
   }
+  const follow = (req: TransportRequest, authorization: string | undefined) =>
+    followRedirects(wire, req, authorization)
+  const policy = retryPolicy(options.retry)
+  let closing: Promise<void> | undefined
 
   const auth = new Authenticator({
     credentials: options.credentials,
@@ -217,34 +170,12 @@ export function createTransport(options: TransportOptions): Transport {
   }
 }
 
-/**
- * GET and HEAD follow every redirect; 303 turns anything into a GET. Other methods follow only
- * 307 and 308, which repeat the request as it was (bodies here are always replayable).
- */
-function canFollow(status: number, method: Method): boolean {
-  return method === 'GET' || method === 'HEAD' || status === 303 || status === 307 || status === 308
-}
-
 function unreachable(what: string, registry: URL, err: unknown): unknown {
   if (err instanceof ThawError) return err
   const code = networkErrorCode(err)
   return new ThawError(
     'REGISTRY_UNREACHABLE',
     `${what} on ${registry.host} failed: ${code} ${(err as Error).message}`,
-    {
-      cause: err,
-    },
+    { cause: err },
   )
-}
-
-function toResponse(raw: Dispatcher.ResponseData, url: URL): RegistryResponse {
-  return {
-    status: raw.statusCode,
-    url,
-    body: raw.body,
-    header(name) {
-      const value = raw.headers[name.toLowerCase()]
-      return Array.isArray(value) ? value.join(', ') : value
-    },
-  }
 }
