@@ -18,7 +18,10 @@ export function isDigest(value: unknown): value is Digest {
 /** Throws `DIGEST_INVALID` (a user fault) for anything but `sha256:<64 lowercase hex>`. */
 export function parseDigest(value: unknown): Digest {
   if (isDigest(value)) return value
-  throw new OciError('DIGEST_INVALID', `invalid digest ${JSON.stringify(String(value).slice(0, 100))}`)
+  throw new OciError(
+    'DIGEST_INVALID',
+    `invalid digest ${JSON.stringify(String(value).slice(0, 100))}`,
+  )
 }
 
 export function digestHex(digest: Digest): string {

@@ -21,8 +21,11 @@ export const OCI_ERROR_STATUS = {
   DENIED: 403,
   UNSUPPORTED: 405,
   TOOMANYREQUESTS: 429,
-  // Not in the spec's table but used by registries (distribution: errcode.ErrorCodeUnavailable).
+  // Not in the spec's table but used by registries (distribution: errcode.ErrorCodeUnavailable,
+  // ErrorCodeUnknown, v2.ErrorCodeRangeInvalid).
   UNAVAILABLE: 503,
+  UNKNOWN: 500,
+  RANGE_INVALID: 416,
 } as const
 
 export type OciErrorCode = keyof typeof OCI_ERROR_STATUS
@@ -50,12 +53,21 @@ export class OciError extends ThawError {
     this.detail = options.detail
   }
 
+  /** True when trying again later may succeed (rate limited, or the registry failed). */
+  get temporary(): boolean {
+    return this.status === 429 || this.status >= 500
+  }
+
   /** The spec's error body: `{"errors":[{"code","message","detail"}]}`. */
   toBody(): OciErrorBody {
     const entry: OciErrorBody['errors'][number] = { code: this.code, message: this.message }
     if (this.detail !== undefined) entry.detail = this.detail
     return { errors: [entry] }
   }
+}
+
+export function isOciErrorCode(value: string): value is OciErrorCode {
+  return Object.hasOwn(OCI_ERROR_STATUS, value)
 }
 
 export function isOciError(err: unknown, code?: OciErrorCode): err is OciError {

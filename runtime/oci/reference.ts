@@ -10,6 +10,9 @@ import { OciError } from './errors.ts'
 const NAME = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/
 const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/
 const MAX_NAME = 255
+// distribution/reference's domain grammar: DNS labels or a bracketed IPv6 address, optional port.
+const HOST =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[a-fA-F0-9:]+\])(?::[0-9]{1,5})?$/
 
 export function isRepositoryName(value: string): boolean {
   return value.length <= MAX_NAME && NAME.test(value)
@@ -17,7 +20,10 @@ export function isRepositoryName(value: string): boolean {
 
 export function parseRepositoryName(value: string): string {
   if (isRepositoryName(value)) return value
-  throw new OciError('NAME_INVALID', `invalid repository name ${JSON.stringify(value.slice(0, 300))}`)
+  throw new OciError(
+    'NAME_INVALID',
+    `invalid repository name ${JSON.stringify(value.slice(0, 300))}`,
+  )
 }
 
 export function isTag(value: string): boolean {
@@ -66,6 +72,12 @@ export function parseImageReference(input: string): ImageReference {
     const first = rest.slice(0, slash)
     // The first component is a registry host when it looks like one (docker's rule).
     if (first.includes('.') || first.includes(':') || first === 'localhost') {
+      if (!HOST.test(first)) {
+        throw new OciError(
+          'NAME_INVALID',
+          `invalid registry host ${JSON.stringify(first)} in reference`,
+        )
+      }
       registry = first
       rest = rest.slice(slash + 1)
     }
@@ -76,11 +88,17 @@ export function parseImageReference(input: string): ImageReference {
     tag = rest.slice(colon + 1)
     rest = rest.slice(0, colon)
     if (!isTag(tag)) {
-      throw new OciError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(tag)} in reference ${input}`)
+      throw new OciError(
+        'MANIFEST_INVALID',
+        `invalid tag ${JSON.stringify(tag)} in reference ${input}`,
+      )
     }
   }
   if (!isRepositoryName(rest)) {
-    throw new OciError('NAME_INVALID', `invalid repository name in reference ${JSON.stringify(input)}`)
+    throw new OciError(
+      'NAME_INVALID',
+      `invalid repository name in reference ${JSON.stringify(input)}`,
+    )
   }
   if (!tag && !digest) tag = 'latest'
   return { registry, repository: rest, tag, digest }

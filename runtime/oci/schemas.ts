@@ -9,7 +9,9 @@ import { MediaType, isIndexMediaType, isManifestMediaType } from './media-types.
  * Unknown fields are kept (`looseObject`): a registry must not drop what it does not know.
  */
 
-const digest = z.string().refine(isDigest, 'must be sha256:<64 lowercase hex>') as unknown as z.ZodType<Digest>
+const digest = z
+  .string()
+  .refine(isDigest, 'must be sha256:<64 lowercase hex>') as unknown as z.ZodType<Digest>
 const annotations = z.record(z.string(), z.string())
 
 export const platformSchema = z.looseObject({
@@ -100,26 +102,41 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): ParsedMa
     })
   }
   const json = parseJson(bytes, 'MANIFEST_INVALID', 'manifest')
-  const declared = typeof (json as { mediaType?: unknown })?.mediaType === 'string'
-    ? ((json as { mediaType: string }).mediaType)
-    : undefined
+  const declared =
+    typeof (json as { mediaType?: unknown })?.mediaType === 'string'
+      ? (json as { mediaType: string }).mediaType
+      : undefined
   const header = contentType?.split(';')[0]?.trim()
   if (declared && header && isManifestMediaType(header) && declared !== header) {
-    throw new OciError('MANIFEST_INVALID', `mediaType ${declared} does not match Content-Type ${header}`)
+    throw new OciError(
+      'MANIFEST_INVALID',
+      `mediaType ${declared} does not match Content-Type ${header}`,
+    )
   }
-  const mediaType = declared ?? (header && isManifestMediaType(header) ? header : undefined) ??
-    guessMediaType(json)
+  const mediaType =
+    declared ?? (header && isManifestMediaType(header) ? header : undefined) ?? guessMediaType(json)
   if (!mediaType || !isManifestMediaType(mediaType)) {
-    throw new OciError('MANIFEST_INVALID', `unsupported manifest media type ${mediaType ?? '(none)'}`)
+    throw new OciError(
+      'MANIFEST_INVALID',
+      `unsupported manifest media type ${mediaType ?? '(none)'}`,
+    )
   }
   if (isIndexMediaType(mediaType)) {
     return { kind: 'index', mediaType, manifest: check(imageIndexSchema, json, 'MANIFEST_INVALID') }
   }
-  return { kind: 'image', mediaType, manifest: check(imageManifestSchema, json, 'MANIFEST_INVALID') }
+  return {
+    kind: 'image',
+    mediaType,
+    manifest: check(imageManifestSchema, json, 'MANIFEST_INVALID'),
+  }
 }
 
 export function parseImageConfig(bytes: Uint8Array): ImageConfig {
-  return check(imageConfigSchema, parseJson(bytes, 'MANIFEST_INVALID', 'image config'), 'MANIFEST_INVALID')
+  return check(
+    imageConfigSchema,
+    parseJson(bytes, 'MANIFEST_INVALID', 'image config'),
+    'MANIFEST_INVALID',
+  )
 }
 
 function guessMediaType(json: unknown): string | undefined {
