@@ -36,7 +36,10 @@ export interface RunningRegistryEdge {
  */
 export async function startRegistryEdge(options: StartRegistryEdgeOptions): Promise<RunningRegistryEdge> {
   const edge = await createRegistryEdge(options)
-  const server = createAdaptorServer({ fetch: edge.fetch }) as Server
+  // overrideGlobalObjects: false keeps @hono/node-server from replacing globalThis.Response and
+  // Request with its own classes: a library must not change globals under other code in the
+  // process (it broke `instanceof Response` in tests).
+  const server = createAdaptorServer({ fetch: edge.fetch, overrideGlobalObjects: false }) as Server
   // Long uploads must not be cut by Node's default 5-minute request timeout.
   server.requestTimeout = 0
   server.listen(options.port ?? 0, options.host ?? '127.0.0.1')

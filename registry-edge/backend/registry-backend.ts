@@ -42,9 +42,10 @@ export interface RegistryBackend {
   /** Throws BLOB_UPLOAD_UNKNOWN for an unknown, finished or cancelled session. */
   getUpload(repository: string, id: string): Promise<UploadStatus>
   /**
-   * Appends a chunk. `start`, when given, must equal the current offset (else 416 RANGE_INVALID);
-   * `length`, when given, is the chunk's declared size (else SIZE_INVALID). A chunk that fails
-   * midway leaves the session as it was before the chunk.
+   * Appends a chunk. Checked in distribution's order: `start`, when given, must equal the current
+   * offset (else 416 RANGE_INVALID); then `declaredLength` must equal `length`, and the body must
+   * have `length` bytes (else SIZE_INVALID). A chunk that fails midway leaves the session as it
+   * was before the chunk.
    */
   appendUpload(repository: string, id: string, chunk: UploadChunk): Promise<UploadStatus>
   /** Verifies the session's bytes against `digest`, makes the blob visible, ends the session. */
@@ -89,7 +90,11 @@ export interface UploadStatus {
 
 export interface UploadChunk {
   body: AsyncIterable<Uint8Array>
+  /** Where the chunk goes (from Content-Range); must be the session's offset. */
   start?: number
+  /** The chunk's size from Content-Range, else from Content-Length. */
   length?: number
+  /** Content-Length when Content-Range also gave a size: the two must agree (SIZE_INVALID). */
+  declaredLength?: number
   signal?: AbortSignal
 }

@@ -94,8 +94,8 @@ async function appendChecked(
 
 /**
  * The chunk a request carries. `Content-Range: <start>-<end>` (distribution-spec end-5; a
- * `bytes ` prefix and `/total` suffix are tolerated) says where it goes; with a Content-Length
- * too, the two must agree (else SIZE_INVALID, as distribution answers).
+ * `bytes ` prefix and `/total` suffix are tolerated) says where it goes; a Content-Length too
+ * must agree with it (checked by the backend after the order, as distribution does).
  */
 function chunkOf(c: Context<EdgeEnv>): UploadChunk {
   const length = contentLength(c)
@@ -106,10 +106,7 @@ function chunkOf(c: Context<EdgeEnv>): UploadChunk {
   const start = Number(m[1])
   const end = Number(m[2])
   if (end < start) throw new RangeInvalidError(`Content-Range ${range} ends before it starts`)
-  if (length !== undefined && length !== end - start + 1) {
-    throw new OciError('SIZE_INVALID', `Content-Range ${range} is ${end - start + 1} bytes, Content-Length ${length}`)
-  }
-  return { body: requestBody(c), start, length: end - start + 1 }
+  return { body: requestBody(c), start, length: end - start + 1, declaredLength: length }
 }
 
 function accepted(status: UploadStatus, code: 202 | 204): Response {

@@ -73,6 +73,9 @@ export class UploadSessions {
           `chunk starts at ${chunk.start}, but the upload has ${status.offset} bytes`,
         )
       }
+      if (chunk.declaredLength !== undefined && chunk.declaredLength !== chunk.length) {
+        throw new OciError('SIZE_INVALID', `Content-Length ${chunk.declaredLength} disagrees with the chunk's ${chunk.length} bytes`)
+      }
       const written = await this.#write(status, chunk)
       return { ...status, offset: status.offset + written }
     })
