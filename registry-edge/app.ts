@@ -1,0 +1,116 @@
+import { Hono } from 'hono'
+import type { Registry } from 'prom-client'
+import { OciError } from '../runtime/oci/index.ts'
+import { authConfigSchema, type AuthConfigInput } from './auth/auth-config.ts'
+import { authMiddleware } from './auth/auth-middleware.ts'
+import { EdgeAuth } from './auth/edge-auth.ts'
+import { tokenRoute } from './auth/token-route.ts'
+import type { RegistryBackend } from './backend/registry-backend.ts'
+import { parseWithZod } from './config/parse-with-zod.ts'
+import type { EdgeEnv } from './edge-env.ts'
+import type { EdgeExtension } from './edge-extension.ts'
+import { errorResponse, isClientError, jsonResponse } from './http/http-errors.ts'
+import { ManifestEvents, type ManifestPutListener } from './manifest-events.ts'
+import { jsonLogger, type EdgeLogger } from './observability/edge-logger.ts'
+import { EdgeMetrics } from './observability/edge-metrics.ts'
+import { requestLog } from './observability/request-log.ts'
+import { dispatchV2, matchV2Route } from './routes/v2-dispatch.ts'
+import { openDiskStore } from './store/disk-store.ts'
+
+export interface RegistryEdgeOptions {
+  /** Where images live. Give a backend, or a directory for the on-disk store (origin mode). */
+  backend?: RegistryBackend
+  store?: string
+  /** The edge's region, on every log line and metric. Default `local`. */
+  region?: string
+  /** Auth config (validated here); absent = auth off. See auth/auth-config.ts. */
+  auth?: AuthConfigInput
+  /** DELETE of manifests, tags and blobs. Default true (origin mode owns its content). */
+  deletion?: boolean
+  /** Upload sessions older than this are dropped at startup (disk store). Default 24 h. */
+  uploadTtlMs?: number
+  logger?: EdgeLogger
+  /** A prom-client registry for the edge's metrics; default a new one per edge. */
+  metricsRegistry?: Registry
+  extensions?: EdgeExtension[]
+  onManifestPut?: ManifestPutListener
+}
+
+export interface RegistryEdge {
+  readonly app: Hono<EdgeEnv>
+  /** The app's fetch handler (web-standard Request → Response). */
+  readonly fetch: Hono<EdgeEnv>['fetch']
+  readonly backend: RegistryBackend
+  readonly region: string
+  readonly logger: EdgeLogger
+  readonly metrics: EdgeMetrics
+  /** Subscribes to manifest pushes; returns the unsubscribe function. */
+  onManifestPut(listener: ManifestPutListener): () => void
+  /** Closes the backend (if the edge opened it). Idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * A registry edge as a hono app: the OCI Distribution API under /v2/ over a backend, plus
+ * /healthz, /metrics and, with auth on, /token. Features are middleware around the /v2 handlers:
+ * request log → route match → auth → handler.
+ *
+ * @example
+ *   const edge = await createRegistryEdge({ store: '/tmp/edge', region: 'eu-west' })
+ *   const res = await edge.fetch(new Request('http://edge/v2/'))   // 200 {}
+ *   await edge.close()
+ */
+export async function createRegistryEdge(options: RegistryEdgeOptions): Promise<RegistryEdge> {
+  const region = options.region ?? 'local'
+  const logger = options.logger ?? jsonLogger({ region })
+  const metrics = new EdgeMetrics(region, options.metricsRegistry)
+  const auth = options.auth && new EdgeAuth(parseWithZod(authConfigSchema, options.auth, 'auth'))
+  const ownsBackend = !options.backend
+  const backend = options.backend ?? (await openBackend(options))
+  const events = new ManifestEvents(logger)
+  if (options.onManifestPut) events.subscribe(options.onManifestPut)
+  const extensions = options.extensions ?? []
+  const deps = { backend, events, deletion: options.deletion ?? true, extensions, logger, policy: auth?.policy }
+
+  const app = new Hono<EdgeEnv>()
+  app.use('*', requestLog(logger, metrics))
+  app.use('*', async (c, next) => {
+    await next()
+    c.res.headers.set('docker-distribution-api-version', 'registry/2.0')
+  })
+  app.onError((err, c) => {
+    if (!isClientError(err)) logger.error('request failed', { method: c.req.method, path: c.req.path, error: describe(err) })
+    return errorResponse(err)
+  })
+  app.notFound((c) => errorResponse(new OciError('UNSUPPORTED', `no such endpoint: ${c.req.path}`, { status: 404 })))
+  app.get('/healthz', () => jsonResponse({ status: 'ok', region }))
+  app.get('/metrics', async () => {
+    const { text, contentType } = await metrics.render()
+    return new Response(text, { headers: { 'content-type': contentType } })
+  })
+  if (auth) app.get('/token', (c) => tokenRoute(c, auth))
+  app.use('/v2/*', matchV2Route)
+  if (auth) app.use('/v2/*', authMiddleware(auth, extensions))
+  app.all('/v2/*', dispatchV2(deps))
+
+  let closed: Promise<void> | undefined
+  return {
+    app,
+    fetch: app.fetch,
+    backend,
+    region,
+    logger,
+    metrics,
+    onManifestPut: (listener) => events.subscribe(listener),
+    close: () => (closed ??= ownsBackend ? backend.close() : Promise.resolve()),
+  }
+}
+
+async function openBackend(options: RegistryEdgeOptions): Promise<RegistryBackend> {
+  if (!options.store) throw new TypeError('createRegistryEdge needs a backend or a store directory')
+  return openDiskStore(options.store, { uploadTtlMs: options.uploadTtlMs })
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? (err.stack ?? err.message) : String(err)
+}

@@ -1,0 +1,117 @@
+import { parseArgs } from 'node:util'
+import { ThawError } from '../runtime/errors.ts'
+import { hashPassword } from './auth/password-hash.ts'
+import { parseEdgeConfig, readConfigFile, type EdgeConfig } from './config/edge-config.ts'
+import { jsonLogger } from './observability/edge-logger.ts'
+import { startRegistryEdge } from './server.ts'
+import { checkStore } from './store/check-store.ts'
+
+const USAGE = `usage: thaw edge [options]              run a registry edge (origin mode: its own store)
+       thaw edge hash-password           print a password hash for the auth config (password on stdin)
+       thaw edge check-store --store DIR verify a store's blobs and links
+
+options (each overrides the same field of the config file):
+  --port N          port to listen on (default 5000)
+  --host ADDR       address to listen on (default 127.0.0.1)
+  --store DIR       store directory (default .thaw/edge)
+  --region NAME     region name, on every log line and metric (default local)
+  --upstream URL    proxy mode, pulling through from URL (not available yet)
+  --config FILE     JSON config file (see registry-edge/README.md)
+  -h, --help        show this help
+`
+
+const OPTIONS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  store: { type: 'string' },
+  region: { type: 'string' },
+  upstream: { type: 'string' },
+  config: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+/** `thaw edge ...`; resolves with the exit code once the edge has shut down. */
+export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'hash-password') return printPasswordHash()
+  if (argv[0] === 'check-store') return runCheckStore(argv.slice(1))
+  const { values } = parseFlags(argv)
+  if (values.help) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  const config = await loadConfig(values)
+  if (config.upstream) {
+    throw new ThawError(
+      'PROXY_UNAVAILABLE',
+      'proxy mode (--upstream / "upstream") is not available yet; run without it for origin mode',
+      { fault: 'user' },
+    )
+  }
+  return serve(config)
+}
+
+async function serve(config: EdgeConfig): Promise<number> {
+  const logger = jsonLogger({ region: config.region })
+  const running = await startRegistryEdge({
+    host: config.host,
+    port: config.port,
+    store: config.store,
+    region: config.region,
+    auth: config.auth,
+    deletion: config.deletion,
+    uploadTtlMs: config.uploadTtlSeconds * 1000,
+    logger,
+  })
+  logger.info('listening', { url: running.url, store: config.store, auth: config.auth ? 'on' : 'off' })
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'))
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+  })
+  // A second signal during shutdown means "now".
+  const force = () => process.exit(1)
+  process.once('SIGINT', force)
+  process.once('SIGTERM', force)
+  logger.info('shutting down', { signal })
+  await running.close()
+  logger.info('stopped')
+  process.off('SIGINT', force)
+  process.off('SIGTERM', force)
+  return 0
+}
+
+function parseFlags(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false })
+  } catch (err) {
+    throw new ThawError('USAGE', `${(err as Error).message}\n\n${USAGE}`, { fault: 'user' })
+  }
+}
+
+/** The config file's fields, overridden by the flags given, validated as one. */
+async function loadConfig(values: ReturnType<typeof parseFlags>['values']): Promise<EdgeConfig> {
+  const file = values.config ? await readConfigFile(values.config) : {}
+  const flags: Record<string, unknown> = {}
+  for (const key of ['host', 'store', 'region', 'upstream'] as const) {
+    if (values[key] !== undefined) flags[key] = values[key]
+  }
+  if (values.port !== undefined) flags.port = /^\d+$/.test(values.port) ? Number(values.port) : values.port
+  return parseEdgeConfig({ ...file, ...flags })
+}
+
+async function printPasswordHash(): Promise<number> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+  if (!password) throw new ThawError('USAGE', 'give the password on stdin, e.g. `printf %s "$PW" | thaw edge hash-password`', { fault: 'user' })
+  process.stdout.write(`${await hashPassword(password)}\n`)
+  return 0
+}
+
+async function runCheckStore(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { store: { type: 'string' } }, strict: true })
+  if (!values.store) throw new ThawError('USAGE', 'check-store needs --store DIR', { fault: 'user' })
+  const problems = await checkStore(values.store)
+  for (const p of problems) process.stdout.write(`${p}\n`)
+  process.stdout.write(problems.length ? `${problems.length} problems\n` : 'store is consistent\n')
+  return problems.length ? 1 : 0
+}

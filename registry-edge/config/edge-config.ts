@@ -1,0 +1,56 @@
+import { readFile } from 'node:fs/promises'
+import { z } from 'zod'
+import { ThawError } from '../../runtime/errors.ts'
+import { authConfigSchema } from '../auth/auth-config.ts'
+import { parseWithZod } from './parse-with-zod.ts'
+
+/**
+ * The `thaw edge` config: a JSON file (`--config`), overridden field by field by flags.
+ *
+ *   {
+ *     "host": "0.0.0.0", "port": 5000, "region": "eu-west", "store": "/var/lib/thaw/edge",
+ *     "deletion": true, "uploadTtlSeconds": 86400,
+ *     "auth": { "users": {…}, "access": […] }            // see auth/auth-config.ts
+ *   }
+ *
+ * `upstream` (proxy mode) is accepted here so configs can be written for it, but not served yet.
+ */
+export const edgeConfigSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65_535).default(5000),
+  store: z.string().min(1).default('.thaw/edge'),
+  upstream: z.url({ protocol: /^https?$/ }).optional(),
+  region: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a region is 1-63 of A-Za-z0-9._- (e.g. eu-west)')
+    .default('local'),
+  deletion: z.boolean().default(true),
+  uploadTtlSeconds: z.number().int().positive().default(86_400),
+  auth: authConfigSchema.optional(),
+})
+
+export type EdgeConfig = z.infer<typeof edgeConfigSchema>
+
+export function parseEdgeConfig(input: unknown): EdgeConfig {
+  return parseWithZod(edgeConfigSchema, input, 'edge config')
+}
+
+/** Reads a JSON config file; unreadable or malformed files are user errors naming the file. */
+export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    throw new ThawError('CONFIG_INVALID', `cannot read config ${path}: ${(err as Error).message}`, { fault: 'user' })
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    throw new ThawError('CONFIG_INVALID', `config ${path} is not valid JSON: ${(err as Error).message}`, { fault: 'user' })
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ThawError('CONFIG_INVALID', `config ${path} must be a JSON object`, { fault: 'user' })
+  }
+  return value as Record<string, unknown>
+}

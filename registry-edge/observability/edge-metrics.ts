@@ -1,0 +1,64 @@
+import { Counter, Histogram, Registry } from 'prom-client'
+
+/**
+ * The edge's Prometheus metrics, in a registry of its own (never prom-client's global one, so
+ * several edges in one process, as in tests, do not mix). Every series carries `region`.
+ *
+ * Cache and upstream series are recorded by a caching/proxy backend (next wave); the origin-mode
+ * disk store has neither, so in origin mode they stay at zero.
+ */
+export class EdgeMetrics {
+  readonly registry: Registry
+  readonly requests: Counter<'method' | 'route' | 'status'>
+  readonly requestDuration: Histogram<'method' | 'route'>
+  readonly bytesServed: Counter<'kind'>
+  readonly cacheHits: Counter<never>
+  readonly cacheMisses: Counter<never>
+  readonly upstreamDuration: Histogram<'method'>
+
+  constructor(region: string, registry = new Registry()) {
+    this.registry = registry
+    registry.setDefaultLabels({ region })
+    const registers = [registry]
+    this.requests = new Counter({
+      name: 'thaw_edge_requests_total',
+      help: 'HTTP requests answered, by method, route kind and status',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    })
+    this.requestDuration = new Histogram({
+      name: 'thaw_edge_request_duration_seconds',
+      help: 'Time from request to the last byte of the response',
+      labelNames: ['method', 'route'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers,
+    })
+    this.bytesServed = new Counter({
+      name: 'thaw_edge_bytes_served_total',
+      help: 'Response body bytes of successful blob and manifest reads',
+      labelNames: ['kind'],
+      registers,
+    })
+    this.cacheHits = new Counter({
+      name: 'thaw_edge_cache_hits_total',
+      help: 'Blob reads served from the edge cache (proxy mode)',
+      registers,
+    })
+    this.cacheMisses = new Counter({
+      name: 'thaw_edge_cache_misses_total',
+      help: 'Blob reads that had to go upstream (proxy mode)',
+      registers,
+    })
+    this.upstreamDuration = new Histogram({
+      name: 'thaw_edge_upstream_duration_seconds',
+      help: 'Latency of requests to the upstream registry (proxy mode)',
+      labelNames: ['method'],
+      registers,
+    })
+  }
+
+  /** The exposition text and its content type, for GET /metrics. */
+  async render(): Promise<{ text: string; contentType: string }> {
+    return { text: await this.registry.metrics(), contentType: this.registry.contentType }
+  }
+}

@@ -1,0 +1,166 @@
+import { rm } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { parseManifest, type Descriptor, type Digest } from '../../runtime/oci/index.ts'
+import type {
+  BlobInfo,
+  ByteRange,
+  ManifestLookup,
+  ManifestWrite,
+  RegistryBackend,
+  StoredManifest,
+  UploadChunk,
+  UploadStatus,
+} from '../backend/registry-backend.ts'
+import { AtomicFiles } from './atomic-files.ts'
+import { BlobFiles } from './blob-files.ts'
+import { recoverStore, type RecoveryReport } from './recover-store.ts'
+import { RepositoryLinks } from './repository-links.ts'
+import { StoreLayout } from './store-layout.ts'
+import { UploadSessions } from './upload-sessions.ts'
+
+export interface DiskStoreOptions {
+  /** Upload sessions older than this are removed at startup. Default 24 h. */
+  uploadTtlMs?: number
+}
+
+/**
+ * Opens (creating if needed) an on-disk store and recovers it from whatever state a previous
+ * process left it in. One edge process per store directory: in-process locks serialize writers.
+ *
+ * @example
+ *   const store = await openDiskStore('/var/lib/thaw/edge')
+ *   const edge = await createRegistryEdge({ backend: store })
+ */
+export async function openDiskStore(root: string, options: DiskStoreOptions = {}): Promise<DiskStore> {
+  const layout = new StoreLayout(resolve(root))
+  const recovery = await recoverStore(layout, { uploadTtlMs: options.uploadTtlMs ?? 86_400_000 })
+  return new DiskStore(layout, recovery)
+}
+
+/** The origin-mode backend: content-addressed blobs plus per-repository links (README.md). */
+export class DiskStore implements RegistryBackend {
+  readonly layout: StoreLayout
+  /** What startup recovery cleaned up. */
+  readonly recovery: RecoveryReport
+  readonly #blobs: BlobFiles
+  readonly #links: RepositoryLinks
+  readonly #uploads: UploadSessions
+
+  constructor(layout: StoreLayout, recovery: RecoveryReport) {
+    const atomic = new AtomicFiles(layout)
+    this.layout = layout
+    this.recovery = recovery
+    this.#blobs = new BlobFiles(layout, atomic)
+    this.#links = new RepositoryLinks(layout, atomic)
+    this.#uploads = new UploadSessions(layout, atomic)
+  }
+
+  async getManifest(repository: string, ref: ManifestLookup): Promise<StoredManifest | undefined> {
+    const digest = ref.digest ?? (await this.#links.tagDigest(repository, ref.tag))
+    if (!digest) return undefined
+    const mediaType = await this.#links.revisionMediaType(repository, digest)
+    if (!mediaType) return undefined
+    const bytes = await this.#blobs.readSmall(digest)
+    return bytes && { digest, mediaType, bytes }
+  }
+
+  // Order: content, revision, referrer, tag; so a crash between steps leaves no dangling link.
+  async putManifest(repository: string, m: ManifestWrite): Promise<void> {
+    await this.#blobs.writeBytes(m.digest, m.bytes)
+    await this.#links.linkRevision(repository, m.digest, m.mediaType)
+    if (m.referrer) await this.#links.linkReferrer(repository, m.referrer.subject, m.referrer.descriptor)
+    if (m.tag !== undefined) await this.#links.linkTag(repository, m.tag, m.digest)
+  }
+
+  // The reverse order: tags, referrer entry, revision. The content stays (other repositories
+  // may link it; unreferenced content is left for a garbage collector, as in distribution).
+  async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
+    const stored = await this.getManifest(repository, { digest })
+    if (!stored) return false
+    for (const tag of await this.#links.tagsOf(repository, digest)) {
+      await this.#links.unlinkTag(repository, tag)
+    }
+    const subject = subjectOf(stored)
+    if (subject) await this.#links.unlinkReferrer(repository, subject, digest)
+    return this.#links.unlinkRevision(repository, digest)
+  }
+
+  deleteTag(repository: string, tag: string): Promise<boolean> {
+    return this.#links.unlinkTag(repository, tag)
+  }
+
+  listTags(repository: string): Promise<string[] | undefined> {
+    return this.#links.listTags(repository)
+  }
+
+  listRepositories(): Promise<string[]> {
+    return this.#links.listRepositories()
+  }
+
+  listReferrers(repository: string, subject: Digest): Promise<Descriptor[]> {
+    return this.#links.listReferrers(repository, subject)
+  }
+
+  async statBlob(repository: string, digest: Digest): Promise<BlobInfo | undefined> {
+    const [linked, size] = await Promise.all([
+      this.#links.hasLayer(repository, digest),
+      this.#blobs.size(digest),
+    ])
+    return linked && size !== undefined ? { digest, size } : undefined
+  }
+
+  readBlob(digest: Digest, range: ByteRange, signal?: AbortSignal): ReadableStream<Uint8Array> {
+    return this.#blobs.read(digest, range, signal)
+  }
+
+  deleteBlob(repository: string, digest: Digest): Promise<boolean> {
+    return this.#links.unlinkLayer(repository, digest)
+  }
+
+  async mountBlob(repository: string, from: string, digest: Digest): Promise<boolean> {
+    if (!(await this.statBlob(from, digest))) return false
+    await this.#links.linkLayer(repository, digest)
+    return true
+  }
+
+  startUpload(repository: string): Promise<UploadStatus> {
+    return this.#uploads.start(repository)
+  }
+
+  getUpload(repository: string, id: string): Promise<UploadStatus> {
+    return this.#uploads.status(repository, id)
+  }
+
+  appendUpload(repository: string, id: string, chunk: UploadChunk): Promise<UploadStatus> {
+    return this.#uploads.append(repository, id, chunk)
+  }
+
+  async finishUpload(repository: string, id: string, digest: Digest): Promise<BlobInfo> {
+    const size = await this.#uploads.finish(repository, id, digest, async (file) => {
+      await this.#blobs.commitFile(file, digest)
+      await this.#links.linkLayer(repository, digest)
+    })
+    return { digest, size }
+  }
+
+  cancelUpload(repository: string, id: string): Promise<void> {
+    return this.#uploads.cancel(repository, id)
+  }
+
+  async close(): Promise<void> {
+    // Nothing is held open between requests: every write is complete when its call returns.
+  }
+
+  /** Removes the whole store; for tests. */
+  async destroy(): Promise<void> {
+    await rm(this.layout.root, { recursive: true, force: true })
+  }
+}
+
+function subjectOf(stored: StoredManifest): Digest | undefined {
+  try {
+    return parseManifest(stored.bytes, stored.mediaType).manifest.subject?.digest
+  } catch {
+    return undefined
+  }
+}
