@@ -24,6 +24,7 @@ export const FORMAT_ERROR_FAULT = {
   LAYER_ORDER_NEEDS_REOPEN: 'user',
   // A merged image is unsafe (a layer writes through a symlink or a file of a lower layer).
   IMAGE_SYMLINK_ESCAPE: 'user',
+  IMAGE_PARENT_NOT_DIRECTORY: 'user',
   // A frame of a streaming blob is not what the index says.
   FRAME_DIGEST_MISMATCH: 'system',
   FRAME_TRUNCATED: 'system',
