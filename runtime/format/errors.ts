@@ -37,7 +37,7 @@ export const FORMAT_ERROR_FAULT = {
   INDEX_OUT_OF_BOUNDS: 'system',
   // A read through the index.
   ENTRY_NOT_FOUND: 'user',
-  ENTRY_NOT_A_FILE: 'user',
+  ENTRY_WRONG_TYPE: 'user',
 } as const satisfies Record<string, Fault>
 
 export type FormatErrorCode = keyof typeof FORMAT_ERROR_FAULT

@@ -84,7 +84,7 @@ export function openImage(index: FsIndex, source: RangeSource, options: OpenImag
   const get = (path: string, type?: FsEntry['type']): FsNode => {
     const node = lookup(path)
     if (node === undefined) throw new FormatError('ENTRY_NOT_FOUND', 'no such entry', { entry: path })
-    if (type !== undefined && node.type !== type) throw new FormatError('ENTRY_NOT_A_FILE', `not a ${type}`, { entry: path })
+    if (type !== undefined && node.type !== type) throw new FormatError('ENTRY_WRONG_TYPE', `not a ${type}`, { entry: path })
     return node
   }
   const lookup = (path: string): FsNode | undefined => nodes.get(canonical(path))
@@ -144,7 +144,7 @@ export function openImage(index: FsIndex, source: RangeSource, options: OpenImag
     lookup,
     readdir: (path) => [...(children.get(get(path, 'directory').path) ?? [])],
     readlink: (path) => get(path, 'symlink').linkTarget,
-    read: (path, offset, length, signal) => readEntry(get(path, 'file'), offset, length, signal),
+    read: async (path, offset, length, signal) => readEntry(get(path, 'file'), offset, length, signal),
     readEntry,
     framesFor,
     close: () => cache.clear(),
