@@ -129,9 +129,10 @@ class Tree {
     if (entry.path !== '') this.#childrenOf(parentOf(entry.path)).add(entry.path)
   }
 
+  /** Whiteouts only ever remove entries; under a lower non-directory there is nothing to remove. */
   whiteout(path: string): void {
     const dir = parentOf(path)
-    this.#checkParents(path, path)
+    if (!this.#parentsAreDirectories(path)) return
     if (basename(path) === OPAQUE) {
       for (const child of [...(this.#children.get(dir) ?? [])]) this.remove(child)
     } else {
@@ -157,6 +158,14 @@ class Tree {
 
   sorted(): FsEntry[] {
     return [...this.#entries.values()].sort(byPath)
+  }
+
+  #parentsAreDirectories(path: string): boolean {
+    for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
+      const parent = this.#entries.get(path.slice(0, i))
+      if (parent !== undefined && parent.type !== 'directory') return false
+    }
+    return true
   }
 
   #checkParents(path: string, entry: string): void {

@@ -65,7 +65,7 @@ export class TarSafety {
     }
     if (path === '' && h.type !== 'directory') throw new FormatError('TAR_UNSAFE_PATH', 'the root is not a directory', { entry: h.name })
     if (this.#seen.has(path)) throw new FormatError('TAR_DUPLICATE_ENTRY', 'the layer has this path twice', { entry: h.name })
-    this.#checkParents(path, h.name)
+    this.#checkParents(path, h.name, isWhiteout(path))
     this.#checkWhiteout(path, h.name)
     this.#checkContent(h)
     if (h.type === 'hardlink') h.linkName = this.#hardlinkTarget(h)
@@ -73,11 +73,15 @@ export class TarSafety {
     return path
   }
 
-  #checkParents(path: string, entry: string): void {
+  /**
+   * umoci writes whiteouts for the old children of a directory it replaced by a file in the same
+   * layer (`f`, then `f/.wh.x`); unpackers treat them as no-ops (ENOTDIR), so they pass here.
+   */
+  #checkParents(path: string, entry: string, whiteout: boolean): void {
     for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
       const type = this.#seen.get(path.slice(0, i))
       if (type === 'symlink') throw new FormatError('TAR_SYMLINK_ESCAPE', 'path goes through a symlink of this layer', { entry })
-      if (type !== undefined && type !== 'directory') {
+      if (type !== undefined && type !== 'directory' && !whiteout) {
         throw new FormatError('TAR_PARENT_NOT_DIRECTORY', 'path goes through a non-directory of this layer', { entry })
       }
     }
@@ -120,4 +124,8 @@ export class TarSafety {
     }
     return target
   }
+}
+
+function isWhiteout(path: string): boolean {
+  return path.slice(path.lastIndexOf('/') + 1).startsWith('.wh.')
 }
