@@ -38,8 +38,11 @@ export function checkFsIndex(index: FsIndex): void {
   }
 }
 
+/** No empty, `.` or `..` component and no NUL: checked without splitting (50 000 paths per load). */
 function isCanonical(path: string): boolean {
-  return path.split('/').every((p) => p !== '' && p !== '.' && p !== '..' && !p.includes('\0'))
+  if (path.startsWith('/') || path.endsWith('/') || path.includes('//') || path.includes('\0')) return false
+  if (path === '.' || path === '..' || path.startsWith('./') || path.startsWith('../')) return false
+  return !(path.endsWith('/.') || path.endsWith('/..') || path.includes('/./') || path.includes('/../'))
 }
 
 function parentOf(path: string): string {
