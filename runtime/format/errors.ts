@@ -47,11 +47,19 @@ export class FormatError extends ThawError {
   /** The tar entry or path the error is about, when there is one. */
   readonly entry: string | undefined
 
-  constructor(code: FormatErrorCode, message: string, options: { entry?: string; cause?: unknown } = {}) {
-    super(code, options.entry === undefined ? message : `${message}: ${JSON.stringify(options.entry)}`, {
-      fault: FORMAT_ERROR_FAULT[code],
-      cause: options.cause,
-    })
+  constructor(
+    code: FormatErrorCode,
+    message: string,
+    options: { entry?: string; cause?: unknown } = {},
+  ) {
+    super(
+      code,
+      options.entry === undefined ? message : `${message}: ${JSON.stringify(options.entry)}`,
+      {
+        fault: FORMAT_ERROR_FAULT[code],
+        cause: options.cause,
+      },
+    )
     this.name = 'FormatError'
     this.entry = options.entry
   }

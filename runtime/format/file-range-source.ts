@@ -2,7 +2,9 @@ import { open, type FileHandle } from 'node:fs/promises'
 import type { BlobRef, RangeSource } from './reader.ts'
 
 /** A RangeSource over blobs stored as local files (one path per blob index): tests, tools, caches. */
-export function fileRangeSource(paths: readonly string[]): RangeSource & { close(): Promise<void> } {
+export function fileRangeSource(
+  paths: readonly string[],
+): RangeSource & { close(): Promise<void> } {
   const handles = new Map<number, Promise<FileHandle>>()
   return {
     async read(blob: BlobRef, offset: number, length: number) {

@@ -60,7 +60,13 @@ export class FrameWriter {
   cut(): void {
     if (this.#fill === 0) return
     const compressed = this.#codec.encode(this.#buf.subarray(0, this.#fill))
-    this.frames.push({ coff: this.#coff, clen: compressed.length, uoff: this.#uoff, ulen: this.#fill, digest: sha256Of(compressed) })
+    this.frames.push({
+      coff: this.#coff,
+      clen: compressed.length,
+      uoff: this.#uoff,
+      ulen: this.#fill,
+      digest: sha256Of(compressed),
+    })
     this.#blobHash.update(compressed)
     this.#coff += compressed.length
     this.#uoff += this.#fill
@@ -76,6 +82,10 @@ export class FrameWriter {
   async finish(): Promise<{ digest: Digest; size: number; tarSize: number }> {
     this.cut()
     await this.drain()
-    return { digest: `sha256:${this.#blobHash.digest('hex')}` as Digest, size: this.#coff, tarSize: this.#uoff }
+    return {
+      digest: `sha256:${this.#blobHash.digest('hex')}` as Digest,
+      size: this.#coff,
+      tarSize: this.#uoff,
+    }
   }
 }

@@ -24,11 +24,17 @@ export interface Frame {
 /** Verifies a fetched frame (length, then digest) and decodes it to exactly `frame.ulen` bytes. */
 export function decodeFrame(codec: Codec, bytes: Uint8Array, frame: Frame): Buffer {
   if (bytes.length !== frame.clen) {
-    throw new FormatError('FRAME_TRUNCATED', `frame at ${frame.coff} is ${bytes.length} bytes, expected ${frame.clen}`)
+    throw new FormatError(
+      'FRAME_TRUNCATED',
+      `frame at ${frame.coff} is ${bytes.length} bytes, expected ${frame.clen}`,
+    )
   }
   const actual = sha256Of(bytes)
   if (actual !== frame.digest) {
-    throw new FormatError('FRAME_DIGEST_MISMATCH', `frame at ${frame.coff} has digest ${actual}, expected ${frame.digest}`)
+    throw new FormatError(
+      'FRAME_DIGEST_MISMATCH',
+      `frame at ${frame.coff} has digest ${actual}, expected ${frame.digest}`,
+    )
   }
   return codec.decode(bytes, frame.ulen)
 }

@@ -53,7 +53,12 @@ export function buildFsIndex(layers: readonly LayerToc[]): FsIndex {
   }
 }
 
-function toFsEntry(e: TocEntry, blob: number, layer: Map<string, TocEntry>, groups: Map<string, number>): FsEntry {
+function toFsEntry(
+  e: TocEntry,
+  blob: number,
+  layer: Map<string, TocEntry>,
+  groups: Map<string, number>,
+): FsEntry {
   const source = e.type === 'hardlink' ? linkRoot(e, layer) : e
   const group = groups.get(source.path) ?? 0
   return {
@@ -84,7 +89,11 @@ function linkRoot(e: TocEntry, layer: Map<string, TocEntry>): TocEntry {
     cur = next
   }
   if (cur.type !== 'file') {
-    throw new FormatError('TAR_HARDLINK_INVALID', 'hard link target is not a regular file of its layer', { entry: e.path })
+    throw new FormatError(
+      'TAR_HARDLINK_INVALID',
+      'hard link target is not a regular file of its layer',
+      { entry: e.path },
+    )
   }
   return cur
 }
@@ -124,7 +133,8 @@ class Tree {
 
   put(entry: FsEntry): void {
     const old = this.#entries.get(entry.path)
-    if (old !== undefined && !(old.type === 'directory' && entry.type === 'directory')) this.remove(entry.path)
+    if (old !== undefined && !(old.type === 'directory' && entry.type === 'directory'))
+      this.remove(entry.path)
     this.#entries.set(entry.path, entry)
     if (entry.path !== '') this.#childrenOf(parentOf(entry.path)).add(entry.path)
   }
@@ -136,7 +146,11 @@ class Tree {
     if (basename(path) === OPAQUE) {
       for (const child of [...(this.#children.get(dir) ?? [])]) this.remove(child)
     } else {
-      this.remove(dir === '' ? basename(path).slice(WHITEOUT.length) : `${dir}/${basename(path).slice(WHITEOUT.length)}`)
+      this.remove(
+        dir === ''
+          ? basename(path).slice(WHITEOUT.length)
+          : `${dir}/${basename(path).slice(WHITEOUT.length)}`,
+      )
     }
   }
 
@@ -173,9 +187,17 @@ class Tree {
       const parent = this.#entries.get(path.slice(0, i))
       if (parent === undefined || parent.type === 'directory') continue
       if (parent.type === 'symlink') {
-        throw new FormatError('IMAGE_SYMLINK_ESCAPE', 'a layer writes under a symlink of a lower layer', { entry })
+        throw new FormatError(
+          'IMAGE_SYMLINK_ESCAPE',
+          'a layer writes under a symlink of a lower layer',
+          { entry },
+        )
       }
-      throw new FormatError('IMAGE_PARENT_NOT_DIRECTORY', 'a layer writes under a non-directory of a lower layer', { entry })
+      throw new FormatError(
+        'IMAGE_PARENT_NOT_DIRECTORY',
+        'a layer writes under a non-directory of a lower layer',
+        { entry },
+      )
     }
   }
 

@@ -20,8 +20,18 @@ export const INDEX_LIMITS = {
   maxEntries: 4_000_000,
 }
 
-const TYPE_CODE: Record<FsEntryType, string> = { file: 'f', directory: 'd', symlink: 'l', char: 'c', block: 'b', fifo: 'p' }
-const CODE_TYPE = Object.fromEntries(Object.entries(TYPE_CODE).map(([k, v]) => [v, k])) as Record<string, FsEntryType>
+const TYPE_CODE: Record<FsEntryType, string> = {
+  file: 'f',
+  directory: 'd',
+  symlink: 'l',
+  char: 'c',
+  block: 'b',
+  fifo: 'p',
+}
+const CODE_TYPE = Object.fromEntries(Object.entries(TYPE_CODE).map(([k, v]) => [v, k])) as Record<
+  string,
+  FsEntryType
+>
 
 type WireExtra = { n?: number; x?: Record<string, string>; h?: number }
 type WireRef = 0 | string | [number, number]
@@ -46,14 +56,20 @@ export function encodeFsIndex(index: FsIndex, level = 9): Buffer {
 
 function toWire(e: FsEntry): WireEntry {
   const ref: WireRef =
-    e.type === 'symlink' ? e.linkTarget
-    : e.type === 'char' || e.type === 'block' ? [e.devMajor, e.devMinor]
-    : e.type === 'file' && e.blob >= 0 ? [e.blob, e.offset]
-    : 0
+    e.type === 'symlink'
+      ? e.linkTarget
+      : e.type === 'char' || e.type === 'block'
+        ? [e.devMajor, e.devMinor]
+        : e.type === 'file' && e.blob >= 0
+          ? [e.blob, e.offset]
+          : 0
   const extra: WireExtra = {}
   if (e.mtimeNsec !== 0) extra.n = e.mtimeNsec
   if (e.hardlinkGroup !== 0) extra.h = e.hardlinkGroup
-  if (e.xattrs.size > 0) extra.x = Object.fromEntries([...e.xattrs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, v.toString('base64')]))
+  if (e.xattrs.size > 0)
+    extra.x = Object.fromEntries(
+      [...e.xattrs].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, v.toString('base64')]),
+    )
   const wire: WireEntry = [e.path, TYPE_CODE[e.type], e.mode, e.uid, e.gid, e.size, e.mtime, ref]
   if (Object.keys(extra).length > 0) wire.push(extra)
   return wire
@@ -84,23 +100,32 @@ const wireSchema = z.object({
  */
 export function parseFsIndex(bytes: Uint8Array, expected: { digest?: Digest } = {}): FsIndex {
   if (expected.digest !== undefined && sha256Of(bytes) !== expected.digest) {
-    throw new FormatError('INDEX_DIGEST_MISMATCH', `index blob digest ${sha256Of(bytes)} does not match ${expected.digest}`)
+    throw new FormatError(
+      'INDEX_DIGEST_MISMATCH',
+      `index blob digest ${sha256Of(bytes)} does not match ${expected.digest}`,
+    )
   }
-  if (bytes.length > INDEX_LIMITS.maxCompressed) throw new FormatError('INDEX_TOO_LARGE', `index blob of ${bytes.length} bytes`)
+  if (bytes.length > INDEX_LIMITS.maxCompressed)
+    throw new FormatError('INDEX_TOO_LARGE', `index blob of ${bytes.length} bytes`)
   let declared: number | null
   try {
     declared = zstdBinding.getFrameContentSize(bytes)
   } catch (err) {
     throw new FormatError('INDEX_INVALID', 'index blob is not a zstd frame', { cause: err })
   }
-  if (declared === null || declared > INDEX_LIMITS.maxJson) throw new FormatError('INDEX_TOO_LARGE', `index JSON of ${declared ?? 'unknown'} bytes`)
+  if (declared === null || declared > INDEX_LIMITS.maxJson)
+    throw new FormatError('INDEX_TOO_LARGE', `index JSON of ${declared ?? 'unknown'} bytes`)
   let wire: z.infer<typeof wireSchema>
   try {
     const json = createZstdCodec(3).decode(bytes, declared)
     wire = wireSchema.parse(JSON.parse(json.toString('utf8')))
   } catch (err) {
     if (err instanceof FormatError) throw err
-    throw new FormatError('INDEX_INVALID', `index blob does not parse: ${(err as Error).message.slice(0, 500)}`, { cause: err })
+    throw new FormatError(
+      'INDEX_INVALID',
+      `index blob does not parse: ${(err as Error).message.slice(0, 500)}`,
+      { cause: err },
+    )
   }
   const index: FsIndex = {
     version: 1,
@@ -121,11 +146,20 @@ function fromWireBlob(b: z.infer<typeof wireSchema>['blobs'][number]): FsBlob {
     uoff += ulen
     return f
   })
-  return { digest: b.digest, size: b.size, tarSize: b.tarSize, diffId: b.diffId, prefetchEnd: b.prefetchEnd, frames }
+  return {
+    digest: b.digest,
+    size: b.size,
+    tarSize: b.tarSize,
+    diffId: b.diffId,
+    prefetchEnd: b.prefetchEnd,
+    frames,
+  }
 }
 
-const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
-const isPair = (v: unknown): v is [number, number] => Array.isArray(v) && v.length === 2 && isUint(v[0]) && isUint(v[1])
+const isUint = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+const isPair = (v: unknown): v is [number, number] =>
+  Array.isArray(v) && v.length === 2 && isUint(v[0]) && isUint(v[1])
 
 /** One wire entry `[path, type, mode, uid, gid, size, mtime, ref, extra?]`, checked field by field. */
 function fromWire(w: unknown, i: number): FsEntry {
@@ -135,12 +169,14 @@ function fromWire(w: unknown, i: number): FsEntry {
   const type = CODE_TYPE[code as string]
   if (typeof path !== 'string') throw bad(i, 'path is not a string')
   if (type === undefined) throw bad(i, 'unknown type')
-  if (!isUint(mode) || mode > 0o7777 || !isUint(uid) || !isUint(gid) || !isUint(size)) throw bad(i, 'bad mode, owner or size')
+  if (!isUint(mode) || mode > 0o7777 || !isUint(uid) || !isUint(gid) || !isUint(size))
+    throw bad(i, 'bad mode, owner or size')
   if (typeof mtime !== 'number' || !Number.isSafeInteger(mtime)) throw bad(i, 'bad mtime')
   const x = parseExtra(extra, i)
   const pair = isPair(ref) ? ref : undefined
   const wantsPair = type === 'char' || type === 'block' || (type === 'file' && ref !== 0)
-  if (wantsPair ? pair === undefined : type === 'symlink' ? typeof ref !== 'string' : ref !== 0) throw bad(i, 'bad content reference')
+  if (wantsPair ? pair === undefined : type === 'symlink' ? typeof ref !== 'string' : ref !== 0)
+    throw bad(i, 'bad content reference')
   return {
     path,
     type,
@@ -164,9 +200,13 @@ function bad(i: number, what: string): FormatError {
   return new FormatError('INDEX_INVALID', `entry ${i}: ${what}`)
 }
 
-function parseExtra(extra: unknown, i: number): { n: number; h: number; xattrs: Map<string, Buffer> } {
+function parseExtra(
+  extra: unknown,
+  i: number,
+): { n: number; h: number; xattrs: Map<string, Buffer> } {
   if (extra === undefined) return { n: 0, h: 0, xattrs: new Map() }
-  if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw bad(i, 'extra is not an object')
+  if (typeof extra !== 'object' || extra === null || Array.isArray(extra))
+    throw bad(i, 'extra is not an object')
   const { n = 0, h = 0, x } = extra as WireExtra
   if (!isUint(n) || n > 999_999_999 || !isUint(h)) throw bad(i, 'bad nanoseconds or link group')
   if (x === undefined) return { n, h, xattrs: new Map() }

@@ -47,7 +47,11 @@ export async function readOrdered(
       current?.parts.push(Buffer.from(bytes))
     },
     entryEnd() {
-      if (current) held.set(current.header.name, { header: current.header, content: Buffer.concat(current.parts) })
+      if (current)
+        held.set(current.header.name, {
+          header: current.header,
+          content: Buffer.concat(current.parts),
+        })
       current = undefined
     },
   })

@@ -1,4 +1,4 @@
-import { Hasher } from '../oci/digest.ts'
+import { Hasher, type Digest } from '../oci/digest.ts'
 import type { LayerCompression } from '../oci/media-types.ts'
 import type { BlobSink } from './blob-sink.ts'
 import { createCodec, type CodecName } from './codec/codec.ts'
@@ -12,7 +12,8 @@ import { TarParser } from './tar/parser.ts'
 import { TarSafety, type TarSafetyOptions } from './tar/safety.ts'
 
 /** The original layer's bytes; a function that opens them anew is needed when `order` is set. */
-export type LayerInput = AsyncIterable<Uint8Array> | ((signal?: AbortSignal) => AsyncIterable<Uint8Array>)
+export type LayerInput =
+  AsyncIterable<Uint8Array> | ((signal?: AbortSignal) => AsyncIterable<Uint8Array>)
 
 export interface WriteLayerOptions {
   /** How the original layer is compressed (from its media type: `layerCompression()`). */
@@ -39,28 +40,68 @@ export interface WriteLayerOptions {
  * written first (with their parent directories), a frame boundary marks `prefetchEnd`, and a
  * second pass writes everything else in the original order.
  */
-export async function writeLayer(input: LayerInput, sink: BlobSink, options: WriteLayerOptions): Promise<LayerToc> {
+export async function writeLayer(
+  input: LayerInput,
+  sink: BlobSink,
+  options: WriteLayerOptions,
+): Promise<LayerToc> {
   const { signal } = options
   const codec = createCodec(options.codec ?? 'zstd', options.level)
-  const framing = { groupBytes: options.groupBytes ?? 512 * 1024, splitBytes: options.splitBytes ?? 1024 * 1024 }
+  const framing = {
+    groupBytes: options.groupBytes ?? 512 * 1024,
+    splitBytes: options.splitBytes ?? 1024 * 1024,
+  }
   const writer = new FrameWriter(codec, sink, framing.splitBytes + framing.groupBytes + 64 * 1024)
   const framer = new TarFramer(writer, framing)
-  const open = (): AsyncIterable<Uint8Array> => decompressLayer(typeof input === 'function' ? input(signal) : input, options.compression)
+  const open = (): AsyncIterable<Uint8Array> =>
+    decompressLayer(typeof input === 'function' ? input(signal) : input, options.compression)
 
   const placed = new Map<string, number>()
   let prefetchEnd = 0
   const order = normalizeOrder(options.order ?? [])
   if (order.length > 0) {
     if (typeof input !== 'function') {
-      throw new FormatError('LAYER_ORDER_NEEDS_REOPEN', 'an order needs a layer input that can be opened twice (pass a function)')
+      throw new FormatError(
+        'LAYER_ORDER_NEEDS_REOPEN',
+        'an order needs a layer input that can be opened twice (pass a function)',
+      )
     }
-    const ahead = await readOrdered(open(), new Set(order), options.maxOrderedBytes ?? 256 * 2 ** 20, signal)
+    const ahead = await readOrdered(
+      open(),
+      new Set(order),
+      options.maxOrderedBytes ?? 256 * 2 ** 20,
+      signal,
+    )
     for (const path of order) placeOrdered(path, ahead, framer, placed)
     writer.cut()
     await writer.drain()
     prefetchEnd = writer.coff
   }
 
+  const diffId = await writeInOriginalOrder(open(), framer, placed, options)
+  framer.finish()
+  const blob = await writer.finish()
+  return {
+    codec: codec.name,
+    blob: { digest: blob.digest, size: blob.size },
+    diffId,
+    tarSize: blob.tarSize,
+    frames: writer.frames,
+    prefetchEnd,
+    entries: framer.entries,
+  }
+}
+
+/**
+ * The main pass: every entry in the original order, each checked by TarSafety first, except those
+ * already placed by the order; returns the DiffID (sha256 of the whole uncompressed tar).
+ */
+async function writeInOriginalOrder(
+  tar: AsyncIterable<Uint8Array>,
+  framer: TarFramer,
+  placed: Map<string, number>,
+  options: WriteLayerOptions,
+): Promise<Digest> {
   const diffId = new Hasher()
   const safety = new TarSafety(options.safety)
   let skipping = false
@@ -69,7 +110,11 @@ export async function writeLayer(input: LayerInput, sink: BlobSink, options: Wri
       const path = safety.check(h)
       const size = placed.get(path)
       skipping = size !== undefined
-      if (skipping && size !== h.size) throw new FormatError('TAR_HEADER_INVALID', 'the layer changed between passes', { entry: h.name })
+      if (skipping && size !== h.size) {
+        throw new FormatError('TAR_HEADER_INVALID', 'the layer changed between passes', {
+          entry: h.name,
+        })
+      }
       if (!skipping) framer.begin(path, h)
     },
     data(bytes) {
@@ -79,28 +124,23 @@ export async function writeLayer(input: LayerInput, sink: BlobSink, options: Wri
       if (!skipping) framer.end()
     },
   })
-  for await (const chunk of open()) {
-    signal?.throwIfAborted()
+  for await (const chunk of tar) {
+    options.signal?.throwIfAborted()
     diffId.update(chunk)
     if (!parser.done) parser.write(chunk)
-    await writer.drain()
+    await framer.drain()
   }
   parser.end()
-  framer.finish()
-  const blob = await writer.finish()
-  return {
-    codec: codec.name,
-    blob: { digest: blob.digest, size: blob.size },
-    diffId: diffId.digest(),
-    tarSize: blob.tarSize,
-    frames: writer.frames,
-    prefetchEnd,
-    entries: framer.entries,
-  }
+  return diffId.digest()
 }
 
 /** Writes one ordered entry after its parent directories (and, for a hard link, its target). */
-function placeOrdered(path: string, ahead: OrderedRead, framer: TarFramer, placed: Map<string, number>): void {
+function placeOrdered(
+  path: string,
+  ahead: OrderedRead,
+  framer: TarFramer,
+  placed: Map<string, number>,
+): void {
   const held = ahead.held.get(path)
   if (held === undefined || placed.has(path)) return
   if (held.header.type === 'hardlink') {

@@ -33,7 +33,11 @@ export class TarFramer {
     const w = this.#w
     this.#splitting = h.type === 'file' && h.size > this.#o.splitBytes
     if (this.#splitting) w.cut()
-    else if (w.pending > 0 && w.pending + header.length + h.size + paddingFor(h.size) > this.#o.splitBytes) w.cut()
+    else if (
+      w.pending > 0 &&
+      w.pending + header.length + h.size + paddingFor(h.size) > this.#o.splitBytes
+    )
+      w.cut()
     w.append(header)
     this.#size = h.size
     this.entries.push({
@@ -59,7 +63,7 @@ export class TarFramer {
     const w = this.#w
     if (!this.#splitting) return w.append(bytes)
     const split = this.#o.splitBytes
-    for (let pos = 0; pos < bytes.length; ) {
+    for (let pos = 0; pos < bytes.length;) {
       if (w.pending >= split) w.cut()
       const take = Math.min(split - w.pending, bytes.length - pos)
       w.append(bytes.subarray(pos, pos + take))
@@ -71,6 +75,11 @@ export class TarFramer {
     this.#w.appendZeros(paddingFor(this.#size))
     if (!this.#splitting && this.#w.pending >= this.#o.groupBytes) this.#w.cut()
     this.#splitting = false
+  }
+
+  /** Writes queued frames to the sink (with its backpressure). */
+  drain(): Promise<void> {
+    return this.#w.drain()
   }
 
   /** Writes the end-of-archive blocks; the caller then finishes the FrameWriter. */

@@ -11,7 +11,14 @@
  *                                 [--jobs 1|2] [--estargz]
  */
 import { spawnSync } from 'node:child_process'
-import { createReadStream, createWriteStream, existsSync, mkdirSync, rmSync, statSync } from 'node:fs'
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -55,15 +62,29 @@ async function images(): Promise<BenchImage[]> {
       if (!existsSync(join(dir, 'index.json'))) {
         const sh = `set -e; rm -rf '${dir}.tmp'; umoci init --layout '${dir}.tmp'; umoci new --image '${dir}.tmp:debian'
           umoci raw add-layer --image '${dir}.tmp:debian' '${tar.path}'; mv '${dir}.tmp' '${dir}'`
-        spawnSync('flock', [join(THAW_CACHE, 'debian-bookworm-minbase/lock'), 'sh', '-c', sh], { stdio: 'inherit' })
+        spawnSync('flock', [join(THAW_CACHE, 'debian-bookworm-minbase/lock'), 'sh', '-c', sh], {
+          stdio: 'inherit',
+        })
       }
-      out.push({ name: 'debian (1 layer, tar+gzip by umoci)', layers: layoutLayers(dir, 'debian').layers, layout: { dir, tag: 'debian' } })
+      out.push({
+        name: 'debian (1 layer, tar+gzip by umoci)',
+        layers: layoutLayers(dir, 'debian').layers,
+        layout: { dir, tag: 'debian' },
+      })
     }
   }
   const layout = join(THAW_CACHE, 'peers/oci/layout')
   if (wanted.includes('multi')) {
-    if (!existsSync(join(layout, 'index.json'))) console.log(`multi: skipped (no OCI layout at ${layout}; build it with shared/peers/11-build-images.sh)`)
-    else out.push({ name: 'multi (28 layers, tar+gzip)', layers: layoutLayers(layout, 'multi').layers, layout: { dir: layout, tag: 'multi' } })
+    if (!existsSync(join(layout, 'index.json')))
+      console.log(
+        `multi: skipped (no OCI layout at ${layout}; build it with shared/peers/11-build-images.sh)`,
+      )
+    else
+      out.push({
+        name: 'multi (28 layers, tar+gzip)',
+        layers: layoutLayers(layout, 'multi').layers,
+        layout: { dir: layout, tag: 'multi' },
+      })
   }
   return out
 }
@@ -80,12 +101,16 @@ async function convertImage(image: BenchImage, codec: CodecName, level: number, 
       for (let i = next++; i < image.layers.length; i = next++) {
         const layer = image.layers[i]!
         const out = createWriteStream(join(OUT, `stream-${i}`))
-        tocs[i] = await writeLayer(() => createReadStream(layer.path, { highWaterMark: 1 << 20 }), writableSink(out), {
-          compression: layer.compression,
-          codec,
-          level,
-          safety: { allowDevices: true },
-        })
+        tocs[i] = await writeLayer(
+          () => createReadStream(layer.path, { highWaterMark: 1 << 20 }),
+          writableSink(out),
+          {
+            compression: layer.compression,
+            codec,
+            level,
+            safety: { allowDevices: true },
+          },
+        )
         await new Promise((resolve) => out.end(resolve))
       }
     }),
@@ -116,7 +141,15 @@ function indexFigures(tocs: LayerToc[]) {
   openImage(parsed, { read: async () => new Uint8Array() })
   const openMs = performance.now() - t
   parses.sort((a, b) => a - b)
-  return { entries: index.entries.length, bytes: bytes.length, buildMs, encodeMs, parseMs: parses[2]!, firstParseMs: parses[0]!, openMs }
+  return {
+    entries: index.entries.length,
+    bytes: bytes.length,
+    buildMs,
+    encodeMs,
+    parseMs: parses[2]!,
+    firstParseMs: parses[0]!,
+    openMs,
+  }
 }
 
 function estargz(image: BenchImage): { seconds: number; bytes: number } | string {
@@ -124,14 +157,19 @@ function estargz(image: BenchImage): { seconds: number; bytes: number } | string
   const script = join(import.meta.dirname, 'estargz-convert.sh')
   const res = spawnSync('bash', [script, image.layout.dir, image.layout.tag], { encoding: 'utf8' })
   const line = res.stdout.trim().split('\n').at(-1) ?? ''
-  if (res.status !== 0 || !line.startsWith('{')) return `failed: ${(res.stderr || res.stdout).slice(-500)}`
+  if (res.status !== 0 || !line.startsWith('{'))
+    return `failed: ${(res.stderr || res.stdout).slice(-500)}`
   return JSON.parse(line) as { seconds: number; bytes: number }
 }
 
 const fmt = (n: number, d = 1) => n.toFixed(d)
-console.log(`node ${process.version}, ${cpus().length} cpus (${cpus()[0]?.model}), codec ${args.codec}, levels ${args.levels}, jobs ${args.jobs}`)
+console.log(
+  `node ${process.version}, ${cpus().length} cpus (${cpus()[0]?.model}), codec ${args.codec}, levels ${args.levels}, jobs ${args.jobs}`,
+)
 for (const image of await images()) {
-  console.log(`\n== ${image.name}: ${image.layers.length} layers, ${fmt(image.layers.reduce((s, l) => s + l.size, 0) / MB)} MB compressed`)
+  console.log(
+    `\n== ${image.name}: ${image.layers.length} layers, ${fmt(image.layers.reduce((s, l) => s + l.size, 0) / MB)} MB compressed`,
+  )
   for (const level of args.levels.split(',').map(Number)) {
     const r = await convertImage(image, args.codec as CodecName, level, Number(args.jobs))
     console.log(

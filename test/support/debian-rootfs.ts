@@ -57,7 +57,16 @@ tar --numeric-owner --xattrs --xattrs-include='*' --sort=name --format=pax \
   --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
   -C "$3" -cf "$2.tmp" .
 mv "$2.tmp" "$2"`
-  const code = await runQuiet('flock', [join(dir, 'lock'), 'sh', '-c', script, 'sh', dir, tar, root.path])
+  const code = await runQuiet('flock', [
+    join(dir, 'lock'),
+    'sh',
+    '-c',
+    script,
+    'sh',
+    dir,
+    tar,
+    root.path,
+  ])
   if (code !== 0) return { skipped: `packing the Debian rootfs failed (exit ${code})` }
   return { path: tar }
 }

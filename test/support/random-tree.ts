@@ -35,7 +35,20 @@ export function createRng(seed: number) {
 }
 export type Rng = ReturnType<typeof createRng>
 
-const WORDS = ['bin', 'lib', 'etc', 'data', 'cfg', 'x', 'node_modules', 'site-packages', 'a b', '-dash', '.hidden', 'UPPER']
+const WORDS = [
+  'bin',
+  'lib',
+  'etc',
+  'data',
+  'cfg',
+  'x',
+  'node_modules',
+  'site-packages',
+  'a b',
+  '-dash',
+  '.hidden',
+  'UPPER',
+]
 const UNICODE = ['ünïcødé', '日本語', 'emoji-😀', 'ελληνικά', 'кириллица', 'mixed-ß-ø']
 
 function randomName(rng: Rng): string {
@@ -74,17 +87,29 @@ export function generateTree(root: string, rng: Rng, options: TreeOptions): void
     } else if (r < 0.25) {
       // a deep chain of long directory names
       let deep = path
-      for (let d = 0, depth = rng.int(3, 9); d < depth; d++) deep = join(deep, `deep-${d}-${'d'.repeat(rng.int(20, 110))}`)
+      for (let d = 0, depth = rng.int(3, 9); d < depth; d++)
+        deep = join(deep, `deep-${d}-${'d'.repeat(rng.int(20, 110))}`)
       mkdirSync(deep, { recursive: true })
       dirs.push(deep)
       writeFileSync(join(deep, 'leaf'), rng.bytes(rng.int(0, 3000)))
     } else if (r < 0.6) {
-      const size = rng.chance(0.15) ? 0 : rng.chance(0.04) ? rng.int(options.largeBytes, options.largeBytes * 3) : rng.int(1, 20_000)
+      const size = rng.chance(0.15)
+        ? 0
+        : rng.chance(0.04)
+          ? rng.int(options.largeBytes, options.largeBytes * 3)
+          : rng.int(1, 20_000)
       writeFileSync(path, compressible(rng, size))
       files.push(path)
       chmodSync(path, rng.pick([0o644, 0o644, 0o755, 0o600, 0o444, 0o4755, 0o2711]))
     } else if (r < 0.72) {
-      const target = rng.pick(['../etc/passwd', '/usr/bin/env', 'dangling', '.', '/', `../${rng.pick(WORDS)}`])
+      const target = rng.pick([
+        '../etc/passwd',
+        '/usr/bin/env',
+        'dangling',
+        '.',
+        '/',
+        `../${rng.pick(WORDS)}`,
+      ])
       symlinkSync(target, path)
     } else if (r < 0.8 && files.length > 0) {
       linkSync(rng.pick(files), path)
@@ -97,9 +122,14 @@ export function generateTree(root: string, rng: Rng, options: TreeOptions): void
     // user.* xattrs exist only on regular files and directories (xattr(7))
     const kind = lstatSync(path)
     if (rng.chance(0.15) && (kind.isFile() || kind.isDirectory())) xattrs.push(path)
-    if (rng.chance(0.2)) lchownSync(path, rng.pick([0, 1000, 65534, 123_456]), rng.pick([0, 100, 65534, 3_000_000]))
+    if (rng.chance(0.2))
+      lchownSync(path, rng.pick([0, 1000, 65534, 123_456]), rng.pick([0, 100, 65534, 3_000_000]))
     if (!lstatSync(path).isSymbolicLink() || rng.chance(0.5)) {
-      lutimesSync(path, 1_600_000_000, rng.int(1_000_000_000, 1_700_000_000) + rng.pick([0, 0.5, 0.25]))
+      lutimesSync(
+        path,
+        1_600_000_000,
+        rng.int(1_000_000_000, 1_700_000_000) + rng.pick([0, 0.5, 0.25]),
+      )
     }
   }
   setXattrs(xattrs, rng)
@@ -130,7 +160,10 @@ export function mutateTree(root: string, rng: Rng, options: TreeOptions): void {
       lutimesSync(path, 1_600_000_000, 1_650_000_000)
     }
   }
-  generateTree(join(root, `added-${rng.int(0, 9999)}`), rng, { ...options, entries: Math.ceil(options.entries / 3) })
+  generateTree(join(root, `added-${rng.int(0, 9999)}`), rng, {
+    ...options,
+    entries: Math.ceil(options.entries / 3),
+  })
 }
 
 /** Text-like content (compressible, as real files are), deterministic for the seed. */
@@ -138,7 +171,8 @@ function compressible(rng: Rng, size: number): Buffer {
   const words = ['alpha ', 'beta ', 'gamma\n', 'delta ', '{"k":1} ', 'function f() {}\n']
   const out = Buffer.allocUnsafe(size)
   let pos = 0
-  while (pos < size) pos += out.write(rng.chance(0.1) ? rng.bytes(8).toString('hex') : rng.pick(words), pos)
+  while (pos < size)
+    pos += out.write(rng.chance(0.1) ? rng.bytes(8).toString('hex') : rng.pick(words), pos)
   return out
 }
 

@@ -14,7 +14,11 @@ export function buildTar(specs: readonly TarSpec[], options: { end?: boolean } =
   for (const spec of specs) {
     const { content, name, type = 'file', ...fields } = spec
     const body = content === undefined ? Buffer.alloc(0) : Buffer.from(content)
-    const h: TarHeader = { ...emptyHeader(name, type), ...fields, size: type === 'file' ? body.length : 0 }
+    const h: TarHeader = {
+      ...emptyHeader(name, type),
+      ...fields,
+      size: type === 'file' ? body.length : 0,
+    }
     parts.push(encodeTarHeader(h), body, Buffer.alloc(paddingFor(body.length)))
   }
   if (options.end !== false) parts.push(END_OF_ARCHIVE)

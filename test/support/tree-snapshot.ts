@@ -33,7 +33,17 @@ export function snapshotDisk(root: string, options: { content?: boolean } = {}):
   const visit = (path: string) => {
     const rel = relative(root, path)
     const st = lstatSync(path, { bigint: true })
-    const type: FsEntryType = st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : st.isFIFO() ? 'fifo' : 'file'
+    const type: FsEntryType = st.isDirectory()
+      ? 'directory'
+      : st.isSymbolicLink()
+        ? 'symlink'
+        : st.isCharacterDevice()
+          ? 'char'
+          : st.isBlockDevice()
+            ? 'block'
+            : st.isFIFO()
+              ? 'fifo'
+              : 'file'
     const node: NodeSnapshot = {
       type,
       mode: Number(st.mode & 0o7777n),
@@ -42,7 +52,10 @@ export function snapshotDisk(root: string, options: { content?: boolean } = {}):
       size: type === 'file' ? Number(st.size) : 0,
       mtime: st.mtimeNs.toString(),
       target: type === 'symlink' ? readlinkSync(path, 'utf8') : '',
-      dev: type === 'char' || type === 'block' ? `${Number(st.rdev) >> 8}:${Number(st.rdev) & 0xff}` : '',
+      dev:
+        type === 'char' || type === 'block'
+          ? `${Number(st.rdev) >> 8}:${Number(st.rdev) & 0xff}`
+          : '',
       xattrs: xattrs.get(rel) ?? {},
       links: [],
     }
@@ -58,12 +71,16 @@ export function snapshotDisk(root: string, options: { content?: boolean } = {}):
     }
   }
   visit(root)
-  for (const group of inodes.values()) for (const p of group) out.get(p)!.links = group.filter((q) => q !== p).sort()
+  for (const group of inodes.values())
+    for (const p of group) out.get(p)!.links = group.filter((q) => q !== p).sort()
   return out
 }
 
 /** The same view, read through the index and the reader (content fetched and verified). */
-export async function snapshotReader(reader: ImageReader, options: { content?: boolean } = {}): Promise<TreeSnapshot> {
+export async function snapshotReader(
+  reader: ImageReader,
+  options: { content?: boolean } = {},
+): Promise<TreeSnapshot> {
   const out: TreeSnapshot = new Map()
   const inodes = new Map<number, string[]>()
   for (const e of reader.index.entries) {
@@ -80,12 +97,15 @@ export async function snapshotReader(reader: ImageReader, options: { content?: b
       xattrs: Object.fromEntries([...node.xattrs].map(([k, v]) => [k, v.toString('hex')])),
       links: [],
     }
-    if (node.type === 'file' && options.content !== false) snap.content = await reader.read(e.path, 0, node.size)
+    if (node.type === 'file' && options.content !== false)
+      snap.content = await reader.read(e.path, 0, node.size)
     if (node.type === 'directory') snap.children = reader.readdir(e.path)
-    if (node.nlink > 1 && node.type === 'file') inodes.set(node.ino, [...(inodes.get(node.ino) ?? []), e.path])
+    if (node.nlink > 1 && node.type === 'file')
+      inodes.set(node.ino, [...(inodes.get(node.ino) ?? []), e.path])
     out.set(e.path, snap)
   }
-  for (const group of inodes.values()) for (const p of group) out.get(p)!.links = group.filter((q) => q !== p).sort()
+  for (const group of inodes.values())
+    for (const p of group) out.get(p)!.links = group.filter((q) => q !== p).sort()
   return out
 }
 
@@ -93,7 +113,11 @@ export async function snapshotReader(reader: ImageReader, options: { content?: b
  * Differences between two snapshots, one line each (empty when equal). `ignoreMtime` lists paths
  * whose mtime is not comparable (directories created implicitly at unpack time).
  */
-export function diffSnapshots(expected: TreeSnapshot, actual: TreeSnapshot, ignoreMtime: (path: string) => boolean = () => false): string[] {
+export function diffSnapshots(
+  expected: TreeSnapshot,
+  actual: TreeSnapshot,
+  ignoreMtime: (path: string) => boolean = () => false,
+): string[] {
   const out: string[] = []
   for (const [path, want] of expected) {
     const got = actual.get(path)
@@ -103,12 +127,21 @@ export function diffSnapshots(expected: TreeSnapshot, actual: TreeSnapshot, igno
     }
     for (const key of ['type', 'mode', 'uid', 'gid', 'size', 'mtime', 'target', 'dev'] as const) {
       if (key === 'mtime' && ignoreMtime(path)) continue
-      if (want[key] !== got[key]) out.push(`${key} of ${JSON.stringify(path)}: expected ${want[key]}, got ${got[key]}`)
+      if (want[key] !== got[key])
+        out.push(`${key} of ${JSON.stringify(path)}: expected ${want[key]}, got ${got[key]}`)
     }
-    if (JSON.stringify(sorted(want.xattrs)) !== JSON.stringify(sorted(got.xattrs))) out.push(`xattrs of ${JSON.stringify(path)}: expected ${JSON.stringify(want.xattrs)}, got ${JSON.stringify(got.xattrs)}`)
-    if (want.links.join('\0') !== got.links.join('\0')) out.push(`hard links of ${JSON.stringify(path)}: expected ${JSON.stringify(want.links)}, got ${JSON.stringify(got.links)}`)
-    if (want.content && got.content && !want.content.equals(got.content)) out.push(`content of ${JSON.stringify(path)} differs`)
-    if (want.children && JSON.stringify(want.children) !== JSON.stringify(got.children)) out.push(`listing of ${JSON.stringify(path)} differs`)
+    if (JSON.stringify(sorted(want.xattrs)) !== JSON.stringify(sorted(got.xattrs)))
+      out.push(
+        `xattrs of ${JSON.stringify(path)}: expected ${JSON.stringify(want.xattrs)}, got ${JSON.stringify(got.xattrs)}`,
+      )
+    if (want.links.join('\0') !== got.links.join('\0'))
+      out.push(
+        `hard links of ${JSON.stringify(path)}: expected ${JSON.stringify(want.links)}, got ${JSON.stringify(got.links)}`,
+      )
+    if (want.content && got.content && !want.content.equals(got.content))
+      out.push(`content of ${JSON.stringify(path)} differs`)
+    if (want.children && JSON.stringify(want.children) !== JSON.stringify(got.children))
+      out.push(`listing of ${JSON.stringify(path)} differs`)
   }
   for (const path of actual.keys()) if (!expected.has(path)) out.push(`unexpected: ${path}`)
   return out
@@ -120,7 +153,11 @@ function sorted(record: Record<string, string>): [string, string][] {
 
 /** All xattrs under `root` by relative path, values in hex (getfattr -R, not following links). */
 function diskXattrs(root: string): Map<string, Record<string, string>> {
-  const text = execFileSync('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root], { maxBuffer: 1 << 28 }).toString('latin1')
+  const text = execFileSync(
+    'getfattr',
+    ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root],
+    { maxBuffer: 1 << 28 },
+  ).toString('latin1')
   const out = new Map<string, Record<string, string>>()
   let current: Record<string, string> | undefined
   for (const line of text.split('\n')) {

@@ -27,7 +27,11 @@ export async function* decompressLayer(
     for await (const chunk of transform) yield chunk as Buffer
   } catch (err) {
     if (isFormatError(err)) throw err
-    throw new FormatError('LAYER_DECOMPRESS_FAILED', `the ${compression} layer does not decompress: ${(err as Error).message}`, { cause: err })
+    throw new FormatError(
+      'LAYER_DECOMPRESS_FAILED',
+      `the ${compression} layer does not decompress: ${(err as Error).message}`,
+      { cause: err },
+    )
   } finally {
     input.destroy()
     transform.destroy()

@@ -19,11 +19,23 @@ export function createGzipCodec(level: number): Codec {
         out = gunzipSync(data, { maxOutputLength: length + 1 })
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-          throw new FormatError('FRAME_SIZE_MISMATCH', `gzip member decodes to more than ${length} bytes`, { cause: err })
+          throw new FormatError(
+            'FRAME_SIZE_MISMATCH',
+            `gzip member decodes to more than ${length} bytes`,
+            { cause: err },
+          )
         }
-        throw new FormatError('FRAME_DECODE_FAILED', `gzip member does not decode: ${(err as Error).message}`, { cause: err })
+        throw new FormatError(
+          'FRAME_DECODE_FAILED',
+          `gzip member does not decode: ${(err as Error).message}`,
+          { cause: err },
+        )
       }
-      if (out.length !== length) throw new FormatError('FRAME_SIZE_MISMATCH', `gzip member decoded to ${out.length} bytes, expected ${length}`)
+      if (out.length !== length)
+        throw new FormatError(
+          'FRAME_SIZE_MISMATCH',
+          `gzip member decoded to ${out.length} bytes, expected ${length}`,
+        )
       return out
     },
   }

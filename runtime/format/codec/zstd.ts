@@ -31,16 +31,27 @@ export function createZstdCodec(level: number): Codec {
         throw new FormatError('FRAME_DECODE_FAILED', 'not a zstd frame', { cause: err })
       }
       if (declared !== null && declared !== length) {
-        throw new FormatError('FRAME_SIZE_MISMATCH', `zstd frame declares ${declared} bytes, the index says ${length}`)
+        throw new FormatError(
+          'FRAME_SIZE_MISMATCH',
+          `zstd frame declares ${declared} bytes, the index says ${length}`,
+        )
       }
       const out = Buffer.allocUnsafe(length)
       let n: number
       try {
         n = dctx.decompress(out, data)
       } catch (err) {
-        throw new FormatError('FRAME_DECODE_FAILED', `zstd frame does not decode: ${(err as Error).message}`, { cause: err })
+        throw new FormatError(
+          'FRAME_DECODE_FAILED',
+          `zstd frame does not decode: ${(err as Error).message}`,
+          { cause: err },
+        )
       }
-      if (n !== length) throw new FormatError('FRAME_SIZE_MISMATCH', `zstd frame decoded to ${n} bytes, expected ${length}`)
+      if (n !== length)
+        throw new FormatError(
+          'FRAME_SIZE_MISMATCH',
+          `zstd frame decoded to ${n} bytes, expected ${length}`,
+        )
       return out
     },
   }

@@ -22,7 +22,12 @@ export function readString(block: Uint8Array, offset: number, length: number): s
   return Buffer.from(block.buffer, block.byteOffset + offset, stop - offset).toString('utf8')
 }
 
-export function readNumber(block: Uint8Array, offset: number, length: number, what: string): number {
+export function readNumber(
+  block: Uint8Array,
+  offset: number,
+  length: number,
+  what: string,
+): number {
   const first = block[offset]!
   if (first & 0x80) {
     // GNU base-256: big-endian two's complement over the field; bit 7 of byte 0 is the marker
@@ -34,7 +39,8 @@ export function readNumber(block: Uint8Array, offset: number, length: number, wh
       if (i === 0) c &= 0x7f
       value = value * 256 + c
     }
-    if (!Number.isSafeInteger(value)) throw new FormatError('TAR_HEADER_INVALID', `${what} is too large`)
+    if (!Number.isSafeInteger(value))
+      throw new FormatError('TAR_HEADER_INVALID', `${what} is too large`)
     return inv ? -(value + 1) : value
   }
   let value = 0
@@ -43,14 +49,20 @@ export function readNumber(block: Uint8Array, offset: number, length: number, wh
     const c = block[i]!
     if (c === 0 || (c === 0x20 && seen)) break
     if (c === 0x20) continue
-    if (c < 0x30 || c > 0x37) throw new FormatError('TAR_HEADER_INVALID', `${what} is not an octal number`)
+    if (c < 0x30 || c > 0x37)
+      throw new FormatError('TAR_HEADER_INVALID', `${what} is not an octal number`)
     value = value * 8 + (c - 0x30)
     seen = true
   }
   return value
 }
 
-export function writeString(block: Uint8Array, offset: number, length: number, value: string): void {
+export function writeString(
+  block: Uint8Array,
+  offset: number,
+  length: number,
+  value: string,
+): void {
   const bytes = Buffer.from(value, 'utf8')
   block.set(bytes.subarray(0, length), offset)
 }

@@ -28,7 +28,12 @@ const TYPES: Record<number, EntryType> = {
   [TYPEFLAG.fifo]: 'fifo',
 }
 
-const META = new Set<number>([TYPEFLAG.paxExtended, TYPEFLAG.paxGlobal, TYPEFLAG.gnuLongName, TYPEFLAG.gnuLongLink])
+const META = new Set<number>([
+  TYPEFLAG.paxExtended,
+  TYPEFLAG.paxGlobal,
+  TYPEFLAG.gnuLongName,
+  TYPEFLAG.gnuLongLink,
+])
 
 /**
  * A synchronous, push-driven tar reader: feed it chunks of any size with `write`, then `end`.
@@ -96,11 +101,18 @@ export class TarParser {
   end(): void {
     if (this.#state === 'done') return
     // One zero block then EOF is accepted, as GNU tar does (with a warning).
-    if (this.#state === 'header' && this.#blockFill === 0 && (this.#zeroBlocks > 0 || this.#entries === 0)) {
+    if (
+      this.#state === 'header' &&
+      this.#blockFill === 0 &&
+      (this.#zeroBlocks > 0 || this.#entries === 0)
+    ) {
       this.#state = 'done'
       return
     }
-    throw new FormatError('TAR_TRUNCATED', 'the tar stream ends in the middle of an entry or without its end blocks')
+    throw new FormatError(
+      'TAR_TRUNCATED',
+      'the tar stream ends in the middle of an entry or without its end blocks',
+    )
   }
 
   #onHeaderBlock(): void {
@@ -109,11 +121,14 @@ export class TarParser {
       if (++this.#zeroBlocks === 2) this.#state = 'done'
       return
     }
-    if (this.#zeroBlocks > 0) throw new FormatError('TAR_HEADER_INVALID', 'an entry follows an end-of-archive block')
+    if (this.#zeroBlocks > 0)
+      throw new FormatError('TAR_HEADER_INVALID', 'an entry follows an end-of-archive block')
     const stored = readNumber(block, 148, 8, 'checksum')
     const sum = checksum(block)
     if (stored !== sum.unsigned && stored !== sum.signed) {
-      throw new FormatError('TAR_HEADER_INVALID', 'header checksum mismatch', { entry: readString(block, 0, 100) })
+      throw new FormatError('TAR_HEADER_INVALID', 'header checksum mismatch', {
+        entry: readString(block, 0, 100),
+      })
     }
     const flag = block[156]!
     const size = readNumber(block, 124, 12, 'size')
@@ -126,7 +141,10 @@ export class TarParser {
 
   #startMeta(flag: number, size: number): void {
     if (size > this.#maxMeta) {
-      throw new FormatError('TAR_HEADER_TOO_LARGE', `extended header of ${size} bytes (limit ${this.#maxMeta})`)
+      throw new FormatError(
+        'TAR_HEADER_TOO_LARGE',
+        `extended header of ${size} bytes (limit ${this.#maxMeta})`,
+      )
     }
     this.#metaType = flag
     this.#meta = []
@@ -201,7 +219,8 @@ function applyPax(h: TarHeader, records: PaxRecords): void {
     const value = () => raw.toString('utf8')
     const int = () => {
       const n = Number(value())
-      if (!Number.isSafeInteger(n) || n < 0) throw new FormatError('TAR_HEADER_INVALID', `bad PAX ${key}`, { entry: h.name })
+      if (!Number.isSafeInteger(n) || n < 0)
+        throw new FormatError('TAR_HEADER_INVALID', `bad PAX ${key}`, { entry: h.name })
       return n
     }
     if (key === 'path') h.name = value()
@@ -218,7 +237,11 @@ function applyPax(h: TarHeader, records: PaxRecords): void {
     else if (key.startsWith('LIBARCHIVE.xattr.')) {
       h.xattrs.set(decodeURIComponent(key.slice(17)), Buffer.from(value(), 'base64'))
     } else if (key.startsWith('GNU.sparse.')) {
-      throw new FormatError('TAR_UNSUPPORTED_ENTRY', 'sparse files (GNU.sparse PAX) are not supported', { entry: h.name })
+      throw new FormatError(
+        'TAR_UNSUPPORTED_ENTRY',
+        'sparse files (GNU.sparse PAX) are not supported',
+        { entry: h.name },
+      )
     }
     // Others (atime, ctime, charset, comment, SCHILY.fflags…) carry nothing a rootfs keeps.
   }

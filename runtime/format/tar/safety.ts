@@ -20,18 +20,25 @@ export interface TarSafetyOptions {
  * (GNU tar strips the former and refuses neither by default; a converter must not guess).
  */
 export function normalizeTarPath(raw: string, options: { maxPathBytes?: number } = {}): string {
-  if (raw.includes('\0')) throw new FormatError('TAR_UNSAFE_PATH', 'path contains NUL', { entry: raw })
+  if (raw.includes('\0'))
+    throw new FormatError('TAR_UNSAFE_PATH', 'path contains NUL', { entry: raw })
   if (raw.startsWith('/')) throw new FormatError('TAR_UNSAFE_PATH', 'absolute path', { entry: raw })
   const parts: string[] = []
   for (const part of raw.split('/')) {
     if (part === '' || part === '.') continue
-    if (part === '..') throw new FormatError('TAR_UNSAFE_PATH', 'path contains ".."', { entry: raw })
-    if (Buffer.byteLength(part) > 255) throw new FormatError('TAR_NAME_TOO_LONG', 'a path component is over 255 bytes', { entry: raw })
+    if (part === '..')
+      throw new FormatError('TAR_UNSAFE_PATH', 'path contains ".."', { entry: raw })
+    if (Buffer.byteLength(part) > 255)
+      throw new FormatError('TAR_NAME_TOO_LONG', 'a path component is over 255 bytes', {
+        entry: raw,
+      })
     parts.push(part)
   }
   const path = parts.join('/')
   if (Buffer.byteLength(path) > (options.maxPathBytes ?? 4096)) {
-    throw new FormatError('TAR_NAME_TOO_LONG', 'path is longer than PATH_MAX', { entry: raw.slice(0, 200) })
+    throw new FormatError('TAR_NAME_TOO_LONG', 'path is longer than PATH_MAX', {
+      entry: raw.slice(0, 200),
+    })
   }
   return path
 }
@@ -61,10 +68,18 @@ export class TarSafety {
   check(h: TarHeader): string {
     const path = normalizeTarPath(h.name, this.#options)
     if (this.#seen.size >= this.#options.maxEntries) {
-      throw new FormatError('TAR_TOO_MANY_ENTRIES', `more than ${this.#options.maxEntries} entries`, { entry: h.name })
+      throw new FormatError(
+        'TAR_TOO_MANY_ENTRIES',
+        `more than ${this.#options.maxEntries} entries`,
+        { entry: h.name },
+      )
     }
-    if (path === '' && h.type !== 'directory') throw new FormatError('TAR_UNSAFE_PATH', 'the root is not a directory', { entry: h.name })
-    if (this.#seen.has(path)) throw new FormatError('TAR_DUPLICATE_ENTRY', 'the layer has this path twice', { entry: h.name })
+    if (path === '' && h.type !== 'directory')
+      throw new FormatError('TAR_UNSAFE_PATH', 'the root is not a directory', { entry: h.name })
+    if (this.#seen.has(path))
+      throw new FormatError('TAR_DUPLICATE_ENTRY', 'the layer has this path twice', {
+        entry: h.name,
+      })
     this.#checkParents(path, h.name, isWhiteout(path))
     this.#checkWhiteout(path, h.name)
     this.#checkContent(h)
@@ -80,9 +95,16 @@ export class TarSafety {
   #checkParents(path: string, entry: string, whiteout: boolean): void {
     for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
       const type = this.#seen.get(path.slice(0, i))
-      if (type === 'symlink') throw new FormatError('TAR_SYMLINK_ESCAPE', 'path goes through a symlink of this layer', { entry })
+      if (type === 'symlink')
+        throw new FormatError('TAR_SYMLINK_ESCAPE', 'path goes through a symlink of this layer', {
+          entry,
+        })
       if (type !== undefined && type !== 'directory' && !whiteout) {
-        throw new FormatError('TAR_PARENT_NOT_DIRECTORY', 'path goes through a non-directory of this layer', { entry })
+        throw new FormatError(
+          'TAR_PARENT_NOT_DIRECTORY',
+          'path goes through a non-directory of this layer',
+          { entry },
+        )
       }
     }
   }
@@ -98,17 +120,35 @@ export class TarSafety {
 
   #checkContent(h: TarHeader): void {
     const o = this.#options
-    if (h.size > o.maxFileSize) throw new FormatError('TAR_FILE_TOO_LARGE', `file over ${o.maxFileSize} bytes`, { entry: h.name })
-    if ((h.type === 'char' || h.type === 'block') && !o.allowDevices && !(h.type === 'char' && h.devMajor === 0 && h.devMinor === 0)) {
-      throw new FormatError('TAR_DEVICE_NOT_ALLOWED', `${h.type} device ${h.devMajor}:${h.devMinor} (devices are not allowed)`, { entry: h.name })
+    if (h.size > o.maxFileSize)
+      throw new FormatError('TAR_FILE_TOO_LARGE', `file over ${o.maxFileSize} bytes`, {
+        entry: h.name,
+      })
+    if (
+      (h.type === 'char' || h.type === 'block') &&
+      !o.allowDevices &&
+      !(h.type === 'char' && h.devMajor === 0 && h.devMinor === 0)
+    ) {
+      throw new FormatError(
+        'TAR_DEVICE_NOT_ALLOWED',
+        `${h.type} device ${h.devMajor}:${h.devMinor} (devices are not allowed)`,
+        { entry: h.name },
+      )
     }
     for (const [key, value] of h.xattrs) {
       if (value.length > o.maxXattrBytes || Buffer.byteLength(key) > 255) {
-        throw new FormatError('TAR_HEADER_TOO_LARGE', `xattr ${key.slice(0, 64)} is too large`, { entry: h.name })
+        throw new FormatError('TAR_HEADER_TOO_LARGE', `xattr ${key.slice(0, 64)} is too large`, {
+          entry: h.name,
+        })
       }
     }
-    if (h.type === 'symlink' && (h.linkName === '' || Buffer.byteLength(h.linkName) > o.maxPathBytes)) {
-      throw new FormatError('TAR_UNSAFE_PATH', 'symlink target is empty or longer than PATH_MAX', { entry: h.name })
+    if (
+      h.type === 'symlink' &&
+      (h.linkName === '' || Buffer.byteLength(h.linkName) > o.maxPathBytes)
+    ) {
+      throw new FormatError('TAR_UNSAFE_PATH', 'symlink target is empty or longer than PATH_MAX', {
+        entry: h.name,
+      })
     }
   }
 
@@ -117,10 +157,18 @@ export class TarSafety {
     try {
       target = normalizeTarPath(h.linkName, this.#options)
     } catch (err) {
-      throw new FormatError('TAR_HARDLINK_INVALID', `hard link target ${JSON.stringify(h.linkName)} is unsafe`, { entry: h.name, cause: err })
+      throw new FormatError(
+        'TAR_HARDLINK_INVALID',
+        `hard link target ${JSON.stringify(h.linkName)} is unsafe`,
+        { entry: h.name, cause: err },
+      )
     }
     if (this.#seen.get(target) !== 'file') {
-      throw new FormatError('TAR_HARDLINK_INVALID', `hard link target ${JSON.stringify(h.linkName)} is not an earlier regular file`, { entry: h.name })
+      throw new FormatError(
+        'TAR_HARDLINK_INVALID',
+        `hard link target ${JSON.stringify(h.linkName)} is not an earlier regular file`,
+        { entry: h.name },
+      )
     }
     return target
   }

@@ -22,7 +22,19 @@ export function encodeTarHeader(h: TarHeader): Buffer {
   if (pax.length === 0) return main
   const body = Buffer.concat(pax)
   const paxHeader = ustarBlock(
-    { ...h, type: 'file', size: body.length, mode: 0o644, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, linkName: '', uname: '', gname: '' },
+    {
+      ...h,
+      type: 'file',
+      size: body.length,
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: 0,
+      mtimeNsec: 0,
+      linkName: '',
+      uname: '',
+      gname: '',
+    },
     `PaxHeaders/${basename(name)}`,
     TYPEFLAG.paxExtended,
   )
@@ -42,7 +54,8 @@ function paxRecords(h: TarHeader, name: string): Buffer[] {
   if (Buffer.byteLength(h.gname) > 32) add('gname', h.gname)
   if (h.devMajor > octalMax(8)) add('SCHILY.devmajor', String(h.devMajor))
   if (h.devMinor > octalMax(8)) add('SCHILY.devminor', String(h.devMinor))
-  if (h.mtimeNsec !== 0 || h.mtime < 0 || h.mtime > octalMax(12)) add('mtime', formatPaxTime(h.mtime, h.mtimeNsec))
+  if (h.mtimeNsec !== 0 || h.mtime < 0 || h.mtime > octalMax(12))
+    add('mtime', formatPaxTime(h.mtime, h.mtimeNsec))
   for (const key of [...h.xattrs.keys()].sort()) add(`SCHILY.xattr.${key}`, h.xattrs.get(key)!)
   return out
 }

@@ -14,18 +14,31 @@ import { buildTar, chunked, type TarSpec } from '../../support/tar-builder.ts'
 import { tmpDir } from '../../support/tmp.ts'
 
 const KiB = 1024
-const small = (i: number): TarSpec => ({ name: `dir/small-${i}`, content: randomBytes(3 * KiB).toString('hex') })
+const small = (i: number): TarSpec => ({
+  name: `dir/small-${i}`,
+  content: randomBytes(3 * KiB).toString('hex'),
+})
 
-async function convert(tar: Buffer, options: Partial<WriteLayerOptions> = {}): Promise<{ toc: LayerToc; blob: Buffer }> {
+async function convert(
+  tar: Buffer,
+  options: Partial<WriteLayerOptions> = {},
+): Promise<{ toc: LayerToc; blob: Buffer }> {
   const sink = memorySink()
-  const toc = await writeLayer(() => chunked(tar), sink, { compression: 'none', groupBytes: 64 * KiB, splitBytes: 128 * KiB, ...options })
+  const toc = await writeLayer(() => chunked(tar), sink, {
+    compression: 'none',
+    groupBytes: 64 * KiB,
+    splitBytes: 128 * KiB,
+    ...options,
+  })
   return { toc, blob: sink.bytes() }
 }
 
 /** The bytes of the blob's tar stream, decoded frame by frame with verification. */
 function decodeAll(toc: LayerToc, blob: Buffer): Buffer {
   const codec = createCodec(toc.codec)
-  return Buffer.concat(toc.frames.map((f) => decodeFrame(codec, blob.subarray(f.coff, f.coff + f.clen), f)))
+  return Buffer.concat(
+    toc.frames.map((f) => decodeFrame(codec, blob.subarray(f.coff, f.coff + f.clen), f)),
+  )
 }
 
 describe('writeLayer', () => {
@@ -46,12 +59,15 @@ describe('writeLayer', () => {
     expect(toc.diffId).toBe(`sha256:${createHash('sha256').update(tar).digest('hex')}`)
     const dir = await tmpDir()
     writeFileSync(join(dir, 'blob'), blob)
-    const listed = execFileSync('sh', ['-c', `zstd -d < ${dir}/blob | tar -t`]).toString().trim().split('\n')
+    const listed = execFileSync('sh', ['-c', `zstd -d < ${dir}/blob | tar -t`])
+      .toString()
+      .trim()
+      .split('\n')
     expect(listed).toEqual(['dir/', ...specs.slice(1).map((s) => s.name)])
     mkdirSync(join(dir, 'x'))
     execFileSync('sh', ['-c', `zstd -d < ${dir}/blob | tar -x -C ${dir}/x`])
     expect(readFileSync(join(dir, 'x/dir/big')).equals(big)).toBe(true)
-    expect(readFileSync(join(dir, 'x/dir/small-7', )).toString()).toBe(specs[8]!.content)
+    expect(readFileSync(join(dir, 'x/dir/small-7')).toString()).toBe(specs[8]!.content)
   })
 
   it('writes a multi-member gzip blob that tar -tz lists when the codec is gzip', async () => {
@@ -68,7 +84,9 @@ describe('writeLayer', () => {
     expect(stream.length).toBe(toc.tarSize)
     const bigEntry = toc.entries.find((e) => e.path === 'dir/big')!
     // the big file's header opens a new frame
-    const first = toc.frames.findIndex((f) => f.uoff <= bigEntry.offset && bigEntry.offset < f.uoff + f.ulen)
+    const first = toc.frames.findIndex(
+      (f) => f.uoff <= bigEntry.offset && bigEntry.offset < f.uoff + f.ulen,
+    )
     expect(toc.frames[first]!.uoff).toBe(bigEntry.offset - 512)
     expect(toc.frames[first]!.ulen).toBe(128 * KiB)
     expect(toc.frames[first + 1]!.ulen).toBe(128 * KiB)
@@ -87,15 +105,28 @@ describe('writeLayer', () => {
   })
 
   it('places ordered files first (after their parent directories), ends the prefetch part on a frame boundary and keeps the rest in order', async () => {
-    const { toc, blob } = await convert(tar, { order: ['/dir/small-30', 'dir/big', 'missing', 'dir/small-2'] })
-    expect(toc.entries.slice(0, 4).map((e) => e.path)).toEqual(['dir', 'dir/small-30', 'dir/big', 'dir/small-2'])
-    expect(toc.entries.slice(4).map((e) => e.path)).toEqual(specs.map((s) => s.name).filter((n) => !['dir', 'dir/small-30', 'dir/big', 'dir/small-2'].includes(n)))
+    const { toc, blob } = await convert(tar, {
+      order: ['/dir/small-30', 'dir/big', 'missing', 'dir/small-2'],
+    })
+    expect(toc.entries.slice(0, 4).map((e) => e.path)).toEqual([
+      'dir',
+      'dir/small-30',
+      'dir/big',
+      'dir/small-2',
+    ])
+    expect(toc.entries.slice(4).map((e) => e.path)).toEqual(
+      specs
+        .map((s) => s.name)
+        .filter((n) => !['dir', 'dir/small-30', 'dir/big', 'dir/small-2'].includes(n)),
+    )
     expect(toc.prefetchEnd).toBeGreaterThan(0)
     const boundary = toc.frames.findIndex((f) => f.coff === toc.prefetchEnd)
     expect(boundary).toBeGreaterThan(0)
     const ordered = toc.entries.find((e) => e.path === 'dir/small-2')!
     expect(ordered.offset).toBeLessThan(toc.frames[boundary]!.uoff)
-    expect(execFileSync('sh', ['-c', 'zstd -d | tar -t'], { input: blob }).toString().split('\n')).toHaveLength(specs.length + 1)
+    expect(
+      execFileSync('sh', ['-c', 'zstd -d | tar -t'], { input: blob }).toString().split('\n'),
+    ).toHaveLength(specs.length + 1)
     // the reordered layer has the same content and DiffID source
     expect(toc.diffId).toBe(`sha256:${createHash('sha256').update(tar).digest('hex')}`)
     const noOrder = await convert(tar)
@@ -108,14 +139,22 @@ describe('writeLayer', () => {
   })
 
   it('needs an input it can open twice for an order', async () => {
-    await expect(writeLayer(chunked(tar), memorySink(), { compression: 'none', order: ['dir/big'] })).rejects.toMatchObject({ code: 'LAYER_ORDER_NEEDS_REOPEN' })
+    await expect(
+      writeLayer(chunked(tar), memorySink(), { compression: 'none', order: ['dir/big'] }),
+    ).rejects.toMatchObject({ code: 'LAYER_ORDER_NEEDS_REOPEN' })
   })
 
   it.each([
     ['gzip', gzipSync(tar)],
-    ['gzip with several members', Buffer.concat([gzipSync(tar.subarray(0, 10000)), gzipSync(tar.subarray(10000))])],
+    [
+      'gzip with several members',
+      Buffer.concat([gzipSync(tar.subarray(0, 10000)), gzipSync(tar.subarray(10000))]),
+    ],
     ['zstd', compress(tar)],
-    ['zstd with several frames', Buffer.concat([compress(tar.subarray(0, 10000)), compress(tar.subarray(10000))])],
+    [
+      'zstd with several frames',
+      Buffer.concat([compress(tar.subarray(0, 10000)), compress(tar.subarray(10000))]),
+    ],
   ] as const)('reads an original layer compressed with %s', async (name, bytes) => {
     const compression = name.startsWith('gzip') ? 'gzip' : 'zstd'
     const sink = memorySink()
@@ -125,7 +164,9 @@ describe('writeLayer', () => {
   })
 
   it('reports a layer that does not decompress', async () => {
-    await expect(writeLayer(chunked(Buffer.from('not gzip at all')), memorySink(), { compression: 'gzip' })).rejects.toMatchObject({ code: 'LAYER_DECOMPRESS_FAILED' })
+    await expect(
+      writeLayer(chunked(Buffer.from('not gzip at all')), memorySink(), { compression: 'gzip' }),
+    ).rejects.toMatchObject({ code: 'LAYER_DECOMPRESS_FAILED' })
   })
 
   it('writes the same blob for the same layer and options', async () => {
