@@ -1,0 +1,69 @@
+import { FormatError } from './errors.ts'
+import type { FsEntry, FsIndex } from './fs-index.ts'
+import { parentOf } from './image-index.ts'
+
+/** An entry with what a filesystem reports besides the index: inode number and link count. */
+export interface FsNode extends FsEntry {
+  /** 1 for the root, then index order; hard links share their group's first inode. */
+  ino: number
+  /** Hard-link group size for files; 2 + subdirectories for directories. */
+  nlink: number
+}
+
+/** The index's entries by path, with inode numbers, link counts and directory listings. */
+export class FsTree {
+  readonly #nodes = new Map<string, FsNode>()
+  readonly #children = new Map<string, string[]>()
+
+  constructor(index: FsIndex) {
+    const groupIno = new Map<number, number>()
+    const groupCount = new Map<number, number>()
+    index.entries.forEach((e, i) => {
+      let ino = i + 1
+      if (e.hardlinkGroup > 0) {
+        ino = groupIno.get(e.hardlinkGroup) ?? ino
+        groupIno.set(e.hardlinkGroup, ino)
+        groupCount.set(e.hardlinkGroup, (groupCount.get(e.hardlinkGroup) ?? 0) + 1)
+      }
+      this.#nodes.set(e.path, { ...e, ino, nlink: e.type === 'directory' ? 2 : 1 })
+      if (e.type === 'directory') this.#children.set(e.path, [])
+      if (e.path !== '')
+        this.#children.get(parentOf(e.path))!.push(e.path.slice(e.path.lastIndexOf('/') + 1))
+    })
+    for (const node of this.#nodes.values()) {
+      if (node.hardlinkGroup > 0) node.nlink = groupCount.get(node.hardlinkGroup)!
+      if (node.type === 'directory' && node.path !== '')
+        this.#nodes.get(parentOf(node.path))!.nlink++
+    }
+  }
+
+  /** `/a/b`, `a/b/` and `a//b` name the same entry; no symlink is followed. */
+  lookup(path: string): FsNode | undefined {
+    return this.#nodes.get(canonical(path))
+  }
+
+  /** The entry, or ENTRY_NOT_FOUND / ENTRY_WRONG_TYPE. */
+  get(path: string, type?: FsEntry['type']): FsNode {
+    const node = this.lookup(path)
+    if (node === undefined)
+      throw new FormatError('ENTRY_NOT_FOUND', 'no such entry', { entry: path })
+    if (type !== undefined && node.type !== type) {
+      throw new FormatError('ENTRY_WRONG_TYPE', `not a ${type}`, { entry: path })
+    }
+    return node
+  }
+
+  /** Names in a directory, sorted (entries are sorted by path). */
+  readdir(path: string): string[] {
+    return [...this.#children.get(this.get(path, 'directory').path)!]
+  }
+}
+
+function canonical(path: string): string {
+  if (!path.includes('//') && !path.startsWith('/') && !path.endsWith('/') && !path.includes('./'))
+    return path
+  return path
+    .split('/')
+    .filter((p) => p !== '' && p !== '.')
+    .join('/')
+}

@@ -1,0 +1,177 @@
+import { execFileSync } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { describe, expect, it } from 'vitest'
+import { compress } from 'zstd-napi'
+import { memorySink } from '../../../runtime/format/blob-sink.ts'
+import { createCodec } from '../../../runtime/format/codec/codec.ts'
+import { decodeFrame } from '../../../runtime/format/frame.ts'
+import type { LayerToc } from '../../../runtime/format/layer-toc.ts'
+import { writeLayer, type WriteLayerOptions } from '../../../runtime/format/layer-writer.ts'
+import { buildTar, chunked, type TarSpec } from '../../support/tar-builder.ts'
+import { tmpDir } from '../../support/tmp.ts'
+
+const KiB = 1024
+const small = (i: number): TarSpec => ({
+  name: `dir/small-${i}`,
+  content: randomBytes(3 * KiB).toString('hex'),
+})
+
+async function convert(
+  tar: Buffer,
+  options: Partial<WriteLayerOptions> = {},
+): Promise<{ toc: LayerToc; blob: Buffer }> {
+  const sink = memorySink()
+  const toc = await writeLayer(() => chunked(tar), sink, {
+    compression: 'none',
+    groupBytes: 64 * KiB,
+    splitBytes: 128 * KiB,
+    ...options,
+  })
+  return { toc, blob: sink.bytes() }
+}
+
+/** The bytes of the blob's tar stream, decoded frame by frame with verification. */
+function decodeAll(toc: LayerToc, blob: Buffer): Buffer {
+  const codec = createCodec(toc.codec)
+  return Buffer.concat(
+    toc.frames.map((f) => decodeFrame(codec, blob.subarray(f.coff, f.coff + f.clen), f)),
+  )
+}
+
+describe('writeLayer', () => {
+  const big = randomBytes(300 * KiB)
+  const specs: TarSpec[] = [
+    { name: 'dir', type: 'directory', mode: 0o755 },
+    ...Array.from({ length: 40 }, (_, i) => small(i)),
+    { name: 'dir/big', content: big },
+    { name: 'dir/after-big', content: 'tail' },
+    { name: 'dir/link', type: 'hardlink', linkName: 'dir/big' },
+  ]
+  const tar = buildTar(specs)
+
+  it('writes frames whose concatenated decoding is a tar that GNU tar lists and extracts like the original', async () => {
+    const { toc, blob } = await convert(tar)
+    expect(toc.blob.size).toBe(blob.length)
+    expect(toc.blob.digest).toBe(`sha256:${createHash('sha256').update(blob).digest('hex')}`)
+    expect(toc.diffId).toBe(`sha256:${createHash('sha256').update(tar).digest('hex')}`)
+    const dir = await tmpDir()
+    writeFileSync(join(dir, 'blob'), blob)
+    const listed = execFileSync('sh', ['-c', `zstd -d < ${dir}/blob | tar -t`])
+      .toString()
+      .trim()
+      .split('\n')
+    expect(listed).toEqual(['dir/', ...specs.slice(1).map((s) => s.name)])
+    mkdirSync(join(dir, 'x'))
+    execFileSync('sh', ['-c', `zstd -d < ${dir}/blob | tar -x -C ${dir}/x`])
+    expect(readFileSync(join(dir, 'x/dir/big')).equals(big)).toBe(true)
+    expect(readFileSync(join(dir, 'x/dir/small-7')).toString()).toBe(specs[8]!.content)
+  })
+
+  it('writes a multi-member gzip blob that tar -tz lists when the codec is gzip', async () => {
+    const { toc, blob } = await convert(tar, { codec: 'gzip' })
+    expect(toc.codec).toBe('gzip')
+    expect(decodeAll(toc, blob).length).toBe(toc.tarSize)
+    const listed = execFileSync('tar', ['-tz'], { input: blob }).toString().trim().split('\n')
+    expect(listed).toHaveLength(specs.length)
+  })
+
+  it('groups small files into frames of about groupBytes and splits large files into splitBytes frames starting a new frame', async () => {
+    const { toc, blob } = await convert(tar)
+    const stream = decodeAll(toc, blob)
+    expect(stream.length).toBe(toc.tarSize)
+    const bigEntry = toc.entries.find((e) => e.path === 'dir/big')!
+    // the big file's header opens a new frame
+    const first = toc.frames.findIndex(
+      (f) => f.uoff <= bigEntry.offset && bigEntry.offset < f.uoff + f.ulen,
+    )
+    expect(toc.frames[first]!.uoff).toBe(bigEntry.offset - 512)
+    expect(toc.frames[first]!.ulen).toBe(128 * KiB)
+    expect(toc.frames[first + 1]!.ulen).toBe(128 * KiB)
+    // small-file frames stay under splitBytes and at least groupBytes (but the last)
+    const before = toc.frames.slice(0, first)
+    expect(before.length).toBeGreaterThan(1)
+    for (const f of before.slice(0, -1)) expect(f.ulen).toBeGreaterThanOrEqual(64 * KiB)
+    for (const f of toc.frames) expect(f.ulen).toBeLessThanOrEqual(128 * KiB)
+    expect(stream.subarray(bigEntry.offset, bigEntry.offset + big.length).equals(big)).toBe(true)
+    // frames are contiguous in both coordinates
+    toc.frames.forEach((f, i) => {
+      if (i === 0) return expect([f.coff, f.uoff]).toEqual([0, 0])
+      const p = toc.frames[i - 1]!
+      expect([f.coff, f.uoff]).toEqual([p.coff + p.clen, p.uoff + p.ulen])
+    })
+  })
+
+  it('places ordered files first (after their parent directories), ends the prefetch part on a frame boundary and keeps the rest in order', async () => {
+    const { toc, blob } = await convert(tar, {
+      order: ['/dir/small-30', 'dir/big', 'missing', 'dir/small-2'],
+    })
+    expect(toc.entries.slice(0, 4).map((e) => e.path)).toEqual([
+      'dir',
+      'dir/small-30',
+      'dir/big',
+      'dir/small-2',
+    ])
+    expect(toc.entries.slice(4).map((e) => e.path)).toEqual(
+      specs
+        .map((s) => s.name)
+        .filter((n) => !['dir', 'dir/small-30', 'dir/big', 'dir/small-2'].includes(n)),
+    )
+    expect(toc.prefetchEnd).toBeGreaterThan(0)
+    const boundary = toc.frames.findIndex((f) => f.coff === toc.prefetchEnd)
+    expect(boundary).toBeGreaterThan(0)
+    const ordered = toc.entries.find((e) => e.path === 'dir/small-2')!
+    expect(ordered.offset).toBeLessThan(toc.frames[boundary]!.uoff)
+    expect(
+      execFileSync('sh', ['-c', 'zstd -d | tar -t'], { input: blob }).toString().split('\n'),
+    ).toHaveLength(specs.length + 1)
+    // the reordered layer has the same content and DiffID source
+    expect(toc.diffId).toBe(`sha256:${createHash('sha256').update(tar).digest('hex')}`)
+    const noOrder = await convert(tar)
+    expect(noOrder.toc.prefetchEnd).toBe(0)
+  })
+
+  it('places a hard link’s target before it when both are ordered', async () => {
+    const { toc } = await convert(tar, { order: ['dir/link', 'dir/big'] })
+    expect(toc.entries.slice(0, 3).map((e) => e.path)).toEqual(['dir', 'dir/big', 'dir/link'])
+  })
+
+  it('needs an input it can open twice for an order', async () => {
+    await expect(
+      writeLayer(chunked(tar), memorySink(), { compression: 'none', order: ['dir/big'] }),
+    ).rejects.toMatchObject({ code: 'LAYER_ORDER_NEEDS_REOPEN' })
+  })
+
+  it.each([
+    ['gzip', gzipSync(tar)],
+    [
+      'gzip with several members',
+      Buffer.concat([gzipSync(tar.subarray(0, 10000)), gzipSync(tar.subarray(10000))]),
+    ],
+    ['zstd', compress(tar)],
+    [
+      'zstd with several frames',
+      Buffer.concat([compress(tar.subarray(0, 10000)), compress(tar.subarray(10000))]),
+    ],
+  ] as const)('reads an original layer compressed with %s', async (name, bytes) => {
+    const compression = name.startsWith('gzip') ? 'gzip' : 'zstd'
+    const sink = memorySink()
+    const toc = await writeLayer(chunked(bytes, 65536), sink, { compression })
+    expect(toc.diffId).toBe(`sha256:${createHash('sha256').update(tar).digest('hex')}`)
+    expect(toc.entries).toHaveLength(specs.length)
+  })
+
+  it('reports a layer that does not decompress', async () => {
+    await expect(
+      writeLayer(chunked(Buffer.from('not gzip at all')), memorySink(), { compression: 'gzip' }),
+    ).rejects.toMatchObject({ code: 'LAYER_DECOMPRESS_FAILED' })
+  })
+
+  it('writes the same blob for the same layer and options', async () => {
+    const a = await convert(tar, { order: ['dir/small-3'] })
+    const b = await convert(tar, { order: ['dir/small-3'] })
+    expect(a.blob.equals(b.blob)).toBe(true)
+  })
+})
