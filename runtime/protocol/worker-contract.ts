@@ -37,6 +37,13 @@ export const WorkerHeaders = {
   invocationId: 'x-ms-invocation-id',
 } as const
 
+/**
+ * The Azure Functions host version thaw presents itself as (to `@azure/functions-core`.hostVersion
+ * and in custom handlers' X-Azure-Functions-HostVersion): new enough for HTTP streaming (4.28) and
+ * log hooks (4.34).
+ */
+export const FUNCTIONS_HOST_VERSION = '4.1037.0'
+
 /** Azure's default request body limit (HOST ScriptConstants.DefaultMaxRequestBodySize). */
 export const DEFAULT_BODY_LIMIT = 104_857_600
 

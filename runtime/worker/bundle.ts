@@ -27,6 +27,8 @@ export async function bundleWorker(options: { cacheDir?: string } = {}): Promise
     format: 'esm',
     target: 'node20',
     write: false,
+    // The output path makes the inline source map's paths point at the real sources.
+    outfile: out,
     sourcemap: 'inline',
     legalComments: 'none',
     // The worker must not carry packages: @azure/functions comes from the app's node_modules.

@@ -1,4 +1,5 @@
 import { basename } from 'node:path'
+import { FUNCTIONS_HOST_VERSION } from '../protocol/worker-contract.ts'
 import type { LogCategory, LogLevel } from '../protocol/worker-messages.ts'
 import type { AppState } from './app-state.ts'
 import type {
@@ -17,7 +18,7 @@ import type { Log } from './logger.ts'
  * (4.34). The library does not read them; other packages may.
  */
 export const CORE_API_VERSION = '3.10.1'
-export const HOST_API_VERSION = '4.1037.0'
+export const HOST_API_VERSION = FUNCTIONS_HOST_VERSION
 
 const HOOK_NAMES: readonly HookName[] = [
   'preInvocation',

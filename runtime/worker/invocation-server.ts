@@ -115,7 +115,7 @@ async function invoke(ctx: ServeContext, inv: Invocation, send: (m: WorkerMessag
     if (res.headersSent) res.destroy()
     else if (err instanceof BodyTooLargeError) reject(res, 413, '', true)
     else if (err instanceof BadInvokeBodyError) reject(res, 400, err.message)
-    else if (!isHttpTrigger(inv.fn)) reject(res, 500, error.message)
+    else if (!isHttpTrigger(inv.fn)) reject(res, 500, error.message, false, error.stack)
     else {
       res.writeHead(500, { 'content-length': '0' })
       res.end()
@@ -129,8 +129,16 @@ function header(req: IncomingMessage, name: string): string | undefined {
 }
 
 /** A protocol-level refusal: JSON `{"error":{"message"}}` (InvokeFailure), or empty for 413. */
-function reject(res: ServerResponse, status: number, message: string, close = false): void {
-  const body = message ? Buffer.from(JSON.stringify({ error: { message } })) : Buffer.alloc(0)
+function reject(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  close = false,
+  stack?: string,
+): void {
+  const body = message
+    ? Buffer.from(JSON.stringify({ error: { message, stack } }))
+    : Buffer.alloc(0)
   const headers: Record<string, string | number> = { 'content-length': body.length }
   if (body.length) headers['content-type'] = 'application/json'
   if (close) headers.connection = 'close'
