@@ -132,8 +132,15 @@ describe('the runner as a front door', () => {
     functions: { secret: { default: 'FNKEY' } },
   }
 
+  const ended: string[] = []
+
   beforeAll(async () => {
-    runner = createRunner({ scriptRoot: BUFFERED, keys, cors: ['https://app.example'] })
+    runner = createRunner({
+      scriptRoot: BUFFERED,
+      keys,
+      cors: ['https://app.example'],
+      logger: (e) => void (e.type === 'invocation-end' && ended.push(`${e.functionName} ${e.outcome}`)),
+    })
     await runner.ready
   })
   afterAll(() => runner.dispose())
