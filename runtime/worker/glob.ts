@@ -6,15 +6,18 @@ import { join } from 'node:path'
  * The worker uses globby; this covers what `main` patterns use: `*`, `?`, `[...]`, `**` as a
  * whole segment, and `{a,b}` (nested). Like globby's defaults, `*` does not match dot files. Unlike
  * it, `**` does not descend into node_modules or dot directories: loading library files as entry
- * points would break the app anyway. Returns paths relative to cwd, sorted, without duplicates.
+ * points would break the app anyway. Returns paths relative to cwd without duplicates: brace
+ * alternatives in the order written, the matches of each sorted (globby promises no order).
  */
 export async function expandGlob(pattern: string, cwd: string): Promise<string[]> {
-  const found = new Set<string>()
+  const out = new Set<string>()
   for (const p of expandBraces(pattern.replace(/^\.\//, ''))) {
+    const found = new Set<string>()
     const segments = p.split('/').filter((s) => s !== '' && s !== '.')
     await walk(cwd, '', segments, found)
+    for (const f of [...found].sort()) out.add(f)
   }
-  return [...found].sort()
+  return [...out]
 }
 
 /** `a/{b,c{d,e}}` → `a/b`, `a/cd`, `a/ce`. Unbalanced braces are taken literally. */

@@ -56,7 +56,7 @@ function parseInput(body: Buffer): unknown {
  * (PascalCase, camel-cased by the library): not past due, no schedule status.
  */
 function triggerData(type: string, input: unknown): RpcTypedData | undefined {
-  if (input === undefined && type.toLowerCase() === 'timertrigger') {
+  if ((input === undefined || input === null) && type.toLowerCase() === 'timertrigger') {
     return toTypedData({ Schedule: { AdjustForDST: true }, ScheduleStatus: null, IsPastDue: false })
   }
   return toTypedData(input)
