@@ -44,15 +44,25 @@ export async function connectControl(path: string, lostGraceMs = 1000): Promise<
   socket.on('close', () => {
     if (!closing) requestShutdown(lostGraceMs)
   })
+  // Messages of one event-loop turn go out in one write: an invocation's start, logs and end
+  // usually fit one turn, and each write is a syscall on the warm path.
+  let batch = ''
+  const flush = () => {
+    const out = batch
+    batch = ''
+    if (out && !socket.destroyed && socket.writable) socket.write(out)
+  }
   return {
     send(message) {
-      if (!socket.destroyed && socket.writable) socket.write(encodeLine(message))
+      if (batch === '') setImmediate(flush)
+      batch += encodeLine(message)
     },
     onShutdown(callback) {
       shutdownCallback = callback
       if (shutdownGrace !== undefined) callback(shutdownGrace)
     },
     close() {
+      flush()
       closing ??= new Promise<void>((resolve) => {
         if (socket.destroyed) return resolve()
         socket.end(() => resolve())

@@ -11,6 +11,8 @@ export class BodyTooLargeError extends Error {
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'])
   if (Number.isFinite(declared) && declared > limit) throw new BodyTooLargeError(limit)
+  // No Content-Length and no Transfer-Encoding means no body (RFC 9112 §6.3): skip the stream.
+  if (req.headers['transfer-encoding'] === undefined && !(declared > 0)) return Buffer.alloc(0)
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of req) {

@@ -104,6 +104,8 @@ describe('the functions worker, alone', () => {
     const w = await startDirectWorker(join(APPS, 'modules'))
     await w.ready
     await w.request('logs', '/api/logs')
+    // Control messages may arrive after the HTTP answer (the worker batches them per loop turn).
+    await w.waitFor((m) => m.type === 'invocation-end' && m.functionName === 'logs')
     const logs = w.messages.filter((m) => m.type === 'log' && m.category === 'user')
     expect(logs).toEqual([
       expect.objectContaining({
@@ -144,6 +146,7 @@ describe('the functions worker, alone', () => {
     expect(
       (await w.request('hello', '/api/hello/again', { params: { name: 'again' } })).body.toString(),
     ).toBe('Hello, again!')
+    await w.waitFor((m) => m.type === 'invocation-end' && m.functionName === 'hello')
     const starts = w.messages.filter((m) => m.type === 'invocation-start')
     expect(starts[0]).toMatchObject({ invocationId: 'inv-1' })
     expect(starts[1]!.type === 'invocation-start' && starts[1]!.invocationId).toMatch(
