@@ -9,6 +9,15 @@ const commands: Record<string, Command> = {
     summary: 'run a registry edge (origin mode with its own store, or proxy mode with --upstream)',
     load: () => import('../registry-edge/cli.ts'),
   },
+  start: {
+    summary: 'run a function app locally, like func start (TypeScript without a build, hot reload)',
+    load: () => import('../host/cli/start.ts'),
+  },
+  init: {
+    summary:
+      'create a function app from a template (http-typescript, http-javascript, custom-handler-python)',
+    load: () => import('../host/cli/init.ts'),
+  },
 }
 
 process.exitCode = await runCli(commands, process.argv.slice(2))

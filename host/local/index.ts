@@ -1,0 +1,8 @@
+export { createRunner, type Runner } from './runner.ts'
+export type { RunnerOptions } from './options.ts'
+export type { RunnerEvent } from './generation.ts'
+export { LocalRunnerError, type LocalErrorCode } from './errors.ts'
+export { formatEvent } from './log-format.ts'
+export { formatFunctionList } from './function-list.ts'
+export type { FunctionInfo, InvokeResult } from '../../runtime/protocol/worker-messages.ts'
+export type { KeySet } from '../router/index.ts'
