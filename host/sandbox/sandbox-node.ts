@@ -70,6 +70,8 @@ export class SandboxNode {
   readonly hostIp: string
   /** Host path of the node's /.thaw/run: the worker's unix sockets appear here. */
   readonly runDir: string
+  /** Milliseconds: tmpfs and directories, netns and veth (the two run side by side), in all. */
+  prepareTimings = { scratchMs: 0, networkMs: 0, totalMs: 0 }
   readonly #ctx: NodeContext
   readonly #names: NodeNetworkNames
   readonly #lease: SubnetLease

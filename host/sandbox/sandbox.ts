@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rm } from 'node:fs/promises'
+import { mkdir, readFile, rm, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { ThawError } from '../../runtime/errors.ts'
 import { installHostFirewall, removeHostFirewall } from './host-firewall.ts'
@@ -70,6 +70,7 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
   const leaseDir = join(registryDir, 'subnets')
   const subnets = parseSubnetRange(options.subnet ?? '10.213.0.0/16')
   await mkdir(stateDir, { recursive: true, mode: 0o700 })
+  if (options.workerDir) await checkWorkerDir(options.workerDir)
   const runtime = await pickRuntime(options, stateDir)
   const instanceId = await newInstanceId(registryDir)
   const instanceDir = join(stateDir, instanceId)
@@ -163,6 +164,18 @@ async function newInstanceId(registryDir: string): Promise<string> {
     ) {
       return id
     }
+  }
+}
+
+/** Nodes run as any user: the worker must be readable and searchable by all. */
+async function checkWorkerDir(dir: string): Promise<void> {
+  const info = await stat(dir).catch(() => undefined)
+  if (!info?.isDirectory() || (info.mode & 0o005) !== 0o005) {
+    throw new ThawError(
+      'WORKER_DIR_INVALID',
+      `worker directory ${dir} must be a directory that every user can read (mode o+rx)`,
+      { fault: 'user' },
+    )
   }
 }
 
