@@ -35,11 +35,13 @@ export class OutputTail {
     const chunks = this.#chunks[stream]
     chunks.push(chunk)
     this.#sizes[stream] += chunk.length
-    while (this.#sizes[stream] > this.#limit && chunks.length > 1) {
+    // Drop whole chunks while what is left still fills the limit, then trim the oldest one.
+    while (chunks.length > 1 && this.#sizes[stream] - chunks[0]!.length >= this.#limit) {
       this.#sizes[stream] -= chunks.shift()!.length
     }
-    if (this.#sizes[stream] > this.#limit) {
-      chunks[0] = chunks[0]!.subarray(this.#sizes[stream] - this.#limit)
+    const excess = this.#sizes[stream] - this.#limit
+    if (excess > 0) {
+      chunks[0] = chunks[0]!.subarray(excess)
       this.#sizes[stream] = this.#limit
     }
     for (const listener of this.#listeners) listener(stream, chunk)
