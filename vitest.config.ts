@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config'
 // e2e files run one at a time: they mount filesystems and start sandboxes on a 2-core machine.
 export default defineConfig({
   test: {
+    passWithNoTests: true,
     projects: [
       {
         test: {
@@ -21,7 +22,6 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 300_000,
           fileParallelism: false,
-          passWithNoTests: true,
         },
       },
     ],

@@ -112,14 +112,18 @@ export class SandboxNode {
     index: number,
     signal?: AbortSignal,
   ): Promise<SandboxNode> {
+    const t0 = performance.now()
     const lease = await leaseSubnet(ctx.leaseDir, ctx.subnets, ctx.instanceId)
     const node = new SandboxNode(ctx, index, lease)
+    const since = (t: number) => () => performance.now() - t
     try {
       await mkdir(join(node.dir, 'fs'), { recursive: true })
-      await Promise.all([
-        node.#prepareScratch(signal),
-        createNodeNetwork(node.#names, lease, signal),
+      const t1 = performance.now()
+      const [scratchMs, networkMs] = await Promise.all([
+        node.#prepareScratch(signal).then(since(t1)),
+        createNodeNetwork(node.#names, lease, signal).then(since(t1)),
       ])
+      node.prepareTimings = { scratchMs, networkMs, totalMs: performance.now() - t0 }
       return node
     } catch (err) {
       await node.destroy().catch(() => {}) // the first error is the one worth reporting
