@@ -1,0 +1,175 @@
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ThawError } from '../../runtime/errors.ts'
+import { runCommand } from '../os/run-command.ts'
+import { DEFAULT_PATH } from '../sandbox/node-process.ts'
+import { APP_USER } from './base-etc.ts'
+import {
+  cacheKey,
+  ociArchitecture,
+  readCachedBase,
+  writeBaseRecord,
+  type BaseImage,
+} from './base-image.ts'
+import { writeLayerTar } from './layer-tar.ts'
+
+// Bump when the steps below change, so cached builds are redone.
+const BUILDER_VERSION = 1
+
+export const DEFAULT_CACHE_DIR = '/var/tmp/thaw-cache'
+
+export interface DebianBaseOptions {
+  /** Default: `<cacheDir>/debian-<suite>-<key>`. */
+  outDir?: string
+  /** Downloaded .debs (`debootstrap --cache-dir`) and default outputs. Default /var/tmp/thaw-cache. */
+  cacheDir?: string
+  mirror?: string
+  suite?: string
+  /** Installed on top of minbase, with their dependencies. */
+  packages?: string[]
+  gzip?: boolean
+  /**
+   * Layer mtimes are clamped to this (seconds): package files keep their own older mtimes (so
+   * Python's .pyc files stay valid), files made by the build get this one. Default 2025-05-20.
+   */
+  sourceDateEpoch?: number
+  signal?: AbortSignal
+}
+
+/**
+ * A larger, realistic base for benchmarks: Debian minbase plus packages (nodejs and python3 by
+ * default) from Debian's apt mirror with debootstrap, an `app` user, apt's caches and logs
+ * removed, then one deterministic layer. Takes minutes; the result is cached by its inputs.
+ * Throws `MIRROR_UNREACHABLE` (before doing anything) when the mirror does not answer.
+ */
+export async function buildDebianBase(options: DebianBaseOptions = {}): Promise<BaseImage> {
+  const cacheDir = options.cacheDir ?? DEFAULT_CACHE_DIR
+  const mirror = options.mirror ?? 'http://deb.debian.org/debian'
+  const suite = options.suite ?? 'bookworm'
+  const packages = options.packages ?? ['nodejs', 'python3']
+  const gzip = options.gzip ?? true
+  const epoch = options.sourceDateEpoch ?? 1_747_699_200
+  const key = cacheKey({ BUILDER_VERSION, mirror, suite, packages, gzip, epoch })
+  const outDir = options.outDir ?? join(cacheDir, `debian-${suite}-${key.slice(0, 12)}`)
+  const cached = await readCachedBase(outDir, key)
+  if (cached) return cached
+  await checkMirror(mirror, suite, options.signal)
+  const debs = join(cacheDir, 'debs')
+  await mkdir(debs, { recursive: true })
+  const rootfs = join(outDir, 'rootfs')
+  const staging = `${rootfs}.tmp-${process.pid}`
+  await rm(staging, { recursive: true, force: true })
+  try {
+    await runCommand(
+      'debootstrap',
+      [
+        '--variant=minbase',
+        `--include=${packages.join(',')}`,
+        `--cache-dir=${debs}`,
+        suite,
+        staging,
+        mirror,
+      ],
+      { signal: options.signal, timeoutMs: 60 * 60_000 },
+    )
+    await finishRootfs(staging)
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true })
+    throw err
+  }
+  const versions = await packageVersions(staging, packages)
+  await rm(rootfs, { recursive: true, force: true })
+  await rename(staging, rootfs)
+  const layer = await writeLayerTar(rootfs, {
+    tarPath: join(outDir, 'layer.tar'),
+    gzip,
+    mtime: epoch,
+    clampMtime: true,
+    capabilities: true,
+    signal: options.signal,
+  })
+  const base: BaseImage = {
+    kind: 'debian',
+    rootfs,
+    layer,
+    platform: { architecture: ociArchitecture(), os: 'linux' },
+    config: { Env: [`PATH=${DEFAULT_PATH}`], Cmd: ['/bin/bash'], WorkingDir: '/' },
+    description: `debian ${suite} minbase from ${mirror} with ${versions}`,
+    key,
+  }
+  await writeBaseRecord(outDir, base)
+  return base
+}
+
+/** The suite's Release file answers: the mirror is there (no internet is fine if it is local). */
+async function checkMirror(mirror: string, suite: string, signal?: AbortSignal): Promise<void> {
+  const url = `${mirror}/dists/${suite}/Release`
+  const timeout = AbortSignal.timeout(15_000)
+  try {
+    const res = await fetch(url, {
+      method: 'HEAD',
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    })
+    if (res.ok) return
+    throw new Error(`HTTP ${res.status}`)
+  } catch (err) {
+    signal?.throwIfAborted()
+    throw new ThawError(
+      'MIRROR_UNREACHABLE',
+      `Debian mirror ${url} is unreachable: ${(err as Error).message}`,
+      {
+        fault: 'user',
+        cause: err,
+      },
+    )
+  }
+}
+
+/** The `app` user, quiet apt, no caches, no host identity. */
+async function finishRootfs(rootfs: string): Promise<void> {
+  const { name, uid } = APP_USER
+  await runCommand('chroot', [
+    rootfs,
+    'useradd',
+    '--create-home',
+    '--uid',
+    String(uid),
+    '--user-group',
+    '--shell',
+    '/bin/sh',
+    name,
+  ])
+  await writeFile(
+    join(rootfs, 'etc/apt/apt.conf.d/90thaw'),
+    'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n',
+  )
+  await writeFile(join(rootfs, 'etc/resolv.conf'), '')
+  await writeFile(join(rootfs, 'etc/hostname'), 'thaw\n')
+  await writeFile(join(rootfs, 'etc/machine-id'), '')
+  const transient = [
+    'var/lib/apt/lists',
+    'var/cache/apt/archives',
+    'var/cache/apt/pkgcache.bin',
+    'var/cache/apt/srcpkgcache.bin',
+    'var/log/apt',
+    'var/log/dpkg.log',
+    'var/log/alternatives.log',
+    'var/log/bootstrap.log',
+    'var/cache/ldconfig/aux-cache',
+  ]
+  for (const path of transient) await rm(join(rootfs, path), { recursive: true, force: true })
+  await mkdir(join(rootfs, 'var/lib/apt/lists/partial'), { recursive: true })
+  await mkdir(join(rootfs, 'var/cache/apt/archives/partial'), { recursive: true })
+}
+
+async function packageVersions(rootfs: string, packages: string[]): Promise<string> {
+  const { stdout } = await runCommand('chroot', [
+    rootfs,
+    'dpkg-query',
+    '-W',
+    '-f',
+    '${Package} ${Version}\\n',
+    ...packages,
+  ])
+  return stdout.trim().split('\n').join(', ')
+}

@@ -1,0 +1,272 @@
+import { chmod, chown, mkdir, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ThawError } from '../../runtime/errors.ts'
+import { containerCgroupDirs, hasMemorySwapLimit } from './cgroups.ts'
+import { resolveImageUser } from './image-user.ts'
+import { mountOverlay, mountsUnder, mountTmpfs, unmountAll } from './mounts.ts'
+import { createNodeHandle, type NodeProcess } from './node-handle.ts'
+import {
+  createNodeNetwork,
+  destroyNodeNetwork,
+  netnsPath,
+  type NodeNetworkNames,
+} from './node-network.ts'
+import { mergeEnv, processArgs, workingDir, type ImageProcessConfig } from './node-process.ts'
+import { nodeSpecTemplate, specializeSpec } from './node-spec.ts'
+import type { OciRuntime } from './oci-runtime.ts'
+import type { OutputListener } from './output-tail.ts'
+import type { RuntimeSpec } from './runtime-spec.ts'
+import { startContainer } from './start-container.ts'
+import { leaseSubnet, releaseSubnet, type SubnetLease, type SubnetRange } from './subnet-leases.ts'
+
+/** What every node of one sandbox instance shares. */
+export interface NodeContext {
+  instanceId: string
+  /** `<stateDir>/<instanceId>`: one directory per node below it. */
+  instanceDir: string
+  runtime: OciRuntime
+  leaseDir: string
+  subnets: SubnetRange
+  scratchBytes: number
+  workerDir?: string
+  maxOpenFiles: number
+  /** Called once a node is fully destroyed. */
+  onDestroyed?: (node: SandboxNode) => void
+}
+
+export interface SpecializeOptions {
+  /** The image's root filesystem: any directory (later a FUSE mount). Never written. */
+  lowerDir: string
+  imageConfig: ImageProcessConfig
+  /** App settings; they override the image's Env. */
+  env?: Record<string, string>
+  /** The whole argv, replacing Entrypoint and Cmd (the host starting its worker). */
+  args?: string[]
+  memoryBytes: number
+  /** Tasks (processes and threads) the node may have; node itself needs about a dozen. */
+  pids: number
+  /** Extra host directories, read-only inside the node. */
+  readOnlyBinds?: { source: string; destination: string }[]
+  /** Receives every chunk of output from the first byte on. */
+  onOutput?: OutputListener
+  signal?: AbortSignal
+}
+
+export type NodeState = 'warm' | 'specializing' | 'running' | 'failed' | 'destroyed'
+
+/**
+ * One node: prepared ahead of time (`prepareNode`), specialized once for one image, destroyed
+ * after. Single use: a node that ran one app never runs another.
+ *
+ * Its directory (`<instanceDir>/<id>`): `config.json`, `pid`, `runtime.log`, and `fs/`, a
+ * tmpfs holding the overlay's `upper/` and `work/`, its mount point `root/`, `thaw/` (bound
+ * read-only at /.thaw) and `run/` (bound read-write at /.thaw/run).
+ */
+export class SandboxNode {
+  readonly id: string
+  readonly containerId: string
+  readonly dir: string
+  readonly ip: string
+  readonly hostIp: string
+  /** Host path of the node's /.thaw/run: the worker's unix sockets appear here. */
+  readonly runDir: string
+  /** Milliseconds: tmpfs and directories, netns and veth (the two run side by side), in all. */
+  prepareTimings = { scratchMs: 0, networkMs: 0, totalMs: 0 }
+  readonly #ctx: NodeContext
+  readonly #names: NodeNetworkNames
+  readonly #lease: SubnetLease
+  readonly #template: RuntimeSpec
+  #state: NodeState = 'warm'
+  #process: NodeProcess | undefined
+  #specializing: Promise<NodeProcess> | undefined
+  #destroying: Promise<void> | undefined
+  /** Aborts a specialize still in flight when the node is destroyed. */
+  readonly #abort = new AbortController()
+
+  private constructor(ctx: NodeContext, index: number, lease: SubnetLease) {
+    const suffix = index.toString(36)
+    this.#ctx = ctx
+    this.#lease = lease
+    this.id = `n${suffix}`
+    this.containerId = `thaw-${ctx.instanceId}-${suffix}`
+    this.#names = { netns: this.containerId, hostVeth: `tv${ctx.instanceId}${suffix}` }
+    this.dir = join(ctx.instanceDir, this.id)
+    this.ip = lease.nodeIp
+    this.hostIp = lease.hostIp
+    this.runDir = join(this.dir, 'fs/run')
+    this.#template = nodeSpecTemplate({
+      rootfs: join(this.dir, 'fs/root'),
+      netnsPath: netnsPath(this.#names.netns),
+      cgroupsPath: this.containerId,
+      hostname: this.containerId,
+      thawDir: join(this.dir, 'fs/thaw'),
+      runDir: this.runDir,
+      workerDir: ctx.workerDir,
+      maxOpenFiles: ctx.maxOpenFiles,
+    })
+  }
+
+  /** The image-independent part: directories, scratch tmpfs, network namespace and veth. */
+  static async prepare(
+    ctx: NodeContext,
+    index: number,
+    signal?: AbortSignal,
+  ): Promise<SandboxNode> {
+    const t0 = performance.now()
+    const lease = await leaseSubnet(ctx.leaseDir, ctx.subnets, ctx.instanceId)
+    const node = new SandboxNode(ctx, index, lease)
+    const since = (t: number) => () => performance.now() - t
+    try {
+      await mkdir(join(node.dir, 'fs'), { recursive: true })
+      const t1 = performance.now()
+      const [scratchMs, networkMs] = await Promise.all([
+        node.#prepareScratch(signal).then(since(t1)),
+        createNodeNetwork(node.#names, lease, signal).then(since(t1)),
+      ])
+      node.prepareTimings = { scratchMs, networkMs, totalMs: performance.now() - t0 }
+      return node
+    } catch (err) {
+      await node.destroy().catch(() => {}) // the first error is the one worth reporting
+      throw err
+    }
+  }
+
+  get state(): NodeState {
+    return this.#state
+  }
+
+  get process(): NodeProcess | undefined {
+    return this.#process
+  }
+
+  async #prepareScratch(signal?: AbortSignal): Promise<void> {
+    const fs = join(this.dir, 'fs')
+    await mountTmpfs(fs, this.#ctx.scratchBytes, signal)
+    for (const dir of ['upper', 'work', 'root', 'thaw/worker', 'thaw/run', 'run']) {
+      await mkdir(join(fs, dir), { recursive: true })
+    }
+  }
+
+  /** Mounts the image, writes config.json and starts the node's process. Once per node. */
+  async specialize(o: SpecializeOptions): Promise<NodeProcess> {
+    if (this.#state !== 'warm') {
+      throw new ThawError('NODE_NOT_WARM', `node ${this.id} is ${this.#state}, not warm`)
+    }
+    this.#state = 'specializing'
+    const signal = o.signal ? AbortSignal.any([o.signal, this.#abort.signal]) : this.#abort.signal
+    this.#specializing = this.#specialize({ ...o, signal })
+    try {
+      this.#process = await this.#specializing
+      if (this.#state === 'specializing') this.#state = 'running'
+      return this.#process
+    } catch (err) {
+      if (this.#state === 'specializing') this.#state = 'failed'
+      throw err
+    }
+  }
+
+  async #specialize(o: SpecializeOptions): Promise<NodeProcess> {
+    const t0 = performance.now()
+    const info = await stat(o.lowerDir).catch(() => undefined)
+    if (!info?.isDirectory()) {
+      throw new ThawError('LOWER_DIR_MISSING', `image root ${o.lowerDir} is not a directory`)
+    }
+    const fs = join(this.dir, 'fs')
+    const dirs = {
+      lower: o.lowerDir,
+      upper: join(fs, 'upper'),
+      work: join(fs, 'work'),
+      target: join(fs, 'root'),
+    }
+    const [user, cgroups] = await Promise.all([
+      resolveImageUser(o.lowerDir, o.imageConfig.User),
+      containerCgroupDirs(this.containerId),
+      mountOverlay(dirs, o.signal),
+    ])
+    const t1 = performance.now()
+    await chown(this.runDir, user.uid, user.gid)
+    await chmod(this.runDir, 0o700)
+    const spec = specializeSpec(this.#template, {
+      args: processArgs(o.imageConfig, o.args),
+      env: mergeEnv(o.imageConfig.Env, o.env, { home: user.home, hostname: this.containerId }),
+      cwd: workingDir(o.imageConfig),
+      user,
+      memoryBytes: o.memoryBytes,
+      limitSwap: await hasMemorySwapLimit(cgroups),
+      pids: o.pids,
+      readOnlyBinds: o.readOnlyBinds,
+    })
+    await writeFile(join(this.dir, 'config.json'), JSON.stringify(spec))
+    const t2 = performance.now()
+    const files = { pidFile: join(this.dir, 'pid'), logFile: join(this.dir, 'runtime.log') }
+    const started = await startContainer(
+      this.#ctx.runtime,
+      this.containerId,
+      this.dir,
+      files,
+      o.signal,
+    )
+    if (o.onOutput) started.output.listen(o.onOutput)
+    const t3 = performance.now()
+    const timings = { mountMs: t1 - t0, configMs: t2 - t1, startMs: t3 - t2, totalMs: t3 - t0 }
+    return createNodeHandle({
+      ...started,
+      ip: this.ip,
+      cgroups,
+      timings,
+      destroy: () => this.destroy(),
+    })
+  }
+
+  /**
+   * Kills the process, deletes the container (and its cgroups), unmounts the overlay and the
+   * tmpfs, deletes the veth and namespace, frees the /30 and removes the directory. Idempotent
+   * and safe in any state, also half-prepared; a failed step is reported after the others ran,
+   * and calling again retries what is left.
+   */
+  destroy(): Promise<void> {
+    this.#state = 'destroyed'
+    this.#abort.abort(new ThawError('NODE_DESTROYED', `node ${this.id} was destroyed`))
+    this.#destroying ??= this.#destroy().catch((err: unknown) => {
+      this.#destroying = undefined
+      throw err
+    })
+    return this.#destroying
+  }
+
+  async #destroy(): Promise<void> {
+    const errors: unknown[] = []
+    const step = async (f: () => Promise<unknown>) =>
+      f().catch((err: unknown) => void errors.push(err))
+    await this.#specializing?.catch(() => {})
+    const proc = this.#process
+    if (proc) {
+      proc.kill('SIGKILL')
+      await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 10_000).unref())])
+    }
+    const storage = async () => {
+      // Only a node that was specialized can have a container (the leftover cleanup finds
+      // containers of crashed hosts by listing them).
+      if (this.#specializing) await step(() => this.#ctx.runtime.delete(this.containerId))
+      await step(() => unmountAll(this.dir))
+    }
+    const network = async () => {
+      try {
+        await destroyNodeNetwork(this.#names)
+      } catch (err) {
+        errors.push(err)
+        return // a /30 whose veth may still exist must not be leased again
+      }
+      await step(() => releaseSubnet(this.#ctx.leaseDir, this.#lease.index))
+    }
+    await Promise.all([storage(), network()])
+    if ((await mountsUnder(this.dir)).length === 0) {
+      await step(() => rm(this.dir, { recursive: true, force: true }))
+    }
+    if (errors.length === 0) return this.#ctx.onDestroyed?.(this)
+    const detail = errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ')
+    throw new ThawError('NODE_DESTROY_FAILED', `destroying node ${this.id}: ${detail}`, {
+      cause: errors[0],
+    })
+  }
+}
