@@ -1,0 +1,57 @@
+import type { Digest } from '../../runtime/oci/digest.ts'
+import type { ImageConfig } from '../../runtime/oci/schemas.ts'
+import type { Profile } from '../../runtime/profile/profile.ts'
+
+/**
+ * What the host's pool needs from lazy mounts (implemented in this folder by createImageMounts).
+ * One FUSE mount per image on the machine, shared by every node that runs it and reference-counted
+ * by leases; the last release unmounts it.
+ *
+ * @example
+ *   const lease = await mounts.acquire('127.0.0.1:5000/apps/hello:v1', { record: true })
+ *   // lease.root is a read-only root filesystem; the sandbox puts an overlay on top of it
+ *   const profile = lease.stopRecording()   // at the function's first response
+ *   await lease.release()
+ */
+export interface ImageMounts {
+  acquire(reference: string, options?: AcquireOptions): Promise<MountLease>
+  /** Drops every cached frame of blobs not in use (`thaw up` and tests use it for a cold start). */
+  clearCache(): Promise<void>
+  /** Unmounts everything (waits for nothing but the unmounts). Idempotent. */
+  close(): Promise<void>
+}
+
+export interface AcquireOptions {
+  /** Record the first access to each file (and the ranges read) until stopRecording(). */
+  record?: boolean
+  /** Replay the image's prefetch bundle if it has one (default true). */
+  replay?: boolean
+  signal?: AbortSignal
+}
+
+export interface MountLease {
+  /** The mountpoint: the image's merged root filesystem, read-only. */
+  readonly root: string
+  readonly image: MountedImage
+  /** Where the acquire's time went (0 when the mount was already there and shared). */
+  readonly timings: { resolveMs: number; mountMs: number; prefetchMs: number }
+  /** A prefetch bundle was (or is being) streamed into the cache for this mount. */
+  readonly replayed: boolean
+  /** Stops recording and returns what was recorded; undefined when this lease did not record. */
+  stopRecording(): Profile | undefined
+  /** Idempotent. */
+  release(): Promise<void>
+}
+
+export interface MountedImage {
+  /** As given to acquire. */
+  reference: string
+  /** Repository of the reference, for the edge's `_thaw` endpoints. */
+  repository: string
+  /** The original image manifest (the profile's subject). */
+  manifest: Digest
+  /** The streaming artifact mounted. */
+  artifact: Digest
+  /** The original image's config: user, env, entrypoint, cmd, working dir. */
+  config: ImageConfig
+}
