@@ -15,12 +15,15 @@ import { jsonLogger, type EdgeLogger } from './observability/edge-logger.ts'
 import { EdgeMetrics } from './observability/edge-metrics.ts'
 import { requestLog } from './observability/request-log.ts'
 import { dispatchV2, matchV2Route } from './routes/v2-dispatch.ts'
+import { openProxyBackend, type ProxyBackendOptions } from './proxy/proxy-backend.ts'
 import { openDiskStore } from './store/disk-store.ts'
 
 export interface RegistryEdgeOptions {
   /** Where images live. Give a backend, or a directory for the on-disk store (origin mode). */
   backend?: RegistryBackend
   store?: string
+  /** Proxy mode: serve this upstream registry, caching under `store` (see proxy/). */
+  upstream?: UpstreamOptions
   /** The edge's region, on every log line and metric. Default `local`. */
   region?: string
   /** Auth config (validated here); absent = auth off. See auth/auth-config.ts. */
@@ -35,6 +38,8 @@ export interface RegistryEdgeOptions {
   extensions?: EdgeExtension[]
   onManifestPut?: ManifestPutListener
 }
+
+export type UpstreamOptions = Omit<ProxyBackendOptions, 'root' | 'metrics' | 'logger'>
 
 export interface RegistryEdge {
   readonly app: Hono<EdgeEnv>
@@ -66,7 +71,7 @@ export async function createRegistryEdge(options: RegistryEdgeOptions): Promise<
   const metrics = new EdgeMetrics(region, options.metricsRegistry)
   const auth = options.auth && new EdgeAuth(parseWithZod(authConfigSchema, options.auth, 'auth'))
   const ownsBackend = !options.backend
-  const backend = options.backend ?? (await openBackend(options))
+  const backend = options.backend ?? (await openBackend(options, metrics, logger))
   const events = new ManifestEvents(logger)
   if (options.onManifestPut) events.subscribe(options.onManifestPut)
   const extensions = options.extensions ?? []
@@ -106,8 +111,9 @@ export async function createRegistryEdge(options: RegistryEdgeOptions): Promise<
   }
 }
 
-async function openBackend(options: RegistryEdgeOptions): Promise<RegistryBackend> {
+async function openBackend(options: RegistryEdgeOptions, metrics: EdgeMetrics, logger: EdgeLogger): Promise<RegistryBackend> {
   if (!options.store) throw new TypeError('createRegistryEdge needs a backend or a store directory')
+  if (options.upstream) return openProxyBackend({ ...options.upstream, root: options.store, metrics, logger })
   return openDiskStore(options.store, { uploadTtlMs: options.uploadTtlMs })
 }
 

@@ -3,19 +3,20 @@ import { ThawError } from '../runtime/errors.ts'
 import { hashPassword } from './auth/password-hash.ts'
 import { parseEdgeConfig, readConfigFile, type EdgeConfig } from './config/edge-config.ts'
 import { jsonLogger } from './observability/edge-logger.ts'
+import type { UpstreamOptions } from './app.ts'
 import { startRegistryEdge } from './server.ts'
 import { checkStore } from './store/check-store.ts'
 
-const USAGE = `usage: thaw edge [options]              run a registry edge (origin mode: its own store)
+const USAGE = `usage: thaw edge [options]              run a registry edge (origin mode, or proxy mode with --upstream)
        thaw edge hash-password           print a password hash for the auth config (password on stdin)
        thaw edge check-store --store DIR verify a store's blobs and links
 
 options (each overrides the same field of the config file):
   --port N          port to listen on (default 5000)
   --host ADDR       address to listen on (default 127.0.0.1)
-  --store DIR       store directory (default .thaw/edge)
+  --store DIR       store directory; in proxy mode the cache (default .thaw/edge)
   --region NAME     region name, on every log line and metric (default local)
-  --upstream URL    proxy mode, pulling through from URL (not available yet)
+  --upstream URL    proxy mode: serve the registry at URL through a cache
   --config FILE     JSON config file (see registry-edge/README.md)
   -h, --help        show this help
 `
@@ -39,15 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE)
     return 0
   }
-  const config = await loadConfig(values)
-  if (config.upstream) {
-    throw new ThawError(
-      'PROXY_UNAVAILABLE',
-      'proxy mode (--upstream / "upstream") is not available yet; run without it for origin mode',
-      { fault: 'user' },
-    )
-  }
-  return serve(config)
+  return serve(await loadConfig(values))
 }
 
 async function serve(config: EdgeConfig): Promise<number> {
@@ -60,9 +53,11 @@ async function serve(config: EdgeConfig): Promise<number> {
     auth: config.auth,
     deletion: config.deletion,
     uploadTtlMs: config.uploadTtlSeconds * 1000,
+    upstream: config.upstream ? upstreamOptions(config.upstream, config.proxy) : undefined,
     logger,
   })
-  logger.info('listening', { url: running.url, store: config.store, auth: config.auth ? 'on' : 'off' })
+  const mode = config.upstream ? { upstream: config.upstream } : {}
+  logger.info('listening', { url: running.url, store: config.store, auth: config.auth ? 'on' : 'off', ...mode })
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'))
     process.once('SIGTERM', () => resolve('SIGTERM'))
@@ -77,6 +72,18 @@ async function serve(config: EdgeConfig): Promise<number> {
   process.off('SIGINT', force)
   process.off('SIGTERM', force)
   return 0
+}
+
+function upstreamOptions(url: string, proxy: EdgeConfig['proxy']): UpstreamOptions {
+  const { username, password } = proxy
+  return {
+    upstream: url,
+    credentials: username !== undefined ? { username, password: password ?? '' } : undefined,
+    tagTtlMs: proxy.tagTtlSeconds * 1000,
+    memoryCacheBytes: proxy.memoryCacheMiB * 1024 * 1024,
+    diskCacheBytes: proxy.diskCacheMiB * 1024 * 1024,
+    fillConcurrency: proxy.fillConcurrency,
+  }
 }
 
 function parseFlags(argv: string[]) {

@@ -10,10 +10,11 @@ import { parseWithZod } from './parse-with-zod.ts'
  *   {
  *     "host": "0.0.0.0", "port": 5000, "region": "eu-west", "store": "/var/lib/thaw/edge",
  *     "deletion": true, "uploadTtlSeconds": 86400,
- *     "auth": { "users": {…}, "access": […] }            // see auth/auth-config.ts
+ *     "auth": { "users": {…}, "access": […] },           // see auth/auth-config.ts
+ *     "upstream": "http://registry.internal:5000",      // proxy mode; `store` then holds the cache
+ *     "proxy": { "tagTtlSeconds": 30, "memoryCacheMiB": 256, "diskCacheMiB": 10240,
+ *                "fillConcurrency": 2, "username": "…", "password": "…" }   // all optional
  *   }
- *
- * `upstream` (proxy mode) is accepted here so configs can be written for it, but not served yet.
  */
 export const edgeConfigSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
@@ -27,6 +28,17 @@ export const edgeConfigSchema = z.strictObject({
   deletion: z.boolean().default(true),
   uploadTtlSeconds: z.number().int().positive().default(86_400),
   auth: authConfigSchema.optional(),
+  proxy: z
+    .strictObject({
+      tagTtlSeconds: z.number().nonnegative().default(30),
+      memoryCacheMiB: z.number().positive().default(256),
+      diskCacheMiB: z.number().positive().default(10_240),
+      fillConcurrency: z.number().int().min(0).max(64).default(2),
+      /** Credentials for the upstream (Basic, or to obtain its Bearer tokens). */
+      username: z.string().min(1).optional(),
+      password: z.string().optional(),
+    })
+    .default({ tagTtlSeconds: 30, memoryCacheMiB: 256, diskCacheMiB: 10_240, fillConcurrency: 2 }),
 })
 
 export type EdgeConfig = z.infer<typeof edgeConfigSchema>

@@ -4,17 +4,18 @@ import { Counter, Histogram, Registry } from 'prom-client'
  * The edge's Prometheus metrics, in a registry of its own (never prom-client's global one, so
  * several edges in one process, as in tests, do not mix). Every series carries `region`.
  *
- * Cache and upstream series are recorded by a caching/proxy backend (next wave); the origin-mode
- * disk store has neither, so in origin mode they stay at zero.
+ * Cache and upstream series are recorded by the proxy backend (proxy/); the origin-mode disk
+ * store has neither, so in origin mode they stay at zero.
  */
 export class EdgeMetrics {
   readonly registry: Registry
   readonly requests: Counter<'method' | 'route' | 'status'>
   readonly requestDuration: Histogram<'method' | 'route'>
   readonly bytesServed: Counter<'kind'>
-  readonly cacheHits: Counter<never>
+  readonly cacheHits: Counter<'layer'>
   readonly cacheMisses: Counter<never>
   readonly upstreamDuration: Histogram<'method'>
+  readonly upstreamBytes: Counter<never>
 
   constructor(region: string, registry = new Registry()) {
     this.registry = registry
@@ -41,18 +42,24 @@ export class EdgeMetrics {
     })
     this.cacheHits = new Counter({
       name: 'thaw_edge_cache_hits_total',
-      help: 'Blob reads served from the edge cache (proxy mode)',
+      help: 'Blob chunk reads served from the proxy cache, by layer (memory, disk)',
+      labelNames: ['layer'],
       registers,
     })
     this.cacheMisses = new Counter({
       name: 'thaw_edge_cache_misses_total',
-      help: 'Blob reads that had to go upstream (proxy mode)',
+      help: 'Blob chunk reads that waited for the upstream (proxy mode)',
       registers,
     })
     this.upstreamDuration = new Histogram({
       name: 'thaw_edge_upstream_duration_seconds',
       help: 'Latency of requests to the upstream registry (proxy mode)',
       labelNames: ['method'],
+      registers,
+    })
+    this.upstreamBytes = new Counter({
+      name: 'thaw_edge_upstream_bytes_total',
+      help: 'Blob bytes received from the upstream registry (proxy mode)',
       registers,
     })
   }

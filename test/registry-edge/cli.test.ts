@@ -33,6 +33,9 @@ describe('edge config', () => {
     [{ prot: 5000 }, /prot/], // typo: unknown fields are errors, not ignored
     [{ region: 'eu west' }, /region: a region is/], // space in a region
     [{ upstream: 'ftp://x' }, /upstream: /], // only http(s) upstreams
+    [{ proxy: { tagTtlSeconds: -1 } }, /proxy\.tagTtlSeconds/], // a negative TTL
+    [{ proxy: { diskCacheMiB: 0 } }, /proxy\.diskCacheMiB/], // a cache must hold something
+    [{ proxy: { ttl: 5 } }, /proxy.*ttl/], // typo in the proxy section
     [{ auth: { users: { alice: { password: 'plain' } } } }, /auth\.users\.alice\.password: must be a hash/],
     [{ auth: { access: [{ repository: 'Apps/*', actions: ['pull'] }] } }, /auth\.access\.0\.repository/],
     [{ auth: { access: [{ repository: 'apps', actions: ['read'] }] } }, /auth\.access\.0\.actions\.0/],
@@ -48,10 +51,14 @@ describe('thaw edge', () => {
     expect(stdout).toContain('--store DIR')
   })
 
-  it('refuses --upstream with a user error: proxy mode is not available yet', async () => {
-    const { code, stderr } = await thaw(['edge', '--upstream', 'http://127.0.0.1:1', '--store', await tmpDir()])
-    expect(code).toBe(2)
-    expect(stderr).toContain('proxy mode (--upstream / "upstream") is not available yet')
+  it('starts in proxy mode with --upstream, and answers 502 UNAVAILABLE while the upstream is down', async () => {
+    const port = await freePort()
+    const edge = startProcess(THAW, ['edge', '--port', String(port), '--upstream', 'http://127.0.0.1:1', '--store', await tmpDir()])
+    await edge.waitFor(/"msg":"listening".*"upstream":"http:\/\/127\.0\.0\.1:1"/)
+    const res = await fetch(`http://127.0.0.1:${port}/v2/apps/hello/manifests/v1`)
+    expect(res.status).toBe(502)
+    expect(((await res.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('UNAVAILABLE')
+    await edge.stop()
   })
 
   it('reports a bad flag or config file in one line and exits 2', async () => {
