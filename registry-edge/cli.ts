@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import { ThawError } from '../runtime/errors.ts'
 import { hashPassword } from './auth/password-hash.ts'
+import { conversionOptionsOf } from './config/conversion-config.ts'
 import { parseEdgeConfig, readConfigFile, type EdgeConfig } from './config/edge-config.ts'
 import { jsonLogger } from './observability/edge-logger.ts'
 import { startRegistryEdge } from './server.ts'
@@ -60,9 +61,10 @@ async function serve(config: EdgeConfig): Promise<number> {
     auth: config.auth,
     deletion: config.deletion,
     uploadTtlMs: config.uploadTtlSeconds * 1000,
+    conversion: conversionOptionsOf(config.conversion),
     logger,
   })
-  logger.info('listening', { url: running.url, store: config.store, auth: config.auth ? 'on' : 'off' })
+  logger.info('listening', { url: running.url, store: config.store, auth: config.auth ? 'on' : 'off', conversion: config.conversion.enabled ? 'on' : 'off' })
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'))
     process.once('SIGTERM', () => resolve('SIGTERM'))

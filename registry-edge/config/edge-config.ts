@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { ThawError } from '../../runtime/errors.ts'
 import { authConfigSchema } from '../auth/auth-config.ts'
+import { conversionConfigSchema } from './conversion-config.ts'
 import { parseWithZod } from './parse-with-zod.ts'
 
 /**
@@ -10,7 +11,9 @@ import { parseWithZod } from './parse-with-zod.ts'
  *   {
  *     "host": "0.0.0.0", "port": 5000, "region": "eu-west", "store": "/var/lib/thaw/edge",
  *     "deletion": true, "uploadTtlSeconds": 86400,
- *     "auth": { "users": {…}, "access": […] }            // see auth/auth-config.ts
+ *     "auth": { "users": {…}, "access": […] },           // see auth/auth-config.ts
+ *     "conversion": { "enabled": true, "streaming": true, "concurrency": 1, "codec": "zstd",
+ *                     "limits": { "maxLayers": 128, … } }  // see convert/README.md; all optional
  *   }
  *
  * `upstream` (proxy mode) is accepted here so configs can be written for it, but not served yet.
@@ -27,6 +30,7 @@ export const edgeConfigSchema = z.strictObject({
   deletion: z.boolean().default(true),
   uploadTtlSeconds: z.number().int().positive().default(86_400),
   auth: authConfigSchema.optional(),
+  conversion: conversionConfigSchema.default({ enabled: true, streaming: true, concurrency: 1 }),
 })
 
 export type EdgeConfig = z.infer<typeof edgeConfigSchema>

@@ -16,7 +16,7 @@ import type { ConvertJob, ConvertReply, ConvertResult } from './convert-job.ts'
 
 /**
  * The body of a conversion worker thread (started by worker-pool.ts through convert-worker.mjs):
- * one job per thread. zstd-napi compresses synchronously, so this work must stay off the edge's
+ * jobs one after another. zstd-napi compresses synchronously, so this work must stay off the edge's
  * event loop.
  */
 async function convert(job: ConvertJob): Promise<ConvertResult> {
@@ -65,7 +65,8 @@ function replyOf(err: unknown): ConvertReply {
   return { ok: false, code: 'CONVERSION_FAILED', message: String(err), fault: 'system' }
 }
 
-parentPort!.once('message', (job: ConvertJob) => {
+// Jobs arrive one at a time (the pool sends the next only after this one's reply).
+parentPort!.on('message', (job: ConvertJob) => {
   convert(job).then(
     (result) => parentPort!.postMessage({ ok: true, result } satisfies ConvertReply),
     (err: unknown) => parentPort!.postMessage(replyOf(err)),

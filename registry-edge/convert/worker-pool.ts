@@ -6,13 +6,15 @@ const WORKER_ENTRY = new URL('./convert-worker.mjs', import.meta.url)
 
 /**
  * Runs conversion jobs on worker threads, at most `concurrency` at a time (the rest wait in FIFO
- * order). One thread per job: a thread costs ~100 ms to start next to a conversion of seconds, and
- * a fresh one per job means a crashed or aborted job leaves nothing behind (terminate() frees it).
+ * order). Threads are started on demand and kept for the next job: starting one costs about 2 s
+ * here (tsx compiles the format sources in each new thread). A thread whose job is aborted or
+ * that dies is terminated and replaced by a fresh one on the next job.
  */
 export class WorkerPool {
   readonly #concurrency: number
   readonly #waiting: (() => void)[] = []
-  readonly #running = new Set<Worker>()
+  readonly #idle: Worker[] = []
+  readonly #all = new Set<Worker>()
   #active = 0
   #closed = false
 
@@ -20,28 +22,25 @@ export class WorkerPool {
     this.#concurrency = Math.max(1, concurrency)
   }
 
-  get active(): number {
-    return this.#active
-  }
-
   async run(job: ConvertJob, signal?: AbortSignal): Promise<ConvertResult> {
     await this.#acquire(signal)
     try {
-      return await this.#runOne(job, signal)
+      return await this.#runOn(this.#idle.pop() ?? this.#spawn(), job, signal)
     } finally {
       this.#active--
       this.#waiting.shift()?.()
     }
   }
 
-  /** Terminates running workers (their jobs reject) and refuses new jobs. Idempotent. */
+  /** Terminates every thread (running jobs reject) and refuses new jobs. Idempotent. */
   async close(): Promise<void> {
     this.#closed = true
-    await Promise.all([...this.#running].map((w) => w.terminate()))
+    for (const wake of this.#waiting.splice(0)) wake()
+    await Promise.all([...this.#all].map((w) => w.terminate()))
   }
 
   async #acquire(signal?: AbortSignal): Promise<void> {
-    while (this.#active >= this.#concurrency) {
+    while (this.#active >= this.#concurrency && !this.#closed) {
       await new Promise<void>((resolve) => this.#waiting.push(resolve))
       signal?.throwIfAborted()
     }
@@ -49,40 +48,52 @@ export class WorkerPool {
     this.#active++
   }
 
-  #runOne(job: ConvertJob, signal?: AbortSignal): Promise<ConvertResult> {
-    signal?.throwIfAborted()
+  #spawn(): Worker {
     const worker = new Worker(WORKER_ENTRY)
-    this.#running.add(worker)
+    this.#all.add(worker)
+    worker.once('exit', () => this.#all.delete(worker))
+    return worker
+  }
+
+  #runOn(worker: Worker, job: ConvertJob, signal?: AbortSignal): Promise<ConvertResult> {
     return new Promise<ConvertResult>((resolve, reject) => {
-      const abort = () => void worker.terminate()
-      signal?.addEventListener('abort', abort, { once: true })
-      const settle = (fn: () => void) => {
-        signal?.removeEventListener('abort', abort)
-        this.#running.delete(worker)
-        void worker.terminate()
-        fn()
+      const cleanup = () => {
+        signal?.removeEventListener('abort', onAbort)
+        worker.off('message', onMessage)
+        worker.off('error', onError)
+        worker.off('exit', onExit)
       }
-      worker.once('message', (reply: ConvertReply) =>
-        settle(() => (reply.ok ? resolve(reply.result) : reject(errorOf(reply)))),
-      )
-      worker.once('error', (err) => settle(() => reject(err)))
-      worker.once('exit', (code) =>
-        settle(() => reject(signal?.aborted ? signal.reason : workerExit(code, this.#closed))),
-      )
+      const fail = (err: unknown) => {
+        cleanup()
+        void worker.terminate()
+        reject(err)
+      }
+      const onMessage = (reply: ConvertReply) => {
+        cleanup()
+        if (!this.#closed) this.#idle.push(worker)
+        if (reply.ok) resolve(reply.result)
+        else reject(errorOf(reply))
+      }
+      const onError = (err: Error) => fail(err)
+      const onExit = (code: number) => fail(this.#closed ? closedError() : exitError(code))
+      const onAbort = () => fail(signal!.reason)
+      if (signal?.aborted) return fail(signal.reason)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      worker.on('message', onMessage)
+      worker.once('error', onError)
+      worker.once('exit', onExit)
       worker.postMessage(job)
     })
   }
 }
 
-/** A worker's error as a ThawError with the same code and fault (the `entry` stays in the message). */
+/** A worker's error as a ThawError with the same code and fault (the `entry` is in the message). */
 function errorOf(reply: Extract<ConvertReply, { ok: false }>): ThawError {
   return new ThawError(reply.code, reply.message, { fault: reply.fault })
 }
 
-function workerExit(code: number, closed: boolean): ThawError {
-  return closed
-    ? closedError()
-    : new ThawError('CONVERSION_FAILED', `conversion worker exited with code ${code}`)
+function exitError(code: number): ThawError {
+  return new ThawError('CONVERSION_FAILED', `conversion worker exited with code ${code}`)
 }
 
 function closedError(): ThawError {
