@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { Hono } from 'hono'
 import type { Registry } from 'prom-client'
 import { OciError } from '../runtime/oci/index.ts'
@@ -17,6 +18,7 @@ import { requestLog } from './observability/request-log.ts'
 import { dispatchV2, matchV2Route } from './routes/v2-dispatch.ts'
 import { openProxyBackend, type ProxyBackendOptions } from './proxy/proxy-backend.ts'
 import { openDiskStore } from './store/disk-store.ts'
+import { startConversion, type Conversion, type ConversionOptions } from './convert/conversion.ts'
 
 export interface RegistryEdgeOptions {
   /** Where images live. Give a backend, or a directory for the on-disk store (origin mode). */
@@ -37,6 +39,12 @@ export interface RegistryEdgeOptions {
   metricsRegistry?: Registry
   extensions?: EdgeExtension[]
   onManifestPut?: ManifestPutListener
+  /**
+   * Convert pushed images into streaming artifacts (convert/conversion.ts) and serve the `_thaw`
+   * status, settings, profiles and bundle endpoints. Off when absent. `dir` defaults to
+   * `<store>/thaw`; with a `backend` instead of a store it must be given.
+   */
+  conversion?: ConversionOptions
 }
 
 export type UpstreamOptions = Omit<ProxyBackendOptions, 'root' | 'metrics' | 'logger'>
@@ -49,6 +57,8 @@ export interface RegistryEdge {
   readonly region: string
   readonly logger: EdgeLogger
   readonly metrics: EdgeMetrics
+  /** The converter and its stores, when conversion is on. */
+  readonly conversion: Conversion | undefined
   /** Subscribes to manifest pushes; returns the unsubscribe function. */
   onManifestPut(listener: ManifestPutListener): () => void
   /** Closes the backend (if the edge opened it). Idempotent. */
@@ -74,7 +84,17 @@ export async function createRegistryEdge(options: RegistryEdgeOptions): Promise<
   const backend = options.backend ?? (await openBackend(options, metrics, logger))
   const events = new ManifestEvents(logger)
   if (options.onManifestPut) events.subscribe(options.onManifestPut)
-  const extensions = options.extensions ?? []
+  const conversion = options.conversion
+    ? await startConversion({
+        backend,
+        dir: conversionDir(options),
+        logger,
+        metricsRegistry: metrics.registry,
+        options: options.conversion,
+      })
+    : undefined
+  if (conversion) events.subscribe((event) => conversion.onManifestPut(event))
+  const extensions = [...(options.extensions ?? []), ...(conversion?.extensions ?? [])]
   const deps = { backend, events, deletion: options.deletion ?? true, extensions, logger, policy: auth?.policy }
 
   const app = new Hono<EdgeEnv>()
@@ -106,8 +126,13 @@ export async function createRegistryEdge(options: RegistryEdgeOptions): Promise<
     region,
     logger,
     metrics,
+    conversion,
     onManifestPut: (listener) => events.subscribe(listener),
-    close: () => (closed ??= ownsBackend ? backend.close() : Promise.resolve()),
+    close: () =>
+      (closed ??= (async () => {
+        await conversion?.close()
+        if (ownsBackend) await backend.close()
+      })()),
   }
 }
 
@@ -115,6 +140,12 @@ async function openBackend(options: RegistryEdgeOptions, metrics: EdgeMetrics, l
   if (!options.store) throw new TypeError('createRegistryEdge needs a backend or a store directory')
   if (options.upstream) return openProxyBackend({ ...options.upstream, root: options.store, metrics, logger })
   return openDiskStore(options.store, { uploadTtlMs: options.uploadTtlMs })
+}
+
+function conversionDir(options: RegistryEdgeOptions): string {
+  const dir = options.conversion?.dir ?? (options.store && join(options.store, 'thaw'))
+  if (!dir) throw new TypeError('conversion over a given backend needs conversion.dir')
+  return dir
 }
 
 function describe(err: unknown): string {

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import { ThawError } from '../runtime/errors.ts'
 import { hashPassword } from './auth/password-hash.ts'
+import { conversionOptionsOf } from './config/conversion-config.ts'
 import { parseEdgeConfig, readConfigFile, type EdgeConfig } from './config/edge-config.ts'
 import { jsonLogger } from './observability/edge-logger.ts'
 import type { UpstreamOptions } from './app.ts'
@@ -54,10 +55,17 @@ async function serve(config: EdgeConfig): Promise<number> {
     deletion: config.deletion,
     uploadTtlMs: config.uploadTtlSeconds * 1000,
     upstream: config.upstream ? upstreamOptions(config.upstream, config.proxy) : undefined,
+    conversion: conversionOptionsOf(config.conversion),
     logger,
   })
   const mode = config.upstream ? { upstream: config.upstream } : {}
-  logger.info('listening', { url: running.url, store: config.store, auth: config.auth ? 'on' : 'off', ...mode })
+  logger.info('listening', {
+    url: running.url,
+    store: config.store,
+    auth: config.auth ? 'on' : 'off',
+    conversion: config.conversion.enabled ? 'on' : 'off',
+    ...mode,
+  })
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'))
     process.once('SIGTERM', () => resolve('SIGTERM'))

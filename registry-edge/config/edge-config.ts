@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { ThawError } from '../../runtime/errors.ts'
 import { authConfigSchema } from '../auth/auth-config.ts'
+import { conversionConfigSchema } from './conversion-config.ts'
 import { parseWithZod } from './parse-with-zod.ts'
 
 /**
@@ -14,6 +15,8 @@ import { parseWithZod } from './parse-with-zod.ts'
  *     "upstream": "http://registry.internal:5000",      // proxy mode; `store` then holds the cache
  *     "proxy": { "tagTtlSeconds": 30, "memoryCacheMiB": 256, "diskCacheMiB": 10240,
  *                "fillConcurrency": 2, "username": "…", "password": "…" }   // all optional
+ *     "conversion": { "enabled": true, "streaming": true, "concurrency": 1, "codec": "zstd",
+ *                     "limits": { "maxLayers": 128, … } }  // see convert/README.md; all optional
  *   }
  */
 export const edgeConfigSchema = z.strictObject({
@@ -39,6 +42,7 @@ export const edgeConfigSchema = z.strictObject({
       password: z.string().optional(),
     })
     .default({ tagTtlSeconds: 30, memoryCacheMiB: 256, diskCacheMiB: 10_240, fillConcurrency: 2 }),
+  conversion: conversionConfigSchema.default({ enabled: true, streaming: true, concurrency: 1 }),
 })
 
 export type EdgeConfig = z.infer<typeof edgeConfigSchema>

@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { mkdir, rename, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { ReadableStream as NodeWebStream } from 'node:stream/web'
+import { encodeBundlePrefix, type BundleHeader } from '../../runtime/artifact/index.ts'
+import { Hasher, digestHex, type Digest } from '../../runtime/oci/index.ts'
+import type { RegistryBackend } from '../backend/registry-backend.ts'
+import { readJsonIfExists, writeFileAtomic } from './atomic-json.ts'
+
+export interface CachedBundle {
+  path: string
+  size: number
+  /** sha256 of the whole bundle: its ETag and Docker-Content-Digest. */
+  digest: Digest
+}
+
+/**
+ * Prefetch bundles built once and kept on disk, one per (artifact, profile):
+ *
+ *   <dir>/<artifact hex>-<profile hex>.bundle        the bytes
+ *   <dir>/<artifact hex>-<profile hex>.json          { digest, size }, written after the bytes
+ *
+ * A bundle is written to a temp name and renamed, so a half-built one is never served; concurrent
+ * requests for the same bundle share one build.
+ */
+export class BundleCache {
+  readonly #dir: string
+  readonly #backend: RegistryBackend
+  readonly #building = new Map<string, Promise<CachedBundle>>()
+
+  constructor(dir: string, backend: RegistryBackend) {
+    this.#dir = dir
+    this.#backend = backend
+  }
+
+  get(header: BundleHeader, signal?: AbortSignal): Promise<CachedBundle> {
+    const name = `${digestHex(header.artifact)}-${digestHex(header.profile)}`
+    let build = this.#building.get(name)
+    if (!build) {
+      build = this.#load(name, header, signal).finally(() => this.#building.delete(name))
+      this.#building.set(name, build)
+    }
+    return build
+  }
+
+  async #load(name: string, header: BundleHeader, signal?: AbortSignal): Promise<CachedBundle> {
+    const path = join(this.#dir, `${name}.bundle`)
+    const meta = (await readJsonIfExists(join(this.#dir, `${name}.json`))) as
+      | { digest: Digest; size: number }
+      | undefined
+    if (meta && (await stat(path).catch(() => undefined))?.size === meta.size) return { path, ...meta }
+    await mkdir(this.#dir, { recursive: true })
+    const tmp = join(this.#dir, `${name}.${randomUUID()}.tmp`)
+    const hasher = new Hasher()
+    try {
+      await pipeline(Readable.from(this.#bytes(header, signal)), hashing(hasher), createWriteStream(tmp, { flags: 'wx' }))
+      await rename(tmp, path)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      throw err
+    }
+    const built = { digest: hasher.digest(), size: hasher.size }
+    await writeFileAtomic(join(this.#dir, `${name}.json`), JSON.stringify(built))
+    return { path, ...built }
+  }
+
+  async *#bytes(header: BundleHeader, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    yield encodeBundlePrefix(header)
+    for (const r of header.records) {
+      const web = this.#backend.readBlob(r.blob, { start: r.offset, end: r.offset + r.length - 1 }, signal)
+      let got = 0
+      for await (const chunk of Readable.fromWeb(web as NodeWebStream<Uint8Array>)) {
+        got += (chunk as Uint8Array).length
+        yield chunk as Uint8Array
+      }
+      if (got !== r.length) throw new Error(`blob ${r.blob} gave ${got} bytes at ${r.offset}, not ${r.length}`)
+    }
+  }
+}
+
+function hashing(hasher: Hasher) {
+  return async function* (source: AsyncIterable<Uint8Array>) {
+    for await (const chunk of source) {
+      hasher.update(chunk)
+      yield chunk
+    }
+  }
+}

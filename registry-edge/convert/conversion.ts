@@ -1,0 +1,79 @@
+import { join } from 'node:path'
+import type { Registry } from 'prom-client'
+import type { CodecName } from '../../runtime/format/index.ts'
+import type { RegistryBackend } from '../backend/registry-backend.ts'
+import type { EdgeExtension } from '../edge-extension.ts'
+import type { ManifestPutEvent } from '../manifest-events.ts'
+import type { EdgeLogger } from '../observability/edge-logger.ts'
+import { BundleCache } from './bundle-cache.ts'
+import { ConversionMetrics } from './conversion-metrics.ts'
+import type { ConversionLimits } from './conversion-limits.ts'
+import { Converter } from './converter.ts'
+import { ProfileStore } from './profile-store.ts'
+import { RepositorySettingsStore } from './repository-settings.ts'
+import { thawExtensions } from './thaw-extensions.ts'
+
+/** The `conversion` part of the edge config. */
+export interface ConversionOptions {
+  /** Where conversion state, profiles and bundles live (origin mode: `<store>/thaw`). */
+  dir?: string
+  /** Default of every repository's `streaming` setting (default true). */
+  streaming?: boolean
+  /** Conversions at a time, each on a worker thread (default 1). */
+  concurrency?: number
+  limits?: Partial<ConversionLimits>
+  codec?: CodecName
+  level?: number
+}
+
+export interface Conversion {
+  readonly converter: Converter
+  readonly profiles: ProfileStore
+  readonly extensions: EdgeExtension[]
+  /** The ManifestEvents listener. */
+  onManifestPut(event: ManifestPutEvent): Promise<void>
+  /** Stops the converter (unfinished conversions resume at the next start). Idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * Conversion in the edge, over any RegistryBackend: the converter (resuming what a previous run
+ * left), the profile store, the bundle cache and the `_thaw` extensions that expose them.
+ *
+ *   <dir>/state/…     conversion status per image       <dir>/settings/…  per-repository settings
+ *   <dir>/profiles/…  profile runs and merged profiles  <dir>/bundles/…   built prefetch bundles
+ *   <dir>/work/…      temp files of running conversions (cleared at start)
+ */
+export async function startConversion(input: {
+  backend: RegistryBackend
+  dir: string
+  logger: EdgeLogger
+  metricsRegistry: Registry
+  options?: ConversionOptions
+}): Promise<Conversion> {
+  const { backend, dir, logger } = input
+  const options = input.options ?? {}
+  const settings = new RepositorySettingsStore(join(dir, 'settings'), { streaming: options.streaming ?? true })
+  const profiles = new ProfileStore(join(dir, 'profiles'), backend)
+  const converter = new Converter({
+    backend,
+    dir,
+    settings,
+    profiles,
+    logger,
+    metrics: new ConversionMetrics(input.metricsRegistry),
+    concurrency: options.concurrency,
+    limits: options.limits,
+    codec: options.codec,
+    level: options.level,
+  })
+  await converter.start()
+  const bundles = new BundleCache(join(dir, 'bundles'), backend)
+  return {
+    converter,
+    profiles,
+    extensions: thawExtensions({ converter, settings, profiles, bundles }),
+    onManifestPut: (event) => converter.onManifestPut(event),
+    close: () => converter.close(),
+  }
+}

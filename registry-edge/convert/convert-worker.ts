@@ -1,0 +1,74 @@
+import { createReadStream, createWriteStream } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { finished } from 'node:stream/promises'
+import { parentPort } from 'node:worker_threads'
+import { isThawError } from '../../runtime/errors.ts'
+import {
+  buildFsIndex,
+  encodeFsIndex,
+  writableSink,
+  writeLayer,
+  type LayerToc,
+} from '../../runtime/format/index.ts'
+import { sha256Of } from '../../runtime/oci/index.ts'
+import type { ConvertJob, ConvertReply, ConvertResult } from './convert-job.ts'
+
+/**
+ * The body of a conversion worker thread (started by worker-pool.ts through convert-worker.mjs):
+ * jobs one after another. zstd-napi compresses synchronously, so this work must stay off the edge's
+ * event loop.
+ */
+async function convert(job: ConvertJob): Promise<ConvertResult> {
+  const tocs: LayerToc[] = []
+  for (const [i, layer] of job.layers.entries()) {
+    const out = createWriteStream(join(job.outDir, `layer-${i}.blob`), { flags: 'wx' })
+    let toc: LayerToc
+    try {
+      toc = await writeLayer(() => createReadStream(layer.path), writableSink(out), {
+        compression: layer.compression,
+        codec: job.codec,
+        level: job.level,
+        order: job.order,
+        safety: job.safety,
+      })
+    } catch (err) {
+      out.destroy()
+      throw err
+    }
+    out.end()
+    await finished(out)
+    tocs.push(toc)
+  }
+  const index = encodeFsIndex(buildFsIndex(tocs))
+  const indexPath = join(job.outDir, 'index.blob')
+  await writeFile(indexPath, index, { flag: 'wx' })
+  return {
+    blobs: tocs.map((t, i) => ({ path: join(job.outDir, `layer-${i}.blob`), ...t.blob })),
+    index: { path: indexPath, digest: sha256Of(index), size: index.length },
+    diffIds: tocs.map((t) => t.diffId),
+    codec: tocs[0]?.codec ?? job.codec,
+  }
+}
+
+function replyOf(err: unknown): ConvertReply {
+  if (isThawError(err)) {
+    const entry = (err as { entry?: unknown }).entry
+    return {
+      ok: false,
+      code: err.code,
+      message: err.message,
+      fault: err.fault,
+      ...(typeof entry === 'string' ? { entry } : {}),
+    }
+  }
+  return { ok: false, code: 'CONVERSION_FAILED', message: String(err), fault: 'system' }
+}
+
+// Jobs arrive one at a time (the pool sends the next only after this one's reply).
+parentPort!.on('message', (job: ConvertJob) => {
+  convert(job).then(
+    (result) => parentPort!.postMessage({ ok: true, result } satisfies ConvertReply),
+    (err: unknown) => parentPort!.postMessage(replyOf(err)),
+  )
+})

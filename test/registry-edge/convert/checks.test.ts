@@ -1,0 +1,153 @@
+import { existsSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { expectStatus, pushManifest, sha256, startTestEdge } from '../../support/edge-client.ts'
+import { pushTarImage, waitForConversion } from '../../support/convert-image.ts'
+import type { TarSpec } from '../../support/tar-builder.ts'
+
+const escape = `thaw-edge-escape-${process.pid}`
+
+// Images the edge refuses to convert, each with the code recorded in its status. Tar content is
+// checked entry by entry while converting (runtime/format TarSafety), before anything is written
+// for the entry; nothing may land outside the store (/tmp/<escape> is where a naive extractor
+// would write the first two).
+const badTars: [string, TarSpec[], string][] = [
+  // an absolute path
+  ['an absolute path', [{ name: `/tmp/${escape}`, content: 'x' }], 'TAR_UNSAFE_PATH'],
+  // `..` climbs out of the root
+  ['a path with ..', [{ name: `a/../../../../tmp/${escape}`, content: 'x' }], 'TAR_UNSAFE_PATH'],
+  // a file written through a symlink of the same layer (dir -> /tmp, dir/<escape>)
+  [
+    'a path through a symlink',
+    [
+      { name: 'dir', type: 'symlink', linkName: '/tmp' },
+      { name: `dir/${escape}`, content: 'x' },
+    ],
+    'TAR_SYMLINK_ESCAPE',
+  ],
+  // the same path twice
+  [
+    'a duplicate entry',
+    [
+      { name: 'a', content: '1' },
+      { name: './a', content: '2' },
+    ],
+    'TAR_DUPLICATE_ENTRY',
+  ],
+  // a device node (devices are off by default)
+  ['a block device', [{ name: 'sda', type: 'block', devMajor: 8, devMinor: 0 }], 'TAR_DEVICE_NOT_ALLOWED'],
+  // a hard link out of the root
+  ['a hard link outside the root', [{ name: 'l', type: 'hardlink', linkName: '../../etc/shadow' }], 'TAR_HARDLINK_INVALID'],
+  // an oversized PAX header (an xattr value over 64 KiB)
+  ['an oversized header', [{ name: 'f', xattrs: new Map([['user.big', Buffer.alloc(65 * 1024)]]) }], 'TAR_HEADER_TOO_LARGE'],
+]
+
+/** Everything under `dir`, relative, excluding the store's own content directories. */
+function strayFiles(store: string): string[] {
+  const known = ['blobs', 'repositories', 'uploads', 'tmp', 'thaw']
+  return readdirSync(store).filter((name) => !known.includes(name))
+}
+
+describe('checks before and during conversion', () => {
+  it.each(badTars)('refuses %s with its reason and writes nothing outside the store', async (_what, specs, code) => {
+    const { url, store } = await startTestEdge({ conversion: {} })
+    const image = await pushTarImage(url, 'apps/bad', 'v1', [[{ name: 'ok', content: 'fine' }], specs])
+    const status = await waitForConversion(url, 'apps/bad', image.digest)
+    expect(status).toMatchObject({ state: 'skipped', code })
+    expect(status.reason).toEqual(expect.any(String))
+    expect(status.artifact).toBeUndefined()
+    expect(existsSync(join('/tmp', escape))).toBe(false)
+    expect(strayFiles(store)).toEqual([])
+    expect(readdirSync(join(store, 'thaw', 'work'))).toEqual([])
+    const refs = (await (await fetch(`${url}/v2/apps/bad/referrers/${image.digest}`)).json()) as {
+      manifests: unknown[]
+    }
+    expect(refs.manifests).toEqual([])
+  })
+
+  // Images refused before any layer is read, each by one limit or property.
+  const preChecks: [string, { limits?: object; platform?: { os: string; architecture: string } }, string][] = [
+    // a platform the hosts cannot run
+    ['a windows image', { platform: { os: 'windows', architecture: 'amd64' } }, 'PLATFORM_UNSUPPORTED'],
+    // more layers than allowed
+    ['too many layers', { limits: { maxLayers: 1 } }, 'TOO_MANY_LAYERS'],
+    // a layer over the size limit
+    ['a layer over the size limit', { limits: { maxLayerBytes: 10 } }, 'LAYER_TOO_LARGE'],
+    // the image over the total limit
+    ['an image over the size limit', { limits: { maxImageBytes: 100 } }, 'IMAGE_TOO_LARGE'],
+  ]
+  it.each(preChecks)('skips %s with its reason', async (_what, { limits, platform }, code) => {
+    const { url } = await startTestEdge({ conversion: { limits } })
+    const layers = [[{ name: 'a', content: 'a'.repeat(500) }], [{ name: 'b', content: 'b' }]]
+    const image = await pushTarImage(url, 'apps/pre', 'v1', layers, platform)
+    expect(await waitForConversion(url, 'apps/pre', image.digest)).toMatchObject({ state: 'skipped', code })
+  })
+
+  it('skips a layer whose media type is not a tar layer', async () => {
+    const { url } = await startTestEdge({ conversion: {} })
+    const image = await pushTarImage(url, 'apps/mt', 'v1', [[{ name: 'a', content: 'a' }]])
+    const manifest = JSON.parse(image.bytes.toString())
+    manifest.layers[0].mediaType = 'application/vnd.example.not-a-layer'
+    const bytes = JSON.stringify(manifest)
+    await expectStatus(await pushManifest(url, 'apps/mt', 'v2', bytes), 201)
+    const status = await waitForConversion(url, 'apps/mt', sha256(bytes))
+    expect(status).toMatchObject({ state: 'skipped', code: 'MEDIA_TYPE_UNSUPPORTED' })
+  })
+
+  it('does not convert when the repository has streaming switched off, and does after switching on', async () => {
+    const { url } = await startTestEdge({ conversion: {} })
+    const put = (streaming: boolean) =>
+      fetch(`${url}/v2/apps/off/_thaw/settings`, { method: 'PUT', body: JSON.stringify({ streaming }) })
+    expect(await (await fetch(`${url}/v2/apps/off/_thaw/settings`)).json()).toEqual({ streaming: true })
+    const off = await put(false)
+    expect(off.status).toBe(200)
+    expect(await off.json()).toEqual({ streaming: false })
+    const image = await pushTarImage(url, 'apps/off', 'v1', [[{ name: 'a', content: 'a' }]])
+    expect(await waitForConversion(url, 'apps/off', image.digest)).toMatchObject({ state: 'skipped', code: 'STREAMING_DISABLED' })
+    const refs = (await (await fetch(`${url}/v2/apps/off/referrers/${image.digest}`)).json()) as {
+      manifests: unknown[]
+    }
+    expect(refs.manifests).toEqual([])
+    // Another repository keeps the default.
+    expect(await (await fetch(`${url}/v2/apps/other/_thaw/settings`)).json()).toEqual({ streaming: true })
+    // Bad settings are refused.
+    const bad = await fetch(`${url}/v2/apps/off/_thaw/settings`, { method: 'PUT', body: '{"streaming":"yes"}' })
+    expect(bad.status).toBe(400)
+    // On again: the next push converts.
+    await put(true)
+    await expectStatus(await pushManifest(url, 'apps/off', 'v2', image.bytes.toString()), 201)
+    const converted = await waitForConversion(url, 'apps/off', image.digest, (s) => s.state === 'converted')
+    expect(converted.artifact).toEqual(expect.any(String))
+  })
+
+  it('takes the default from the config: streaming off unless a repository turns it on', async () => {
+    const { url } = await startTestEdge({ conversion: { streaming: false } })
+    const image = await pushTarImage(url, 'apps/def', 'v1', [[{ name: 'a', content: 'a' }]])
+    expect(await waitForConversion(url, 'apps/def', image.digest)).toMatchObject({ code: 'STREAMING_DISABLED' })
+  })
+
+  it('converts each platform manifest of a pushed index', async () => {
+    const { url } = await startTestEdge({ conversion: {} })
+    const amd = await pushTarImage(url, 'apps/multi', 'amd', [[{ name: 'a', content: 'amd' }]])
+    const arm = await pushTarImage(url, 'apps/multi', 'arm', [[{ name: 'a', content: 'arm' }]], { os: 'linux', architecture: 'arm64' })
+    const index = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: amd.digest, size: amd.bytes.length, platform: { os: 'linux', architecture: 'amd64' } },
+        { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: arm.digest, size: arm.bytes.length, platform: { os: 'linux', architecture: 'arm64' } },
+      ],
+    })
+    await expectStatus(await pushManifest(url, 'apps/multi', 'v1', index, 'application/vnd.oci.image.index.v1+json'), 201)
+    expect(await waitForConversion(url, 'apps/multi', sha256(index))).toMatchObject({ state: 'skipped', code: 'IMAGE_INDEX' })
+    for (const image of [amd, arm]) {
+      expect(await waitForConversion(url, 'apps/multi', image.digest)).toMatchObject({ state: 'converted' })
+    }
+  })
+
+  it('answers 404 for the status of an image it never saw and 400 for a bad digest', async () => {
+    const { url } = await startTestEdge({ conversion: {} })
+    expect((await fetch(`${url}/v2/apps/x/_thaw/status/sha256:${'a'.repeat(64)}`)).status).toBe(404)
+    expect((await fetch(`${url}/v2/apps/x/_thaw/status/nope`)).status).toBe(400)
+  })
+})
