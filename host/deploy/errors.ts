@@ -12,7 +12,8 @@ export type DeployErrorCode =
   | 'HOST_UNREACHABLE'
   | 'DEPLOY_OPTIONS_INVALID'
 
-const SYSTEM: ReadonlySet<DeployErrorCode> = new Set(['HOST_UNREACHABLE', 'ARTIFACT_TIMEOUT'])
+// A timeout is reported as the user's: the usual cause is an edge without conversion, and the message says what to do.
+const SYSTEM: ReadonlySet<DeployErrorCode> = new Set(['HOST_UNREACHABLE'])
 
 /** A failure of `thaw deploy`; `fault` says whether the app/flags (user) or a service (system) is at fault. */
 export class DeployError extends ThawError {
