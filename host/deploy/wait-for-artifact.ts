@@ -34,13 +34,25 @@ export interface ArtifactReady {
  * which says the image itself is pushed.
  */
 export async function waitForStreamingArtifact(o: WaitOptions): Promise<ArtifactReady> {
+  try {
+    return await poll(o)
+  } catch (err) {
+    // fetch and timers reject with a generic AbortError; callers match on their own reason.
+    if (o.signal?.aborted) throw o.signal.reason
+    throw err
+  }
+}
+
+async function poll(o: WaitOptions): Promise<ArtifactReady> {
   const timeoutMs = o.timeoutMs ?? 120_000
   const deadline = Date.now() + timeoutMs
   const statusUrl = new URL(thawPaths.status(o.repository, o.manifest), o.client.registry)
   let useStatus = true
   let last = ''
   const report = (state: string) => {
-    if (state !== last) o.onState?.((last = state))
+    if (state === last) return
+    last = state
+    o.onState?.(state)
   }
   for (;;) {
     o.signal?.throwIfAborted()
@@ -69,7 +81,7 @@ export async function waitForStreamingArtifact(o: WaitOptions): Promise<Artifact
     if (Date.now() >= deadline) {
       throw new DeployError(
         'ARTIFACT_TIMEOUT',
-        `the image is pushed, but its streaming artifact did not appear within ${Math.round(timeoutMs / 1000)} s (last state: ${last || 'unknown'}); ` +
+        `the image is pushed, but its streaming artifact did not appear within ${formatSeconds(timeoutMs)} (last state: ${last || 'unknown'}); ` +
           `is ${o.client.registry.origin} a thaw edge with streaming on? Check ${statusUrl.href}, or deploy with --no-wait`,
       )
     }
@@ -96,4 +108,8 @@ function errorCode(body: string): string | undefined {
 
 function generation(d: { annotations?: Record<string, string> }): number {
   return Number(d.annotations?.[GENERATION_ANNOTATION] ?? 0) || 0
+}
+
+function formatSeconds(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`
 }
