@@ -1,12 +1,8 @@
 import { parseArgs } from 'node:util'
 import { ThawError } from '../../runtime/errors.ts'
-import { createRegistryClient } from '../../runtime/oci/remote/registry-client.ts'
-import { baseOciImage } from '../build/base-oci-image.ts'
-import { buildDebianBase } from '../build/debian-base.ts'
-import { buildNodeBase } from '../build/node-base.ts'
-import { pushAppImage } from '../deploy/push-app-image.ts'
-import { deployReporter } from '../deploy/deploy-output.ts'
 import { DEFAULT_REGISTRY } from '../deploy/deploy-app.ts'
+import { deployReporter } from '../deploy/deploy-output.ts'
+import { buildAndPushBase } from '../deploy/push-base.ts'
 
 const USAGE = `usage: thaw base node|debian [options]
 
@@ -53,23 +49,17 @@ export async function main(argv: string[]): Promise<number> {
     return 2
   }
   const outDir = v.out ?? `/var/tmp/thaw-cache/base-${kind}`
-  process.stderr.write(`Building the ${kind} base in ${outDir}\n`)
-  const base =
-    kind === 'node' ? await buildNodeBase({ outDir }) : await buildDebianBase({ outDir, mirror: v.mirror })
-  process.stderr.write(`Built ${base.description}\n`)
-  const image = baseOciImage(base)
-  const client = createRegistryClient({ registry: v.registry ?? DEFAULT_REGISTRY })
-  try {
-    const repository = v.repository ?? `thaw/${kind}`
-    const tag = v.tag ?? 'latest'
-    const report = deployReporter(process.stderr)
-    const pushed = await pushAppImage(client, repository, tag, image, {
-      onProgress: (progress) => report({ type: 'push', progress }),
-    })
-    report({ type: 'pushed', reference: `${client.registry.host}/${repository}:${tag}`, uploaded: pushed.uploaded, reused: pushed.reused })
-    process.stdout.write(`${client.registry.host}/${repository}@${pushed.digest}\n`)
-  } finally {
-    await client.close()
-  }
+  process.stderr.write(`Building the ${kind} base in ${outDir} (reused when unchanged)\n`)
+  const result = await buildAndPushBase({
+    kind,
+    registry: v.registry ?? DEFAULT_REGISTRY,
+    repository: v.repository,
+    tag: v.tag,
+    outDir,
+    mirror: v.mirror,
+    onEvent: deployReporter(process.stderr),
+  })
+  process.stderr.write(`Built ${result.base.description}\n`)
+  process.stdout.write(`${result.reference}\n`)
   return 0
 }

@@ -19,6 +19,7 @@ options:
       --master-key K      the host's master key (or THAW_MASTER_KEY)
       --setting K=V       an app setting for the host (repeatable)
       --no-wait           do not wait for the streaming artifact
+                          (registry credentials: THAW_REGISTRY_USERNAME and THAW_REGISTRY_PASSWORD)
       --timeout S         how long to wait for it (default 120)
   -h, --help              this help
 `
@@ -67,6 +68,7 @@ export async function main(argv: string[]): Promise<number> {
     name: v.name,
     host: v.host ? { url: v.host, masterKey: masterKey!, settings } : undefined,
     wait: !v['no-wait'],
+    credentials: registryCredentials(),
     waitTimeoutMs: timeout * 1000,
     onEvent: deployReporter(process.stderr),
   })
@@ -85,4 +87,10 @@ function parseSettings(pairs: string[]): Record<string, string> | undefined {
     out[pair.slice(0, eq)] = pair.slice(eq + 1)
   }
   return out
+}
+
+function registryCredentials(): { username: string; password: string } | undefined {
+  const username = process.env.THAW_REGISTRY_USERNAME
+  const password = process.env.THAW_REGISTRY_PASSWORD
+  return username && password !== undefined ? { username, password } : undefined
 }

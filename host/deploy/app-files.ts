@@ -1,4 +1,4 @@
-import { lstat, readdir, readFile, stat } from 'node:fs/promises'
+import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ALWAYS_IGNORED, DEFAULT_IGNORED, parseIgnoreRules, type IgnoreRules } from './ignore-rules.ts'
 
@@ -36,6 +36,7 @@ export async function collectAppFiles(appDir: string, rules: IgnoreRules): Promi
 
 /**
  * Walks `dir` (files under `prefix`), following symlinks; `skip` prunes directories and files.
+ * A folder reached again through a link (a cycle, or a second link to it) is walked once.
  * Shared with the dependency collector, which skips nested node_modules.
  */
 export async function walk(
@@ -43,7 +44,11 @@ export async function walk(
   prefix: string,
   skip: (entry: { path: string; isDirectory: boolean }) => boolean,
   out: AppFile[],
+  seen: Set<string> = new Set(),
 ): Promise<void> {
+  const here = await realpath(join(root, prefix))
+  if (seen.has(here)) return
+  seen.add(here)
   const names = await readdir(join(root, prefix))
   for (const name of names) {
     const path = prefix ? `${prefix}/${name}` : name
@@ -58,7 +63,7 @@ export async function walk(
     }
     const isDirectory = info.isDirectory()
     if (skip({ path, isDirectory })) continue
-    if (isDirectory) await walk(root, path, skip, out)
+    if (isDirectory) await walk(root, path, skip, out, seen)
     else if (info.isFile())
       out.push({ path, data: await readFile(full), executable: (info.mode & 0o111) !== 0 })
   }

@@ -32,6 +32,8 @@ export interface DeployOptions {
   waitTimeoutMs?: number
   /** Entries' mtime in the app layer (default 0). */
   mtime?: number
+  /** Registry credentials (Basic, or to get Bearer tokens); anonymous without. */
+  credentials?: { username: string; password: string }
   /** A client to use (not closed); else one is made for `registry` and closed. */
   client?: RegistryClient
   onEvent?: (event: DeployEvent) => void
@@ -73,7 +75,7 @@ export interface DeployResult {
 export async function deployApp(o: DeployOptions): Promise<DeployResult> {
   const target = o.image ? parseImageReference(o.image) : undefined
   const registry = o.registry ?? (target?.registry ? `http://${target.registry}` : DEFAULT_REGISTRY)
-  const client = o.client ?? createRegistryClient({ registry })
+  const client = o.client ?? createRegistryClient({ registry, credentials: o.credentials })
   try {
     const pushed = o.appDir ? await buildAndPush(o, client) : await resolveExisting(o, client)
     const { repository, digest } = pushed

@@ -70,7 +70,11 @@ describe('thaw base and thaw deploy against a real edge', () => {
 
   it('thaw base node builds the Node.js base from this machine’s node and pushes it', async () => {
     await mkdir(BASE_CACHE, { recursive: true })
+    const before = edge.output().length
     const { stdout } = await run(THAW, ['base', 'node', '--registry', registry, '--out', BASE_CACHE])
+    // The node base layer (tens of MiB) is past the client's 16 MiB monolithic limit: chunked.
+    const patches = requestsSince(before).filter((r) => r.method === 'PATCH' && r.path.startsWith('/v2/thaw/node/blobs/uploads/'))
+    expect(patches.length).toBeGreaterThan(1)
     const m = stdout.trim().match(/^127\.0\.0\.1:\d+\/thaw\/node@(sha256:[0-9a-f]{64})$/)
     expect(m, stdout).not.toBeNull()
     baseDigest = m![1]!

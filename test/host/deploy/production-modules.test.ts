@@ -58,3 +58,15 @@ describe('placeProductionModules', () => {
     ])
   })
 })
+
+describe('collectModuleFiles with links', () => {
+  it('walks a folder that links back to its parent once, without looping', async () => {
+    const root = await tmpDir('thaw-modules-')
+    const app = join(root, 'app')
+    await pkg(app, { dependencies: { loop: '1' } })
+    await pkg(join(app, 'node_modules/loop'), {}, { 'index.js': 'loop' })
+    await symlink('..', join(app, 'node_modules/loop/self'))
+    const files = await collectModuleFiles(await placeProductionModules(app))
+    expect(files.map((f) => f.path).sort()).toEqual(['node_modules/loop/index.js', 'node_modules/loop/package.json'])
+  })
+})
