@@ -24,7 +24,8 @@ const commands: Record<string, Command> = {
     load: () => import('../host/cli/deploy.ts'),
   },
   base: {
-    summary: 'build a base image here (node: from this machine\'s node; debian: debootstrap) and push it',
+    summary:
+      "build a base image here (node: from this machine's node; debian: debootstrap) and push it",
     load: () => import('../host/cli/base.ts'),
   },
 }

@@ -16,14 +16,20 @@ export const BASE_LABEL = 'dev.thaw.base'
  */
 export function baseOciImage(base: BaseImage): Image {
   const gz = base.layer.gzip
-  if (!gz) throw new ThawError('BASE_NOT_GZIPPED', `the ${base.kind} base in ${base.rootfs} was built without gzip`)
+  if (!gz)
+    throw new ThawError(
+      'BASE_NOT_GZIPPED',
+      `the ${base.kind} base in ${base.rootfs} was built without gzip`,
+    )
   const layer: Layer = {
     descriptor: { mediaType: MediaType.ociLayerGzip, digest: gz.digest, size: gz.size },
     diffId: base.layer.tar.digest,
     open: async () => createReadStream(gz.path),
   }
   return appendLayer(emptyImage(base.platform), layer, {
-    env: Object.fromEntries(base.config.Env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
+    env: Object.fromEntries(
+      base.config.Env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
+    ),
     ...(base.config.Entrypoint && { entrypoint: base.config.Entrypoint }),
     cmd: base.config.Cmd,
     workingDir: base.config.WorkingDir,

@@ -36,7 +36,9 @@ export async function main(argv: string[]): Promise<number> {
       },
     })
   } catch (err) {
-    throw new ThawError('BASE_OPTIONS_INVALID', `${(err as Error).message}\n\n${USAGE}`, { fault: 'user' })
+    throw new ThawError('BASE_OPTIONS_INVALID', `${(err as Error).message}\n\n${USAGE}`, {
+      fault: 'user',
+    })
   }
   const { values: v, positionals } = parsed
   if (v.help) {

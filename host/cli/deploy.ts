@@ -53,12 +53,20 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   }
   const masterKey = v['master-key'] ?? process.env.THAW_MASTER_KEY
-  if (v.host && !masterKey) throw new DeployError('DEPLOY_OPTIONS_INVALID', '--host needs --master-key (or THAW_MASTER_KEY)')
+  if (v.host && !masterKey)
+    throw new DeployError(
+      'DEPLOY_OPTIONS_INVALID',
+      '--host needs --master-key (or THAW_MASTER_KEY)',
+    )
   const timeout = v.timeout === undefined ? 120 : Number(v.timeout)
-  if (!(timeout > 0)) throw new DeployError('DEPLOY_OPTIONS_INVALID', '--timeout must be a number of seconds')
+  if (!(timeout > 0))
+    throw new DeployError('DEPLOY_OPTIONS_INVALID', '--timeout must be a number of seconds')
   // With --image and --name outside an app folder, the image is deployed as it is (no build).
   const byReference =
-    v.image !== undefined && v.name !== undefined && v.dir === undefined && !existsSync(join(process.cwd(), 'host.json'))
+    v.image !== undefined &&
+    v.name !== undefined &&
+    v.dir === undefined &&
+    !existsSync(join(process.cwd(), 'host.json'))
   const settings = parseSettings(v.setting ?? [])
   const result = await deployApp({
     registry: v.registry,
@@ -83,7 +91,8 @@ function parseSettings(pairs: string[]): Record<string, string> | undefined {
   const out: Record<string, string> = {}
   for (const pair of pairs) {
     const eq = pair.indexOf('=')
-    if (eq <= 0) throw new DeployError('DEPLOY_OPTIONS_INVALID', `--setting ${pair}: expected NAME=VALUE`)
+    if (eq <= 0)
+      throw new DeployError('DEPLOY_OPTIONS_INVALID', `--setting ${pair}: expected NAME=VALUE`)
     out[pair.slice(0, eq)] = pair.slice(eq + 1)
   }
   return out

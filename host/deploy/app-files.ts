@@ -1,6 +1,11 @@
 import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ALWAYS_IGNORED, DEFAULT_IGNORED, parseIgnoreRules, type IgnoreRules } from './ignore-rules.ts'
+import {
+  ALWAYS_IGNORED,
+  DEFAULT_IGNORED,
+  parseIgnoreRules,
+  type IgnoreRules,
+} from './ignore-rules.ts'
 
 /** One regular file for the app layer, its path relative to the app folder. */
 export interface AppFile {

@@ -48,7 +48,11 @@ export function appImageConfig(input: AppImageConfigInput): ConfigChanges {
       entrypoint: WORKER_ENTRYPOINT,
       cmd: [],
       workingDir: SCRIPT_ROOT,
-      env: { AzureWebJobsScriptRoot: SCRIPT_ROOT, FUNCTIONS_WORKER_RUNTIME: 'node', NODE_ENV: 'production' },
+      env: {
+        AzureWebJobsScriptRoot: SCRIPT_ROOT,
+        FUNCTIONS_WORKER_RUNTIME: 'node',
+        NODE_ENV: 'production',
+      },
     }
   }
   const handler = input.customHandler!

@@ -25,9 +25,13 @@ export function appLayerTar(files: readonly AppFile[], options: AppLayerOptions)
   for (const f of files) byPath.set(posix.join(root, f.path), f)
   const dirs = new Set<string>()
   for (const path of [...byPath.keys(), `${root}/.`]) {
-    for (let d = posix.dirname(path); d !== '.' && d !== '/' && d !== ''; d = posix.dirname(d)) dirs.add(d)
+    for (let d = posix.dirname(path); d !== '.' && d !== '/' && d !== ''; d = posix.dirname(d))
+      dirs.add(d)
   }
-  const entries = [...[...dirs].map((p) => ({ path: p, file: undefined })), ...[...byPath].map(([p, file]) => ({ path: p, file }))]
+  const entries = [
+    ...[...dirs].map((p) => ({ path: p, file: undefined })),
+    ...[...byPath].map(([p, file]) => ({ path: p, file })),
+  ]
   entries.sort((a, b) => comparePaths(a.path, b.path))
   const chunks: Buffer[] = []
   for (const { path, file } of entries) {
@@ -47,7 +51,10 @@ export function appLayerTar(files: readonly AppFile[], options: AppLayerOptions)
 }
 
 /** The app layer as an OCI layer (gzip, which every runtime and registry takes). */
-export async function appLayer(files: readonly AppFile[], options: AppLayerOptions): Promise<Layer> {
+export async function appLayer(
+  files: readonly AppFile[],
+  options: AppLayerOptions,
+): Promise<Layer> {
   return layerFromTar(appLayerTar(files, options))
 }
 

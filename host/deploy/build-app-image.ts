@@ -34,7 +34,10 @@ export async function readAppSource(appDir: string): Promise<AppSource> {
   const dir = resolve(appDir)
   const hostJson = await readJsonc(join(dir, 'host.json'))
   if (hostJson === undefined) {
-    throw new DeployError('APP_NOT_FOUND', `no host.json in ${dir}: run thaw deploy in a function app folder (thaw init makes one)`)
+    throw new DeployError(
+      'APP_NOT_FOUND',
+      `no host.json in ${dir}: run thaw deploy in a function app folder (thaw init makes one)`,
+    )
   }
   let customHandler: CustomHandlerConfig | undefined
   try {
@@ -44,14 +47,26 @@ export async function readAppSource(appDir: string): Promise<AppSource> {
   }
   const pkg = (await readJsonc(join(dir, 'package.json'))) as { name?: unknown } | undefined
   if (!customHandler && !pkg) {
-    throw new DeployError('APP_KIND_UNKNOWN', `${dir} has neither a customHandler in host.json nor a package.json: not a Node.js or custom-handler app`)
+    throw new DeployError(
+      'APP_KIND_UNKNOWN',
+      `${dir} has neither a customHandler in host.json nor a package.json: not a Node.js or custom-handler app`,
+    )
   }
   const kind: AppKind = customHandler ? 'custom-handler' : 'node'
   const ts = kind === 'node' ? await buildTypeScript(dir) : undefined
   const own = await collectAppFiles(dir, await readIgnoreRules(dir, ts?.ignore))
   const modules = pkg ? await collectModuleFiles(await placeProductionModules(dir)) : []
-  const name = packageName(typeof pkg?.name === 'string' ? pkg.name.replace(/^@[^/]+\//, '') : basename(dir))
-  return { dir, name, kind, customHandler, typescript: ts !== undefined, files: [...own, ...(ts?.files ?? []), ...modules] }
+  const name = packageName(
+    typeof pkg?.name === 'string' ? pkg.name.replace(/^@[^/]+\//, '') : basename(dir),
+  )
+  return {
+    dir,
+    name,
+    kind,
+    customHandler,
+    typescript: ts !== undefined,
+    files: [...own, ...(ts?.files ?? []), ...modules],
+  }
 }
 
 export interface BuiltAppImage {
@@ -92,6 +107,9 @@ async function readJsonc(path: string): Promise<unknown> {
   try {
     return parseJsonc(text.replace(/^\uFEFF/, ''))
   } catch (err) {
-    throw new DeployError('APP_CONFIG_INVALID', `${path} is not valid JSON: ${(err as Error).message}`)
+    throw new DeployError(
+      'APP_CONFIG_INVALID',
+      `${path} is not valid JSON: ${(err as Error).message}`,
+    )
   }
 }

@@ -1,6 +1,9 @@
 import { formatImageReference, parseImageReference } from '../../runtime/oci/reference.ts'
 import { pullImage } from '../../runtime/oci/remote/image-transfer.ts'
-import { createRegistryClient, type RegistryClient } from '../../runtime/oci/remote/registry-client.ts'
+import {
+  createRegistryClient,
+  type RegistryClient,
+} from '../../runtime/oci/remote/registry-client.ts'
 import type { Digest } from '../../runtime/oci/digest.ts'
 import type { Descriptor } from '../../runtime/oci/schemas.ts'
 import { buildAppImage, readAppSource, type AppSource } from './build-app-image.ts'
@@ -12,7 +15,10 @@ import { waitForStreamingArtifact } from './wait-for-artifact.ts'
 /** Where `thaw edge` listens by default. */
 export const DEFAULT_REGISTRY = 'http://127.0.0.1:5000'
 /** The bases `thaw base` pushes, by app kind. */
-export const DEFAULT_BASES = { node: 'thaw/node:latest', 'custom-handler': 'thaw/debian:latest' } as const
+export const DEFAULT_BASES = {
+  node: 'thaw/node:latest',
+  'custom-handler': 'thaw/debian:latest',
+} as const
 
 export interface DeployOptions {
   /** Registry (edge) URL. Default: the registry host of `image`, else DEFAULT_REGISTRY. */
@@ -79,7 +85,12 @@ export async function deployApp(o: DeployOptions): Promise<DeployResult> {
   try {
     const pushed = o.appDir ? await buildAndPush(o, client) : await resolveExisting(o, client)
     const { repository, digest } = pushed
-    const reference = formatImageReference({ registry: client.registry.host, repository, tag: undefined, digest })
+    const reference = formatImageReference({
+      registry: client.registry.host,
+      repository,
+      tag: undefined,
+      digest,
+    })
     const result: DeployResult = { ...pushed, reference }
     if (o.wait !== false) {
       const ready = await waitForStreamingArtifact({
@@ -93,11 +104,16 @@ export async function deployApp(o: DeployOptions): Promise<DeployResult> {
       result.artifact = ready.artifact
     }
     if (o.host) {
-      const { created } = await putHostApp(o.host.url, o.host.masterKey, {
-        name: pushed.name,
-        image: reference,
-        ...(o.host.settings && { settings: o.host.settings }),
-      }, { signal: o.signal })
+      const { created } = await putHostApp(
+        o.host.url,
+        o.host.masterKey,
+        {
+          name: pushed.name,
+          image: reference,
+          ...(o.host.settings && { settings: o.host.settings }),
+        },
+        { signal: o.signal },
+      )
       result.url = appUrl(o.host.url, pushed.name)
       o.onEvent?.({ type: 'host', created, url: result.url })
     }
@@ -114,16 +130,34 @@ async function buildAndPush(o: DeployOptions, client: RegistryClient): Promise<P
   const name = o.name ?? source.name
   const baseRef = parseImageReference(o.base ?? DEFAULT_BASES[source.kind])
   if (baseRef.registry && baseRef.registry !== client.registry.host) {
-    throw new DeployError('DEPLOY_OPTIONS_INVALID', `the base ${o.base} must be on the registry deployed to (${client.registry.host})`)
+    throw new DeployError(
+      'DEPLOY_OPTIONS_INVALID',
+      `the base ${o.base} must be on the registry deployed to (${client.registry.host})`,
+    )
   }
-  const base = await pullImage(client, baseRef.repository, baseRef.digest ?? baseRef.tag!, { signal: o.signal }).catch((err) => {
-    if ((err as { code?: string }).code === 'MANIFEST_UNKNOWN' || (err as { code?: string }).code === 'NAME_UNKNOWN') {
-      throw new DeployError('DEPLOY_OPTIONS_INVALID', `the base image ${formatImageReference(baseRef)} is not in ${client.registry.origin}: push one with "thaw base ${source.kind === 'node' ? 'node' : 'debian'} --registry ${client.registry.origin}", or pass --base`, { cause: err })
+  const base = await pullImage(client, baseRef.repository, baseRef.digest ?? baseRef.tag!, {
+    signal: o.signal,
+  }).catch((err) => {
+    if (
+      (err as { code?: string }).code === 'MANIFEST_UNKNOWN' ||
+      (err as { code?: string }).code === 'NAME_UNKNOWN'
+    ) {
+      throw new DeployError(
+        'DEPLOY_OPTIONS_INVALID',
+        `the base image ${formatImageReference(baseRef)} is not in ${client.registry.origin}: push one with "thaw base ${source.kind === 'node' ? 'node' : 'debian'} --registry ${client.registry.origin}", or pass --base`,
+        { cause: err },
+      )
     }
     throw err
   })
   const built = await buildAppImage(base, source, { name, mtime: o.mtime })
-  o.onEvent?.({ type: 'built', source, base: formatImageReference(baseRef), layer: built.layer.descriptor, digest: built.image.digest })
+  o.onEvent?.({
+    type: 'built',
+    source,
+    base: formatImageReference(baseRef),
+    layer: built.layer.descriptor,
+    digest: built.image.digest,
+  })
   const target = o.image ? parseImageReference(o.image) : undefined
   const repository = target?.repository ?? `apps/${name}`
   const tag = target?.tag ?? 'latest'
@@ -132,18 +166,37 @@ async function buildAndPush(o: DeployOptions, client: RegistryClient): Promise<P
     signal: o.signal,
     onProgress: (progress) => o.onEvent?.({ type: 'push', progress }),
   })
-  o.onEvent?.({ type: 'pushed', reference: `${client.registry.host}/${repository}:${tag}`, uploaded: result.uploaded, reused: result.reused })
-  return { name, repository, digest: result.digest, uploaded: result.uploaded, reused: result.reused }
+  o.onEvent?.({
+    type: 'pushed',
+    reference: `${client.registry.host}/${repository}:${tag}`,
+    uploaded: result.uploaded,
+    reused: result.reused,
+  })
+  return {
+    name,
+    repository,
+    digest: result.digest,
+    uploaded: result.uploaded,
+    reused: result.reused,
+  }
 }
 
 async function resolveExisting(o: DeployOptions, client: RegistryClient): Promise<Pushed> {
   if (!o.image || !o.name) {
-    throw new DeployError('DEPLOY_OPTIONS_INVALID', 'without an app folder, give the image to deploy and the app name (--image REF --name APP)')
+    throw new DeployError(
+      'DEPLOY_OPTIONS_INVALID',
+      'without an app folder, give the image to deploy and the app name (--image REF --name APP)',
+    )
   }
   const ref = parseImageReference(o.image)
-  const head = await client.headManifest(ref.repository, ref.digest ?? ref.tag!, { signal: o.signal })
+  const head = await client.headManifest(ref.repository, ref.digest ?? ref.tag!, {
+    signal: o.signal,
+  })
   if (!head) {
-    throw new DeployError('DEPLOY_OPTIONS_INVALID', `${o.image} is not in ${client.registry.origin}`)
+    throw new DeployError(
+      'DEPLOY_OPTIONS_INVALID',
+      `${o.image} is not in ${client.registry.origin}`,
+    )
   }
   if (ref.digest && head.digest !== ref.digest) {
     throw new DeployError('DEPLOY_OPTIONS_INVALID', `${o.image}: the registry has ${head.digest}`)

@@ -21,17 +21,26 @@ export function deployReporter(out: OutputStream): (event: DeployEvent) => void 
     switch (event.type) {
       case 'built': {
         const { source } = event
-        const what = source.kind === 'node' ? `@azure/functions app${source.typescript ? ' (TypeScript, compiled)' : ''}` : 'custom-handler app'
-        out.write(`Built ${source.name}: ${what}, ${source.files.length} files, app layer ${formatBytes(event.layer.size)} on ${event.base}\n`)
+        const what =
+          source.kind === 'node'
+            ? `@azure/functions app${source.typescript ? ' (TypeScript, compiled)' : ''}`
+            : 'custom-handler app'
+        out.write(
+          `Built ${source.name}: ${what}, ${source.files.length} files, app layer ${formatBytes(event.layer.size)} on ${event.base}\n`,
+        )
         break
       }
       case 'push': {
         const p = event.progress
         if (tty) {
-          out.write(`\r${bar(p.doneBytes, p.totalBytes, Math.min(40, Math.max(10, (out.columns ?? 80) - 40)))}`)
+          out.write(
+            `\r${bar(p.doneBytes, p.totalBytes, Math.min(40, Math.max(10, (out.columns ?? 80) - 40)))}`,
+          )
           barShown = true
         } else if (p.finished) {
-          out.write(`  ${p.finished === 'uploaded' ? 'uploaded' : 'reused  '} ${p.blob.digest.slice(0, 19)} ${formatBytes(p.blob.size)}\n`)
+          out.write(
+            `  ${p.finished === 'uploaded' ? 'uploaded' : 'reused  '} ${p.blob.digest.slice(0, 19)} ${formatBytes(p.blob.size)}\n`,
+          )
         }
         break
       }

@@ -19,8 +19,15 @@ const SYSTEM: ReadonlySet<DeployErrorCode> = new Set(['HOST_UNREACHABLE'])
 export class DeployError extends ThawError {
   declare readonly code: DeployErrorCode
 
-  constructor(code: DeployErrorCode, message: string, options: { fault?: Fault; cause?: unknown } = {}) {
-    super(code, message, { fault: options.fault ?? (SYSTEM.has(code) ? 'system' : 'user'), cause: options.cause })
+  constructor(
+    code: DeployErrorCode,
+    message: string,
+    options: { fault?: Fault; cause?: unknown } = {},
+  ) {
+    super(code, message, {
+      fault: options.fault ?? (SYSTEM.has(code) ? 'system' : 'user'),
+      cause: options.cause,
+    })
     this.name = 'DeployError'
   }
 }

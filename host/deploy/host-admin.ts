@@ -29,7 +29,11 @@ export async function putHostApp(
     })
   } catch (err) {
     if (options.signal?.aborted) throw err
-    throw new DeployError('HOST_UNREACHABLE', `cannot reach the host at ${url.origin}: ${(err as Error).message}`, { cause: err })
+    throw new DeployError(
+      'HOST_UNREACHABLE',
+      `cannot reach the host at ${url.origin}: ${(err as Error).message}`,
+      { cause: err },
+    )
   }
   const text = await res.text()
   let body: unknown
@@ -40,10 +44,16 @@ export async function putHostApp(
   }
   if (!res.ok) {
     const error = (body as { error?: { code?: string; message?: string } } | undefined)?.error
-    const detail = error ? `${error.code ?? ''}${error.code ? ': ' : ''}${error.message ?? ''}` : text.slice(0, 200)
-    throw new DeployError('HOST_REJECTED', `the host answered ${res.status} to PUT ${url.pathname}: ${detail}`, {
-      fault: res.status >= 500 ? 'system' : 'user',
-    })
+    const detail = error
+      ? `${error.code ?? ''}${error.code ? ': ' : ''}${error.message ?? ''}`
+      : text.slice(0, 200)
+    throw new DeployError(
+      'HOST_REJECTED',
+      `the host answered ${res.status} to PUT ${url.pathname}: ${detail}`,
+      {
+        fault: res.status >= 500 ? 'system' : 'user',
+      },
+    )
   }
   return { created: res.status === 201, app: body }
 }

@@ -31,7 +31,10 @@ export const DEFAULT_IGNORED = [
 ]
 
 export function parseIgnoreRules(lines: readonly string[]): IgnoreRules {
-  const rules = lines.map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')).map(toRule)
+  const rules = lines
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map(toRule)
   return {
     ignores(path, isDirectory) {
       let ignored = false

@@ -48,11 +48,17 @@ export async function placeProductionModules(appDir: string): Promise<PlacedPack
       }
       const hoisted = `node_modules/${name}`
       const nested = `${imageDir ? `${imageDir}/` : ''}node_modules/${name}`
-      const target = [hoisted, nested].find((d) => !placed.has(d) || placed.get(d)!.realDir === realDir)
+      const target = [hoisted, nested].find(
+        (d) => !placed.has(d) || placed.get(d)!.realDir === realDir,
+      )
       if (!target) continue // cannot happen: nested is under a unique parent
       if (placed.has(target)) continue
       placed.set(target, { name, realDir, imageDir: target })
-      queue.push({ fromDir: realDir, imageDir: target, pkg: (await readPackageJson(join(realDir, 'package.json'))) ?? {} })
+      queue.push({
+        fromDir: realDir,
+        imageDir: target,
+        pkg: (await readPackageJson(join(realDir, 'package.json'))) ?? {},
+      })
     }
   }
   return [...placed.values()]
@@ -63,7 +69,12 @@ export async function collectModuleFiles(packages: readonly PlacedPackage[]): Pr
   const out: AppFile[] = []
   for (const p of packages) {
     const files: AppFile[] = []
-    await walk(p.realDir, '', (e) => e.isDirectory && (e.path === 'node_modules' || e.path.endsWith('/node_modules')), files)
+    await walk(
+      p.realDir,
+      '',
+      (e) => e.isDirectory && (e.path === 'node_modules' || e.path.endsWith('/node_modules')),
+      files,
+    )
     for (const f of files) out.push({ ...f, path: `${p.imageDir}/${f.path}` })
   }
   return out
@@ -91,6 +102,9 @@ async function readPackageJson(path: string): Promise<PackageJson | undefined> {
   try {
     return JSON.parse(text) as PackageJson
   } catch (err) {
-    throw new DeployError('APP_CONFIG_INVALID', `${path} is not valid JSON: ${(err as Error).message}`)
+    throw new DeployError(
+      'APP_CONFIG_INVALID',
+      `${path} is not valid JSON: ${(err as Error).message}`,
+    )
   }
 }

@@ -51,19 +51,37 @@ export async function pushAppImage(
   for (const blob of blobs) {
     if (seen.has(blob.digest)) continue
     seen.add(blob.digest)
-    const pushed = await client.pushBlob(repository, () => image.openBlob(blob, { signal: options.signal }), blob, {
-      signal: options.signal,
-      mountFrom: options.mountFrom !== repository ? options.mountFrom : undefined,
-      chunkSize: options.chunkSize,
-      monolithicMaxBytes: options.monolithicMaxBytes,
-      onProgress: (bytes) => options.onProgress?.({ blob, bytes, doneBytes: done + bytes, totalBytes }),
-    })
+    const pushed = await client.pushBlob(
+      repository,
+      () => image.openBlob(blob, { signal: options.signal }),
+      blob,
+      {
+        signal: options.signal,
+        mountFrom: options.mountFrom !== repository ? options.mountFrom : undefined,
+        chunkSize: options.chunkSize,
+        monolithicMaxBytes: options.monolithicMaxBytes,
+        onProgress: (bytes) =>
+          options.onProgress?.({ blob, bytes, doneBytes: done + bytes, totalBytes }),
+      },
+    )
     done += blob.size
     ;(pushed.uploaded ? uploaded : reused).push(blob)
-    options.onProgress?.({ blob, bytes: blob.size, doneBytes: done, totalBytes, finished: pushed.uploaded ? 'uploaded' : 'reused' })
+    options.onProgress?.({
+      blob,
+      bytes: blob.size,
+      doneBytes: done,
+      totalBytes,
+      finished: pushed.uploaded ? 'uploaded' : 'reused',
+    })
   }
-  const { digest } = await client.putManifest(repository, tag, image.manifestBytes, image.mediaType, {
-    signal: options.signal,
-  })
+  const { digest } = await client.putManifest(
+    repository,
+    tag,
+    image.manifestBytes,
+    image.mediaType,
+    {
+      signal: options.signal,
+    },
+  )
   return { digest, uploaded, reused }
 }

@@ -2,7 +2,10 @@ import { baseOciImage } from '../build/base-oci-image.ts'
 import type { BaseImage } from '../build/base-image.ts'
 import { buildDebianBase } from '../build/debian-base.ts'
 import { buildNodeBase } from '../build/node-base.ts'
-import { createRegistryClient, type RegistryClient } from '../../runtime/oci/remote/registry-client.ts'
+import {
+  createRegistryClient,
+  type RegistryClient,
+} from '../../runtime/oci/remote/registry-client.ts'
 import type { Digest } from '../../runtime/oci/digest.ts'
 import type { DeployEvent } from './deploy-app.ts'
 import { pushAppImage } from './push-app-image.ts'
@@ -37,7 +40,8 @@ export async function buildAndPushBase(
     o.kind === 'node'
       ? await buildNodeBase({ outDir, signal: o.signal })
       : await buildDebianBase({ outDir, mirror: o.mirror, signal: o.signal })
-  const client = o.client ?? createRegistryClient({ registry: o.registry ?? 'http://127.0.0.1:5000' })
+  const client =
+    o.client ?? createRegistryClient({ registry: o.registry ?? 'http://127.0.0.1:5000' })
   try {
     const repository = o.repository ?? `thaw/${o.kind}`
     const tag = o.tag ?? 'latest'
@@ -45,8 +49,17 @@ export async function buildAndPushBase(
       signal: o.signal,
       onProgress: (progress) => o.onEvent?.({ type: 'push', progress }),
     })
-    o.onEvent?.({ type: 'pushed', reference: `${client.registry.host}/${repository}:${tag}`, uploaded: pushed.uploaded, reused: pushed.reused })
-    return { base, reference: `${client.registry.host}/${repository}@${pushed.digest}`, digest: pushed.digest }
+    o.onEvent?.({
+      type: 'pushed',
+      reference: `${client.registry.host}/${repository}:${tag}`,
+      uploaded: pushed.uploaded,
+      reused: pushed.reused,
+    })
+    return {
+      base,
+      reference: `${client.registry.host}/${repository}@${pushed.digest}`,
+      digest: pushed.digest,
+    }
   } finally {
     if (!o.client) await client.close()
   }

@@ -38,14 +38,22 @@ export async function buildTypeScript(appDir: string): Promise<TypeScriptBuild |
   const files: AppFile[] = []
   for (const source of sources.sort()) {
     const code = await readFile(join(appDir, source), 'utf8')
-    const format = source.endsWith('.mts') ? 'esm' : source.endsWith('.cts') ? 'cjs' : esm ? 'esm' : 'cjs'
+    const format = source.endsWith('.mts')
+      ? 'esm'
+      : source.endsWith('.cts')
+        ? 'cjs'
+        : esm
+          ? 'esm'
+          : 'cjs'
     let js: string
     try {
-      js = (await transform(code, { loader: 'ts', format, target: 'node20', sourcefile: source })).code
+      js = (await transform(code, { loader: 'ts', format, target: 'node20', sourcefile: source }))
+        .code
     } catch (err) {
       throw new DeployError('TYPESCRIPT_BUILD_FAILED', `${source}: ${(err as Error).message}`)
     }
-    const rel = rootDir && source.startsWith(`${rootDir}/`) ? source.slice(rootDir.length + 1) : source
+    const rel =
+      rootDir && source.startsWith(`${rootDir}/`) ? source.slice(rootDir.length + 1) : source
     const out = (outDir ? posix.join(outDir, rel) : rel).replace(/\.(c|m)?ts$/, '.$1js')
     files.push({ path: out, data: Buffer.from(js), executable: false })
   }
@@ -53,8 +61,14 @@ export async function buildTypeScript(appDir: string): Promise<TypeScriptBuild |
   return { files, ignore }
 }
 
-async function findSources(appDir: string, tsconfig: TsConfig, outDir: string | undefined): Promise<string[]> {
-  const include = Array.isArray(tsconfig.include) ? tsconfig.include.filter((i) => typeof i === 'string') : ['']
+async function findSources(
+  appDir: string,
+  tsconfig: TsConfig,
+  outDir: string | undefined,
+): Promise<string[]> {
+  const include = Array.isArray(tsconfig.include)
+    ? tsconfig.include.filter((i) => typeof i === 'string')
+    : ['']
   const found = new Set<string>()
   for (const pattern of include) {
     // The folder before the first wildcard: tsc's include patterns are globs under it.
@@ -62,7 +76,16 @@ async function findSources(appDir: string, tsconfig: TsConfig, outDir: string | 
     const base = clean(wild < 0 ? pattern : pattern.slice(0, wild).replace(/[^/]*$/, '')) ?? ''
     const files: AppFile[] = []
     try {
-      await walk(appDir, base, (e) => e.path === 'node_modules' || e.path.startsWith('.') || e.path === outDir || (e.isDirectory && /(^|\/)(node_modules|test|tests|__tests__)$/.test(e.path)), files)
+      await walk(
+        appDir,
+        base,
+        (e) =>
+          e.path === 'node_modules' ||
+          e.path.startsWith('.') ||
+          e.path === outDir ||
+          (e.isDirectory && /(^|\/)(node_modules|test|tests|__tests__)$/.test(e.path)),
+        files,
+      )
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') {
         found.add(base)
@@ -99,6 +122,9 @@ async function readJson<T>(path: string): Promise<T | undefined> {
   try {
     return parseJsonc(text) as T
   } catch (err) {
-    throw new DeployError('APP_CONFIG_INVALID', `${path} is not valid JSON: ${(err as Error).message}`)
+    throw new DeployError(
+      'APP_CONFIG_INVALID',
+      `${path} is not valid JSON: ${(err as Error).message}`,
+    )
   }
 }

@@ -1,5 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { parseConversionStatus, thawPaths, type ConversionStatus } from '../../runtime/artifact/thaw-api.ts'
+import {
+  parseConversionStatus,
+  thawPaths,
+  type ConversionStatus,
+} from '../../runtime/artifact/thaw-api.ts'
 import { GENERATION_ANNOTATION } from '../../runtime/artifact/streaming-artifact.ts'
 import type { Digest } from '../../runtime/oci/digest.ts'
 import { MediaType } from '../../runtime/oci/media-types.ts'
@@ -62,7 +66,8 @@ async function poll(o: WaitOptions): Promise<ArtifactReady> {
       else if (status === 'unknown') report('pending')
       else {
         report(status.state)
-        if (status.state === 'converted' && status.artifact) return { artifact: status.artifact, via: 'status' }
+        if (status.state === 'converted' && status.artifact)
+          return { artifact: status.artifact, via: 'status' }
         if (status.state === 'skipped' || status.state === 'failed') {
           throw new DeployError(
             'ARTIFACT_FAILED',
@@ -74,7 +79,10 @@ async function poll(o: WaitOptions): Promise<ArtifactReady> {
     }
     if (!useStatus) {
       report('waiting for a referrer')
-      const found = await o.client.referrers(o.repository, o.manifest, { artifactType: MediaType.thawStreaming, signal: o.signal })
+      const found = await o.client.referrers(o.repository, o.manifest, {
+        artifactType: MediaType.thawStreaming,
+        signal: o.signal,
+      })
       const newest = found.sort((a, b) => generation(b) - generation(a))[0]
       if (newest) return { artifact: newest.digest, via: 'referrers' }
     }
@@ -85,11 +93,16 @@ async function poll(o: WaitOptions): Promise<ArtifactReady> {
           `is ${o.client.registry.origin} a thaw edge with streaming on? Check ${statusUrl.href}, or deploy with --no-wait`,
       )
     }
-    await sleep(Math.min(o.intervalMs ?? 250, Math.max(0, deadline - Date.now())), undefined, { signal: o.signal })
+    await sleep(Math.min(o.intervalMs ?? 250, Math.max(0, deadline - Date.now())), undefined, {
+      signal: o.signal,
+    })
   }
 }
 
-async function fetchStatus(url: URL, signal?: AbortSignal): Promise<ConversionStatus | 'unknown' | 'unsupported'> {
+async function fetchStatus(
+  url: URL,
+  signal?: AbortSignal,
+): Promise<ConversionStatus | 'unknown' | 'unsupported'> {
   const res = await fetch(url, { signal, headers: { accept: 'application/json' } })
   const text = await res.text()
   if (res.ok) return parseConversionStatus(JSON.parse(text))

@@ -31,11 +31,24 @@ describe('baseOciImage', () => {
     const base = await fakeBase()
     const image = baseOciImage(base)
     expect(image.manifest.layers).toEqual([
-      { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: base.layer.gzip!.digest, size: base.layer.gzip!.size },
+      {
+        mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+        digest: base.layer.gzip!.digest,
+        size: base.layer.gzip!.size,
+      },
     ])
     expect(image.config.rootfs.diff_ids).toEqual([base.layer.tar.digest])
-    expect(image.config).toMatchObject({ architecture: 'amd64', os: 'linux', created: '1970-01-01T00:00:00.000Z' })
-    expect(image.config.config).toMatchObject({ Env: ['PATH=/usr/bin:/bin', 'A=b=c'], Cmd: ['node'], WorkingDir: '/', Labels: { 'dev.thaw.base': 'node v20 from /usr/bin/node' } })
+    expect(image.config).toMatchObject({
+      architecture: 'amd64',
+      os: 'linux',
+      created: '1970-01-01T00:00:00.000Z',
+    })
+    expect(image.config.config).toMatchObject({
+      Env: ['PATH=/usr/bin:/bin', 'A=b=c'],
+      Cmd: ['node'],
+      WorkingDir: '/',
+      Labels: { 'dev.thaw.base': 'node v20 from /usr/bin/node' },
+    })
     expect(baseOciImage(base).digest).toBe(image.digest)
     const chunks: Buffer[] = []
     for await (const c of await image.openBlob(image.manifest.layers[0]!)) chunks.push(c as Buffer)

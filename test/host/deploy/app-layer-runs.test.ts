@@ -20,8 +20,12 @@ describe('the app layer of the http-typescript template', () => {
     await writeFile(join(root, 'layer.tar.gz'), Buffer.concat(chunks))
     await mkdir(join(root, 'fs'))
     await run('tar', ['-xzf', join(root, 'layer.tar.gz'), '-C', join(root, 'fs')])
-    const env = Object.fromEntries((image.config.config?.Env ?? []).map((e) => e.split(/=(.*)/s).slice(0, 2)))
-    const worker = await startDirectWorker(join(root, 'fs', image.config.config!.WorkingDir!), { env })
+    const env = Object.fromEntries(
+      (image.config.config?.Env ?? []).map((e) => e.split(/=(.*)/s).slice(0, 2)),
+    )
+    const worker = await startDirectWorker(join(root, 'fs', image.config.config!.WorkingDir!), {
+      env,
+    })
     const ready = await worker.ready
     expect(ready.functions.map((f) => f.name)).toEqual(['hello'])
     const res = await worker.request('hello', '/api/hello?name=image')

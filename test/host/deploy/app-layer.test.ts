@@ -20,7 +20,9 @@ const FILES = [
 
 describe('appLayerTar', () => {
   it('puts every file under the root with all parent folders, folders before their contents, in byte order', () => {
-    const names = tarEntries(appLayerTar(FILES, { root: '/home/site/wwwroot' })).map((e) => e.header.name)
+    const names = tarEntries(appLayerTar(FILES, { root: '/home/site/wwwroot' })).map(
+      (e) => e.header.name,
+    )
     expect(names).toEqual([
       'home/',
       'home/site/',
@@ -59,7 +61,9 @@ describe('appLayerTar', () => {
 
   it('gives other bytes when a file changes, and lets a later file replace an earlier one with the same path', () => {
     const a = appLayerTar(FILES, { root: '/app' })
-    const changed = appLayerTar([...FILES, file('host.json', '{"version":"2.0"}')], { root: '/app' })
+    const changed = appLayerTar([...FILES, file('host.json', '{"version":"2.0"}')], {
+      root: '/app',
+    })
     expect(sha256Of(changed)).not.toBe(sha256Of(a))
     const hosts = tarEntries(changed).filter((e) => e.header.name === 'app/host.json')
     expect(hosts.map((e) => e.data.toString())).toEqual(['{"version":"2.0"}'])
@@ -76,6 +80,8 @@ describe('appLayer', () => {
     const blob = Buffer.concat(chunks)
     expect(sha256Of(blob)).toBe(layer.descriptor.digest)
     expect(blob.length).toBe(layer.descriptor.size)
-    expect((await appLayer(FILES, { root: '/app' })).descriptor.digest).toBe(layer.descriptor.digest)
+    expect((await appLayer(FILES, { root: '/app' })).descriptor.digest).toBe(
+      layer.descriptor.digest,
+    )
   })
 })

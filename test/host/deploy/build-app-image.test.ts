@@ -40,7 +40,16 @@ describe('readAppSource and buildAppImage on the http-typescript template', () =
     expect(names).toContain(app('node_modules/@azure/functions/package.json'))
     // @azure/functions' own dependency, hoisted as npm does
     expect(names).toContain(app('node_modules/cookie/package.json'))
-    for (const absent of ['src/functions/hello.ts', 'local.settings.json', 'test/', 'tsconfig.json', 'node_modules/typescript/', 'node_modules/tsx/', 'node_modules/thaw/', 'node_modules/@types/']) {
+    for (const absent of [
+      'src/functions/hello.ts',
+      'local.settings.json',
+      'test/',
+      'tsconfig.json',
+      'node_modules/typescript/',
+      'node_modules/tsx/',
+      'node_modules/thaw/',
+      'node_modules/@types/',
+    ]) {
       expect(names, absent).not.toContain(app(absent))
     }
     expect(names.some((n) => n.includes('/.bin/'))).toBe(false)
@@ -79,7 +88,11 @@ describe('readAppSource and buildAppImage on the http-typescript template', () =
     const again = await buildAppImage(base(), await readAppSource(dir))
     expect(again.image.digest).toBe(first.image.digest)
     expect(again.layer.descriptor.digest).toBe(first.layer.descriptor.digest)
-    await writeFile(join(dir, 'src/functions/hello.ts'), `${(await readAppSource(dir)).files.length}\n`, { flag: 'a' })
+    await writeFile(
+      join(dir, 'src/functions/hello.ts'),
+      `${(await readAppSource(dir)).files.length}\n`,
+      { flag: 'a' },
+    )
     const changed = await buildAppImage(base(), await readAppSource(dir))
     expect(changed.image.digest).not.toBe(first.image.digest)
   })
@@ -113,7 +126,13 @@ describe('custom-handler apps', () => {
     const c = appImageConfig({
       name: 'x',
       kind: 'custom-handler',
-      customHandler: { executable, arguments: ['--port', '%FUNCTIONS_CUSTOMHANDLER_PORT%'], workingDirectory, enableForwardingHttpRequest: false, port: undefined },
+      customHandler: {
+        executable,
+        arguments: ['--port', '%FUNCTIONS_CUSTOMHANDLER_PORT%'],
+        workingDirectory,
+        enableForwardingHttpRequest: false,
+        port: undefined,
+      },
       files: new Set(files),
       created: new Date(0),
     })
@@ -128,8 +147,22 @@ describe('bad app folders', () => {
     [{}, 'APP_NOT_FOUND'], // no host.json
     [{ 'host.json': '{"version":"2.0"}' }, 'APP_KIND_UNKNOWN'], // neither package.json nor customHandler
     [{ 'host.json': '{"version":' }, 'APP_CONFIG_INVALID'], // broken host.json
-    [{ 'host.json': '{"version":"2.0"}', 'package.json': '{"dependencies":{"not-installed-anywhere-x":"1"}}' }, 'DEPENDENCY_MISSING'], // a dependency not installed
-    [{ 'host.json': '{"version":"2.0"}', 'package.json': '{}', 'tsconfig.json': '{}', 'src/a.ts': 'const = ;' }, 'TYPESCRIPT_BUILD_FAILED'], // a syntax error
+    [
+      {
+        'host.json': '{"version":"2.0"}',
+        'package.json': '{"dependencies":{"not-installed-anywhere-x":"1"}}',
+      },
+      'DEPENDENCY_MISSING',
+    ], // a dependency not installed
+    [
+      {
+        'host.json': '{"version":"2.0"}',
+        'package.json': '{}',
+        'tsconfig.json': '{}',
+        'src/a.ts': 'const = ;',
+      },
+      'TYPESCRIPT_BUILD_FAILED',
+    ], // a syntax error
   ] as const)('%j → %s', async (files, code) => {
     const dir = await tmpDir('thaw-deploy-bad-')
     for (const [path, text] of Object.entries(files)) {

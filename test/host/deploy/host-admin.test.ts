@@ -23,7 +23,13 @@ async function fakeHost(status: number, answer: unknown): Promise<{ url: string;
     let body = ''
     req.on('data', (c) => (body += c))
     req.on('end', () => {
-      Object.assign(seen, { method: req.method, url: req.url, key: req.headers['x-functions-key'], type: req.headers['content-type'], body: JSON.parse(body) })
+      Object.assign(seen, {
+        method: req.method,
+        url: req.url,
+        key: req.headers['x-functions-key'],
+        type: req.headers['content-type'],
+        body: JSON.parse(body),
+      })
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(answer))
     })
   })
@@ -34,10 +40,20 @@ async function fakeHost(status: number, answer: unknown): Promise<{ url: string;
 describe('putHostApp', () => {
   it('sends PUT /admin/apps/<name> with {name, image, settings} as JSON and the master key, and tells created from updated', async () => {
     const { url, seen } = await fakeHost(201, { name: 'hello' })
-    const app = { name: 'hello', image: '127.0.0.1:5000/apps/hello@sha256:' + 'a'.repeat(64), settings: { GREETING: 'hi' } }
+    const app = {
+      name: 'hello',
+      image: '127.0.0.1:5000/apps/hello@sha256:' + 'a'.repeat(64),
+      settings: { GREETING: 'hi' },
+    }
     const result = await putHostApp(url, 'the-master-key', app)
     expect(result).toEqual({ created: true, app: { name: 'hello' } })
-    expect(seen).toEqual({ method: 'PUT', url: '/admin/apps/hello', key: 'the-master-key', type: 'application/json', body: app })
+    expect(seen).toEqual({
+      method: 'PUT',
+      url: '/admin/apps/hello',
+      key: 'the-master-key',
+      type: 'application/json',
+      body: app,
+    })
   })
 
   it.each([
@@ -45,17 +61,28 @@ describe('putHostApp', () => {
     [401, 'user'], // a wrong master key
     [400, 'user'], // a body the host refuses
     [500, 'system'], // the host failed
-  ])('turns a %i into HOST_REJECTED with the host’s error code and message', async (status, fault) => {
-    const { url } = await fakeHost(status, { error: { code: 'UNAUTHORIZED', message: 'the admin API needs the master key' } })
-    const put = putHostApp(url, 'wrong', { name: 'hello', image: 'r/x@sha256:' + 'a'.repeat(64) })
-    await expect(put).rejects.toMatchObject({ code: 'HOST_REJECTED', fault, message: expect.stringContaining('UNAUTHORIZED: the admin API needs the master key') })
-  })
+  ])(
+    'turns a %i into HOST_REJECTED with the host’s error code and message',
+    async (status, fault) => {
+      const { url } = await fakeHost(status, {
+        error: { code: 'UNAUTHORIZED', message: 'the admin API needs the master key' },
+      })
+      const put = putHostApp(url, 'wrong', { name: 'hello', image: 'r/x@sha256:' + 'a'.repeat(64) })
+      await expect(put).rejects.toMatchObject({
+        code: 'HOST_REJECTED',
+        fault,
+        message: expect.stringContaining('UNAUTHORIZED: the admin API needs the master key'),
+      })
+    },
+  )
 
   it('says HOST_UNREACHABLE when nothing listens', async () => {
     const { url } = await fakeHost(200, {})
     await new Promise((r) => server!.close(r))
     server = undefined
-    await expect(putHostApp(url, 'k', { name: 'x', image: 'r/x:1' })).rejects.toMatchObject({ code: 'HOST_UNREACHABLE' })
+    await expect(putHostApp(url, 'k', { name: 'x', image: 'r/x:1' })).rejects.toMatchObject({
+      code: 'HOST_UNREACHABLE',
+    })
   })
 })
 

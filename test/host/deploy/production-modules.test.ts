@@ -1,7 +1,10 @@
 import { mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { collectModuleFiles, placeProductionModules } from '../../../host/deploy/production-modules.ts'
+import {
+  collectModuleFiles,
+  placeProductionModules,
+} from '../../../host/deploy/production-modules.ts'
 import { tmpDir } from '../../support/tmp.ts'
 
 async function pkg(dir: string, json: object, files: Record<string, string> = {}): Promise<void> {
@@ -19,11 +22,19 @@ describe('placeProductionModules', () => {
       optionalDependencies: { absent: '1' },
       devDependencies: { dev: '1' },
     })
-    await pkg(join(app, 'node_modules/a'), { version: '1.0.0', dependencies: { b: '1' } }, { 'index.js': 'a' })
+    await pkg(
+      join(app, 'node_modules/a'),
+      { version: '1.0.0', dependencies: { b: '1' } },
+      { 'index.js': 'a' },
+    )
     await pkg(join(app, 'node_modules/b'), { version: '1.0.0' }, { 'index.js': 'b1' })
     // c needs b@2, installed under c, as npm would
     await pkg(join(app, 'node_modules/c'), { version: '1.0.0', dependencies: { b: '2' } })
-    await pkg(join(app, 'node_modules/c/node_modules/b'), { version: '2.0.0' }, { 'index.js': 'b2' })
+    await pkg(
+      join(app, 'node_modules/c/node_modules/b'),
+      { version: '2.0.0' },
+      { 'index.js': 'b2' },
+    )
     await pkg(join(app, 'node_modules/dev'), { version: '1.0.0' })
     const placed = await placeProductionModules(app)
     expect(placed.map((p) => p.imageDir).sort()).toEqual([
@@ -67,6 +78,9 @@ describe('collectModuleFiles with links', () => {
     await pkg(join(app, 'node_modules/loop'), {}, { 'index.js': 'loop' })
     await symlink('..', join(app, 'node_modules/loop/self'))
     const files = await collectModuleFiles(await placeProductionModules(app))
-    expect(files.map((f) => f.path).sort()).toEqual(['node_modules/loop/index.js', 'node_modules/loop/package.json'])
+    expect(files.map((f) => f.path).sort()).toEqual([
+      'node_modules/loop/index.js',
+      'node_modules/loop/package.json',
+    ])
   })
 })
