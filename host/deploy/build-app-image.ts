@@ -4,7 +4,6 @@ import type { Image } from '../../runtime/oci/image.ts'
 import type { Layer } from '../../runtime/oci/layer.ts'
 import { appendLayer } from '../../runtime/oci/mutate.ts'
 import { parseCustomHandlerConfig, type CustomHandlerConfig } from '../custom-handler/config.ts'
-import { packageName } from '../init/init-project.ts'
 import { parseJsonc } from '../local/jsonc.ts'
 import { collectAppFiles, readIgnoreRules, type AppFile } from './app-files.ts'
 import { appImageConfig, SCRIPT_ROOT, type AppKind } from './app-image-config.ts'
@@ -56,7 +55,7 @@ export async function readAppSource(appDir: string): Promise<AppSource> {
   const ts = kind === 'node' ? await buildTypeScript(dir) : undefined
   const own = await collectAppFiles(dir, await readIgnoreRules(dir, ts?.ignore))
   const modules = pkg ? await collectModuleFiles(await placeProductionModules(dir)) : []
-  const name = packageName(
+  const name = appName(
     typeof pkg?.name === 'string' ? pkg.name.replace(/^@[^/]+\//, '') : basename(dir),
   )
   return {
@@ -95,6 +94,19 @@ export async function buildAppImage(
     created: new Date(mtime * 1000),
   })
   return { image: appendLayer(base, layer, changes), layer, source }
+}
+
+/**
+ * A name the host takes (a DNS label: it is reached at `<name>.<domain>`): lower case letters,
+ * digits and "-", at most 40, no "-" at either end.
+ */
+export function appName(raw: string): string {
+  const name = raw
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .slice(0, 40)
+    .replace(/^-+|-+$/g, '')
+  return name || 'app'
 }
 
 async function readJsonc(path: string): Promise<unknown> {

@@ -1,7 +1,7 @@
 import { mkdir, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { buildAppImage, readAppSource } from '../../../host/deploy/build-app-image.ts'
+import { appName, buildAppImage, readAppSource } from '../../../host/deploy/build-app-image.ts'
 import { appImageConfig, WORKER_ENTRYPOINT } from '../../../host/deploy/app-image-config.ts'
 import { initProject } from '../../../host/init/init-project.ts'
 import { emptyImage, type Image } from '../../../runtime/oci/image.ts'
@@ -170,5 +170,18 @@ describe('bad app folders', () => {
       await writeFile(join(dir, path), text)
     }
     await expect(readAppSource(dir)).rejects.toMatchObject({ code })
+  })
+})
+
+describe('appName', () => {
+  it.each([
+    // [package.json name or folder, app name]
+    ['hello', 'hello'], // already fine
+    ['My_App.v2', 'my-app-v2'], // upper case, "_" and "." are not DNS label characters
+    ['-x-', 'x'], // no "-" at the ends
+    ['a'.repeat(50), 'a'.repeat(40)], // at most 40
+    ['___', 'app'], // nothing left
+  ])('%s → %s', (raw, name) => {
+    expect(appName(raw)).toBe(name)
   })
 })
