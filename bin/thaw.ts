@@ -18,6 +18,16 @@ const commands: Record<string, Command> = {
       'create a function app from a template (http-typescript, http-javascript, custom-handler-python)',
     load: () => import('../host/cli/init.ts'),
   },
+  deploy: {
+    summary:
+      'build the app folder into an image (no Docker), push it through the edge, deploy it to a host',
+    load: () => import('../host/cli/deploy.ts'),
+  },
+  base: {
+    summary:
+      "build a base image here (node: from this machine's node; debian: debootstrap) and push it",
+    load: () => import('../host/cli/base.ts'),
+  },
 }
 
 process.exitCode = await runCli(commands, process.argv.slice(2))

@@ -1,0 +1,33 @@
+import { ThawError, type Fault } from '../../runtime/errors.ts'
+
+export type DeployErrorCode =
+  | 'APP_NOT_FOUND'
+  | 'APP_KIND_UNKNOWN'
+  | 'APP_CONFIG_INVALID'
+  | 'TYPESCRIPT_BUILD_FAILED'
+  | 'DEPENDENCY_MISSING'
+  | 'ARTIFACT_TIMEOUT'
+  | 'ARTIFACT_FAILED'
+  | 'HOST_REJECTED'
+  | 'HOST_UNREACHABLE'
+  | 'DEPLOY_OPTIONS_INVALID'
+
+// A timeout is reported as the user's: the usual cause is an edge without conversion, and the message says what to do.
+const SYSTEM: ReadonlySet<DeployErrorCode> = new Set(['HOST_UNREACHABLE'])
+
+/** A failure of `thaw deploy`; `fault` says whether the app/flags (user) or a service (system) is at fault. */
+export class DeployError extends ThawError {
+  declare readonly code: DeployErrorCode
+
+  constructor(
+    code: DeployErrorCode,
+    message: string,
+    options: { fault?: Fault; cause?: unknown } = {},
+  ) {
+    super(code, message, {
+      fault: options.fault ?? (SYSTEM.has(code) ? 'system' : 'user'),
+      cause: options.cause,
+    })
+    this.name = 'DeployError'
+  }
+}
