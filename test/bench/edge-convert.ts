@@ -5,11 +5,13 @@
  * original compressed layers, the artifact's size against the image, and the latency of `GET /v2/`
  * while the conversion runs (the converter works on a worker thread; the event loop must stay free).
  *
- *   npx tsx test/bench/edge-convert.ts [--layout DIR] [--tag TAG]
- *     default: the 28-layer image of shared/peers/11-build-images.sh ($THAW_CACHE/peers/oci/layout:multi)
+ *   npx tsx test/bench/edge-convert.ts [--layout DIR] [--tag TAG] [--allow-devices]
+ *     default: the 28-layer image of shared/peers/11-build-images.sh ($THAW_CACHE/peers/oci/layout:multi),
+ *     a debootstrap tree with device nodes in /dev: refused unless --allow-devices (config
+ *     conversion.limits.allowDevices)
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -20,6 +22,7 @@ const { values: args } = parseArgs({
   options: {
     layout: { type: 'string', default: join(THAW_CACHE, 'peers/oci/layout') },
     tag: { type: 'string', default: 'multi' },
+    'allow-devices': { type: 'boolean', default: false },
   },
 })
 const MB = 1e6
@@ -56,7 +59,9 @@ const original = image.layers.reduce((n, l) => n + l.size, 0)
 const store = mkdtempSync(join(tmpdir(), 'thaw-bench-edge-convert-'))
 const port = await freePort()
 const url = `http://127.0.0.1:${port}`
-const edge = spawn(THAW, ['edge', '--port', String(port), '--store', store], { stdio: ['ignore', 'pipe', 'inherit'] })
+const config = join(store, 'config.json')
+writeFileSync(config, JSON.stringify({ conversion: { limits: { allowDevices: args['allow-devices'] } } }))
+const edge = spawn(THAW, ['edge', '--port', String(port), '--store', join(store, 'edge'), '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] })
 try {
   await new Promise<void>((ok, fail) => {
     let out = ''
