@@ -55,7 +55,10 @@ async function convert(job: ConvertJob): Promise<ConvertResult> {
 function inLayer(err: unknown, i: number): unknown {
   if (!isThawError(err)) return err
   const entry = (err as { entry?: unknown }).entry
-  return Object.assign(new ThawError(err.code, `layer ${i}: ${err.message}`, { fault: err.fault }), { entry })
+  return Object.assign(
+    new ThawError(err.code, `layer ${i}: ${err.message}`, { fault: err.fault }),
+    { entry },
+  )
 }
 
 function replyOf(err: unknown): ConvertReply {

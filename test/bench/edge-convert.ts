@@ -38,9 +38,13 @@ function layoutManifest(layout: string, tag: string): { digest: string; layers: 
   const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as {
     manifests: (Descriptor & { annotations?: Record<string, string> })[]
   }
-  const entry = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag)
+  const entry = index.manifests.find(
+    (m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag,
+  )
   if (!entry) throw new Error(`${layout} has no tag ${tag}`)
-  const manifest = JSON.parse(readFileSync(join(layout, 'blobs', ...entry.digest.split(':')), 'utf8')) as {
+  const manifest = JSON.parse(
+    readFileSync(join(layout, 'blobs', ...entry.digest.split(':')), 'utf8'),
+  ) as {
     layers: Descriptor[]
   }
   return { digest: entry.digest, layers: manifest.layers }
@@ -60,8 +64,15 @@ const store = mkdtempSync(join(tmpdir(), 'thaw-bench-edge-convert-'))
 const port = await freePort()
 const url = `http://127.0.0.1:${port}`
 const config = join(store, 'config.json')
-writeFileSync(config, JSON.stringify({ conversion: { limits: { allowDevices: args['allow-devices'] } } }))
-const edge = spawn(THAW, ['edge', '--port', String(port), '--store', join(store, 'edge'), '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] })
+writeFileSync(
+  config,
+  JSON.stringify({ conversion: { limits: { allowDevices: args['allow-devices'] } } }),
+)
+const edge = spawn(
+  THAW,
+  ['edge', '--port', String(port), '--store', join(store, 'edge'), '--config', config],
+  { stdio: ['ignore', 'pipe', 'inherit'] },
+)
 try {
   await new Promise<void>((ok, fail) => {
     let out = ''
@@ -74,10 +85,18 @@ try {
   edge.stdout!.resume()
 
   let t = performance.now()
-  const push = spawnSync('skopeo', [
-    'copy', '--quiet', '--preserve-digests', '--dest-tls-verify=false',
-    `oci:${args.layout}:${args.tag}`, `docker://127.0.0.1:${port}/bench/image:${args.tag}`,
-  ], { stdio: 'inherit' })
+  const push = spawnSync(
+    'skopeo',
+    [
+      'copy',
+      '--quiet',
+      '--preserve-digests',
+      '--dest-tls-verify=false',
+      `oci:${args.layout}:${args.tag}`,
+      `docker://127.0.0.1:${port}/bench/image:${args.tag}`,
+    ],
+    { stdio: 'inherit' },
+  )
   if (push.status !== 0) throw new Error('skopeo copy failed')
   const pushSeconds = (performance.now() - t) / 1000
 
@@ -96,14 +115,19 @@ try {
   const convertSeconds = (performance.now() - t) / 1000
   if (status.state !== 'converted') throw new Error(`conversion ${status.state}: ${status.reason}`)
 
-  const artifact = (await (await fetch(`${url}/v2/bench/image/manifests/${status.artifact}`)).json()) as {
+  const artifact = (await (
+    await fetch(`${url}/v2/bench/image/manifests/${status.artifact}`)
+  ).json()) as {
     layers: Descriptor[]
   }
   const [index, ...blobs] = artifact.layers
   const streaming = blobs.reduce((n, b) => n + b.size, 0)
   latencies.sort((a, b) => a - b)
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!
-  console.log(`image ${args.layout}:${args.tag}: ${image.layers.length} layers, ${(original / MB).toFixed(1)} MB compressed`)
+  const pct = (p: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!
+  console.log(
+    `image ${args.layout}:${args.tag}: ${image.layers.length} layers, ${(original / MB).toFixed(1)} MB compressed`,
+  )
   console.log(`skopeo push: ${pushSeconds.toFixed(2)} s`)
   console.log(
     `push end -> converted: ${convertSeconds.toFixed(2)} s, ${(original / MB / convertSeconds).toFixed(1)} MB/s of original ` +

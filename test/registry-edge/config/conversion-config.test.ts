@@ -11,7 +11,12 @@ describe('the conversion config', () => {
 
   it('passes the limits given and leaves the others to the converter defaults', () => {
     const { conversion } = parseEdgeConfig({
-      conversion: { streaming: false, concurrency: 2, codec: 'gzip', limits: { maxLayers: 3, allowDevices: true } },
+      conversion: {
+        streaming: false,
+        concurrency: 2,
+        codec: 'gzip',
+        limits: { maxLayers: 3, allowDevices: true },
+      },
     })
     expect(conversionOptionsOf(conversion)).toEqual({
       streaming: false,
@@ -22,7 +27,9 @@ describe('the conversion config', () => {
   })
 
   it('gives no conversion options when conversion is disabled', () => {
-    expect(conversionOptionsOf(parseEdgeConfig({ conversion: { enabled: false } }).conversion)).toBeUndefined()
+    expect(
+      conversionOptionsOf(parseEdgeConfig({ conversion: { enabled: false } }).conversion),
+    ).toBeUndefined()
   })
 
   // Configs refused, each with the field named in the message.
