@@ -14,7 +14,10 @@ export const conversionConfigSchema = z.strictObject({
   level: z.number().int().min(1).max(19).optional(),
   limits: z
     .strictObject({
-      platforms: z.array(z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/)).min(1).optional(),
+      platforms: z
+        .array(z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/))
+        .min(1)
+        .optional(),
       maxLayers: z.number().int().positive().optional(),
       maxLayerBytes: z.number().int().positive().optional(),
       maxImageBytes: z.number().int().positive().optional(),
@@ -29,6 +32,8 @@ export type ConversionConfig = z.infer<typeof conversionConfigSchema>
 export function conversionOptionsOf(config: ConversionConfig): ConversionOptions | undefined {
   if (!config.enabled) return undefined
   const { streaming, concurrency, codec, level, limits } = config
-  const defined = Object.fromEntries(Object.entries(limits ?? {}).filter(([, v]) => v !== undefined))
+  const defined = Object.fromEntries(
+    Object.entries(limits ?? {}).filter(([, v]) => v !== undefined),
+  )
   return { streaming, concurrency, codec, level, limits: defined }
 }

@@ -39,7 +39,12 @@ export async function loadArtifact(
   if (!stored) return undefined
   const manifest = JSON.parse(new TextDecoder().decode(stored.bytes)) as { config?: Descriptor }
   if (!manifest.config) return undefined
-  const configBytes = await readSmallBlob(backend, repository, manifest.config.digest, MAX_CONFIG_BYTES)
+  const configBytes = await readSmallBlob(
+    backend,
+    repository,
+    manifest.config.digest,
+    MAX_CONFIG_BYTES,
+  )
   return parseStreamingArtifact(stored.bytes, configBytes)
 }
 

@@ -49,14 +49,18 @@ export class BundleCache {
   async #load(name: string, header: BundleHeader, signal?: AbortSignal): Promise<CachedBundle> {
     const path = join(this.#dir, `${name}.bundle`)
     const meta = (await readJsonIfExists(join(this.#dir, `${name}.json`))) as
-      | { digest: Digest; size: number }
-      | undefined
-    if (meta && (await stat(path).catch(() => undefined))?.size === meta.size) return { path, ...meta }
+      { digest: Digest; size: number } | undefined
+    if (meta && (await stat(path).catch(() => undefined))?.size === meta.size)
+      return { path, ...meta }
     await mkdir(this.#dir, { recursive: true })
     const tmp = join(this.#dir, `${name}.${randomUUID()}.tmp`)
     const hasher = new Hasher()
     try {
-      await pipeline(Readable.from(this.#bytes(header, signal)), hashing(hasher), createWriteStream(tmp, { flags: 'wx' }))
+      await pipeline(
+        Readable.from(this.#bytes(header, signal)),
+        hashing(hasher),
+        createWriteStream(tmp, { flags: 'wx' }),
+      )
       await rename(tmp, path)
     } catch (err) {
       await rm(tmp, { force: true })
@@ -70,13 +74,18 @@ export class BundleCache {
   async *#bytes(header: BundleHeader, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
     yield encodeBundlePrefix(header)
     for (const r of header.records) {
-      const web = this.#backend.readBlob(r.blob, { start: r.offset, end: r.offset + r.length - 1 }, signal)
+      const web = this.#backend.readBlob(
+        r.blob,
+        { start: r.offset, end: r.offset + r.length - 1 },
+        signal,
+      )
       let got = 0
       for await (const chunk of Readable.fromWeb(web as NodeWebStream<Uint8Array>)) {
         got += (chunk as Uint8Array).length
         yield chunk as Uint8Array
       }
-      if (got !== r.length) throw new Error(`blob ${r.blob} gave ${got} bytes at ${r.offset}, not ${r.length}`)
+      if (got !== r.length)
+        throw new Error(`blob ${r.blob} gave ${got} bytes at ${r.offset}, not ${r.length}`)
     }
   }
 }

@@ -45,13 +45,22 @@ export function planBundle(input: {
         seen.add(key)
         const frame = blob.frames[i]!
         const extends_ =
-          run && run.blobIndex === span.blob && run.last === i - 1 && run.length + frame.clen <= BUNDLE_RUN_BYTES
+          run &&
+          run.blobIndex === span.blob &&
+          run.last === i - 1 &&
+          run.length + frame.clen <= BUNDLE_RUN_BYTES
         if (extends_) {
           run!.length += frame.clen
           run!.last = i
         } else {
           flush()
-          run = { blob: blob.digest, offset: frame.coff, length: frame.clen, blobIndex: span.blob, last: i }
+          run = {
+            blob: blob.digest,
+            offset: frame.coff,
+            length: frame.clen,
+            blobIndex: span.blob,
+            last: i,
+          }
         }
       }
     }

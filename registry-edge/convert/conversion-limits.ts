@@ -45,31 +45,54 @@ export function checkImage(
 ): CheckedLayer[] {
   const configTypes: string[] = [MediaType.ociConfig, MediaType.dockerConfig]
   if (!configTypes.includes(manifest.config.mediaType)) {
-    throw skip('MEDIA_TYPE_UNSUPPORTED', `config media type ${manifest.config.mediaType} is not an image config`)
+    throw skip(
+      'MEDIA_TYPE_UNSUPPORTED',
+      `config media type ${manifest.config.mediaType} is not an image config`,
+    )
   }
   const platform = [config.os, config.architecture, config.variant].filter(Boolean).join('/')
-  const allowed = limits.platforms.some((p) => p === platform || p === `${config.os}/${config.architecture}`)
+  const allowed = limits.platforms.some(
+    (p) => p === platform || p === `${config.os}/${config.architecture}`,
+  )
   if (!allowed) {
-    throw skip('PLATFORM_UNSUPPORTED', `platform ${platform} is not one of ${limits.platforms.join(', ')}`)
+    throw skip(
+      'PLATFORM_UNSUPPORTED',
+      `platform ${platform} is not one of ${limits.platforms.join(', ')}`,
+    )
   }
   if (manifest.layers.length > limits.maxLayers) {
-    throw skip('TOO_MANY_LAYERS', `${manifest.layers.length} layers, more than the limit of ${limits.maxLayers}`)
+    throw skip(
+      'TOO_MANY_LAYERS',
+      `${manifest.layers.length} layers, more than the limit of ${limits.maxLayers}`,
+    )
   }
   if (config.rootfs.diff_ids.length !== manifest.layers.length) {
-    throw skip('CONFIG_INVALID', `config has ${config.rootfs.diff_ids.length} diff_ids for ${manifest.layers.length} layers`)
+    throw skip(
+      'CONFIG_INVALID',
+      `config has ${config.rootfs.diff_ids.length} diff_ids for ${manifest.layers.length} layers`,
+    )
   }
   let total = 0
   return manifest.layers.map((layer, i) => {
     const compression = layerCompression(layer.mediaType)
     if (compression === undefined) {
-      throw skip('MEDIA_TYPE_UNSUPPORTED', `layer ${i} has media type ${layer.mediaType}, not a tar layer thaw reads`)
+      throw skip(
+        'MEDIA_TYPE_UNSUPPORTED',
+        `layer ${i} has media type ${layer.mediaType}, not a tar layer thaw reads`,
+      )
     }
     if (layer.size > limits.maxLayerBytes) {
-      throw skip('LAYER_TOO_LARGE', `layer ${i} is ${layer.size} bytes, over the limit of ${limits.maxLayerBytes}`)
+      throw skip(
+        'LAYER_TOO_LARGE',
+        `layer ${i} is ${layer.size} bytes, over the limit of ${limits.maxLayerBytes}`,
+      )
     }
     total += layer.size
     if (total > limits.maxImageBytes) {
-      throw skip('IMAGE_TOO_LARGE', `layers add up to more than the limit of ${limits.maxImageBytes} bytes`)
+      throw skip(
+        'IMAGE_TOO_LARGE',
+        `layers add up to more than the limit of ${limits.maxImageBytes} bytes`,
+      )
     }
     return { digest: layer.digest, size: layer.size, compression }
   })

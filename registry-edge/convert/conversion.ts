@@ -53,7 +53,9 @@ export async function startConversion(input: {
 }): Promise<Conversion> {
   const { backend, dir, logger } = input
   const options = input.options ?? {}
-  const settings = new RepositorySettingsStore(join(dir, 'settings'), { streaming: options.streaming ?? true })
+  const settings = new RepositorySettingsStore(join(dir, 'settings'), {
+    streaming: options.streaming ?? true,
+  })
   const profiles = new ProfileStore(join(dir, 'profiles'), backend)
   const converter = new Converter({
     backend,

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { finished } from 'node:stream/promises'
 import { parentPort } from 'node:worker_threads'
-import { isThawError } from '../../runtime/errors.ts'
+import { isThawError, ThawError } from '../../runtime/errors.ts'
 import {
   buildFsIndex,
   encodeFsIndex,
@@ -34,7 +34,7 @@ async function convert(job: ConvertJob): Promise<ConvertResult> {
       })
     } catch (err) {
       out.destroy()
-      throw err
+      throw inLayer(err, i)
     }
     out.end()
     await finished(out)
@@ -49,6 +49,16 @@ async function convert(job: ConvertJob): Promise<ConvertResult> {
     diffIds: tocs.map((t) => t.diffId),
     codec: tocs[0]?.codec ?? job.codec,
   }
+}
+
+/** The error with the layer it is about in its message (the user must know which layer to fix). */
+function inLayer(err: unknown, i: number): unknown {
+  if (!isThawError(err)) return err
+  const entry = (err as { entry?: unknown }).entry
+  return Object.assign(
+    new ThawError(err.code, `layer ${i}: ${err.message}`, { fault: err.fault }),
+    { entry },
+  )
 }
 
 function replyOf(err: unknown): ConvertReply {

@@ -18,13 +18,20 @@ import { listArtifacts, publishArtifact } from './artifact-store.ts'
 import { copyBlobToFile, readSmallBlob } from './backend-blobs.ts'
 import type { ConversionMetrics } from './conversion-metrics.ts'
 import { ConversionStates } from './conversion-state.ts'
-import { checkImage, DEFAULT_CONVERSION_LIMITS, type ConversionLimits } from './conversion-limits.ts'
+import {
+  checkImage,
+  DEFAULT_CONVERSION_LIMITS,
+  type ConversionLimits,
+} from './conversion-limits.ts'
 import type { RepositorySettingsStore } from './repository-settings.ts'
 import { WorkerPool } from './worker-pool.ts'
 
 /** The merged profile an image is to be laid out by (profile-store.ts). */
 export interface ProfileSource {
-  current(repository: string, manifest: Digest): Promise<{ digest: Digest; order: string[] } | undefined>
+  current(
+    repository: string,
+    manifest: Digest,
+  ): Promise<{ digest: Digest; order: string[] } | undefined>
 }
 
 export interface ConverterOptions {
@@ -207,14 +214,24 @@ export class Converter {
     const parsed = parseManifest(stored.bytes, stored.mediaType)
     if (parsed.kind !== 'image') throw userError('MEDIA_TYPE_UNSUPPORTED', 'not an image manifest')
     const image: ImageManifest = parsed.manifest
-    const configBytes = await readSmallBlob(backend, repository, image.config.digest, 4 * 2 ** 20, signal)
+    const configBytes = await readSmallBlob(
+      backend,
+      repository,
+      image.config.digest,
+      4 * 2 ** 20,
+      signal,
+    )
     const config = parseImageConfig(configBytes)
     const layers = checkImage(image, config, this.#limits)
     const profile = await this.#options.profiles?.current(repository, manifest)
 
     const [newest] = await listArtifacts(backend, repository, manifest)
     if (newest && newest.config.profile === profile?.digest) {
-      const fields = { artifact: newest.digest, generation: newest.generation, profile: newest.config.profile }
+      const fields = {
+        artifact: newest.digest,
+        generation: newest.generation,
+        profile: newest.config.profile,
+      }
       await this.states.set(repository, manifest, 'converted', fields)
       return 'reused'
     }
@@ -241,7 +258,10 @@ export class Converter {
       )
       result.diffIds.forEach((d, i) => {
         if (d !== config.rootfs.diff_ids[i]) {
-          throw userError('DIFFID_MISMATCH', `layer ${i} unpacks to ${d}, the config says ${config.rootfs.diff_ids[i]}`)
+          throw userError(
+            'DIFFID_MISMATCH',
+            `layer ${i} unpacks to ${d}, the config says ${config.rootfs.diff_ids[i]}`,
+          )
         }
       })
       const streamingConfig: StreamingConfig = {
@@ -251,10 +271,21 @@ export class Converter {
         ...(profile && { profile: profile.digest }),
       }
       const subject = { mediaType: stored.mediaType, digest: manifest, size: stored.bytes.length }
-      const artifact = await publishArtifact(backend, repository, { subject, config: streamingConfig, result }, signal)
+      const artifact = await publishArtifact(
+        backend,
+        repository,
+        { subject, config: streamingConfig, result },
+        signal,
+      )
       const { metrics } = this.#options
-      metrics.bytes.inc({ direction: 'in' }, layers.reduce((n, l) => n + l.size, 0))
-      metrics.bytes.inc({ direction: 'out' }, [result.index, ...result.blobs].reduce((n, b) => n + b.size, 0))
+      metrics.bytes.inc(
+        { direction: 'in' },
+        layers.reduce((n, l) => n + l.size, 0),
+      )
+      metrics.bytes.inc(
+        { direction: 'out' },
+        [result.index, ...result.blobs].reduce((n, b) => n + b.size, 0),
+      )
       await this.states.set(repository, manifest, 'converted', {
         artifact: artifact.digest,
         generation: artifact.generation,

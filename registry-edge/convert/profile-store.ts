@@ -7,7 +7,12 @@ import {
   type Descriptor,
   type Digest,
 } from '../../runtime/oci/index.ts'
-import { mergeProfiles, parseProfile, serializeProfile, type Profile } from '../../runtime/profile/index.ts'
+import {
+  mergeProfiles,
+  parseProfile,
+  serializeProfile,
+  type Profile,
+} from '../../runtime/profile/index.ts'
 import type { RegistryBackend } from '../backend/registry-backend.ts'
 import { KeyedMutex } from '../store/keyed-mutex.ts'
 import { readJsonIfExists, writeFileAtomic } from './atomic-json.ts'
@@ -90,8 +95,14 @@ export class ProfileStore implements ProfileSource {
       schemaVersion: 2,
       mediaType: MediaType.ociManifest,
       artifactType: MediaType.thawProfile,
-      config: { mediaType: MediaType.ociEmpty, digest: sha256Of(EMPTY_CONFIG), size: EMPTY_CONFIG.length },
-      layers: [{ mediaType: MediaType.thawProfile, digest: merged.digest, size: merged.bytes.length }],
+      config: {
+        mediaType: MediaType.ociEmpty,
+        digest: sha256Of(EMPTY_CONFIG),
+        size: EMPTY_CONFIG.length,
+      },
+      layers: [
+        { mediaType: MediaType.thawProfile, digest: merged.digest, size: merged.bytes.length },
+      ],
       subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
     }
     const bytes = new TextEncoder().encode(JSON.stringify(manifest))
@@ -102,10 +113,16 @@ export class ProfileStore implements ProfileSource {
       bytes,
       referrer: {
         subject: subject.digest,
-        descriptor: { mediaType: MediaType.ociManifest, digest, size: bytes.length, artifactType: MediaType.thawProfile },
+        descriptor: {
+          mediaType: MediaType.ociManifest,
+          digest,
+          size: bytes.length,
+          artifactType: MediaType.thawProfile,
+        },
       },
     })
-    const published = (await readJsonIfExists(join(dir, 'published.json'))) as { manifest?: Digest } | undefined
+    const published = (await readJsonIfExists(join(dir, 'published.json'))) as
+      { manifest?: Digest } | undefined
     if (published?.manifest && published.manifest !== digest) {
       await backend.deleteManifest(repository, published.manifest)
     }

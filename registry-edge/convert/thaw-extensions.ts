@@ -34,11 +34,15 @@ async function status({ repository, subpath, request }: ExtensionRequest, deps: 
   only(request, ['GET', 'HEAD'])
   const manifest = digestOf(subpath)
   const found = await deps.converter.states.get(repository, manifest)
-  if (!found) throw new OciError('MANIFEST_UNKNOWN', `no conversion of ${manifest} in ${repository}`)
+  if (!found)
+    throw new OciError('MANIFEST_UNKNOWN', `no conversion of ${manifest} in ${repository}`)
   return jsonResponse(found)
 }
 
-async function settings({ repository, subpath, request }: ExtensionRequest, deps: ThawExtensionDeps) {
+async function settings(
+  { repository, subpath, request }: ExtensionRequest,
+  deps: ThawExtensionDeps,
+) {
   if (subpath !== '') throw new OciError('UNSUPPORTED', 'no such endpoint', { status: 404 })
   only(request, ['GET', 'HEAD', 'PUT'])
   if (request.method !== 'PUT') return jsonResponse(await deps.settings.get(repository))
@@ -58,16 +62,21 @@ async function profiles(req: ExtensionRequest, deps: ThawExtensionDeps) {
   const manifest = digestOf(subpath)
   if (request.method !== 'POST') {
     const merged = await deps.profiles.merged(repository, manifest)
-    if (!merged) throw new OciError('MANIFEST_UNKNOWN', `no profile of ${manifest} in ${repository}`)
+    if (!merged)
+      throw new OciError('MANIFEST_UNKNOWN', `no profile of ${manifest} in ${repository}`)
     return new Response(request.method === 'HEAD' ? null : merged.bytes, {
       headers: { 'content-type': MediaType.thawProfile, 'docker-content-digest': merged.digest },
     })
   }
   const stored = await backend.getManifest(repository, { digest: manifest })
-  if (!stored) throw new OciError('MANIFEST_UNKNOWN', `manifest ${manifest} is not in ${repository}`)
+  if (!stored)
+    throw new OciError('MANIFEST_UNKNOWN', `manifest ${manifest} is not in ${repository}`)
   const run = parseProfile(await readBody(request, PROFILE_LIMITS.bytes))
   if (run.subject !== manifest) {
-    throw new OciError('MANIFEST_INVALID', `the profile's subject is ${run.subject}, not ${manifest}`)
+    throw new OciError(
+      'MANIFEST_INVALID',
+      `the profile's subject is ${run.subject}, not ${manifest}`,
+    )
   }
   const subject = { mediaType: stored.mediaType, digest: manifest, size: stored.bytes.length }
   const merged = await deps.profiles.add(repository, subject, run)
@@ -117,7 +126,8 @@ function only(request: Request, methods: string[]): void {
 
 /** The body, refused with 413 past `limit` bytes (declared or received) without reading further. */
 async function readBody(request: Request, limit: number): Promise<Uint8Array> {
-  const tooLarge = () => new OciError('SIZE_INVALID', `body is larger than ${limit} bytes`, { status: 413 })
+  const tooLarge = () =>
+    new OciError('SIZE_INVALID', `body is larger than ${limit} bytes`, { status: 413 })
   const declared = Number(request.headers.get('content-length') ?? 0)
   if (declared > limit) throw tooLarge()
   const chunks: Uint8Array[] = []

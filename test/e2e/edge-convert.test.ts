@@ -7,17 +7,30 @@ import {
   pickStreamingArtifact,
   type BundleRecord,
 } from '../../runtime/artifact/index.ts'
-import { FsTree, framesFor, openImage, parseFsIndex, type FsIndex } from '../../runtime/format/index.ts'
+import {
+  FsTree,
+  framesFor,
+  openImage,
+  parseFsIndex,
+  type FsIndex,
+} from '../../runtime/format/index.ts'
 import { MediaType, type Descriptor, type Digest } from '../../runtime/oci/index.ts'
 import { expectStatus, sha256 } from '../support/edge-client.ts'
-import { buildTestImage, readLayoutBlob, readLayoutImage, type TestImage } from '../support/edge-image.ts'
+import {
+  buildTestImage,
+  readLayoutBlob,
+  readLayoutImage,
+  type TestImage,
+} from '../support/edge-image.ts'
 import { freePort, run, startProcess, type TestProcess } from '../support/processes.ts'
 import { tmpDir } from '../support/tmp.ts'
 
 const THAW = resolve(import.meta.dirname, '../../bin/thaw')
 const MiB = 1024 * 1024
 
-async function startEdge(store: string): Promise<{ url: string; address: string; process: TestProcess }> {
+async function startEdge(
+  store: string,
+): Promise<{ url: string; address: string; process: TestProcess }> {
   const port = await freePort()
   const process = startProcess(THAW, ['edge', '--port', String(port), '--store', store])
   await process.waitFor(/"msg":"listening"/)
@@ -26,8 +39,11 @@ async function startEdge(store: string): Promise<{ url: string; address: string;
 
 async function skopeoPush(image: TestImage, address: string, repo: string): Promise<void> {
   await run('skopeo', [
-    'copy', '--preserve-digests', '--dest-tls-verify=false',
-    `oci:${image.layout}:${image.tag}`, `docker://${address}/${repo}:${image.tag}`,
+    'copy',
+    '--preserve-digests',
+    '--dest-tls-verify=false',
+    `oci:${image.layout}:${image.tag}`,
+    `docker://${address}/${repo}:${image.tag}`,
   ])
 }
 
@@ -37,7 +53,10 @@ async function getJson<T>(url: string): Promise<T> {
   return (await res.json()) as T
 }
 
-async function getBytes(url: string, headers: Record<string, string> = {}): Promise<Response & { bytes: Buffer }> {
+async function getBytes(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<Response & { bytes: Buffer }> {
   const res = await fetch(url, { headers })
   return Object.assign(res, { bytes: Buffer.from(await res.arrayBuffer()) })
 }
@@ -64,7 +83,8 @@ async function waitForStatus(
 }
 
 async function referrers(url: string, repo: string, digest: string): Promise<Descriptor[]> {
-  return (await getJson<{ manifests: Descriptor[] }>(`${url}/v2/${repo}/referrers/${digest}`)).manifests
+  return (await getJson<{ manifests: Descriptor[] }>(`${url}/v2/${repo}/referrers/${digest}`))
+    .manifests
 }
 
 /** The original files of an OCI layout image: every layer extracted in order with tar. */
@@ -78,8 +98,14 @@ async function extractLayers(image: TestImage): Promise<string> {
 }
 
 /** The artifact's index, fetched through the edge. */
-async function fetchIndex(url: string, repo: string, artifact: string): Promise<{ index: FsIndex; descriptor: Descriptor }> {
-  const manifest = await getJson<{ layers: Descriptor[]; subject: Descriptor }>(`${url}/v2/${repo}/manifests/${artifact}`)
+async function fetchIndex(
+  url: string,
+  repo: string,
+  artifact: string,
+): Promise<{ index: FsIndex; descriptor: Descriptor }> {
+  const manifest = await getJson<{ layers: Descriptor[]; subject: Descriptor }>(
+    `${url}/v2/${repo}/manifests/${artifact}`,
+  )
   const descriptor = manifest.layers[0]!
   const res = await getBytes(`${url}/v2/${repo}/blobs/${descriptor.digest}`)
   return { index: parseFsIndex(res.bytes, { digest: descriptor.digest as Digest }), descriptor }
@@ -99,7 +125,12 @@ describe('conversion in a running edge, with skopeo', () => {
   it('converts an image pushed with skopeo into a referrer; the original manifest and blobs keep their digests', async () => {
     await skopeoPush(image, edge.address, 'apps/conv')
     const original = await readLayoutImage(image.layout, image.tag)
-    const status = await waitForStatus(edge.url, 'apps/conv', original.digest, (s) => s.state === 'converted')
+    const status = await waitForStatus(
+      edge.url,
+      'apps/conv',
+      original.digest,
+      (s) => s.state === 'converted',
+    )
     const picked = pickStreamingArtifact(await referrers(edge.url, 'apps/conv', original.digest))
     expect(picked?.digest).toBe(status.artifact)
     expect(picked?.annotations?.[GENERATION_ANNOTATION]).toBe('0')
@@ -118,11 +149,17 @@ describe('conversion in a running edge, with skopeo', () => {
     const { index } = await fetchIndex(edge.url, 'apps/conv', picked!.digest)
     const reader = openImage(index, {
       read: async (b, offset, length) =>
-        (await getBytes(`${edge.url}/v2/apps/conv/blobs/${b.digest}`, { range: `bytes=${offset}-${offset + length - 1}` })).bytes,
+        (
+          await getBytes(`${edge.url}/v2/apps/conv/blobs/${b.digest}`, {
+            range: `bytes=${offset}-${offset + length - 1}`,
+          })
+        ).bytes,
     })
     for (let i = 0; i < 3; i++) {
       const want = await readFile(join(rootfs, 'app', `layer-${i}`, 'data.bin'))
-      expect(Buffer.from(await reader.read(`/app/layer-${i}/data.bin`, 0, want.length)).equals(want)).toBe(true)
+      expect(
+        Buffer.from(await reader.read(`/app/layer-${i}/data.bin`, 0, want.length)).equals(want),
+      ).toBe(true)
     }
   })
 
@@ -163,17 +200,31 @@ describe('conversion in a running edge, with skopeo', () => {
     )
     expect(merged.entries).toEqual([
       { path: '/app/layer-2/README', t: 2, ranges: [] },
-      { path: '/app/layer-0/data.bin', t: 3.5, ranges: [[0, 65536], [1_500_000, 10]] },
+      {
+        path: '/app/layer-0/data.bin',
+        t: 3.5,
+        ranges: [
+          [0, 65536],
+          [1_500_000, 10],
+        ],
+      },
       { path: '/app/layer-1/data.bin', t: 4, ranges: [[1_500_000, 10]] },
       { path: '/nope', t: 6, ranges: [] },
     ])
-    const status = await waitForStatus(edge.url, repo, subject, (s) => s.state === 'converted' && s.profile === answer!.profile)
+    const status = await waitForStatus(
+      edge.url,
+      repo,
+      subject,
+      (s) => s.state === 'converted' && s.profile === answer!.profile,
+    )
     expect(status.generation).toBeGreaterThanOrEqual(1)
 
     // The newest generation wins among the referrers; the profile is a referrer too.
     const refs = await referrers(edge.url, repo, subject)
     expect(pickStreamingArtifact(refs)?.digest).toBe(status.artifact)
-    expect(refs.filter((d) => d.artifactType === MediaType.thawStreaming).length).toBeGreaterThanOrEqual(2)
+    expect(
+      refs.filter((d) => d.artifactType === MediaType.thawStreaming).length,
+    ).toBeGreaterThanOrEqual(2)
     expect(refs.filter((d) => d.artifactType === MediaType.thawProfile)).toHaveLength(1)
 
     // Profiled files come first in their blobs (after their parent directories' headers), before
@@ -182,7 +233,10 @@ describe('conversion in a running edge, with skopeo', () => {
     const tree = new FsTree(index)
     const node = (path: string) => tree.lookup(path) as Parameters<typeof framesFor>[1]
     const whole = (path: string) => framesFor(index, node(path), 0, node(path).size)!
-    for (const [profiled, other] of [['/app/layer-2/README', '/app/layer-2/data.bin'], ['/app/layer-0/data.bin', '/app/layer-0/README']]) {
+    for (const [profiled, other] of [
+      ['/app/layer-2/README', '/app/layer-2/data.bin'],
+      ['/app/layer-0/data.bin', '/app/layer-0/README'],
+    ]) {
       const first = whole(profiled!)
       const rest = whole(other!)
       const blob = index.blobs[first.blob]!
@@ -196,7 +250,11 @@ describe('conversion in a running edge, with skopeo', () => {
     const seen = new Set<string>()
     const wanted = merged.entries
       .filter((e) => e.path !== '/nope')
-      .flatMap((e) => (e.ranges.length ? e.ranges : [[0, node(e.path).size] as [number, number]]).map(([o, l]) => [e.path, o!, l!] as const))
+      .flatMap((e) =>
+        (e.ranges.length ? e.ranges : [[0, node(e.path).size] as [number, number]]).map(
+          ([o, l]) => [e.path, o!, l!] as const,
+        ),
+      )
     for (const [path, offset, length] of wanted) {
       const span = framesFor(index, node(path), offset, length)!
       for (let i = span.first; i <= span.last; i++) {
@@ -218,7 +276,11 @@ describe('conversion in a running edge, with skopeo', () => {
     expect(decoder.header!.artifact).toBe(status.artifact)
     expect(decoder.header!.profile).toBe(answer!.profile)
     // Record 0: the whole index blob.
-    expect(records[0]!.record).toEqual({ blob: descriptor.digest, offset: 0, length: descriptor.size })
+    expect(records[0]!.record).toEqual({
+      blob: descriptor.digest,
+      offset: 0,
+      length: descriptor.size,
+    })
     expect(sha256(records[0]!.bytes)).toBe(descriptor.digest)
     // The rest: the expected frames' bytes exactly, in order (runs of adjacent frames may merge).
     const got = records.slice(1)
@@ -232,27 +294,46 @@ describe('conversion in a running edge, with skopeo', () => {
     }
 
     // The profiled bytes decode from the bundle alone to the original files' bytes.
-    const reader = openImage(index, { read: async (b, offset, length) => fromBundle(got, b.digest, offset, length) })
-    expect(Buffer.from(await reader.read('/app/layer-2/README', 0, 100)).toString()).toBe('layer 2\n')
+    const reader = openImage(index, {
+      read: async (b, offset, length) => fromBundle(got, b.digest, offset, length),
+    })
+    expect(Buffer.from(await reader.read('/app/layer-2/README', 0, 100)).toString()).toBe(
+      'layer 2\n',
+    )
     const data0 = await readFile(join(rootfs, 'app/layer-0/data.bin'))
-    expect(Buffer.from(await reader.read('/app/layer-0/data.bin', 0, 65536)).equals(data0.subarray(0, 65536))).toBe(true)
+    expect(
+      Buffer.from(await reader.read('/app/layer-0/data.bin', 0, 65536)).equals(
+        data0.subarray(0, 65536),
+      ),
+    ).toBe(true)
     const data1 = await readFile(join(rootfs, 'app/layer-1/data.bin'))
-    expect(Buffer.from(await reader.read('/app/layer-1/data.bin', 1_500_000, 10)).equals(data1.subarray(1_500_000, 1_500_010))).toBe(true)
+    expect(
+      Buffer.from(await reader.read('/app/layer-1/data.bin', 1_500_000, 10)).equals(
+        data1.subarray(1_500_000, 1_500_010),
+      ),
+    ).toBe(true)
 
     // Deterministic and cached: the same bytes and ETag again; a broken transfer resumes by Range.
     const again = await getBytes(`${edge.url}/v2/${repo}/_thaw/bundle/${subject}`)
     expect(again.headers.get('etag')).toBe(etag)
     expect(again.bytes.equals(bundle.bytes)).toBe(true)
     const at = Math.floor(bundle.bytes.length / 2)
-    const tail = await getBytes(`${edge.url}/v2/${repo}/_thaw/bundle/${subject}`, { range: `bytes=${at}-` })
+    const tail = await getBytes(`${edge.url}/v2/${repo}/_thaw/bundle/${subject}`, {
+      range: `bytes=${at}-`,
+    })
     expect(tail.status).toBe(206)
-    expect(tail.headers.get('content-range')).toBe(`bytes ${at}-${bundle.bytes.length - 1}/${bundle.bytes.length}`)
+    expect(tail.headers.get('content-range')).toBe(
+      `bytes ${at}-${bundle.bytes.length - 1}/${bundle.bytes.length}`,
+    )
     expect(tail.bytes.equals(bundle.bytes.subarray(at))).toBe(true)
   })
 
   it('does not convert into a repository whose streaming is switched off', async () => {
     const repo = 'apps/off'
-    const put = await fetch(`${edge.url}/v2/${repo}/_thaw/settings`, { method: 'PUT', body: '{"streaming":false}' })
+    const put = await fetch(`${edge.url}/v2/${repo}/_thaw/settings`, {
+      method: 'PUT',
+      body: '{"streaming":false}',
+    })
     await expectStatus(put, 200)
     await skopeoPush(image, edge.address, repo)
     const { digest } = await readLayoutImage(image.layout, image.tag)
@@ -277,9 +358,16 @@ describe('an edge killed mid-conversion', () => {
 
     const second = await startEdge(store)
     await second.process.waitFor(/"msg":"conversion resumed"/)
-    const status = await waitForStatus(second.url, 'apps/big', digest, (s) => s.state !== 'converting' && s.state !== 'pending')
+    const status = await waitForStatus(
+      second.url,
+      'apps/big',
+      digest,
+      (s) => s.state !== 'converting' && s.state !== 'pending',
+    )
     expect(status.state).toBe('converted')
-    expect(pickStreamingArtifact(await referrers(second.url, 'apps/big', digest))?.digest).toBe(status.artifact)
+    expect(pickStreamingArtifact(await referrers(second.url, 'apps/big', digest))?.digest).toBe(
+      status.artifact,
+    )
     expect(await readdir(join(store, 'thaw', 'work'))).toEqual([])
     await second.process.stop()
   })
@@ -300,7 +388,10 @@ async function readStateFile(store: string): Promise<string> {
 }
 
 /** A record's frames, by matching it against the expected frame list (fails the test on a mismatch). */
-function splitIntoFrames(record: BundleRecord, frames: { blob: string; coff: number; clen: number }[]) {
+function splitIntoFrames(
+  record: BundleRecord,
+  frames: { blob: string; coff: number; clen: number }[],
+) {
   const out: { blob: string; coff: number; clen: number }[] = []
   let at = record.offset
   while (at < record.offset + record.length) {
@@ -313,17 +404,30 @@ function splitIntoFrames(record: BundleRecord, frames: { blob: string; coff: num
 }
 
 /** Bytes [offset, offset+length) of a blob, from the bundle's records only (adjacent records join). */
-function fromBundle(records: { record: BundleRecord; bytes: Uint8Array }[], blob: string, offset: number, length: number): Uint8Array {
-  const mine = records.filter((r) => r.record.blob === blob).sort((a, b) => a.record.offset - b.record.offset)
+function fromBundle(
+  records: { record: BundleRecord; bytes: Uint8Array }[],
+  blob: string,
+  offset: number,
+  length: number,
+): Uint8Array {
+  const mine = records
+    .filter((r) => r.record.blob === blob)
+    .sort((a, b) => a.record.offset - b.record.offset)
   const out = Buffer.alloc(length)
   let filled = 0
   for (const { record, bytes } of mine) {
     const from = Math.max(offset + filled, record.offset)
     const to = Math.min(offset + length, record.offset + record.length)
     if (from !== offset + filled || to <= from) continue
-    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).copy(out, filled, from - record.offset, to - record.offset)
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).copy(
+      out,
+      filled,
+      from - record.offset,
+      to - record.offset,
+    )
     filled = to - offset
   }
-  if (filled !== length) throw new Error(`bytes ${offset}+${length} of ${blob} are not in the bundle`)
+  if (filled !== length)
+    throw new Error(`bytes ${offset}+${length} of ${blob} are not in the bundle`)
   return out
 }

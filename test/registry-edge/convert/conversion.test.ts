@@ -62,7 +62,9 @@ describe('conversion on push', () => {
     const artifact = (await res.json()) as { layers: Descriptor[]; subject: Descriptor }
     expect(artifact.subject.digest).toBe(image.digest)
     const indexDesc = artifact.layers[0]!
-    const index = parseFsIndex(await blob(url, 'apps/conv', indexDesc.digest), { digest: indexDesc.digest as Digest })
+    const index = parseFsIndex(await blob(url, 'apps/conv', indexDesc.digest), {
+      digest: indexDesc.digest as Digest,
+    })
     const reader = openImage(index, {
       read: async (b, offset, length) => {
         const res = await fetch(`${url}/v2/apps/conv/blobs/${b.digest}`, {

@@ -5,13 +5,24 @@ import { PROFILE_LIMITS } from '../../../runtime/profile/index.ts'
 import { expectStatus, pushManifest, startTestEdge } from '../../support/edge-client.ts'
 import { pushTarImage, waitForConversion } from '../../support/convert-image.ts'
 
-const LAYERS = [[{ name: 'a', content: 'a'.repeat(3000) }, { name: 'b', content: 'b'.repeat(3000) }]]
+const LAYERS = [
+  [
+    { name: 'a', content: 'a'.repeat(3000) },
+    { name: 'b', content: 'b'.repeat(3000) },
+  ],
+]
 
 function profile(subject: string, entries: unknown[] = [{ path: '/b', t: 1, ranges: [] }]) {
   return { version: 1, subject, workload: 'w', runs: 1, entries }
 }
 
-function post(url: string, repo: string, digest: string, body: string, headers: Record<string, string> = {}) {
+function post(
+  url: string,
+  repo: string,
+  digest: string,
+  body: string,
+  headers: Record<string, string> = {},
+) {
   return fetch(`${url}/v2/${repo}/_thaw/profiles/${digest}`, { method: 'POST', body, headers })
 }
 
@@ -27,11 +38,19 @@ describe('profile uploads', () => {
     // not JSON
     ['a body that is not JSON', () => '{', 400],
     // fails the schema (a relative path)
-    ['a profile with a relative path', (s) => JSON.stringify(profile(s, [{ path: 'b', t: 1, ranges: [] }])), 400],
+    [
+      'a profile with a relative path',
+      (s) => JSON.stringify(profile(s, [{ path: 'b', t: 1, ranges: [] }])),
+      400,
+    ],
     // recorded against another image
     ['a profile of another image', () => JSON.stringify(profile(`sha256:${'e'.repeat(64)}`)), 400],
     // over the size limit, refused before it is parsed
-    ['a body over the size limit', (s) => JSON.stringify({ ...profile(s), pad: 'x'.repeat(PROFILE_LIMITS.bytes) }), 413],
+    [
+      'a body over the size limit',
+      (s) => JSON.stringify({ ...profile(s), pad: 'x'.repeat(PROFILE_LIMITS.bytes) }),
+      413,
+    ],
   ]
   it.each(bad)('refuses %s and stores nothing', async (_what, body, status) => {
     const { url } = await startTestEdge({ conversion: {} })
@@ -50,7 +69,10 @@ describe('profile uploads', () => {
   })
 
   it('needs push on the repository to upload and pull to read, when auth is on', async () => {
-    const users = { alice: { password: await hashPassword('alice-pw') }, bob: { password: await hashPassword('bob-pw') } }
+    const users = {
+      alice: { password: await hashPassword('alice-pw') },
+      bob: { password: await hashPassword('bob-pw') },
+    }
     const { url } = await startTestEdge({
       conversion: {},
       auth: {
@@ -68,10 +90,14 @@ describe('profile uploads', () => {
     const anonymous = await post(url, 'apps/p', image, body)
     expect(anonymous.status).toBe(401)
     expect(anonymous.headers.get('www-authenticate')).toBeTruthy()
-    expect((await post(url, 'apps/p', image, body, { authorization: basic('bob') })).status).toBe(403)
+    expect((await post(url, 'apps/p', image, body, { authorization: basic('bob') })).status).toBe(
+      403,
+    )
     await expectStatus(await post(url, 'apps/p', image, body, alice), 201)
     expect((await fetch(`${url}/v2/apps/p/_thaw/profiles/${image}`)).status).toBe(401)
-    const read = await fetch(`${url}/v2/apps/p/_thaw/profiles/${image}`, { headers: { authorization: basic('bob') } })
+    const read = await fetch(`${url}/v2/apps/p/_thaw/profiles/${image}`, {
+      headers: { authorization: basic('bob') },
+    })
     expect(read.status).toBe(200)
   })
 })
@@ -87,7 +113,9 @@ describe('idempotence', () => {
     // The listener runs after the push answers: wait until it has queued and finished.
     await waitForConversion(url, 'apps/i', image.digest, (s) => s.updatedAt !== first.updatedAt)
     await conversion!.converter.idle()
-    expect(await waitForConversion(url, 'apps/i', image.digest)).toMatchObject({ artifact: first.artifact })
+    expect(await waitForConversion(url, 'apps/i', image.digest)).toMatchObject({
+      artifact: first.artifact,
+    })
     expect(await artifacts(url, 'apps/i', image.digest)).toHaveLength(1)
 
     const body = JSON.stringify(profile(image.digest))
@@ -100,7 +128,9 @@ describe('idempotence', () => {
     await expectStatus(again, 201)
     expect(((await again.json()) as { runs: number }).runs).toBe(1)
     await conversion!.converter.idle()
-    expect(await waitForConversion(url, 'apps/i', image.digest)).toMatchObject({ artifact: relaid.artifact })
+    expect(await waitForConversion(url, 'apps/i', image.digest)).toMatchObject({
+      artifact: relaid.artifact,
+    })
     // Another run merges into a new profile: one more generation; a push after that reuses it.
     const other = JSON.stringify(profile(image.digest, [{ path: '/a', t: 1, ranges: [] }]))
     await expectStatus(await post(url, 'apps/i', image.digest, other), 201)
@@ -109,7 +139,10 @@ describe('idempotence', () => {
     expect(second).toMatchObject({ generation: 2 })
     await expectStatus(await pushManifest(url, 'apps/i', 'v3', image.bytes.toString()), 201)
     await conversion!.converter.idle()
-    expect(await waitForConversion(url, 'apps/i', image.digest)).toMatchObject({ artifact: second.artifact, generation: 2 })
+    expect(await waitForConversion(url, 'apps/i', image.digest)).toMatchObject({
+      artifact: second.artifact,
+      generation: 2,
+    })
     expect(await artifacts(url, 'apps/i', image.digest)).toHaveLength(3)
   })
 })
@@ -118,7 +151,10 @@ describe('idempotence', () => {
 async function pushTarImageAs(url: string, headers: Record<string, string>): Promise<string> {
   const original = globalThis.fetch
   globalThis.fetch = (input, init) =>
-    original(input, { ...init, headers: { ...(init?.headers as Record<string, string>), ...headers } })
+    original(input, {
+      ...init,
+      headers: { ...(init?.headers as Record<string, string>), ...headers },
+    })
   try {
     const image = await pushTarImage(url, 'apps/p', 'v1', LAYERS)
     await waitForConversion(url, 'apps/p', image.digest)
