@@ -37,7 +37,8 @@ export async function replayBundle(
   options: {
     signal?: AbortSignal
     warn?: (message: string) => void
-    /** Called once, when it is known whether there is a bundle (before it is streamed). */
+    /** Called when it is known whether there is a bundle: with true once its header arrived and
+     * its frames are registered as in flight (reads from then on wait for them). */
     onFound?: (found: boolean) => void
   } = {},
 ): Promise<ReplayResult> {
@@ -64,8 +65,7 @@ export async function replayBundle(
       continue
     }
     result.found = true
-    found(true)
-    await stream(res.body, image, loader, result, warn)
+    await stream(res.body, image, loader, result, warn, found)
     return result
   }
   found(false)
@@ -78,6 +78,7 @@ async function stream(
   loader: FrameLoader,
   result: ReplayResult,
   warn: (message: string) => void,
+  found: (found: boolean) => void,
 ): Promise<void> {
   const decoder = new BundleDecoder()
   let expected: (Expected | undefined)[] = []
@@ -94,6 +95,7 @@ async function stream(
           return
         }
         expected = announce(header, image, loader)
+        found(true)
       }
       for (const r of records) {
         const e = expected[r.index]
@@ -115,6 +117,7 @@ async function stream(
   } catch (err) {
     warn(`bundle stream failed: ${describeError(err)}`)
   } finally {
+    found(false)
     const cut = new Error('bundle ended before this record')
     for (const e of expected) e?.reject(cut)
     await Promise.all(stores)

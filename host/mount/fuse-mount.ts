@@ -28,14 +28,13 @@ type FuseCtor = {
 const Fuse = createRequire(import.meta.url)('fuse-native') as FuseCtor
 const exec = promisify(execFile)
 
-const ERRNO: Record<FsErrorCode | 'ERANGE', number> = {
+const ERRNO: Record<FsErrorCode, number> = {
   ENOENT: -2,
   EIO: -5,
   ENOTDIR: -20,
   EISDIR: -21,
   EINVAL: -22,
   EROFS: -30,
-  ERANGE: -34,
   ENODATA: -61,
 }
 const TYPE_BITS: Record<FsStat['type'], number> = {
@@ -120,16 +119,10 @@ function operations(fs: ImageFs, warn: (message: string) => void): Record<string
       }
     },
     readlink: (path: string, cb: Cb) => answer(cb, () => fs.readlink(path)),
-    getxattr: (path: string, name: string, buf: Buffer, _pos: number, cb: Cb) => {
-      try {
-        const value = fs.getxattr(path, name)
-        // size 0 asks for the length; a smaller buffer than the value is ERANGE (getxattr(2)).
-        if (buf.length > 0 && buf.length < value.length) return cb(ERRNO.ERANGE)
-        cb(0, value)
-      } catch (err) {
-        cb(errnoOf(err, warn))
-      }
-    },
+    // fuse-native copies the value into the caller's buffer and answers its length; it does not
+    // pass the buffer's size to JS, so ERANGE for a too-small buffer cannot be answered here.
+    getxattr: (path: string, name: string, _position: number, cb: Cb) =>
+      answer(cb, () => fs.getxattr(path, name)),
     listxattr: (path: string, cb: Cb) => answer(cb, () => fs.listxattr(path)),
     open: (path: string, flags: number, cb: Cb) => {
       // O_WRONLY (1) or O_RDWR (2): the filesystem is read-only.

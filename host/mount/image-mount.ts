@@ -33,7 +33,7 @@ export class ImageMount {
   readonly loader: FrameLoader
   /** Settles when the bundle was streamed (or found missing). */
   readonly replay: Promise<ReplayResult>
-  /** Settles as soon as it is known whether the image has a bundle. */
+  /** True once a bundle's header arrived (its frames are in flight), false when there is none. */
   readonly replayFound: Promise<boolean>
   /** Settles when every frame is present (or the mount closed first). */
   readonly background: Promise<{ complete: boolean }>

@@ -1,0 +1,56 @@
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { fuseUnavailable } from '../support/fuse.ts'
+import { startMount } from '../support/mount-process.ts'
+import { run } from '../support/processes.ts'
+import { createRng, generateTree, mutateTree } from '../support/random-tree.ts'
+import { startDistribution, type TestRegistry } from '../support/registry.ts'
+import { pushStreamingImage } from '../support/streaming-image.ts'
+import { tmpDir } from '../support/tmp.ts'
+import { diffSnapshots, snapshotDisk } from '../support/tree-snapshot.ts'
+
+// Small frames so that files of a few hundred KB span several of them.
+const FRAMING = { groupBytes: 16 * 1024, splitBytes: 64 * 1024 }
+
+/** A random two-layer image made by umoci (the second layer changes the first: whiteouts). */
+async function randomImage(dir: string, seed: number): Promise<string> {
+  const rng = createRng(seed)
+  const layout = join(dir, 'layout')
+  const bundle = join(dir, 'bundle')
+  await run('umoci', ['init', '--layout', layout])
+  await run('umoci', ['new', '--image', `${layout}:t`])
+  await run('umoci', ['unpack', '--image', `${layout}:t`, bundle])
+  const tree = { entries: 200, largeBytes: 200_000 }
+  generateTree(join(bundle, 'rootfs'), rng, tree)
+  await run('umoci', ['repack', '--refresh-bundle', '--image', `${layout}:t`, bundle])
+  mutateTree(join(bundle, 'rootfs'), rng, tree)
+  await run('umoci', ['repack', '--refresh-bundle', '--image', `${layout}:t`, bundle])
+  return layout
+}
+
+describe.skipIf(fuseUnavailable)('thaw mount: what the mount shows equals umoci unpack', () => {
+  let registry: TestRegistry
+  beforeAll(async () => {
+    registry = await startDistribution()
+  })
+  afterAll(() => registry?.stop())
+
+  it.each([1, 2])('every path has the same content, type, mode, owner, size, mtime, links, xattrs and listing (seed %i)', async (seed) => {
+    const dir = await tmpDir('thaw-mount-fidelity-')
+    const layout = await randomImage(dir, seed)
+    const image = await pushStreamingImage({
+      registry: registry.url, repository: `fidelity/s${seed}`, layout, tag: 't', framing: FRAMING,
+    })
+    await run('umoci', ['unpack', '--image', `${layout}:t`, join(dir, 'unpacked')])
+    const want = snapshotDisk(join(dir, 'unpacked', 'rootfs'))
+    const mount = await startMount({ reference: image.reference, dir: join(dir, 'mnt'), cache: join(dir, 'cache'), args: ['--no-background'] })
+    const got = snapshotDisk(mount.dir)
+    await expect(run('touch', [join(mount.dir, 'new-file')])).rejects.toThrow(/Read-only file system/)
+    const report = await mount.stop()
+    // The rootfs directory and implicit parents are made by umoci at unpack time, not by a layer.
+    const inLayers = new Set(image.index.entries.filter((e) => e.mtime !== 0).map((e) => e.path))
+    expect(diffSnapshots(want, got, (p) => p === '' || !inLayers.has(p))).toEqual([])
+    expect(got.size).toBeGreaterThan(100)
+    expect(report.requests).toBeGreaterThan(0)
+  })
+})
