@@ -3,30 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fuseUnavailable } from '../support/fuse.ts'
 import { startMount } from '../support/mount-process.ts'
 import { run } from '../support/processes.ts'
-import { createRng, generateTree, mutateTree } from '../support/random-tree.ts'
 import { startDistribution, type TestRegistry } from '../support/registry.ts'
 import { pushStreamingImage } from '../support/streaming-image.ts'
 import { tmpDir } from '../support/tmp.ts'
+import { randomUmociImage } from '../support/umoci-image.ts'
 import { diffSnapshots, snapshotDisk } from '../support/tree-snapshot.ts'
 
 // Small frames so that files of a few hundred KB span several of them.
 const FRAMING = { groupBytes: 16 * 1024, splitBytes: 64 * 1024 }
-
-/** A random two-layer image made by umoci (the second layer changes the first: whiteouts). */
-async function randomImage(dir: string, seed: number): Promise<string> {
-  const rng = createRng(seed)
-  const layout = join(dir, 'layout')
-  const bundle = join(dir, 'bundle')
-  await run('umoci', ['init', '--layout', layout])
-  await run('umoci', ['new', '--image', `${layout}:t`])
-  await run('umoci', ['unpack', '--image', `${layout}:t`, bundle])
-  const tree = { entries: 200, largeBytes: 200_000 }
-  generateTree(join(bundle, 'rootfs'), rng, tree)
-  await run('umoci', ['repack', '--refresh-bundle', '--image', `${layout}:t`, bundle])
-  mutateTree(join(bundle, 'rootfs'), rng, tree)
-  await run('umoci', ['repack', '--refresh-bundle', '--image', `${layout}:t`, bundle])
-  return layout
-}
 
 describe.skipIf(fuseUnavailable)('thaw mount: what the mount shows equals umoci unpack', () => {
   let registry: TestRegistry
@@ -37,7 +21,7 @@ describe.skipIf(fuseUnavailable)('thaw mount: what the mount shows equals umoci 
 
   it.each([1, 2])('every path has the same content, type, mode, owner, size, mtime, links, xattrs and listing (seed %i)', async (seed) => {
     const dir = await tmpDir('thaw-mount-fidelity-')
-    const layout = await randomImage(dir, seed)
+    const layout = await randomUmociImage(dir, seed, { entries: 200, largeBytes: 200_000 })
     const image = await pushStreamingImage({
       registry: registry.url, repository: `fidelity/s${seed}`, layout, tag: 't', framing: FRAMING,
     })

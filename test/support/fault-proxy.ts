@@ -11,16 +11,19 @@ import { afterAll } from 'vitest'
  *   kill       the first range answer stops halfway, then the proxy answers nothing (edge died)
  *   blackhole  requests are accepted and never answered
  *   down       connections are reset at once
+ *   slow       range answers are held back `delayMs` before they are forwarded intact
  * It serves `/v2/<name>/_thaw/bundle/...` itself from `bundle` (404 without one), and logs every
  * request ("GET /v2/... bytes=a-b") so tests count what crossed it.
  */
-export type FaultMode = 'pass' | 'flip' | 'truncate' | 'kill' | 'blackhole' | 'down'
+export type FaultMode = 'pass' | 'flip' | 'truncate' | 'kill' | 'blackhole' | 'down' | 'slow'
 
 export interface FaultProxy {
   url: string
   address: string
   mode: FaultMode
   bundle: Buffer | undefined
+  /** Delay of a range answer in 'slow' mode. */
+  delayMs: number
   requests: string[]
   /** Bytes of response bodies sent. */
   bytes: number
@@ -36,6 +39,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     address: '',
     mode: 'pass',
     bundle: undefined,
+    delayMs: 50,
     requests: [],
     bytes: 0,
     close: async () => {},
@@ -82,6 +86,13 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     upRes.on('data', (c: Buffer) => chunks.push(c))
     upRes.on('end', () => {
       const body = Buffer.concat(chunks)
+      if (mode === 'slow') {
+        return void setTimeout(() => {
+          res.writeHead(upRes.statusCode!, upRes.headers)
+          proxy.bytes += body.length
+          res.end(body)
+        }, proxy.delayMs)
+      }
       res.writeHead(upRes.statusCode!, upRes.headers)
       if (mode === 'flip') {
         body[body.length >> 1]! ^= 0x10
