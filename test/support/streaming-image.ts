@@ -40,7 +40,7 @@ export interface PushStreamingOptions {
   layout: string
   tag: string
   /** Frame cuts and order passed to the Writer (small frames make small files span several). */
-  framing?: Pick<WriteLayerOptions, 'groupBytes' | 'splitBytes' | 'order'>
+  framing?: Pick<WriteLayerOptions, 'groupBytes' | 'splitBytes' | 'order' | 'safety'>
 }
 
 export async function pushStreamingImage(options: PushStreamingOptions): Promise<PushedStreamingImage> {
