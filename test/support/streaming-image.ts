@@ -41,6 +41,8 @@ export interface PushStreamingOptions {
   tag: string
   /** Frame cuts and order passed to the Writer (small frames make small files span several). */
   framing?: Pick<WriteLayerOptions, 'groupBytes' | 'splitBytes' | 'order' | 'safety'>
+  /** Where the streaming blobs are written (default a test temporary directory; benches pass one). */
+  workDir?: string
 }
 
 export async function pushStreamingImage(options: PushStreamingOptions): Promise<PushedStreamingImage> {
@@ -56,7 +58,7 @@ export async function pushStreamingImage(options: PushStreamingOptions): Promise
     const mediaType = MediaType.ociManifest
     const { digest: manifest } = await client.putManifest(repository, tag, original.bytes, mediaType)
 
-    const dir = await tmpDir('thaw-streaming-')
+    const dir = options.workDir ?? (await tmpDir('thaw-streaming-'))
     const { layers } = layoutLayers(layout, tag)
     const tocs: LayerToc[] = []
     const blobPaths: string[] = []
