@@ -54,7 +54,11 @@ describe.skipIf(fuseUnavailable)('thaw mount: SIGKILL while frames are being wri
     for (let round = 0; round < 4; round++) {
       const m = await startMount({ reference: image.reference, dir: mnt, cache, edges: [edge.url] })
       const readers = run('cat', files.slice(round * 40, round * 40 + 40).map((p) => join(mnt, p))).catch(() => {})
-      await new Promise((r) => setTimeout(r, rng.int(30, 400)))
+      // Kill once this round has journaled something new (so frames are arriving), after a
+      // further seeded random moment.
+      const start = journaled(cache)
+      for (let i = 0; i < 600 && journaled(cache) === start; i++) await new Promise((r) => setTimeout(r, 5))
+      await new Promise((r) => setTimeout(r, rng.int(0, 60)))
       await m.process.kill()
       forceUnmount(mnt)
       await readers
