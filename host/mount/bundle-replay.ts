@@ -118,9 +118,12 @@ async function stream(
     warn(`bundle stream failed: ${describeError(err)}`)
   } finally {
     found(false)
+    // Records still being stored settle their waiters themselves; only then are the records
+    // that never arrived released (rejecting first would send waiters of a record being written
+    // to fetch it again).
+    await Promise.all(stores)
     const cut = new Error('bundle ended before this record')
     for (const e of expected) e?.reject(cut)
-    await Promise.all(stores)
   }
 }
 
