@@ -21,7 +21,10 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildNodeBase } from '../../host/build/node-base.ts'
-import { pushStreamingImage } from '../support/streaming-image.ts'
+import { readFileSync } from 'node:fs'
+import { parseProfile } from '../../runtime/profile/profile.ts'
+import { startFaultProxy } from '../support/fault-proxy.ts'
+import { buildBundle, pushStreamingImage, type PushedStreamingImage } from '../support/streaming-image.ts'
 
 const runs = Number(process.argv[2] ?? 5)
 const THAW = join(import.meta.dirname, '..', '..', 'bin', 'thaw')
@@ -57,7 +60,7 @@ const probes = {
   'node -e 0 chrooted (ms)': (root: string) => timed('chroot', [root, '/usr/bin/node', '-e', '0']),
 }
 
-async function image(): Promise<{ reference: string; local: string; registry: string }> {
+async function image(): Promise<{ reference: string; local: string; registry: string; pushed: PushedStreamingImage }> {
   const base = await buildNodeBase({ outDir: '/var/tmp/thaw-cache/node-base-test', gzip: false })
   const layout = join(work, 'layout')
   const bundle = join(work, 'bundle')
@@ -75,7 +78,7 @@ async function image(): Promise<{ reference: string; local: string; registry: st
   sh('umoci', ['repack', '--image', `${layout}:t`, bundle])
   const registry = await startRegistry()
   const pushed = await pushStreamingImage({ registry, repository: 'bench/mount', layout, tag: 't', workDir: work })
-  return { reference: pushed.reference, local, registry }
+  return { reference: pushed.reference, local, registry, pushed }
 }
 
 async function startRegistry(): Promise<string> {
@@ -95,10 +98,10 @@ async function startRegistry(): Promise<string> {
 }
 
 /** `thaw mount` in a child process; stop() returns its "fetched:" report. */
-async function mount(reference: string, cache: string) {
+async function mount(reference: string, cache: string, args = ['--no-replay']) {
   const dir = join(work, `mnt-${Math.random().toString(36).slice(2)}`)
   mkdirSync(dir)
-  const child = spawn(THAW, ['mount', reference, dir, '--cache', cache, '--no-background', '--no-replay'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(THAW, ['mount', reference, dir, '--cache', cache, '--no-background', ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout.on('data', (c: Buffer) => (out += c))
   const unmount = () => spawnSync('fusermount', ['-u', '-z', dir])
@@ -118,8 +121,44 @@ async function mount(reference: string, cache: string) {
   }
 }
 
+/**
+ * A cold `node -e 0` recorded (`--record`), then the same cold start with the bundle built from
+ * that profile, served by a proxy in front of the registry: requests and bytes at the proxy.
+ */
+async function withProfile(reference: string, registry: string, pushed: PushedStreamingImage): Promise<void> {
+  const proxy = await startFaultProxy(registry, { closeAfterAll: false })
+  try {
+    const profilePath = join(work, 'profile.json')
+    const start = async (cache: string, args: string[]) => {
+      proxy.requests.length = 0
+      proxy.bytes = 0
+      const m = await mount(reference, cache, ['--edge', proxy.url, ...args])
+      // Asynchronously: the proxy serving the mount's requests runs in this process.
+      const t = performance.now()
+      const child = spawn('chroot', [m.dir, '/usr/bin/node', '-e', '0'], { stdio: 'ignore' })
+      const [code] = (await once(child, 'exit')) as [number]
+      if (code !== 0) throw new Error(`node in the mount exited with ${code}`)
+      const ms = performance.now() - t
+      await m.stop()
+      const ranges = proxy.requests.filter((r) => r.includes(' bytes=')).length
+      const bundles = proxy.requests.filter((r) => r.includes('/_thaw/bundle/')).length
+      return `${ms.toFixed(1)} ms, ${ranges} range requests, ${bundles} bundle request(s), ${proxy.bytes} body bytes at the edge`
+    }
+    const plain = await start(join(work, 'cache-rec'), ['--record', profilePath])
+    const profile = parseProfile(readFileSync(profilePath))
+    const read = profile.entries.reduce((n, e) => n + e.ranges.reduce((m, [, length]) => m + length, 0), 0)
+    proxy.bundle = await buildBundle(pushed, profile.entries.map((e) => e.path))
+    const replayed = await start(join(work, 'cache-replay'), [])
+    console.log(`profile: ${profile.entries.length} files, ${read} bytes read; bundle ${proxy.bundle.length} bytes`)
+    console.log(`cold node -e 0, no profile:   ${plain}`)
+    console.log(`cold node -e 0, with profile: ${replayed}`)
+  } finally {
+    await proxy.close()
+  }
+}
+
 try {
-  const { reference, local } = await image()
+  const { reference, local, registry, pushed } = await image()
   const rows: string[][] = [['probe', 'local cold', 'mount cold', 'local warm', 'mount cached', 'mount warm']]
   let nodeFetch: Record<string, number> = {}
   for (const [name, probe] of Object.entries(probes)) {
@@ -141,6 +180,7 @@ try {
   }
   for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(26) : c.padStart(13))).join(''))
   console.log(`cold node -e 0 through the mount fetched (no profile): ${JSON.stringify(nodeFetch)}`)
+  await withProfile(reference, registry, pushed)
 } finally {
   for (const c of cleanups.reverse()) c()
   await rm(work, { recursive: true, force: true })

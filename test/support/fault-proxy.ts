@@ -30,7 +30,8 @@ export interface FaultProxy {
   close(): Promise<void>
 }
 
-export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+/** `closeAfterAll: false` outside vitest (benches close it themselves). */
+export async function startFaultProxy(upstream: string, options: { closeAfterAll?: boolean } = {}): Promise<FaultProxy> {
   const target = new URL(upstream)
   const sockets = new Set<Socket>()
   const held: ServerResponse[] = []
@@ -119,6 +120,6 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       for (const s of sockets) s.destroy()
       server.close(() => resolve())
     }))
-  afterAll(() => proxy.close())
+  if (options.closeAfterAll !== false) afterAll(() => proxy.close())
   return proxy
 }
