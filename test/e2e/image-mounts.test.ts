@@ -5,8 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createImageMounts, type ImageMountsHandle } from '../../host/mount/create-image-mounts.ts'
 import { startFaultProxy } from '../support/fault-proxy.ts'
 import { fuseUnavailable } from '../support/fuse.ts'
-import { forceUnmount } from '../support/mount-process.ts'
-import { run } from '../support/processes.ts'
+import { forceUnmount, runReader } from '../support/mount-process.ts'
 import { startDistribution, type TestRegistry } from '../support/registry.ts'
 import { buildBundle, pushStreamingImage, type PushedStreamingImage } from '../support/streaming-image.ts'
 import { tmpDir } from '../support/tmp.ts'
@@ -44,7 +43,7 @@ describe.skipIf(fuseUnavailable)('createImageMounts: leases of shared lazy mount
   })
 
   async function hashThrough(root: string, path: string): Promise<string> {
-    return (await run('sha256sum', [join(root, path)])).stdout.split(' ')[0]!
+    return (await runReader('sha256sum', [join(root, path)])).stdout.split(' ')[0]!
   }
 
   it('shares one mount between leases, records, and unmounts at the last release', async () => {

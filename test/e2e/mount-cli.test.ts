@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fuseUnavailable } from '../support/fuse.ts'
-import { startMount } from '../support/mount-process.ts'
-import { run } from '../support/processes.ts'
+import { runReader, startMount } from '../support/mount-process.ts'
 import { startDistribution, type TestRegistry } from '../support/registry.ts'
 import { pushStreamingImage, type PushedStreamingImage } from '../support/streaming-image.ts'
 import { tmpDir } from '../support/tmp.ts'
@@ -29,7 +28,7 @@ describe.skipIf(fuseUnavailable)('thaw mount IMAGE DIR', () => {
     const dir = await tmpDir('thaw-mount-cli-m-')
     const m = await startMount({ reference: image.reference, dir: join(dir, 'mnt'), cache: join(dir, 'cache'), args: ['--no-background'] })
     expect(mounted(m.dir)).toBe(true)
-    await run('find', [m.dir, '-type', 'f', '-size', '+0', '-exec', 'cat', '{}', '+'])
+    await runReader('find', [m.dir, '-type', 'f', '-size', '+0', '-exec', 'cat', '{}', '+'])
     m.process.child.kill(signal)
     expect(await m.process.exited).toBe(0)
     const out = m.process.output()
@@ -41,7 +40,7 @@ describe.skipIf(fuseUnavailable)('thaw mount IMAGE DIR', () => {
   })
 
   it('refuses a missing DIR argument with a usage message', async () => {
-    await expect(run(join(import.meta.dirname, '..', '..', 'bin', 'thaw'), ['mount', image.reference])).rejects.toThrow(
+    await expect(runReader(join(import.meta.dirname, '..', '..', 'bin', 'thaw'), ['mount', image.reference])).rejects.toThrow(
       /IMAGE and DIR are required/,
     )
   })

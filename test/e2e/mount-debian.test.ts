@@ -4,8 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { THAW_CACHE } from '../support/debian-rootfs.ts'
 import { fuseUnavailable } from '../support/fuse.ts'
-import { startMount, type MountProcess } from '../support/mount-process.ts'
-import { run } from '../support/processes.ts'
+import { type MountProcess, runReader, startMount } from '../support/mount-process.ts'
 import { startDistribution, type TestRegistry } from '../support/registry.ts'
 import { pushStreamingImage, type PushedStreamingImage } from '../support/streaming-image.ts'
 import { tmpDir } from '../support/tmp.ts'
@@ -34,7 +33,7 @@ function toMillis(snapshot: TreeSnapshot): TreeSnapshot {
 /** `sha256sum` of every regular file under `root`, sorted, computed by child processes. */
 async function contentHashes(root: string): Promise<string> {
   const script = 'cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum'
-  return (await run('sh', ['-c', script, 'sh', root])).stdout
+  return (await runReader('sh', ['-c', script, 'sh', root])).stdout
 }
 
 describe.skipIf(fuseUnavailable || missing)('thaw mount: a real Debian root filesystem', () => {
@@ -67,8 +66,8 @@ describe.skipIf(fuseUnavailable || missing)('thaw mount: a real Debian root file
 
   it('runs a process chrooted into the mount, with the same output as from the unpacked tree', async () => {
     const script = 'cat /etc/debian_version; id -u; ls /usr/bin | wc -l; sha256sum /bin/bash; dpkg-query -W -f "${Package}\\n" | wc -l'
-    const fromMount = await run('chroot', [mount.dir, '/bin/bash', '-c', script])
-    const fromDisk = await run('chroot', [rootfs, '/bin/bash', '-c', script])
+    const fromMount = await runReader('chroot', [mount.dir, '/bin/bash', '-c', script])
+    const fromDisk = await runReader('chroot', [rootfs, '/bin/bash', '-c', script])
     expect(fromMount.stdout).toBe(fromDisk.stdout)
     expect(fromMount.stdout).toMatch(/^12\.\d+\n0\n/)
   })
@@ -77,15 +76,15 @@ describe.skipIf(fuseUnavailable || missing)('thaw mount: a real Debian root file
     const o = join(dir, 'overlay')
     const [upper, work, merged] = ['upper', 'work', 'merged'].map((n) => join(o, n)) as [string, string, string]
     for (const d of [upper, work, merged]) await mkdir(d, { recursive: true })
-    await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${mount.dir},upperdir=${upper},workdir=${work}`, merged])
+    await runReader('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${mount.dir},upperdir=${upper},workdir=${work}`, merged])
     try {
-      const { stdout } = await run('chroot', [merged, '/bin/bash', '-c', 'echo written > /etc/thaw-test && cat /etc/thaw-test /etc/debian_version && rm /etc/hostname && ls /etc/hostname 2>&1 || true'])
+      const { stdout } = await runReader('chroot', [merged, '/bin/bash', '-c', 'echo written > /etc/thaw-test && cat /etc/thaw-test /etc/debian_version && rm /etc/hostname && ls /etc/hostname 2>&1 || true'])
       expect(stdout).toMatch(/^written\n12\.\d+\n.*No such file or directory/s)
       // the writes went to the upper; the lower (the FUSE mount) is unchanged
       expect(existsSync(join(upper, 'etc', 'thaw-test'))).toBe(true)
       expect(existsSync(join(mount.dir, 'etc', 'hostname'))).toBe(existsSync(join(rootfs, 'etc', 'hostname')))
     } finally {
-      await run('umount', [merged]).catch(() => run('umount', ['-l', merged]))
+      await runReader('umount', [merged]).catch(() => runReader('umount', ['-l', merged]))
     }
   })
 })

@@ -4,8 +4,7 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startFaultProxy, type FaultMode, type FaultProxy } from '../support/fault-proxy.ts'
 import { fuseUnavailable } from '../support/fuse.ts'
-import { startMount, type MountProcess } from '../support/mount-process.ts'
-import { run } from '../support/processes.ts'
+import { runReader, startMount, type MountProcess } from '../support/mount-process.ts'
 import { startDistribution, type TestRegistry } from '../support/registry.ts'
 import { pushStreamingImage, type PushedStreamingImage } from '../support/streaming-image.ts'
 import { tmpDir } from '../support/tmp.ts'
@@ -69,7 +68,7 @@ describe.skipIf(fuseUnavailable)('thaw mount: faults between the host and its so
 
   /** sha256 of the file read through the mount by `sha256sum` (a child process). */
   async function readThrough(m: MountProcess, path: string): Promise<string> {
-    const { stdout } = await run('sha256sum', [join(m.dir, path)])
+    const { stdout } = await runReader('sha256sum', [join(m.dir, path)])
     return stdout.split(' ')[0]!
   }
   const want = (path: string) => sha256(readFileSync(join(rootfs, path)))
@@ -102,7 +101,7 @@ describe.skipIf(fuseUnavailable)('thaw mount: faults between the host and its so
     origin.mode = 'pass'
     expect(await readThrough(m, path)).toBe(want(path))
     // what was listed before the failure still lists (metadata is answered from memory)
-    const { stdout } = await run('ls', ['-a', m.dir])
+    const { stdout } = await runReader('ls', ['-a', m.dir])
     expect(stdout.split('\n').filter(Boolean).length).toBeGreaterThan(2)
   })
 

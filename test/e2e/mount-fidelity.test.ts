@@ -1,8 +1,7 @@
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fuseUnavailable } from '../support/fuse.ts'
-import { startMount } from '../support/mount-process.ts'
-import { run } from '../support/processes.ts'
+import { runReader, startMount } from '../support/mount-process.ts'
 import { startDistribution, type TestRegistry } from '../support/registry.ts'
 import { pushStreamingImage } from '../support/streaming-image.ts'
 import { tmpDir } from '../support/tmp.ts'
@@ -25,11 +24,11 @@ describe.skipIf(fuseUnavailable)('thaw mount: what the mount shows equals umoci 
     const image = await pushStreamingImage({
       registry: registry.url, repository: `fidelity/s${seed}`, layout, tag: 't', framing: FRAMING,
     })
-    await run('umoci', ['unpack', '--image', `${layout}:t`, join(dir, 'unpacked')])
+    await runReader('umoci', ['unpack', '--image', `${layout}:t`, join(dir, 'unpacked')])
     const want = snapshotDisk(join(dir, 'unpacked', 'rootfs'))
     const mount = await startMount({ reference: image.reference, dir: join(dir, 'mnt'), cache: join(dir, 'cache'), args: ['--no-background'] })
     const got = snapshotDisk(mount.dir)
-    await expect(run('touch', [join(mount.dir, 'new-file')])).rejects.toThrow(/Read-only file system/)
+    await expect(runReader('touch', [join(mount.dir, 'new-file')])).rejects.toThrow(/Read-only file system/)
     const report = await mount.stop()
     // The rootfs directory and implicit parents are made by umoci at unpack time, not by a layer.
     const inLayers = new Set(image.index.entries.filter((e) => e.mtime !== 0).map((e) => e.path))

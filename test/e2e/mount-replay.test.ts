@@ -6,8 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseProfile } from '../../runtime/profile/profile.ts'
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts'
 import { fuseUnavailable } from '../support/fuse.ts'
-import { startMount } from '../support/mount-process.ts'
-import { run } from '../support/processes.ts'
+import { runReader, startMount } from '../support/mount-process.ts'
 import { startDistribution, type TestRegistry } from '../support/registry.ts'
 import { buildBundle, pushStreamingImage, type PushedStreamingImage } from '../support/streaming-image.ts'
 import { tmpDir } from '../support/tmp.ts'
@@ -49,7 +48,7 @@ describe.skipIf(fuseUnavailable)('thaw mount: record a profile, then replay its 
   afterAll(() => registry?.stop())
 
   async function readAll(root: string, paths: string[]): Promise<void> {
-    const { stdout } = await run('sha256sum', paths.map((p) => join(root, p)))
+    const { stdout } = await runReader('sha256sum', paths.map((p) => join(root, p)))
     const got = stdout.trim().split('\n').map((l) => l.split(' ')[0])
     expect(got).toEqual(paths.map((p) => sha256(readFileSync(join(rootfs, p)))))
   }

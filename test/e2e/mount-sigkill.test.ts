@@ -4,8 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { JOURNAL_RECORD_BYTES } from '../../host/mount/cached-blob.ts'
 import { startFaultProxy } from '../support/fault-proxy.ts'
 import { fuseUnavailable } from '../support/fuse.ts'
-import { forceUnmount, startMount } from '../support/mount-process.ts'
-import { run } from '../support/processes.ts'
+import { forceUnmount, runReader, startMount } from '../support/mount-process.ts'
 import { createRng } from '../support/random-tree.ts'
 import { startDistribution, type TestRegistry } from '../support/registry.ts'
 import { pushStreamingImage } from '../support/streaming-image.ts'
@@ -53,7 +52,7 @@ describe.skipIf(fuseUnavailable)('thaw mount: SIGKILL while frames are being wri
     const partial: number[] = []
     for (let round = 0; round < 4; round++) {
       const m = await startMount({ reference: image.reference, dir: mnt, cache, edges: [edge.url] })
-      const readers = run('cat', files.slice(round * 40, round * 40 + 40).map((p) => join(mnt, p))).catch(() => {})
+      const readers = runReader('cat', files.slice(round * 40, round * 40 + 40).map((p) => join(mnt, p))).catch(() => {})
       // Kill once this round has journaled something new (so frames are arriving), after a
       // further seeded random moment.
       const start = journaled(cache)

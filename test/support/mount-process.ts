@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll } from 'vitest'
@@ -57,4 +58,20 @@ export async function startMount(options: {
       return m ? (JSON.parse(m[1]!) as Record<string, number>) : {}
     },
   }
+}
+
+/**
+ * Runs a command (a reader of a mount) to completion, resolving after its output streams closed
+ * (processes.ts `run` resolves at 'exit', when stderr may still be in flight, so its error text
+ * can be missing under load); rejects with the output on a non-zero exit.
+ */
+export async function runReader(command: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+  const [code] = (await once(child, 'close')) as [number | null]
+  if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${code}\n${stderr}${stdout}`.slice(0, 8000))
+  return { stdout, stderr }
 }
