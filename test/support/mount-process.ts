@@ -7,7 +7,14 @@ import { startProcess, type TestProcess } from './processes.ts'
 
 const THAW = join(import.meta.dirname, '..', '..', 'bin', 'thaw')
 const mountpoints = new Set<string>()
-let hooked = false
+const servers = new Set<TestProcess>()
+
+// Registered when a test file imports this module (collection time), so it runs at the end of
+// that file whatever happened: a hook registered from inside a running test would not.
+afterAll(async () => {
+  await Promise.all([...servers].map((p) => p.stop(5_000).catch(() => {})))
+  for (const d of mountpoints) forceUnmount(d)
+})
 
 /** Lazily unmounts `dir` if it is a mount (a crashed server leaves "transport not connected"). */
 export function forceUnmount(dir: string): void {
@@ -37,17 +44,12 @@ export async function startMount(options: {
   edges?: string[]
   args?: string[]
 }): Promise<MountProcess> {
-  if (!hooked) {
-    hooked = true
-    afterAll(() => {
-      for (const d of mountpoints) forceUnmount(d)
-    })
-  }
   mkdirSync(options.dir, { recursive: true })
   mountpoints.add(options.dir)
   const args = ['mount', options.reference, options.dir, '--cache', options.cache]
   for (const e of options.edges ?? []) args.push('--edge', e)
   const process = startProcess(THAW, [...args, ...(options.args ?? [])])
+  servers.add(process)
   await process.waitFor(/^mounted /m, 60_000)
   return {
     process,
