@@ -13,6 +13,10 @@ const commands: Record<string, Command> = {
     summary: 'run a function app locally, like func start (TypeScript without a build, hot reload)',
     load: () => import('../host/cli/start.ts'),
   },
+  mount: {
+    summary: 'mount an image lazily with FUSE in the foreground (inspection, debugging)',
+    load: () => import('../host/cli/mount.ts'),
+  },
   init: {
     summary:
       'create a function app from a template (http-typescript, http-javascript, custom-handler-python)',

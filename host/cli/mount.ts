@@ -1,0 +1,118 @@
+import { writeFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { ThawError } from '../../runtime/errors.ts'
+import { parseImageReference } from '../../runtime/oci/reference.ts'
+import { serializeProfile } from '../../runtime/profile/profile.ts'
+import { AccessRecorder } from '../profile/access-recorder.ts'
+import { BlobCache } from '../mount/blob-cache.ts'
+import { detachStaleMount } from '../mount/fuse-mount.ts'
+import { ImageMount } from '../mount/image-mount.ts'
+import { resolveImage } from '../mount/resolve-image.ts'
+import { SourceSet } from '../mount/source-set.ts'
+
+const USAGE = `usage: thaw mount IMAGE DIR [--edge URL ...] [--cache DIR]
+
+Mounts IMAGE's streaming artifact lazily at DIR, in the foreground, until SIGINT or SIGTERM;
+then unmounts and prints what it fetched.
+
+options:
+  --edge URL          an edge to fetch from, nearest first (repeatable); the image's registry is last
+  --cache DIR         frame cache (default /var/tmp/thaw-cache/frames)
+  --cache-bytes N     cache bound in bytes (default 10 GiB)
+  --timeout MS        deadline of one request to one source (default 10000)
+  --retry-after MS    how long a failed source is skipped (default 30000)
+  --no-replay         do not fetch the prefetch bundle
+  --no-background     do not fetch the rest of the image in the background
+  --record FILE       record accesses; write the profile to FILE at exit
+`
+
+export async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      edge: { type: 'string', multiple: true, default: [] },
+      cache: { type: 'string', default: '/var/tmp/thaw-cache/frames' },
+      'cache-bytes': { type: 'string', default: String(10 * 2 ** 30) },
+      timeout: { type: 'string', default: '10000' },
+      'retry-after': { type: 'string', default: '30000' },
+      'no-replay': { type: 'boolean', default: false },
+      'no-background': { type: 'boolean', default: false },
+      record: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  const [reference, target] = positionals
+  if (!reference || !target || positionals.length > 2) throw usage('IMAGE and DIR are required')
+  const dir = resolve(target)
+  const say = (line: string) => process.stdout.write(`${line}\n`)
+  const warn = (line: string) => process.stderr.write(`thaw mount: ${line}\n`)
+  if (await detachStaleMount(dir)) warn(`detached a stale mount at ${dir}`)
+
+  const registry = parseImageReference(reference).registry
+  const origin = registry ? [`http://${registry}`] : []
+  const sources = new SourceSet({
+    urls: [...values.edge, ...origin],
+    requestTimeoutMs: number(values.timeout, '--timeout'),
+    retryAfterMs: number(values['retry-after'], '--retry-after'),
+    warn,
+  })
+  const cache = await BlobCache.open(values.cache, number(values['cache-bytes'], '--cache-bytes'))
+  let mount: ImageMount | undefined
+  try {
+    const image = await resolveImage(sources, reference)
+    mount = await ImageMount.mount({
+      image,
+      dir,
+      cache,
+      sources,
+      replay: !values['no-replay'],
+      background: !values['no-background'],
+      warn,
+    })
+    const recorder = values.record ? new AccessRecorder({ subject: image.manifest, limitMs: 3_600_000 }) : undefined
+    if (recorder) mount.fs.observers.add(recorder)
+    await mount.replayFound
+    say(`mounted ${reference} (${image.manifest}) at ${dir}`)
+    void mount.replay.then((r) => r.found && say(`bundle: ${r.records} records, ${r.bytes} bytes`))
+    void mount.background.then((r) => r.complete && say('background fetch complete'))
+    await untilSignal()
+    if (recorder && values.record) await writeFile(values.record, serializeProfile(recorder.stop()))
+    const s = mount.loader.stats
+    const replay = await Promise.race([mount.replay, Promise.resolve(undefined)])
+    say(`fetched: ${JSON.stringify({ ...s, bundleBytes: replay?.bytes ?? 0, bundleRecords: replay?.records ?? 0 })}`)
+    return 0
+  } finally {
+    await mount?.close()
+    await cache.close()
+    await sources.close()
+    say('unmounted')
+  }
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.off('SIGINT', done)
+      process.off('SIGTERM', done)
+      resolve()
+    }
+    process.on('SIGINT', done)
+    process.on('SIGTERM', done)
+  })
+}
+
+function number(value: string, flag: string): number {
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < 0) throw usage(`${flag} must be a non-negative integer`)
+  return n
+}
+
+function usage(message: string): ThawError {
+  return new ThawError('USAGE', `${message}\n\n${USAGE}`, { fault: 'user' })
+}

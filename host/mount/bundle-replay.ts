@@ -1,0 +1,151 @@
+import { request } from 'undici'
+import { BundleDecoder, type BundleHeader } from '../../runtime/artifact/bundle.ts'
+import { thawPaths } from '../../runtime/artifact/thaw-api.ts'
+import { describeError } from '../../runtime/errors.ts'
+import type { Digest } from '../../runtime/oci/digest.ts'
+import type { FrameLoader } from './frame-loader.ts'
+import type { ResolvedImage } from './resolve-image.ts'
+import type { SourceSet } from './source-set.ts'
+
+export interface ReplayResult {
+  /** A bundle was found (and streamed, perhaps only partly). */
+  found: boolean
+  bytes: number
+  records: number
+  /** Records whose frames did not verify (their frames are fetched on demand instead). */
+  rejected: number
+}
+
+interface Expected {
+  blob: number
+  first: number
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+/**
+ * Streams the image's prefetch bundle (`GET /v2/<name>/_thaw/bundle/<manifest>`, 404 = no profile)
+ * into the cache. As soon as the header arrives every frame it announces is registered as in
+ * flight, so a read of one waits for its record instead of fetching it again; each record is
+ * verified frame by frame against the index (the bundle adds no trust) and stored. A record that
+ * does not verify, or a bundle cut short, releases its waiters, who then fetch on demand.
+ */
+export async function replayBundle(
+  image: ResolvedImage,
+  sources: SourceSet,
+  loader: FrameLoader,
+  options: {
+    signal?: AbortSignal
+    warn?: (message: string) => void
+    /** Called when it is known whether there is a bundle: with true once its header arrived and
+     * its frames are registered as in flight (reads from then on wait for them). */
+    onFound?: (found: boolean) => void
+  } = {},
+): Promise<ReplayResult> {
+  const warn = options.warn ?? (() => {})
+  const found = options.onFound ?? (() => {})
+  const result: ReplayResult = { found: false, bytes: 0, records: 0, rejected: 0 }
+  const path = thawPaths.bundle(image.repository, image.manifest)
+  for (const source of sources.order()) {
+    let res: Awaited<ReturnType<typeof request>>
+    try {
+      res = await request(`${source.url}${path}`, { signal: options.signal, headersTimeout: 10_000, bodyTimeout: 10_000 })
+    } catch (err) {
+      warn(`bundle from ${source.url}: ${describeError(err)}`)
+      continue
+    }
+    if (res.statusCode === 404) {
+      await res.body.dump()
+      found(false)
+      return result
+    }
+    if (res.statusCode !== 200) {
+      await res.body.dump()
+      warn(`bundle from ${source.url}: HTTP ${res.statusCode}`)
+      continue
+    }
+    result.found = true
+    await stream(res.body, image, loader, result, warn, found)
+    return result
+  }
+  found(false)
+  return result
+}
+
+async function stream(
+  body: AsyncIterable<Uint8Array>,
+  image: ResolvedImage,
+  loader: FrameLoader,
+  result: ReplayResult,
+  warn: (message: string) => void,
+  found: (found: boolean) => void,
+): Promise<void> {
+  const decoder = new BundleDecoder()
+  let expected: (Expected | undefined)[] = []
+  const stores: Promise<void>[] = []
+  try {
+    for await (const chunk of body) {
+      result.bytes += chunk.length
+      const hadHeader = decoder.header !== undefined
+      const records = decoder.push(chunk)
+      const header: BundleHeader | undefined = decoder.header
+      if (!hadHeader && header) {
+        if (header.artifact !== image.artifact.digest) {
+          warn(`bundle is for artifact ${header.artifact}, not ${image.artifact.digest}: ignored`)
+          return
+        }
+        expected = announce(header, image, loader)
+        found(true)
+      }
+      for (const r of records) {
+        const e = expected[r.index]
+        if (!e) continue
+        result.records++
+        stores.push(
+          loader.storeRun(e.blob, e.first, r.bytes).then(
+            () => e.resolve(),
+            (err: Error) => {
+              result.rejected++
+              warn(`bundle record ${r.index} rejected: ${describeError(err)}`)
+              e.reject(err)
+            },
+          ),
+        )
+      }
+    }
+    decoder.end()
+  } catch (err) {
+    warn(`bundle stream failed: ${describeError(err)}`)
+  } finally {
+    found(false)
+    // Records still being stored settle their waiters themselves; only then are the records
+    // that never arrived released (rejecting first would send waiters of a record being written
+    // to fetch it again).
+    await Promise.all(stores)
+    const cut = new Error('bundle ended before this record')
+    for (const e of expected) e?.reject(cut)
+  }
+}
+
+/** Registers every frame-aligned record's frames as in flight; others are skipped (undefined). */
+function announce(header: BundleHeader, image: ResolvedImage, loader: FrameLoader): (Expected | undefined)[] {
+  const byDigest = new Map<Digest, number>(image.index.blobs.map((b, i) => [b.digest, i]))
+  return header.records.map((record) => {
+    const b = byDigest.get(record.blob)
+    if (b === undefined) return undefined // record 0, the index blob, is already here
+    const frames = image.index.blobs[b]!.frames
+    const first = frames.findIndex((f) => f.coff === record.offset)
+    let last = first
+    while (last >= 0 && last < frames.length && frames[last]!.coff + frames[last]!.clen < record.offset + record.length) last++
+    const end = frames[last]
+    if (first < 0 || !end || end.coff + end.clen !== record.offset + record.length) return undefined
+    const covered = frames.slice(first, last + 1).filter((f) => !loader.blobs[b]!.has(f))
+    if (covered.length === 0) return undefined
+    let resolve!: () => void
+    let reject!: (err: Error) => void
+    const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)))
+    done.catch(() => {})
+    loader.blobs[b]!.track(covered, done)
+    return { blob: b, first, resolve, reject }
+  })
+}

@@ -1,0 +1,160 @@
+import { constants } from 'node:fs'
+import { open, type FileHandle } from 'node:fs/promises'
+import { crc32 } from 'node:zlib'
+import type { Frame } from '../../runtime/format/frame.ts'
+
+/**
+ * One streaming blob in the local cache: its decoded tar stream in a sparse file, and a journal
+ * of the frames that are present.
+ *
+ *   <hex>.data     sparse; frame f's decoded bytes at [f.uoff, f.uoff + f.ulen)
+ *   <hex>.journal  append-only records, 28 bytes each, little-endian:
+ *                    coff u64 | clen u32 | uoff u64 | ulen u32 | crc32 of the 24 bytes before u32
+ *
+ * A frame is journaled only after its bytes were verified (sha256 of the compressed frame, decoded
+ * length) and the data file was fdatasync'ed, so after a SIGKILL or a power cut the journal never
+ * names a frame whose bytes are not on disk. A torn or corrupt trailing record is ignored (its
+ * frame is fetched again). A record names the frame by all four coordinates, so an index that cuts
+ * the same blob differently never trusts another index's frames.
+ */
+export const JOURNAL_RECORD_BYTES = 28
+
+export class CachedBlob {
+  readonly hex: string
+  readonly #dataPath: string
+  readonly #journalPath: string
+  readonly #present = new Map<number, { uoff: number; ulen: number }>()
+  readonly #inflight = new Map<number, Promise<void>>()
+  #data: FileHandle | undefined
+  #journal: FileHandle | undefined
+  #presentBytes = 0
+  #writes: Promise<void> = Promise.resolve()
+  lastUsed = Date.now()
+
+  private constructor(hex: string, dataPath: string, journalPath: string) {
+    this.hex = hex
+    this.#dataPath = dataPath
+    this.#journalPath = journalPath
+  }
+
+  /** Opens (creating if needed) the blob's files and loads its journal. */
+  static async open(hex: string, dataPath: string, journalPath: string): Promise<CachedBlob> {
+    const blob = new CachedBlob(hex, dataPath, journalPath)
+    // Not O_APPEND for the data: Linux pwrite(2) ignores the offset on an O_APPEND file.
+    blob.#data = await open(dataPath, constants.O_RDWR | constants.O_CREAT, 0o600)
+    blob.#journal = await open(journalPath, 'a+', 0o600)
+    const records = parseJournal(await blob.#journal.readFile())
+    // Cut a torn tail off, or records appended after it would be ignored at the next load.
+    await blob.#journal.truncate(records.length * JOURNAL_RECORD_BYTES)
+    for (const r of records) blob.#mark(r.coff, r.uoff, r.ulen)
+    return blob
+  }
+
+  get presentBytes(): number {
+    return this.#presentBytes
+  }
+
+  has(frame: Frame): boolean {
+    const p = this.#present.get(frame.coff)
+    return p !== undefined && p.uoff === frame.uoff && p.ulen === frame.ulen
+  }
+
+  /** The fetch (or bundle record) that will bring this frame, if one is under way. */
+  pending(frame: Frame): Promise<void> | undefined {
+    return this.#inflight.get(frame.coff)
+  }
+
+  /** Registers `done` as the arrival of `frames`, so concurrent readers wait for it. */
+  track(frames: readonly Frame[], done: Promise<void>): void {
+    for (const f of frames) this.#inflight.set(f.coff, done)
+    const forget = () => {
+      for (const f of frames) if (this.#inflight.get(f.coff) === done) this.#inflight.delete(f.coff)
+    }
+    done.then(forget, forget)
+  }
+
+  /** Writes verified, decoded frames durably, then journals them. Serialized per blob. */
+  store(frames: readonly Frame[], decoded: readonly Buffer[]): Promise<void> {
+    const run = this.#writes.then(() => this.#store(frames, decoded))
+    this.#writes = run.catch(() => {})
+    return run
+  }
+
+  async #store(frames: readonly Frame[], decoded: readonly Buffer[]): Promise<void> {
+    const data = this.#data
+    const journal = this.#journal
+    if (!data || !journal) throw new Error(`cache blob ${this.hex} is closed`)
+    const todo = frames.map((f, i) => ({ f, bytes: decoded[i]! })).filter(({ f }) => !this.has(f))
+    if (todo.length === 0) return
+    for (const { f, bytes } of todo) await writeAll(data, bytes, f.uoff)
+    await data.datasync()
+    const records = Buffer.alloc(JOURNAL_RECORD_BYTES * todo.length)
+    todo.forEach(({ f }, i) => encodeRecord(records, i * JOURNAL_RECORD_BYTES, f))
+    await journal.write(records, 0, records.length)
+    for (const { f } of todo) this.#mark(f.coff, f.uoff, f.ulen)
+    this.lastUsed = Date.now()
+  }
+
+  /** Reads present bytes at tar offset `position` into `buf` (the caller checked presence). */
+  async readInto(buf: Buffer, length: number, position: number): Promise<number> {
+    const data = this.#data
+    if (!data) throw new Error(`cache blob ${this.hex} is closed`)
+    this.lastUsed = Date.now()
+    let done = 0
+    while (done < length) {
+      const { bytesRead } = await data.read(buf, done, length - done, position + done)
+      if (bytesRead === 0) break
+      done += bytesRead
+    }
+    return done
+  }
+
+  async close(): Promise<void> {
+    const handles = [this.#data, this.#journal]
+    this.#data = this.#journal = undefined
+    await this.#writes
+    await Promise.all(handles.map((h) => h?.close()))
+  }
+
+  get paths(): { data: string; journal: string } {
+    return { data: this.#dataPath, journal: this.#journalPath }
+  }
+
+  #mark(coff: number, uoff: number, ulen: number): void {
+    if (!this.#present.has(coff)) this.#presentBytes += ulen
+    this.#present.set(coff, { uoff, ulen })
+  }
+}
+
+async function writeAll(handle: FileHandle, bytes: Buffer, position: number): Promise<void> {
+  let done = 0
+  while (done < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done)
+    done += bytesWritten
+  }
+}
+
+function encodeRecord(out: Buffer, at: number, f: Frame): void {
+  out.writeBigUInt64LE(BigInt(f.coff), at)
+  out.writeUInt32LE(f.clen, at + 8)
+  out.writeBigUInt64LE(BigInt(f.uoff), at + 12)
+  out.writeUInt32LE(f.ulen, at + 20)
+  out.writeUInt32LE(crc32(out.subarray(at, at + 24)), at + 24)
+}
+
+/** The journal's valid records, stopping at the first torn or corrupt one. */
+export function parseJournal(
+  bytes: Buffer,
+): { coff: number; clen: number; uoff: number; ulen: number }[] {
+  const out = []
+  for (let at = 0; at + JOURNAL_RECORD_BYTES <= bytes.length; at += JOURNAL_RECORD_BYTES) {
+    if (crc32(bytes.subarray(at, at + 24)) !== bytes.readUInt32LE(at + 24)) break
+    out.push({
+      coff: Number(bytes.readBigUInt64LE(at)),
+      clen: bytes.readUInt32LE(at + 8),
+      uoff: Number(bytes.readBigUInt64LE(at + 12)),
+      ulen: bytes.readUInt32LE(at + 20),
+    })
+  }
+  return out
+}

@@ -1,0 +1,180 @@
+import { readFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { parseImageReference } from '../../runtime/oci/reference.ts'
+import type { CredentialsOption } from '../../runtime/oci/remote/auth.ts'
+import { AccessRecorder } from '../profile/access-recorder.ts'
+import { BlobCache } from './blob-cache.ts'
+import { MountError } from './errors.ts'
+import { detachStaleMount } from './fuse-mount.ts'
+import { ImageMount } from './image-mount.ts'
+import type { AcquireOptions, ImageMounts, MountLease } from './image-mounts.ts'
+import { digestHex } from '../../runtime/oci/digest.ts'
+import { resolveImage } from './resolve-image.ts'
+import { SourceSet } from './source-set.ts'
+
+export interface MountLogger {
+  info(message: string): void
+  warn(message: string): void
+}
+
+export interface ImageMountsOptions {
+  /** Edge base URLs in preference order (nearest first). The reference's registry comes last. */
+  edges: string[]
+  cacheDir: string
+  /** Mountpoints are created under it, one per image. */
+  mountRoot: string
+  /** Bound of the frame cache (decoded bytes); idle blobs are evicted LRU beyond it. */
+  cacheBytes: number
+  credentials?: CredentialsOption
+  logger?: MountLogger
+  /** Deadline of one request to one source (default 10 s). */
+  requestTimeoutMs?: number
+  /** How long a failed source is skipped (default 30 s). */
+  retryAfterMs?: number
+  /** Fetch the rest of each image in the background (default true). */
+  background?: boolean
+  /** Recording limit (default 10 s). */
+  recordLimitMs?: number
+}
+
+export interface ImageMountsHandle extends ImageMounts {
+  /** The mounts now open, by manifest digest (for `thaw mount`'s report and tests). */
+  mounted(): ImageMount[]
+}
+
+/**
+ * Lazy image mounts for a host: one FUSE mount per image (by manifest digest), shared by leases
+ * and unmounted by the last release; a frame cache shared by all images. At creation, FUSE mounts
+ * left under `mountRoot` by a host that died are detached (`fusermount -u -z`).
+ */
+export async function createImageMounts(options: ImageMountsOptions): Promise<ImageMountsHandle> {
+  const log = options.logger ?? { info: () => {}, warn: (m: string) => process.stderr.write(`thaw mount: ${m}\n`) }
+  const mountRoot = resolve(options.mountRoot)
+  for (const dir of await fuseMountsUnder(mountRoot)) {
+    if (await detachStaleMount(dir)) log.warn(`detached a stale mount left by a dead host: ${dir}`)
+  }
+  const cache = await BlobCache.open(options.cacheDir, options.cacheBytes)
+  const sourceSets = new Map<string, SourceSet>()
+  const mounts = new Map<string, { mount: Promise<ImageMount>; leases: number }>()
+  const open = new Set<ImageMount>()
+  let closed = false
+
+  const sourcesFor = (registry: string | undefined): SourceSet => {
+    const key = registry ?? ''
+    let set = sourceSets.get(key)
+    if (!set) {
+      const origin = registry ? [`${/^(localhost|127\.|\[::1\])/.test(registry) ? 'http' : 'https'}://${registry}`] : []
+      set = new SourceSet({
+        urls: [...options.edges, ...origin],
+        credentials: options.credentials,
+        requestTimeoutMs: options.requestTimeoutMs,
+        retryAfterMs: options.retryAfterMs,
+        warn: log.warn,
+      })
+      sourceSets.set(key, set)
+    }
+    return set
+  }
+
+  const release = async (key: string) => {
+    const entry = mounts.get(key)
+    if (!entry || --entry.leases > 0) return
+    mounts.delete(key)
+    const mount = await entry.mount
+    open.delete(mount)
+    await mount.close()
+  }
+
+  return {
+    async acquire(reference: string, acquire: AcquireOptions = {}): Promise<MountLease> {
+      if (closed) throw new MountError('MOUNT_CLOSED', 'image mounts are closed')
+      const t0 = performance.now()
+      const sources = sourcesFor(parseImageReference(reference).registry)
+      const image = await resolveImage(sources, reference, acquire.signal)
+      const t1 = performance.now()
+      const key = image.manifest
+      let entry = mounts.get(key)
+      const fresh = !entry
+      if (!entry) {
+        const dir = join(mountRoot, digestHex(key).slice(0, 16))
+        const mount = ImageMount.mount({
+          image, dir, cache, sources, replay: acquire.replay ?? true, background: options.background, warn: log.warn,
+        })
+        entry = { mount, leases: 0 }
+        mounts.set(key, entry)
+        mount.then(
+          (m) => open.add(m),
+          () => mounts.delete(key),
+        )
+      }
+      entry.leases++
+      let mount: ImageMount
+      try {
+        mount = await entry.mount
+      } catch (err) {
+        entry.leases--
+        throw err
+      }
+      const t2 = performance.now()
+      // One round trip: whether a bundle is being streamed (not its arrival: reads wait per frame).
+      const replayed = await mount.replayFound
+      const t3 = performance.now()
+      const recorder = acquire.record
+        ? new AccessRecorder({ subject: image.manifest, limitMs: options.recordLimitMs })
+        : undefined
+      if (recorder) mount.fs.observers.add(recorder)
+      let released = false
+      return {
+        root: mount.dir,
+        image: {
+          reference,
+          repository: image.repository,
+          manifest: image.manifest,
+          artifact: mount.image.artifact.digest,
+          config: mount.image.config,
+        },
+        timings: fresh ? { resolveMs: t1 - t0, mountMs: t2 - t1, prefetchMs: t3 - t2 } : { resolveMs: 0, mountMs: 0, prefetchMs: 0 },
+        replayed,
+        stopRecording() {
+          if (!recorder) return undefined
+          mount.fs.observers.delete(recorder)
+          return recorder.stop()
+        },
+        async release() {
+          if (released) return
+          released = true
+          if (recorder) mount.fs.observers.delete(recorder)
+          await release(key)
+        },
+      }
+    },
+    async clearCache() {
+      await cache.clear()
+    },
+    mounted() {
+      return [...open]
+    },
+    async close() {
+      if (closed) return
+      closed = true
+      const all = [...mounts.values()]
+      mounts.clear()
+      await Promise.all(all.map(async (e) => (await e.mount.catch(() => undefined))?.close()))
+      await cache.close()
+      await Promise.all([...sourceSets.values()].map((s) => s.close()))
+    },
+  }
+}
+
+/** FUSE mountpoints under `root`, from /proc/self/mountinfo (field 5 is the mountpoint). */
+async function fuseMountsUnder(root: string): Promise<string[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '')
+  const out: string[] = []
+  for (const line of text.split('\n')) {
+    const [left, right] = line.split(' - ')
+    const point = left?.split(' ')[4]?.replace(/\\040/g, ' ')
+    if (!point || !right?.startsWith('fuse')) continue
+    if (point === root || point.startsWith(`${root}/`)) out.push(point)
+  }
+  return out
+}

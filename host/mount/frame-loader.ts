@@ -1,0 +1,227 @@
+import { describeError } from '../../runtime/errors.ts'
+import type { Codec } from '../../runtime/format/codec/codec.ts'
+import { decodeFrame, type Frame } from '../../runtime/format/frame.ts'
+import type { FsIndex } from '../../runtime/format/fs-index.ts'
+import type { CachedBlob } from './cached-blob.ts'
+import { MountError } from './errors.ts'
+import type { Source, SourceSet } from './source-set.ts'
+
+export interface LoaderStats {
+  /** Range requests sent (answered or not). */
+  requests: number
+  /** Compressed bytes received in range answers that verified. */
+  bytes: number
+  frames: number
+  /** Range answers whose frames failed verification (refetched elsewhere). */
+  rejected: number
+}
+
+export interface FrameLoaderOptions {
+  index: FsIndex
+  codec: Codec
+  repository: string
+  sources: SourceSet
+  /** One per `index.blobs`, same order. */
+  blobs: readonly CachedBlob[]
+  /** Missing frames after the ones asked for, fetched in the same request (default 256 KiB). */
+  neighbourBytes?: number
+  /** Largest range request (compressed bytes, default 4 MiB; a single larger frame is whole). */
+  maxRunBytes?: number
+  warn?: (message: string) => void
+  onStored?: () => void
+}
+
+/**
+ * Makes frames present in the cache: waits for the fetch or bundle record already bringing a
+ * frame (single-flight), fetches each run of the other missing frames in one range request (plus
+ * a few missing neighbours), verifies every frame against the index before decoding it, refetches
+ * from the next source when bytes are wrong, and stores them durably. A frame that no source
+ * could provide is `FRAME_UNAVAILABLE`, with a warning saying why.
+ */
+export class FrameLoader {
+  readonly stats: LoaderStats = { requests: 0, bytes: 0, frames: 0, rejected: 0 }
+  readonly #o: Required<Omit<FrameLoaderOptions, 'warn' | 'onStored'>>
+  readonly #warn: (message: string) => void
+  readonly #onStored: () => void
+  #demand = 0
+  #idleWaiters: (() => void)[] = []
+
+  constructor(options: FrameLoaderOptions) {
+    this.#o = { neighbourBytes: 256 * 1024, maxRunBytes: 4 * 1024 * 1024, ...options }
+    this.#warn = options.warn ?? (() => {})
+    this.#onStored = options.onStored ?? (() => {})
+  }
+
+  get blobs(): readonly CachedBlob[] {
+    return this.#o.blobs
+  }
+
+  /** On-demand loads under way (background work waits while there are any). */
+  get demand(): number {
+    return this.#demand
+  }
+
+  /** Resolves once no on-demand load is under way. */
+  idle(): Promise<void> {
+    if (this.#demand === 0) return Promise.resolve()
+    return new Promise((resolve) => this.#idleWaiters.push(resolve))
+  }
+
+  /** Frames `first..last` of blob `b` are present when this resolves. */
+  async ensure(b: number, first: number, last: number, demand = true): Promise<void> {
+    if (demand) this.#demand++
+    try {
+      for (let round = 0; round < 4; round++) {
+        const { own, others } = this.#startMissing(b, first, last, demand)
+        if (own.length === 0 && others.length === 0) return
+        await Promise.all([...own, ...others.map((p) => p.catch(() => {}))])
+      }
+      if (this.#missing(b, first, last).length > 0) {
+        throw new MountError('FRAME_UNAVAILABLE', `blob ${b} frames ${first}..${last}: still missing`)
+      }
+    } finally {
+      if (demand && --this.#demand === 0) for (const w of this.#idleWaiters.splice(0)) w()
+    }
+  }
+
+  /** Verifies and decodes frames `first..` of blob `b` from `bytes` (they start at frame first's
+   * coff), then stores them. Throws FRAME_* on bytes that do not verify. */
+  async storeRun(b: number, first: number, bytes: Uint8Array): Promise<Frame[]> {
+    const frames = this.#framesIn(b, first, bytes.length)
+    const start = frames[0]!.coff
+    const decoded = frames.map((f) =>
+      decodeFrame(this.#o.codec, bytes.subarray(f.coff - start, f.coff - start + f.clen), f),
+    )
+    await this.#o.blobs[b]!.store(frames, decoded)
+    this.#onStored()
+    return frames
+  }
+
+  /** The next run of missing frames of blob `b` from frame `from`, up to `maxBytes` compressed. */
+  missingRun(b: number, from: number, maxBytes: number): { first: number; last: number } | undefined {
+    const blob = this.#o.blobs[b]!
+    const frames = this.#o.index.blobs[b]!.frames
+    let first = from
+    while (first < frames.length && blob.has(frames[first]!)) first++
+    if (first >= frames.length) return undefined
+    let last = first
+    while (
+      last + 1 < frames.length &&
+      !blob.has(frames[last + 1]!) &&
+      frames[last + 1]!.coff + frames[last + 1]!.clen - frames[first]!.coff <= maxBytes
+    )
+      last++
+    return { first, last }
+  }
+
+  #missing(b: number, first: number, last: number): number[] {
+    const blob = this.#o.blobs[b]!
+    const frames = this.#o.index.blobs[b]!.frames
+    const out: number[] = []
+    for (let i = first; i <= last; i++) if (!blob.has(frames[i]!)) out.push(i)
+    return out
+  }
+
+  #startMissing(b: number, first: number, last: number, demand: boolean) {
+    const blob = this.#o.blobs[b]!
+    const frames = this.#o.index.blobs[b]!.frames
+    const own: Promise<void>[] = []
+    const others: Promise<void>[] = []
+    let run: number[] = []
+    const flush = () => {
+      if (run.length === 0) return
+      if (demand) run = this.#withNeighbours(b, run)
+      const [a, z] = [run[0]!, run[run.length - 1]!]
+      const done = this.#fetchRun(b, a, z)
+      blob.track(frames.slice(a, z + 1), done)
+      own.push(done)
+      run = []
+    }
+    for (const i of this.#missing(b, first, last)) {
+      const pending = blob.pending(frames[i]!)
+      if (pending) {
+        flush()
+        others.push(pending)
+        continue
+      }
+      const prev = run[run.length - 1]
+      const bytes = prev === undefined ? 0 : frames[i]!.coff + frames[i]!.clen - frames[run[0]!]!.coff
+      if (prev !== undefined && (prev !== i - 1 || bytes > this.#o.maxRunBytes)) flush()
+      run.push(i)
+    }
+    flush()
+    return { own, others }
+  }
+
+  /** Extends a run with the missing, unclaimed frames right after it, up to the bounds. */
+  #withNeighbours(b: number, run: number[]): number[] {
+    const blob = this.#o.blobs[b]!
+    const frames = this.#o.index.blobs[b]!.frames
+    const start = frames[run[0]!]!.coff
+    let extra = 0
+    for (let i = run[run.length - 1]! + 1; i < frames.length; i++) {
+      const f = frames[i]!
+      if (blob.has(f) || blob.pending(f)) break
+      extra += f.clen
+      if (extra > this.#o.neighbourBytes || f.coff + f.clen - start > this.#o.maxRunBytes) break
+      run.push(i)
+    }
+    return run
+  }
+
+  async #fetchRun(b: number, first: number, last: number): Promise<void> {
+    const frames = this.#o.index.blobs[b]!.frames
+    const digest = this.#o.index.blobs[b]!.digest
+    const start = frames[first]!.coff
+    const end = frames[last]!.coff + frames[last]!.clen - 1
+    const what = `blob ${digest} bytes ${start}-${end}`
+    const exclude = new Set<Source>()
+    const reasons: string[] = []
+    while (exclude.size < this.#o.sources.sources.length) {
+      let got: { value: Buffer; source: Source }
+      try {
+        got = await this.#o.sources.call(
+          what,
+          (s, signal) => {
+            this.stats.requests++
+            return s.client.fetchRange(this.#o.repository, digest, start, end, { signal })
+          },
+          { exclude },
+        )
+      } catch (err) {
+        reasons.push(describeError(err))
+        break
+      }
+      try {
+        const stored = await this.storeRun(b, first, got.value)
+        this.stats.bytes += got.value.length
+        this.stats.frames += stored.length
+        return
+      } catch (err) {
+        // Wrong bytes (flipped, truncated, another blob's): never served; ask someone else.
+        this.stats.rejected++
+        reasons.push(`${got.source.url}: ${describeError(err)}`)
+        this.#o.sources.markDown(got.source, `${what}: ${describeError(err)}`)
+        exclude.add(got.source)
+      }
+    }
+    const message = `${what}: no source gave verified bytes (${reasons.join('; ')})`
+    this.#warn(`read failed, answering EIO: ${message}`)
+    throw new MountError('FRAME_UNAVAILABLE', message)
+  }
+
+  /** The whole frames of blob `b` from frame `first` covering `length` compressed bytes. */
+  #framesIn(b: number, first: number, length: number): Frame[] {
+    const frames = this.#o.index.blobs[b]!.frames
+    const out: Frame[] = []
+    const start = frames[first]!.coff
+    for (let i = first; i < frames.length && frames[i]!.coff < start + length; i++) {
+      out.push(frames[i]!)
+    }
+    const last = out[out.length - 1]
+    if (!last || last.coff + last.clen !== start + length) {
+      throw new MountError('FRAME_UNAVAILABLE', `blob ${b}: ${length} bytes from frame ${first} do not end on a frame boundary`)
+    }
+    return out
+  }
+}

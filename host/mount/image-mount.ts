@@ -1,0 +1,109 @@
+import { mkdir, rmdir } from 'node:fs/promises'
+import { createCodec } from '../../runtime/format/codec/codec.ts'
+import { digestHex } from '../../runtime/oci/digest.ts'
+import { backgroundFetch } from './background-fetch.ts'
+import type { BlobCache } from './blob-cache.ts'
+import { replayBundle, type ReplayResult } from './bundle-replay.ts'
+import type { CachedBlob } from './cached-blob.ts'
+import { FrameLoader } from './frame-loader.ts'
+import { mountFuse, type FuseMount } from './fuse-mount.ts'
+import { ImageFs } from './image-fs.ts'
+import type { ResolvedImage } from './resolve-image.ts'
+import type { SourceSet } from './source-set.ts'
+
+export interface ImageMountOptions {
+  image: ResolvedImage
+  dir: string
+  cache: BlobCache
+  sources: SourceSet
+  replay: boolean
+  /** Fetch the rest of the image after replay (default true). */
+  background?: boolean
+  warn: (message: string) => void
+}
+
+/**
+ * One image mounted: its blobs held in the cache, a frame loader over the sources, the FUSE
+ * filesystem, and the prefetch work (bundle replay, then background fetch of the rest).
+ */
+export class ImageMount {
+  readonly image: ResolvedImage
+  readonly dir: string
+  readonly fs: ImageFs
+  readonly loader: FrameLoader
+  /** Settles when the bundle was streamed (or found missing). */
+  readonly replay: Promise<ReplayResult>
+  /** True once a bundle's header arrived (its frames are in flight), false when there is none. */
+  readonly replayFound: Promise<boolean>
+  /** Settles when every frame is present (or the mount closed first). */
+  readonly background: Promise<{ complete: boolean }>
+  readonly #fuse: FuseMount
+  readonly #blobs: CachedBlob[]
+  readonly #cache: BlobCache
+  readonly #abort = new AbortController()
+  #closing: Promise<void> | undefined
+
+  private constructor(o: ImageMountOptions, blobs: CachedBlob[], loader: FrameLoader, fs: ImageFs, fuse: FuseMount) {
+    this.image = o.image
+    this.dir = o.dir
+    this.#cache = o.cache
+    this.#blobs = blobs
+    this.loader = loader
+    this.fs = fs
+    this.#fuse = fuse
+    const signal = this.#abort.signal
+    const none: ReplayResult = { found: false, bytes: 0, records: 0, rejected: 0 }
+    let onFound: (found: boolean) => void = () => {}
+    this.replayFound = new Promise((resolve) => (onFound = resolve))
+    this.replay = o.replay
+      ? replayBundle(o.image, o.sources, loader, { signal, warn: o.warn, onFound })
+      : Promise.resolve(none)
+    this.replay.then(
+      () => onFound(false),
+      () => onFound(false),
+    )
+    this.background =
+      o.background === false
+        ? Promise.resolve({ complete: false })
+        : this.replay.then(() =>
+            backgroundFetch(loader, o.image.index.blobs.map((b) => b.frames.length), { signal, warn: o.warn }),
+          )
+  }
+
+  static async mount(o: ImageMountOptions): Promise<ImageMount> {
+    const blobs: CachedBlob[] = []
+    try {
+      for (const b of o.image.index.blobs) blobs.push(await o.cache.acquire(b.digest))
+      let stored = 0
+      const loader = new FrameLoader({
+        index: o.image.index,
+        codec: createCodec(o.image.index.codec),
+        repository: o.image.repository,
+        sources: o.sources,
+        blobs,
+        warn: o.warn,
+        // Keep the cache within its bound as it grows (idle blobs of other images go first).
+        onStored: () => void (++stored % 64 === 0 && o.cache.enforceLimit()),
+      })
+      const fs = new ImageFs(o.image.index, loader)
+      await mkdir(o.dir, { recursive: true })
+      const fuse = await mountFuse(o.dir, fs, { name: digestHex(o.image.manifest).slice(0, 12), warn: o.warn })
+      return new ImageMount(o, blobs, loader, fs, fuse)
+    } catch (err) {
+      await Promise.all(blobs.map((b) => o.cache.release(b)))
+      throw err
+    }
+  }
+
+  /** Stops prefetching, unmounts, releases the blobs. Idempotent. */
+  close(): Promise<void> {
+    return (this.#closing ??= (async () => {
+      this.#abort.abort()
+      await this.#fuse.close()
+      await rmdir(this.dir).catch(() => {})
+      // Prefetch work in flight is not waited for: its stores finish or fail on closed files
+      // (CachedBlob.close waits for writes under way), and nothing is journaled half-done.
+      await Promise.all(this.#blobs.map((b) => this.#cache.release(b)))
+    })())
+  }
+}

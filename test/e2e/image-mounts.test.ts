@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createImageMounts, type ImageMountsHandle } from '../../host/mount/create-image-mounts.ts'
+import { startFaultProxy } from '../support/fault-proxy.ts'
+import { fuseUnavailable } from '../support/fuse.ts'
+import { forceUnmount, runReader } from '../support/mount-process.ts'
+import { startDistribution, type TestRegistry } from '../support/registry.ts'
+import { buildBundle, pushStreamingImage, type PushedStreamingImage } from '../support/streaming-image.ts'
+import { tmpDir } from '../support/tmp.ts'
+import { randomUmociImage, umociUnpack } from '../support/umoci-image.ts'
+
+// The pool's interface, in the test process: this process serves the mounts, so every read of
+// them goes through a child process (a synchronous read here would deadlock).
+const mountedAt = (dir: string) =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === dir)
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex')
+
+describe.skipIf(fuseUnavailable)('createImageMounts: leases of shared lazy mounts', () => {
+  let registry: TestRegistry
+  let image: PushedStreamingImage
+  let rootfs: string
+  let files: string[]
+  let mounts: ImageMountsHandle | undefined
+  let mountRoot: string
+
+  beforeAll(async () => {
+    registry = await startDistribution()
+    const dir = await tmpDir('thaw-image-mounts-')
+    const layout = await randomUmociImage(dir, 31, { entries: 80, largeBytes: 100_000 })
+    image = await pushStreamingImage({ registry: registry.url, repository: 'pool/app', layout, tag: 't' })
+    rootfs = await umociUnpack(layout, 't', join(dir, 'unpacked'))
+    files = image.index.entries.filter((e) => e.type === 'file' && e.size > 0).map((e) => e.path)
+    mountRoot = join(dir, 'mounts')
+  })
+  afterAll(async () => {
+    await mounts?.close()
+    for (const m of mounts?.mounted() ?? []) forceUnmount(m.dir)
+    await registry?.stop()
+  })
+
+  async function hashThrough(root: string, path: string): Promise<string> {
+    return (await runReader('sha256sum', [join(root, path)])).stdout.split(' ')[0]!
+  }
+
+  it('shares one mount between leases, records, and unmounts at the last release', async () => {
+    const edge = await startFaultProxy(registry.url)
+    edge.bundle = await buildBundle(image, files.slice(0, 3))
+    mounts = await createImageMounts({
+      edges: [edge.url], cacheDir: join(mountRoot, '..', 'cache'), mountRoot, cacheBytes: 1 << 30, background: false,
+    })
+    const a = await mounts.acquire(image.reference, { record: true })
+    const b = await mounts.acquire(image.reference)
+    expect(b.root).toBe(a.root)
+    expect(mountedAt(a.root)).toBe(true)
+    expect(a.image.manifest).toBe(image.manifest)
+    expect(a.image.artifact).toBe(image.artifact.digest)
+    expect(a.image.repository).toBe('pool/app')
+    expect(a.replayed).toBe(true)
+    expect(b.timings).toEqual({ resolveMs: 0, mountMs: 0, prefetchMs: 0 })
+    for (const p of files.slice(0, 4)) {
+      expect(await hashThrough(a.root, p)).toBe(sha256(readFileSync(join(rootfs, p))))
+    }
+    const profile = a.stopRecording()
+    expect(profile?.subject).toBe(image.manifest)
+    expect(profile?.entries.map((e) => e.path.replace(/^\//, ''))).toEqual(files.slice(0, 4))
+    expect(b.stopRecording()).toBeUndefined()
+    await a.release()
+    await a.release()
+    expect(mountedAt(a.root)).toBe(true)
+    await b.release()
+    expect(mountedAt(a.root)).toBe(false)
+  })
+
+  it('mounts again after the last release, from the cache, without fetching what it holds', async () => {
+    const lease = await mounts!.acquire(image.reference, { replay: false })
+    const [m] = mounts!.mounted()
+    for (const p of files.slice(0, 4)) await hashThrough(lease.root, p)
+    expect(m!.loader.stats.requests).toBe(0)
+    await lease.release()
+    await mounts!.clearCache()
+    const again = await mounts!.acquire(image.reference, { replay: false })
+    await hashThrough(again.root, files[0]!)
+    expect(mounts!.mounted()[0]!.loader.stats.requests).toBeGreaterThan(0)
+    await again.release()
+    await mounts!.close()
+    await mounts!.close()
+    await expect(mounts!.acquire(image.reference)).rejects.toMatchObject({ code: 'MOUNT_CLOSED' })
+  })
+})
