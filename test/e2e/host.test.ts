@@ -24,9 +24,9 @@ app.http('inside', { authLevel: 'anonymous', handler: async (req) => {
   const net = require('node:net')
   const hostPort = Number(req.query.get('port'))
   const reach = await new Promise((r) => { const s = net.connect(hostPort, '127.0.0.1'); s.on('connect', () => { s.destroy(); r(true) }); s.on('error', () => r(false)) })
-  let writeRoot = true
-  try { fs.writeFileSync('/usr/thaw-probe', 'x') } catch { writeRoot = false }
-  return { jsonBody: { writeRoot, uid: process.getuid(), pids: fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).length, reachHostLoopback: reach, hostState: fs.existsSync('/work'), env: Object.keys(process.env).filter((k) => /KEY|SECRET/i.test(k)) } }
+  fs.writeFileSync('/usr/thaw-probe-' + req.query.get('mark'), 'x')
+  const probes = fs.readdirSync('/usr').filter((f) => f.startsWith('thaw-probe-'))
+  return { jsonBody: { probes, pids: fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).length, reachHostLoopback: reach, hostState: fs.existsSync('/work'), env: Object.keys(process.env).filter((k) => /KEY|SECRET/i.test(k)) } }
 } })
 `
 
@@ -192,13 +192,16 @@ describe.skipIf(sandboxUnavailable)(title, { timeout: 180_000 }, () => {
     expect(await res.text()).toMatch(message)
   })
 
-  it('isolates a node: not root-writable, no host loopback, no host files, no host secrets', async () => {
+  it('isolates a node: own pid namespace, no host loopback, no host files, private writes', async () => {
     const port = new URL(host.url).port
-    const res = await fetch(`${host.url}/hello/api/inside?port=${port}`)
-    const seen = (await res.json()) as Record<string, unknown>
-    console.log('INSIDE', JSON.stringify(seen))
-    expect(seen).toMatchObject({ reachHostLoopback: false, hostState: false, env: [] })
-    expect(seen.pids as number).toBeLessThan(10) // its own pid namespace
+    const inside = async (app: string) =>
+      (await (await fetch(`${host.url}/${app}/api/inside?port=${port}&mark=${app}`)).json()) as Record<string, unknown>
+    const hello = await inside('hello')
+    expect(hello).toMatchObject({ reachHostLoopback: false, hostState: false, env: [] })
+    expect(hello.pids as number).toBeLessThan(10) // its own pid namespace
+    expect(hello.probes).toEqual(['thaw-probe-hello'])
+    // Another node of the same image sees its own writes only (per-node overlay upper), not hello's.
+    expect((await inside('streamer')).probes).toEqual(['thaw-probe-streamer'])
   })
 })
 
