@@ -205,6 +205,38 @@ describe.skipIf(sandboxUnavailable)(title, { timeout: 180_000 }, () => {
   })
 })
 
+describe.skipIf(sandboxUnavailable)('host with a custom-handler app', { timeout: 180_000 }, () => {
+  it('answers 503 saying custom-handler apps are not supported yet, instead of hanging', async () => {
+    const registry = await startDistribution()
+    const host = await startHost({
+      stateDir: await tmpDir('thaw-host-'),
+      port: 0,
+      warm: 0,
+      mounts: createUnpackedImageMounts(await tmpDir('thaw-unpacked-')),
+      logger: silentHostLogger,
+    })
+    try {
+      const image = await pushAppImage({ registry: registry.address, repository: 'apps/ch', tag: 'v1', base: await nodeBase(), files: {
+        'host.json': JSON.stringify({ version: '2.0', customHandler: { description: { defaultExecutablePath: 'node', arguments: ['server.js'] } } }),
+        'server.js': 'require("node:http").createServer((q, s) => s.end("hi")).listen(process.env.FUNCTIONS_CUSTOMHANDLER_PORT)',
+        'hello/function.json': JSON.stringify({ bindings: [{ type: 'httpTrigger', direction: 'in', name: 'req', authLevel: 'anonymous' }, { type: 'http', direction: 'out', name: 'res' }] }),
+      } })
+      const created = await fetch(`${host.url}/admin/apps`, {
+        method: 'POST',
+        headers: { 'x-functions-key': host.masterKey, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'ch', image }),
+      })
+      expect(created.status).toBe(201)
+      const res = await fetch(`${host.url}/ch/api/hello`)
+      expect(res.status).toBe(503)
+      expect(await res.text()).toMatch(/custom-handler/)
+    } finally {
+      await host.close()
+      await registry.stop()
+    }
+  })
+})
+
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs
   while (!(await check())) {
