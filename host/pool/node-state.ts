@@ -1,7 +1,7 @@
 import { ThawError } from '../../runtime/errors.ts'
 
 /**
- * The life of one pool node (host/pool/README.md draws it):
+ * The life of one pool node (host/README.md, "Pool states"):
  *
  *   warm ──► specializing ──► ready ──► draining ──► recycled
  *     │            │            │           │
