@@ -1,5 +1,6 @@
 import { request } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCommand } from '../../host/os/run-command.ts'
 import { silentHostLogger } from '../../host/log/host-logger.ts'
 import { startHost, type RunningHost } from '../../host/server/start-host.ts'
 import { startDistribution, type TestRegistry } from '../support/registry.ts'
@@ -36,6 +37,7 @@ describe.skipIf(sandboxUnavailable)(title, { timeout: 180_000 }, () => {
   let registry: TestRegistry
   let host: RunningHost
   let image: string
+  let unpacked: string
   const admin = (path: string, init: RequestInit = {}) =>
     fetch(`${host.url}/admin${path}`, {
       ...init,
@@ -59,11 +61,12 @@ describe.skipIf(sandboxUnavailable)(title, { timeout: 180_000 }, () => {
       'index.js': APP,
     } })
     const state = await tmpDir('thaw-host-')
+    unpacked = await tmpDir('thaw-unpacked-')
     host = await startHost({
       stateDir: state,
       port: 0,
       warm: 1,
-      mounts: createUnpackedImageMounts(await tmpDir('thaw-unpacked-')),
+      mounts: createUnpackedImageMounts(unpacked),
       logger: silentHostLogger,
     })
   }, 600_000)
@@ -140,15 +143,33 @@ describe.skipIf(sandboxUnavailable)(title, { timeout: 180_000 }, () => {
     expect(again.headers.get('x-thaw-cold-start')).not.toBeNull()
   })
 
-  it('fails in-flight requests with 5xx when a node dies, and replaces the node', async () => {
+  it('fails in-flight requests with 5xx when a node is killed, and replaces the node', async () => {
+    const pids = () => new Set(host.sandbox.nodes().flatMap((n) => (n.process ? [n.process.pid] : [])))
+    const before = pids()
+    await createApp({ name: 'killed', limits: { maxNodes: 1 } })
+    await (await fetch(`${host.url}/killed/api/hello`)).text()
+    const started = [...pids()].filter((p) => !before.has(p))
+    expect(started).toHaveLength(1)
+    const inflight = fetch(`${host.url}/killed/api/slow?ms=5000`)
+    await new Promise((r) => setTimeout(r, 300))
+    process.kill(started[0]!, 'SIGKILL') // from the host, as the OOM killer or an operator would
+    const failed = await inflight
+    expect(failed.status).toBeGreaterThanOrEqual(500)
+    expect(await failed.text()).toMatch(/node/)
+    // The in-flight request fails on its connection; the node leaves the app once its exit is seen.
+    await waitFor(async () => (await nodesOf('killed')).length === 0)
+    const next = await fetch(`${host.url}/killed/api/hello`)
+    expect(await next.text()).toBe('hello world')
+    expect(next.headers.get('x-thaw-cold-start')).not.toBeNull()
+  })
+
+  it('fails in-flight requests with 5xx when the app exits on its own, and replaces the node', async () => {
     await createApp({ name: 'crashy', limits: { maxNodes: 1 } })
     await (await fetch(`${host.url}/crashy/api/hello`)).text()
     const inflight = fetch(`${host.url}/crashy/api/slow?ms=5000`)
     await new Promise((r) => setTimeout(r, 200))
     expect((await fetch(`${host.url}/crashy/api/crash`)).status).toBe(200)
-    const failed = await inflight
-    expect(failed.status).toBeGreaterThanOrEqual(500)
-    // The in-flight request fails on its connection; the node leaves the app once its exit is seen.
+    expect((await inflight).status).toBeGreaterThanOrEqual(500)
     await waitFor(async () => (await nodesOf('crashy')).length === 0)
     const next = await fetch(`${host.url}/crashy/api/hello`)
     expect(await next.text()).toBe('hello world')
@@ -202,6 +223,9 @@ describe.skipIf(sandboxUnavailable)(title, { timeout: 180_000 }, () => {
     expect(hello.probes).toEqual(['thaw-probe-hello'])
     // Another node of the same image sees its own writes only (per-node overlay upper), not hello's.
     expect((await inside('streamer')).probes).toEqual(['thaw-probe-streamer'])
+    // ...and the image below (the shared read-only lower) has neither.
+    const find = await runCommand('find', [unpacked, '-name', 'thaw-probe-*'])
+    expect(find.stdout).toBe('')
   })
 })
 
