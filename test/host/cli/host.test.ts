@@ -1,7 +1,20 @@
+import { execFile } from 'node:child_process'
+import { resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { isThawError } from '../../../runtime/errors.ts'
 import { edgeFor, parseHostFlags } from '../../../host/cli/host.ts'
 import { createMounts } from '../../../host/cli/host-mounts.ts'
+import { tmpDir } from '../../support/tmp.ts'
+
+const THAW = resolve(import.meta.dirname, '../../../bin/thaw')
+
+function thaw(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(THAW, args, (err, stdout, stderr) => {
+      done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
+    })
+  })
+}
 
 describe('thaw host flags', () => {
   it('defaults to port 7071, 2 warm nodes, ./.thaw-host, no edges', () => {
@@ -56,5 +69,26 @@ describe('thaw host flags', () => {
     await expect(createMounts({ dir: '/tmp/none', edges: [] })).rejects.toMatchObject({
       code: 'MOUNTS_NOT_INTEGRATED',
     })
+  })
+})
+
+describe('thaw host command', () => {
+  it('prints its options with --help', async () => {
+    const run = await thaw(['host', '--help'])
+    expect(run.code).toBe(0)
+    expect(run.stdout).toMatch(/--edge <url>/)
+  })
+
+  it('exits 2 with one line for a bad flag', async () => {
+    const run = await thaw(['host', '--pool', 'lots'])
+    expect(run.code).toBe(2)
+    expect(run.stderr).toBe('thaw host: --pool must be a whole number from 0 to 1000, not "lots"\n')
+  })
+
+  it('exits 1 before listening, naming the missing lazy mounts', async () => {
+    const run = await thaw(['host', '--port', '0', '--state', await tmpDir()])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(/MOUNTS_NOT_INTEGRATED/)
+    expect(run.stdout).not.toMatch(/listening/)
   })
 })
