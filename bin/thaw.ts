@@ -13,6 +13,10 @@ const commands: Record<string, Command> = {
     summary: 'run a function app locally, like func start (TypeScript without a build, hot reload)',
     load: () => import('../host/cli/start.ts'),
   },
+  host: {
+    summary: 'run the function host: admin API, sandboxed nodes from lazily mounted images, warm pool',
+    load: () => import('../host/cli/host.ts'),
+  },
   mount: {
     summary: 'mount an image lazily with FUSE in the foreground (inspection, debugging)',
     load: () => import('../host/cli/mount.ts'),

@@ -1,0 +1,118 @@
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { ThawError } from '../../runtime/errors.ts'
+import { jsonHostLogger } from '../log/host-logger.ts'
+import { startHost } from '../server/start-host.ts'
+import { createMounts } from './host-mounts.ts'
+
+const USAGE = `usage: thaw host [options]
+
+Runs the function host: apps are created with the admin API (/admin/apps, master key), each
+answers at http://<app>.localhost:<port>/ or http://host:<port>/<app>/, and runs on sandboxed
+nodes started from lazily mounted images.
+
+options:
+  -p, --port <n>          port to listen on (default 7071)
+      --hostname <h>      address to listen on (default 127.0.0.1)
+      --edge <url>        registry edge the images come through (repeatable; an image's
+                          registry host picks the edge with that host, else the first)
+      --pool <n>          warm nodes to keep (default 2)
+      --state <dir>       state directory: apps, master key, nodes (default ./.thaw-host)
+      --master-key <k>    admin key (default: <state>/master.key, made on first start)
+  -h, --help              this help
+`
+
+export interface HostFlags {
+  help: boolean
+  port: number
+  hostname: string
+  edges: string[]
+  pool: number
+  state: string
+  masterKey: string | undefined
+}
+
+/** `thaw host`: startHost behind flags; runs until SIGINT/SIGTERM. */
+export async function main(argv: string[]): Promise<number> {
+  const flags = parseHostFlags(argv)
+  if (flags.help) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  const stateDir = resolve(flags.state)
+  // Before anything listens: a host without mounts must say so, not start half-working.
+  const mounts = await createMounts({ dir: join(stateDir, 'mounts'), edges: flags.edges })
+  const host = await startHost({
+    stateDir,
+    port: flags.port,
+    hostname: flags.hostname,
+    warm: flags.pool,
+    mounts,
+    masterKey: flags.masterKey,
+    edgeFor: (registry) => edgeFor(flags.edges, registry),
+    logger: jsonHostLogger(),
+  }).catch(async (err: unknown) => {
+    await mounts.close()
+    throw err
+  })
+  process.stdout.write(`thaw host listening on ${host.url} (state ${stateDir})\n`)
+  await new Promise<void>((r) => {
+    process.once('SIGINT', r)
+    process.once('SIGTERM', r)
+  })
+  await host.close()
+  return 0
+}
+
+/** The edge for an image's registry host: the one at that host, else the first, else the registry. */
+export function edgeFor(edges: string[], registry: string): string {
+  return edges.find((e) => new URL(e).host === registry) ?? edges[0] ?? `http://${registry}`
+}
+
+export function parseHostFlags(argv: string[]): HostFlags {
+  let values
+  try {
+    ;({ values } = parseArgs({
+      args: argv,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        port: { type: 'string', short: 'p' },
+        hostname: { type: 'string' },
+        edge: { type: 'string', multiple: true },
+        pool: { type: 'string' },
+        state: { type: 'string' },
+        'master-key': { type: 'string' },
+      },
+    }))
+  } catch (err) {
+    throw bad(`${(err as Error).message}\n\n${USAGE}`)
+  }
+  const port = integer('--port', values.port ?? '7071', 0, 65535)
+  const pool = integer('--pool', values.pool ?? '2', 0, 1000)
+  const edges = (values.edge ?? []).map((e) => {
+    if (!URL.canParse(e) || !/^https?:$/.test(new URL(e).protocol))
+      throw bad(`--edge must be an http(s) URL, not "${e}"`)
+    return e
+  })
+  const masterKey = values['master-key']
+  if (masterKey !== undefined && masterKey.length < 16)
+    throw bad('--master-key must be at least 16 characters')
+  return {
+    help: values.help ?? false,
+    port,
+    hostname: values.hostname ?? '127.0.0.1',
+    edges,
+    pool,
+    state: values.state ?? '.thaw-host',
+    masterKey,
+  }
+}
+
+function integer(flag: string, text: string, min: number, max: number): number {
+  const n = Number(text)
+  if (!/^\d+$/.test(text) || n < min || n > max)
+    throw bad(`${flag} must be a whole number from ${min} to ${max}, not "${text}"`)
+  return n
+}
+
+const bad = (message: string) => new ThawError('OPTIONS_INVALID', message, { fault: 'user' })

@@ -1,0 +1,39 @@
+import { readFile } from 'node:fs/promises'
+import { join, posix } from 'node:path'
+import type { ImageConfig } from '../../runtime/oci/schemas.ts'
+import { parseJsonc } from '../local/jsonc.ts'
+
+/** Where Azure's images keep the app (mcr.microsoft.com/azure-functions/node). */
+export const DEFAULT_SCRIPT_ROOT = '/home/site/wwwroot'
+
+export interface ImageAppConfig {
+  /** The app folder inside the image: AzureWebJobsScriptRoot from the image's Env, else its WorkingDir, else /home/site/wwwroot. */
+  scriptRoot: string
+  /** host.json extensions.http.routePrefix (default "api"). */
+  routePrefix: string
+  /** host.json has a customHandler section. */
+  customHandler: boolean
+}
+
+/**
+ * Reads the app's host.json from the mounted image. The read is an async fs call: the mount may
+ * be served by this very process (FUSE), and a synchronous read of it would deadlock.
+ */
+export async function readImageAppConfig(root: string, config: ImageConfig): Promise<ImageAppConfig> {
+  const env = config.config?.Env ?? []
+  const fromEnv = env.find((e) => e.startsWith('AzureWebJobsScriptRoot='))?.split('=')[1]
+  const workDir = config.config?.WorkingDir
+  const scriptRoot = posix.resolve('/', fromEnv || (workDir && workDir !== '/' ? workDir : DEFAULT_SCRIPT_ROOT))
+  let host: { extensions?: { http?: { routePrefix?: unknown } }; customHandler?: unknown } = {}
+  try {
+    host = parseJsonc(await readFile(join(root, scriptRoot, 'host.json'), 'utf8')) as typeof host
+  } catch {
+    // No or unreadable host.json: Azure's defaults.
+  }
+  const prefix = host?.extensions?.http?.routePrefix
+  return {
+    scriptRoot,
+    routePrefix: typeof prefix === 'string' ? prefix : 'api',
+    customHandler: typeof host?.customHandler === 'object' && host.customHandler !== null,
+  }
+}

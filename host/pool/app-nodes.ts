@@ -1,0 +1,261 @@
+import { ThawError } from '../../runtime/errors.ts'
+import type { AppLimits } from '../apps/app-spec.ts'
+import type { HostLogger } from '../log/host-logger.ts'
+import type { HttpFunctionSpec } from '../router/index.ts'
+import type { WorkerClient } from '../worker/worker-client.ts'
+import type { ColdStartTimings } from './cold-start.ts'
+import { NodeStateMachine, type PoolNodeState } from './node-state.ts'
+
+/** A node that finished its cold start: what the app's scheduler needs of it. */
+export interface StartedNode {
+  readonly id: string
+  readonly client: WorkerClient
+  readonly functions: HttpFunctionSpec[]
+  readonly routePrefix: string
+  /** The cold start's phases except `first` and `total`. */
+  readonly timings: Omit<ColdStartTimings, 'first' | 'total'>
+  /** Resolves when the node's process is gone, with why. */
+  readonly exited: Promise<{ message: string }>
+  /** At the node's first response (record/replay hooks in). */
+  firstResponse(): void
+  /** Kills and removes everything of the node. Idempotent. */
+  destroy(): Promise<void>
+}
+
+/** Starts a node for the app (warm node → specialized → app ready). */
+export type NodeStarter = (id: string, signal: AbortSignal) => Promise<StartedNode>
+
+export interface PoolNode {
+  readonly id: string
+  readonly machine: NodeStateMachine
+  started?: StartedNode
+  inflight: number
+  served: number
+  /** When the node was asked for (cold starts count from here). */
+  readonly requestedAt: number
+}
+
+/** One dispatch slot on a ready node; release() exactly once. */
+export interface NodeSlot {
+  node: PoolNode
+  started: StartedNode
+  /** This is the node's first request: the answer carries the cold start's breakdown. */
+  first: boolean
+  release(): void
+}
+
+export interface AppNodesStatus {
+  nodes: { id: string; state: PoolNodeState; inflight: number; served: number }[]
+  waiting: number
+}
+
+interface Waiter {
+  resolve: (slot: NodeSlot) => void
+  reject: (err: unknown) => void
+}
+
+/**
+ * The nodes of one app and the requests waiting for them. `acquire` hands out a slot on a
+ * ready node with room (fewest in flight first); if none, the request waits in a bounded queue
+ * (full → APP_BUSY, 429) and a node is started when the nodes starting cannot absorb the queue,
+ * up to `maxNodes`. A node whose process dies is failed and removed; its in-flight requests fail
+ * on their own connection (5xx), waiting ones get a replacement. A node idle for `idleTimeoutMs`
+ * drains and is recycled (scale to zero).
+ */
+export class AppNodes {
+  readonly #nodes = new Set<PoolNode>()
+  readonly #waiters: Waiter[] = []
+  readonly #idle = new Map<PoolNode, NodeJS.Timeout>()
+  readonly #abort = new AbortController()
+  #counter = 0
+  #closed = false
+  /** Routes of the running image, known once one node was ready. */
+  routes: { functions: HttpFunctionSpec[]; routePrefix: string } | undefined
+
+  constructor(
+    readonly name: string,
+    private readonly o: {
+      limits: () => AppLimits
+      start: NodeStarter
+      logger: HostLogger
+      onState?: (node: PoolNode, from: PoolNodeState, to: PoolNodeState) => void
+    },
+  ) {}
+
+  acquire(signal?: AbortSignal): Promise<NodeSlot> {
+    if (this.#closed) return Promise.reject(new ThawError('APP_GONE', `app ${this.name} was removed or changed`))
+    const node = this.#pick()
+    if (node) return Promise.resolve(this.#slot(node))
+    const limits = this.o.limits()
+    if (this.#waiters.length >= limits.maxQueue) {
+      return Promise.reject(new ThawError('APP_BUSY', `app ${this.name} has ${this.#waiters.length} requests waiting`, { fault: 'user' }))
+    }
+    return new Promise<NodeSlot>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve: (s) => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve(s)
+        },
+        reject: (e) => {
+          signal?.removeEventListener('abort', onAbort)
+          reject(e)
+        },
+      }
+      const onAbort = () => {
+        const i = this.#waiters.indexOf(waiter)
+        if (i >= 0) this.#waiters.splice(i, 1)
+        reject(signal?.reason)
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#waiters.push(waiter)
+      this.#scale()
+    })
+  }
+
+  status(): AppNodesStatus {
+    return {
+      nodes: [...this.#nodes].map((n) => ({ id: n.id, state: n.machine.state, inflight: n.inflight, served: n.served })),
+      waiting: this.#waiters.length,
+    }
+  }
+
+  /** Drains every node (recycled once idle) and refuses what waits. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#abort.abort(new ThawError('APP_GONE', `app ${this.name} was removed or changed`))
+    for (const w of this.#waiters.splice(0)) w.reject(new ThawError('APP_GONE', `app ${this.name} was removed or changed`))
+    await Promise.allSettled([...this.#nodes].map((n) => this.#drain(n)))
+  }
+
+  /** Drains every node at once: scale to zero now (admin API, tests). */
+  async drainAll(): Promise<void> {
+    await Promise.allSettled([...this.#nodes].map((n) => this.#drain(n)))
+  }
+
+  #pick(): PoolNode | undefined {
+    const limit = this.o.limits().concurrency
+    let best: PoolNode | undefined
+    for (const n of this.#nodes) {
+      if (n.machine.state !== 'ready' || n.inflight >= limit) continue
+      if (!best || n.inflight < best.inflight) best = n
+    }
+    return best
+  }
+
+  #slot(node: PoolNode): NodeSlot {
+    node.inflight++
+    const first = node.served++ === 0
+    const timer = this.#idle.get(node)
+    if (timer) clearTimeout(timer)
+    this.#idle.delete(node)
+    let released = false
+    return {
+      node,
+      started: node.started!,
+      first,
+      release: () => {
+        if (released) return
+        released = true
+        node.inflight--
+        this.#afterRelease(node)
+      },
+    }
+  }
+
+  #afterRelease(node: PoolNode) {
+    if (node.machine.state === 'draining' && node.inflight === 0) return void this.#recycle(node)
+    if (node.machine.state !== 'ready') return
+    this.#serveWaiters()
+    if (node.inflight === 0) {
+      const t = setTimeout(() => void this.#drain(node), this.o.limits().idleTimeoutMs)
+      t.unref()
+      this.#idle.set(node, t)
+    }
+  }
+
+  #serveWaiters() {
+    while (this.#waiters.length > 0) {
+      const node = this.#pick()
+      if (!node) break
+      this.#waiters.shift()!.resolve(this.#slot(node))
+    }
+  }
+
+  /** Starts nodes while the queue is longer than what the starting nodes will absorb. */
+  #scale() {
+    const limits = this.o.limits()
+    for (;;) {
+      const live = [...this.#nodes].filter((n) => n.machine.state === 'specializing' || n.machine.state === 'ready')
+      const starting = live.filter((n) => n.machine.state === 'specializing').length
+      if (this.#waiters.length <= starting * limits.concurrency) return
+      if (live.length >= limits.maxNodes) return
+      this.#startNode()
+    }
+  }
+
+  #startNode() {
+    const id = `${this.name}-${this.#counter++}`
+    const node: PoolNode = { id, machine: new NodeStateMachine(id), inflight: 0, served: 0, requestedAt: performance.now() }
+    node.machine.onChange((from, to) => this.o.onState?.(node, from, to))
+    this.#nodes.add(node)
+    node.machine.transition('specializing')
+    const limits = this.o.limits()
+    const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(limits.startTimeoutMs)])
+    this.o.start(id, signal).then(
+      (started) => this.#started(node, started),
+      (err: unknown) => this.#startFailed(node, err),
+    )
+  }
+
+  #started(node: PoolNode, started: StartedNode) {
+    node.started = started
+    if (this.#closed) {
+      node.machine.transition('recycled')
+      this.#nodes.delete(node)
+      void started.destroy()
+      return
+    }
+    node.machine.transition('ready')
+    this.routes ??= { functions: started.functions, routePrefix: started.routePrefix }
+    void started.exited.then((exit) => this.#exited(node, exit.message))
+    this.#serveWaiters()
+    if (node.inflight === 0) this.#afterRelease(node) // nobody waited: arm the idle timer
+  }
+
+  #startFailed(node: PoolNode, err: unknown) {
+    node.machine.transition(this.#closed ? 'recycled' : 'failed')
+    this.#nodes.delete(node)
+    this.o.logger.log('error', `node start failed: ${(err as Error).message}`, { app: this.name, node: node.id })
+    // Without any node alive or starting, the waiting requests would wait for nothing.
+    const live = [...this.#nodes].some((n) => n.machine.state === 'specializing' || n.machine.state === 'ready')
+    if (!live) {
+      const error = new ThawError('APP_START_FAILED', `app ${this.name} could not start: ${(err as Error).message}`, { cause: err })
+      for (const w of this.#waiters.splice(0)) w.reject(error)
+    } else this.#scale()
+  }
+
+  #exited(node: PoolNode, message: string) {
+    const state = node.machine.state
+    if (state === 'recycled' || state === 'failed') return
+    node.machine.transition('failed')
+    this.#nodes.delete(node)
+    this.o.logger.log('warn', `node ${message}; ${node.inflight} requests in flight fail`, { app: this.name, node: node.id })
+    void node.started?.destroy()
+    if (!this.#closed) this.#scale()
+  }
+
+  async #drain(node: PoolNode) {
+    this.#idle.delete(node)
+    if (node.machine.state !== 'ready') return
+    node.machine.transition('draining')
+    if (node.inflight === 0) await this.#recycle(node)
+  }
+
+  async #recycle(node: PoolNode) {
+    if (node.machine.state !== 'draining') return
+    node.machine.transition('recycled')
+    this.#nodes.delete(node)
+    this.o.logger.log('info', 'node recycled', { app: this.name, node: node.id, served: node.served })
+    await node.started?.destroy()
+  }
+}

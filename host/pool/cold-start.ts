@@ -1,0 +1,36 @@
+/**
+ * Where a cold start's time went, in milliseconds:
+ *   resolve   reference → manifest → streaming artifact (the mount's acquire)
+ *   mount     the FUSE mount (0 when the image was mounted already)
+ *   prefetch  replaying the prefetch bundle (0 without one)
+ *   sandbox   overlay, config.json, OCI runtime start (the warm node's specialize)
+ *   load      the node's process start → the app's `ready` (node, worker, the app's modules)
+ *   first     dispatch of the first request → its response head
+ *   total     the request's arrival → its response head (includes waiting for a warm node)
+ */
+export interface ColdStartTimings {
+  resolve: number
+  mount: number
+  prefetch: number
+  sandbox: number
+  load: number
+  first: number
+  total: number
+}
+
+export const COLD_START_HEADER = 'x-thaw-cold-start'
+export const COLD_START_PHASES = ['resolve', 'mount', 'prefetch', 'sandbox', 'load', 'first', 'total'] as const
+
+/** `resolve=12.3;mount=3.1;...`: the header value (and the log line). */
+export function formatColdStart(t: ColdStartTimings): string {
+  return COLD_START_PHASES.map((k) => `${k}=${t[k].toFixed(1)}`).join(';')
+}
+
+export function parseColdStart(value: string): ColdStartTimings {
+  const out: Record<string, number> = {}
+  for (const part of value.split(';')) {
+    const [k, v] = part.split('=')
+    if (k && v !== undefined) out[k.trim()] = Number(v)
+  }
+  return out as unknown as ColdStartTimings
+}

@@ -1,0 +1,125 @@
+import { thawPaths } from '../../runtime/artifact/thaw-api.ts'
+import type { Digest } from '../../runtime/oci/digest.ts'
+import { parseImageReference } from '../../runtime/oci/reference.ts'
+import { serializeProfile, type Profile } from '../../runtime/profile/profile.ts'
+import type { HostLogger } from '../log/host-logger.ts'
+import type { AcquireOptions, MountedImage, MountLease } from '../mount/image-mounts.ts'
+
+/**
+ * Where an image's start profile stands on this host:
+ * - `none`: no cold start yet; the next one records,
+ * - `recording`: a cold start is recording (until its first response),
+ * - `uploading`: the profile is being POSTed to the edge,
+ * - `uploaded`: the edge has it; later cold starts replay (the edge re-lays the artifact),
+ * - `failed`: recording or the upload failed (`error` says why); the next cold start records again.
+ */
+export type ProfileStateName = 'none' | 'recording' | 'uploading' | 'uploaded' | 'failed'
+
+export interface ProfileState {
+  reference: string
+  state: ProfileStateName
+  manifest?: Digest
+  /** Files in the recorded profile. */
+  entries?: number
+  /** What the edge answered: the stored profile's digest and the runs merged. */
+  edge?: unknown
+  error?: string
+  /** Cold starts that recorded, and that replayed. */
+  recorded: number
+  replayed: number
+  updatedAt: string
+}
+
+export interface ProfileTracker {
+  /** acquire() options for a cold start of `reference`. */
+  acquireOptions(reference: string): AcquireOptions
+  /** After the acquire: counts a replay, marks recording. */
+  acquired(reference: string, lease: MountLease, options: AcquireOptions): void
+  /** At a node's first response: stops recording and uploads in the background. */
+  firstResponse(reference: string, lease: MountLease): void
+  states(): ProfileState[]
+  /** Waits for uploads in flight (tests, shutdown). */
+  settled(): Promise<void>
+}
+
+/**
+ * Record/replay bookkeeping. The first cold starts of an image record (until one upload
+ * succeeds); at the first response the recording stops and the profile is POSTed to the edge's
+ * `_thaw/profiles/<manifest>` (runtime/artifact/thaw-api.ts) in the background, off the request
+ * path. Replay is always allowed: the mounts replay a bundle when the edge has one.
+ */
+export function createProfileTracker(o: {
+  logger: HostLogger
+  /** Base URL of the edge that takes profiles for `registry` (default `http://<registry>`). */
+  edgeFor?: (registry: string) => string
+  fetch?: typeof fetch
+}): ProfileTracker {
+  const states = new Map<string, ProfileState>()
+  const uploads = new Set<Promise<void>>()
+  const doFetch = o.fetch ?? fetch
+  const get = (reference: string): ProfileState => {
+    let s = states.get(reference)
+    if (!s) {
+      s = { reference, state: 'none', recorded: 0, replayed: 0, updatedAt: new Date().toISOString() }
+      states.set(reference, s)
+    }
+    return s
+  }
+  const set = (s: ProfileState, patch: Partial<ProfileState>) =>
+    Object.assign(s, patch, { updatedAt: new Date().toISOString() })
+
+  async function upload(s: ProfileState, image: MountedImage, profile: Profile) {
+    const registry = parseImageReference(image.reference).registry!
+    const base = o.edgeFor?.(registry) ?? `http://${registry}`
+    const url = new URL(thawPaths.profiles(image.repository, image.manifest), base)
+    try {
+      const res = await doFetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/vnd.thaw.profile.v1+json' },
+        body: serializeProfile(profile),
+        signal: AbortSignal.timeout(30_000),
+      })
+      const text = await res.text()
+      if (!res.ok) throw new Error(`the edge answered ${res.status} to ${url.pathname}: ${text.slice(0, 300)}`)
+      set(s, { state: 'uploaded', edge: safeJson(text), error: undefined })
+      o.logger.log('info', 'profile uploaded', { image: image.reference, entries: profile.entries.length })
+    } catch (err) {
+      set(s, { state: 'failed', error: (err as Error).message })
+      o.logger.log('warn', `profile upload failed: ${(err as Error).message}`, { image: image.reference })
+    }
+  }
+
+  return {
+    acquireOptions(reference) {
+      const s = get(reference)
+      return { record: s.state === 'none' || s.state === 'failed', replay: true }
+    },
+    acquired(reference, lease, options) {
+      const s = get(reference)
+      if (lease.replayed) s.replayed++
+      if (options.record) set(s, { state: 'recording', manifest: lease.image.manifest, recorded: s.recorded + 1 })
+    },
+    firstResponse(reference, lease) {
+      const profile = lease.stopRecording()
+      if (!profile) return
+      const s = get(reference)
+      if (s.state === 'uploading' || s.state === 'uploaded') return // another node got there first
+      set(s, { state: 'uploading', entries: profile.entries.length })
+      const p = upload(s, lease.image, profile)
+      uploads.add(p)
+      void p.finally(() => uploads.delete(p))
+    },
+    states: () => [...states.values()].map((s) => ({ ...s })),
+    async settled() {
+      await Promise.allSettled([...uploads])
+    },
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text.slice(0, 300)
+  }
+}

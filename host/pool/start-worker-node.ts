@@ -1,0 +1,160 @@
+import { chmod } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ThawError } from '../../runtime/errors.ts'
+import { WorkerEnv } from '../../runtime/protocol/worker-contract.ts'
+import type { FunctionInfo, ReadyMessage } from '../../runtime/protocol/worker-messages.ts'
+import type { HostLogger } from '../log/host-logger.ts'
+import type { MountLease } from '../mount/image-mounts.ts'
+import type { HttpFunctionSpec } from '../router/index.ts'
+import { NODE_PATHS } from '../sandbox/node-spec.ts'
+import type { NodeExit, NodeProcess } from '../sandbox/node-handle.ts'
+import type { SandboxNode } from '../sandbox/sandbox-node.ts'
+import { listenControl } from '../worker/control-server.ts'
+import { createWorkerClient, type WorkerClient } from '../worker/worker-client.ts'
+import { readImageAppConfig } from './app-config-in-image.ts'
+
+/** The bundled worker's file name inside the worker directory (bound at /.thaw/worker). */
+export const WORKER_FILE = 'worker.mjs'
+
+export interface StartWorkerNodeOptions {
+  node: SandboxNode
+  lease: MountLease
+  appName: string
+  settings: Record<string, string>
+  memoryBytes: number
+  pids: number
+  logger: HostLogger
+  signal: AbortSignal
+}
+
+/** An app running on a specialized node, ready for requests. */
+export interface RunningApp {
+  readonly process: NodeProcess
+  readonly client: WorkerClient
+  readonly functions: HttpFunctionSpec[]
+  readonly routePrefix: string
+  /** Sandbox start (overlay, config, runtime) and app load (process start → ready), ms. */
+  readonly timings: { sandboxMs: number; loadMs: number }
+  /** Resolves when the node's process is gone (never rejects). */
+  readonly exited: Promise<NodeExit>
+  /** Closes the control channel and the client (the node itself is destroyed by its owner). */
+  close(): Promise<void>
+}
+
+/**
+ * Specializes a warm node for an `@azure/functions` app: the lease's root as the overlay's
+ * read-only lower, the image's user and env plus the app's settings, and the worker
+ * (`node /.thaw/worker/worker.mjs`, run by the image's own node) started with its control
+ * socket and invocation socket in the node's /.thaw/run, which the host sees at node.runDir.
+ * Resolves at the worker's `ready`; rejects with NODE_START_FAILED on `fatal`, exit or abort.
+ */
+export async function startWorkerNode(o: StartWorkerNodeOptions): Promise<RunningApp> {
+  const image = o.lease.image
+  const app = await readImageAppConfig(o.lease.root, image.config)
+  if (app.customHandler) {
+    throw new ThawError(
+      'APP_KIND_UNSUPPORTED',
+      `image ${image.reference} is a custom-handler app; the host runs @azure/functions apps only so far`,
+      { fault: 'user' },
+    )
+  }
+  const control = await listenControl(join(o.node.runDir, 'c.sock'))
+  await chmod(control.path, 0o666) // the worker may run as any user of the image
+  let ready!: (m: ReadyMessage) => void
+  let fatal!: (e: Error) => void
+  const readyOrFatal = new Promise<ReadyMessage>((resolve, reject) => {
+    ready = resolve
+    fatal = reject
+  })
+  control.onMessage((m) => {
+    if (m.type === 'ready') ready(m)
+    else if (m.type === 'fatal') fatal(startFailed(`the app failed to load: ${m.message}`))
+    else if (m.type === 'log') o.logger.log('info', m.message, { app: o.appName, node: o.node.id, category: m.category, function: m.functionName })
+  })
+  const config = image.config.config ?? {}
+  const entry = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])]
+  const runsWorker = entry.some((a) => a.startsWith(`${NODE_PATHS.worker}/`))
+  let proc: NodeProcess
+  try {
+    proc = await o.node.specialize({
+      lowerDir: o.lease.root,
+      imageConfig: config,
+      env: {
+        ...o.settings,
+        [WorkerEnv.control]: `${NODE_PATHS.run}/c.sock`,
+        [WorkerEnv.listen]: `${NODE_PATHS.run}/w.sock`,
+        [WorkerEnv.scriptRoot]: app.scriptRoot,
+      },
+      // Images built by `thaw deploy` name the worker themselves; others get it with their node.
+      args: runsWorker ? undefined : ['node', `${NODE_PATHS.worker}/${WORKER_FILE}`],
+      memoryBytes: o.memoryBytes,
+      pids: o.pids,
+      onOutput: (stream, chunk) =>
+        o.logger.log('info', chunk.toString().trimEnd(), { app: o.appName, node: o.node.id, stream }),
+      signal: o.signal,
+    })
+  } catch (err) {
+    await control.close()
+    throw err
+  }
+  const specialized = performance.now()
+  try {
+    const message = await untilReady(readyOrFatal, proc, o.signal)
+    const loadMs = performance.now() - specialized
+    const client = createWorkerClient(join(o.node.runDir, 'w.sock'))
+    return {
+      process: proc,
+      client,
+      functions: message.functions.filter((f) => f.trigger === 'httpTrigger').map(toSpec),
+      routePrefix: app.routePrefix,
+      timings: { sandboxMs: proc.timings.totalMs, loadMs },
+      exited: proc.exited,
+      async close() {
+        await Promise.allSettled([client.destroy(), control.close()])
+      },
+    }
+  } catch (err) {
+    await control.close()
+    throw err
+  }
+}
+
+async function untilReady(
+  ready: Promise<ReadyMessage>,
+  proc: NodeProcess,
+  signal: AbortSignal,
+): Promise<ReadyMessage> {
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(startFailed(`the app did not start: ${String(signal.reason?.message ?? signal.reason)}`))
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
+  })
+  const exited = proc.exited.then((exit) => {
+    // Give a fatal message sent just before the exit the chance to win: it says more.
+    return new Promise<never>((_, reject) =>
+      setTimeout(() => {
+        const tail = proc.output().stderr.trim().split('\n').slice(-5).join('\n')
+        reject(startFailed(`the node ${exit.message} before the app was ready${tail ? `:\n${tail}` : ''}`))
+      }, 50),
+    )
+  })
+  try {
+    return await Promise.race([ready, aborted, exited])
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort)
+  }
+}
+
+function startFailed(message: string): ThawError {
+  return new ThawError('NODE_START_FAILED', message)
+}
+
+function toSpec(f: FunctionInfo): HttpFunctionSpec {
+  return {
+    name: f.name,
+    route: f.route,
+    methods: f.methods,
+    authLevel: f.authLevel ?? 'function',
+  }
+}

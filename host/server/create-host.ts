@@ -1,0 +1,98 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { AppStore } from '../apps/app-store.ts'
+import { answer } from '../local/http-answers.ts'
+import type { HostLogger } from '../log/host-logger.ts'
+import type { ImageMounts } from '../mount/image-mounts.ts'
+import type { Pool } from '../pool/pool.ts'
+import type { ProfileTracker } from '../pool/profile-tracker.ts'
+import { handleAdmin, type AdminContext } from './admin-api.ts'
+import { appAddress } from './app-address.ts'
+import { serveFunction } from './function-door.ts'
+import type { HostMetrics } from './host-metrics.ts'
+
+export interface HostOptions {
+  apps: AppStore
+  pool: Pool
+  mounts: ImageMounts
+  profiles: ProfileTracker
+  metrics: HostMetrics
+  masterKey: string
+  /** Apps answer at `<app>.<domain>`. Default `localhost`. */
+  domain?: string
+  logger: HostLogger
+}
+
+export interface Host {
+  /** The node:http request listener. */
+  handle(req: IncomingMessage, res: ServerResponse): void
+  listen(port: number, hostname?: string): Promise<{ url: string; server: Server }>
+  /** Stops listening, drains apps, destroys nodes. Idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * The host's HTTP entry: `/healthz`, `/metrics`, `/admin/...` (admin-api.ts), and every other
+ * request for an app by host name or path (app-address.ts) through the function door. Changing
+ * or deleting an app drains its nodes; requests already in flight finish.
+ */
+export function createHost(o: HostOptions): Host {
+  const domain = o.domain ?? 'localhost'
+  const admin: AdminContext = { ...o, startedAt: new Date() }
+  o.apps.onChange((name) => void o.pool.forget(name))
+  let server: Server | undefined
+  let closing: Promise<void> | undefined
+
+  async function handle(req: IncomingMessage, res: ServerResponse) {
+    const raw = req.url ?? '/'
+    const url = new URL(raw, 'http://host')
+    const address = appAddress(req.headers.host, raw, domain)
+    if (address?.by !== 'host') {
+      if (url.pathname === '/healthz') return answer(res, 200, 'ok')
+      if (url.pathname === '/metrics') return metrics(res)
+      if (/^\/admin(\/|$)/.test(url.pathname)) return handleAdmin(admin, req, res, url)
+    }
+    if (!address) return answer(res, 404, `no app here: use http://<app>.${domain}/... or /<app>/...`)
+    const app = o.apps.get(address.app)
+    if (!app) return answer(res, 404, `no app named "${address.app}"`)
+    return serveFunction(o, app, o.pool.nodesOf(app), address.path, req, res)
+  }
+
+  async function metrics(res: ServerResponse) {
+    o.metrics.warmNodes.set(o.pool.warmPool.size)
+    const text = await o.metrics.registry.metrics()
+    res.writeHead(200, { 'content-type': o.metrics.registry.contentType })
+    res.end(text)
+  }
+
+  return {
+    handle(req, res) {
+      handle(req, res).catch((err: unknown) => {
+        o.logger.log('error', `request failed: ${(err as Error).message}`, { url: req.url })
+        if (!res.headersSent) answer(res, 500)
+        else res.destroy()
+      })
+    },
+    async listen(port, hostname = '127.0.0.1') {
+      server = createServer((req, res) => this.handle(req, res))
+      server.keepAliveTimeout = 65_000
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject)
+        server!.listen(port, hostname, () => resolve())
+      })
+      const { port: real } = server.address() as AddressInfo
+      return { url: `http://${hostname === '0.0.0.0' ? '127.0.0.1' : hostname}:${real}`, server }
+    },
+    close() {
+      closing ??= (async () => {
+        const closed = server ? new Promise((r) => server!.close(r)) : undefined
+        server?.closeIdleConnections()
+        await o.pool.close()
+        server?.closeAllConnections()
+        await closed
+        await o.profiles.settled()
+      })()
+      return closing
+    },
+  }
+}

@@ -1,0 +1,55 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { COLD_START_PHASES, type ColdStartTimings } from '../pool/cold-start.ts'
+import type { PoolNodeState } from '../pool/node-state.ts'
+
+/**
+ * The host's Prometheus metrics, in a registry of its own (never prom-client's global one, so
+ * several hosts in one process, as in tests, do not collide).
+ */
+export class HostMetrics {
+  readonly registry: Registry
+  readonly requests: Counter<'app' | 'status'>
+  readonly requestDuration: Histogram<'app'>
+  readonly coldStarts: Counter<'app'>
+  readonly coldStartPhase: Histogram<'phase'>
+  readonly nodes: Gauge<'state'>
+  readonly warmNodes: Gauge
+
+  constructor(registry = new Registry()) {
+    this.registry = registry
+    const registers = [registry]
+    this.requests = new Counter({
+      name: 'thaw_host_requests_total',
+      help: 'Function requests answered, by app and status',
+      labelNames: ['app', 'status'],
+      registers,
+    })
+    this.requestDuration = new Histogram({
+      name: 'thaw_host_request_duration_seconds',
+      help: 'Request arrival to response head',
+      labelNames: ['app'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    })
+    this.coldStarts = new Counter({ name: 'thaw_host_cold_starts_total', help: 'Cold starts', labelNames: ['app'], registers })
+    this.coldStartPhase = new Histogram({
+      name: 'thaw_host_cold_start_phase_seconds',
+      help: `Cold start time by phase (${COLD_START_PHASES.join(', ')})`,
+      labelNames: ['phase'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    })
+    this.nodes = new Gauge({ name: 'thaw_host_nodes', help: 'Nodes of apps by state', labelNames: ['state'], registers })
+    this.warmNodes = new Gauge({ name: 'thaw_host_warm_nodes', help: 'Warm nodes ready in the pool', registers })
+  }
+
+  coldStart(app: string, t: ColdStartTimings): void {
+    this.coldStarts.inc({ app })
+    for (const phase of COLD_START_PHASES) this.coldStartPhase.observe({ phase }, t[phase] / 1000)
+  }
+
+  nodeState(from: PoolNodeState, to: PoolNodeState): void {
+    if (from !== 'warm') this.nodes.dec({ state: from })
+    if (to !== 'recycled' && to !== 'failed') this.nodes.inc({ state: to })
+  }
+}

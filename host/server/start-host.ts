@@ -1,0 +1,113 @@
+import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { bundleWorker } from '../../runtime/worker/bundle.ts'
+import { openAppStore, type AppStore } from '../apps/app-store.ts'
+import type { HostLogger } from '../log/host-logger.ts'
+import type { ImageMounts } from '../mount/image-mounts.ts'
+import { createPool, type Pool } from '../pool/pool.ts'
+import { createProfileTracker, type ProfileTracker } from '../pool/profile-tracker.ts'
+import { WORKER_FILE } from '../pool/start-worker-node.ts'
+import { generateKey } from '../router/index.ts'
+import { createSandbox, type Sandbox, type SandboxOptions } from '../sandbox/sandbox.ts'
+import { createHost, type Host } from './create-host.ts'
+import { HostMetrics } from './host-metrics.ts'
+
+export interface StartHostOptions {
+  /** apps.json, master.key, the worker, the sandbox's node directories. */
+  stateDir: string
+  port?: number
+  hostname?: string
+  /** Warm nodes to keep. Default 2. */
+  warm?: number
+  /** The lazy mounts (host/mount createImageMounts; tests may pass a double). Closed by close(). */
+  mounts: ImageMounts
+  /** Default: `<stateDir>/master.key`, made on first start. */
+  masterKey?: string
+  domain?: string
+  /** Base URL of the edge that takes profiles for a registry host (default http://<registry>). */
+  edgeFor?: (registry: string) => string
+  sandbox?: Omit<SandboxOptions, 'stateDir' | 'workerDir'>
+  logger: HostLogger
+}
+
+export interface RunningHost {
+  url: string
+  masterKey: string
+  host: Host
+  apps: AppStore
+  pool: Pool
+  profiles: ProfileTracker
+  sandbox: Sandbox
+  metrics: HostMetrics
+  /** Idempotent: the server, the nodes, the sandbox, the mounts. */
+  close(): Promise<void>
+}
+
+/** Everything `thaw host` runs, composed from its factories and listening. */
+export async function startHost(o: StartHostOptions): Promise<RunningHost> {
+  const stateDir = resolve(o.stateDir)
+  await mkdir(stateDir, { recursive: true, mode: 0o700 })
+  const masterKey = o.masterKey ?? (await masterKeyIn(stateDir))
+  const workerDir = await installWorker(stateDir)
+  const apps = await openAppStore(stateDir)
+  const sandbox = await createSandbox({ ...o.sandbox, stateDir: join(stateDir, 'sandbox'), workerDir })
+  const metrics = new HostMetrics()
+  const profiles = createProfileTracker({ logger: o.logger, edgeFor: o.edgeFor })
+  const pool = createPool({
+    sandbox,
+    mounts: o.mounts,
+    profiles,
+    warm: o.warm ?? 2,
+    logger: o.logger,
+    onNodeState: (_app, _node, from, to) => metrics.nodeState(from, to),
+  })
+  const host = createHost({ apps, pool, mounts: o.mounts, profiles, metrics, masterKey, domain: o.domain, logger: o.logger })
+  let url: string
+  try {
+    url = (await host.listen(o.port ?? 7071, o.hostname)).url
+  } catch (err) {
+    await pool.close()
+    await sandbox.close()
+    throw err
+  }
+  let closing: Promise<void> | undefined
+  return {
+    url,
+    masterKey,
+    host,
+    apps,
+    pool,
+    profiles,
+    sandbox,
+    metrics,
+    close: () =>
+      (closing ??= (async () => {
+        await host.close()
+        await sandbox.close()
+        await o.mounts.close()
+      })()),
+  }
+}
+
+async function masterKeyIn(stateDir: string): Promise<string> {
+  const file = join(stateDir, 'master.key')
+  try {
+    return (await readFile(file, 'utf8')).trim()
+  } catch {
+    const key = generateKey()
+    await writeFile(file, `${key}\n`, { mode: 0o600, flag: 'wx' }).catch(() => {})
+    return (await readFile(file, 'utf8')).trim()
+  }
+}
+
+/** The bundled worker, in a directory every node user can read (bound at /.thaw/worker). */
+async function installWorker(stateDir: string): Promise<string> {
+  const dir = join(stateDir, 'worker')
+  await mkdir(dir, { recursive: true })
+  await chmod(dir, 0o755)
+  await chmod(stateDir, 0o711) // nodes' users must traverse to the worker, not list the state
+  const file = join(dir, WORKER_FILE)
+  await copyFile(await bundleWorker(), file)
+  await chmod(file, 0o644)
+  return dir
+}
