@@ -5,6 +5,10 @@
 import { runCli, type Command } from '../host/cli/command.ts'
 
 const commands: Record<string, Command> = {
+  up: {
+    summary: 'run the whole thing here: edge, host, the sample app deployed as an image and called cold',
+    load: () => import('../host/cli/up.ts'),
+  },
   edge: {
     summary: 'run a registry edge (origin mode with its own store, or proxy mode with --upstream)',
     load: () => import('../registry-edge/cli.ts'),
