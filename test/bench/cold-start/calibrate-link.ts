@@ -29,15 +29,9 @@ export async function calibrateLink(
 }
 
 async function probe(wrap: BenchLink['wrap'], address: string, blobPath: string) {
-  const urls = Array.from({ length: 21 }, () => `http://${address}/v2/`)
-  const [c1, a1] = wrap('curl', [
-    '-s',
-    '-o',
-    '/dev/null',
-    '-w',
-    '%{time_starttransfer}\\n',
-    ...urls,
-  ])
+  // -o applies to one URL: each gets its own, so only the -w lines reach stdout
+  const urls = Array.from({ length: 21 }, () => ['-o', '/dev/null', `http://${address}/v2/`])
+  const [c1, a1] = wrap('curl', ['-s', '-w', '%{time_starttransfer}\\n', ...urls.flat()])
   const times = (await runCommand(c1, a1)).stdout.trim().split('\n').slice(1).map(Number)
   const [c2, a2] = wrap('curl', [
     '-sf',
