@@ -17,7 +17,7 @@ const IMAGE_NAMES: ImageName[] = ['multi', 'single', 'small']
 
 export const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--links a,b] [--images a,b] [--contenders a,b]
                        [--cache-dir DIR] [--out DIR]
-  --quick        small image, loopback only, 3 runs (a few minutes once the small image is built)
+  --quick        small image, loopback and same-region, 5 runs (a few minutes once it is built)
   default        images multi,single,small; links ${Object.keys(LINKS).join(',')}; 5 runs
   --links        ${Object.keys(LINKS).join(', ')}
   --images       ${IMAGE_NAMES.join(', ')}
@@ -54,7 +54,7 @@ export function parseBenchArgs(argv: string[], defaultOutDir: string): BenchOpti
       throw new UsageError(`unknown: ${bad.join(', ')} (one of ${allowed.join(', ')})\n${USAGE}`)
     return items as T[]
   }
-  const runs = values.runs === undefined ? (quick ? 3 : 5) : Number(values.runs)
+  const runs = values.runs === undefined ? 5 : Number(values.runs)
   if (!Number.isInteger(runs) || runs < 1)
     throw new UsageError(`--runs must be a positive integer\n${USAGE}`)
   return {
@@ -63,7 +63,7 @@ export function parseBenchArgs(argv: string[], defaultOutDir: string): BenchOpti
     links: list(
       values.links,
       Object.keys(LINKS) as LinkName[],
-      quick ? ['loopback'] : (Object.keys(LINKS) as LinkName[]),
+      quick ? ['loopback', 'same-region'] : (Object.keys(LINKS) as LinkName[]),
     ),
     images: list(values.images, IMAGE_NAMES, quick ? ['small'] : IMAGE_NAMES),
     contenders: values.contenders?.split(',').filter(Boolean),
