@@ -1,4 +1,5 @@
 import type { BenchResults, LinkResult, SummaryRow } from './results.ts'
+import { renderTargets } from './render-targets.ts'
 import { ratio } from './stats.ts'
 
 const s = (ms: number) => (ms / 1000).toFixed(ms < 10_000 ? 2 : 1)
@@ -15,6 +16,7 @@ export function renderMarkdown(r: BenchResults): string {
     'percentiles. Runs of the contenders are interleaved.',
     '',
   ]
+  out.push(...renderTargets(r))
   for (const link of r.links) out.push(...linkSection(r, link))
   out.push(...pendingSection(r), ...linkEmulation(r), ...imageSection(r), ...machineSection(r))
   return `${out.join('\n')}\n`
@@ -51,6 +53,12 @@ function linkSection(r: BenchResults, link: LinkResult): string[] {
   for (const p of r.pending.filter((p) => p.id !== 'thaw-profile-28-vs-1')) {
     out.push(`| ${p.label} | all | | pending | | | | | |`)
   }
+  const multi = rows.find((row) => row.contender === 'thaw-profile' && row.image === 'multi')
+  const single = rows.find((row) => row.contender === 'thaw-profile' && row.image === 'single')
+  const layersRatio = ratio(multi?.ttfbMs.median, single?.ttfbMs.median)
+  if (layersRatio !== undefined) {
+    out.push('', `thaw with profile, 28 layers / 1 layer: **${x(layersRatio)}**`)
+  }
   out.push('', ...ratios(r, rows), '', ...phases(r, rows), '')
   return out
 }
@@ -79,7 +87,8 @@ function phases(r: BenchResults, rows: SummaryRow[]): string[] {
   for (const row of rows) {
     const parts = Object.entries(row.phases).map(([name, ms]) => `${name} ${s(ms)}`)
     const extra = Object.entries(row.extra).map(([name, v]) => `${name} ${v.toFixed(1)}`)
-    out.push(`- ${label(r, row.contender)}, ${row.image}: ${[...parts, ...extra].join('; ')}`)
+    const also = extra.length ? ` (also, as named: ${extra.join('; ')})` : ''
+    out.push(`- ${label(r, row.contender)}, ${row.image}: ${parts.join('; ')}${also}`)
   }
   return out
 }

@@ -4,7 +4,7 @@ import { bundleWorker } from '../../../runtime/worker/bundle.ts'
 import { buildBenchImages, type BenchImage, type BenchImages } from './build-images.ts'
 import { calibrateLink } from './calibrate-link.ts'
 import type { Contender } from './contender.ts'
-import { allContenders, PENDING_CONTENDERS } from './contenders/index.ts'
+import { allContenders, pendingContenders } from './contenders/index.ts'
 import { createLink, LINKS, removeStaleLinks } from './link.ts'
 import { machineFacts } from './machine.ts'
 import type { BenchOptions } from './options.ts'
@@ -109,7 +109,10 @@ export async function runBench(ctx: RunContext): Promise<BenchResults> {
       description,
       offline,
     })),
-    pending: [...PENDING_CONTENDERS],
+    pending: pendingContenders(
+      contenders.some((c) => c.id.startsWith('thaw-')),
+      options.images,
+    ),
     samples,
     summary: summarize(samples),
   }
