@@ -26,6 +26,7 @@ export interface RunContext {
 export async function runBench(ctx: RunContext): Promise<BenchResults> {
   const { options, log } = ctx
   const started = Date.now()
+  const contenders = pickContenders(options)
   const stale = await removeStaleLinks()
   if (stale.length) log(`removed namespaces of dead benchmark runs: ${stale.join(', ')}`)
   const sets = [
@@ -52,7 +53,6 @@ export async function runBench(ctx: RunContext): Promise<BenchResults> {
   const registry = await startRegistry(options.cacheDir, runDir)
   const samples: SampleRecord[] = []
   const links: LinkResult[] = []
-  const contenders = pickContenders(options)
   try {
     for (const image of images) {
       const pushed = await registry.push(built.layout, image.tag, `bench/${image.name}`, built.key)
@@ -122,7 +122,10 @@ function pickContenders(options: BenchOptions): Contender[] {
   const all = allContenders()
   if (!options.contenders) return all
   const unknown = options.contenders.filter((id) => !all.some((c) => c.id === id))
-  if (unknown.length) throw new Error(`unknown contenders: ${unknown.join(', ')}`)
+  if (unknown.length)
+    throw new Error(
+      `unknown contenders: ${unknown.join(', ')} (thaw-cold and thaw-profile need THAW_BENCH_THAW=1)`,
+    )
   return all.filter((c) => options.contenders!.includes(c.id))
 }
 

@@ -8,8 +8,8 @@ import { startChild, type BenchChild } from '../child.ts'
 import { freePort } from '../ports.ts'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
-/** bin/thaw of this checkout (the lead's main once the thaw rows are switched on). */
-export const THAW_BIN = resolve(HERE, '../../../../bin/thaw')
+/** bin/thaw of this checkout, or THAW_BENCH_BIN (e.g. another checkout's bin/thaw). */
+export const THAW_BIN = process.env.THAW_BENCH_BIN ?? resolve(HERE, '../../../../bin/thaw')
 
 /** `thaw edge` in origin mode (its own store), on the host's loopback. */
 export interface BenchEdge {
