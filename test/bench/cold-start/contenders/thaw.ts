@@ -92,6 +92,8 @@ export function thawContender(variant: ThawVariant): Contender {
       const cpu0 = await edgeLink.proxyCpuMs()
       const answer = await host.request(`/${app}/api/hello`, { signal })
       const after = await edge.counters()
+      // A start that did not answer 2xx has no time worth reporting: the runner records the error.
+      expectOk(`GET /${app}/api/hello`, answer)
       const header = answer.headers['x-thaw-cold-start']
       const timings = header ? parseColdStartHeader(header) : {}
       const { total, ...phases } = timings
@@ -120,6 +122,8 @@ export function thawContender(variant: ThawVariant): Contender {
     },
   }
 }
+
+// requests: the edge's request counter between two /metrics scrapes, so it may include one scrape.
 
 /** Push to the edge (loopback: deploy time is not measured), wait for the conversion, create the app. */
 async function deploy(
