@@ -1,0 +1,100 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { runCommand, type CommandResult } from '../../../host/os/run-command.ts'
+import { startChild, type BenchChild } from './child.ts'
+import type { BenchLink } from './link.ts'
+
+/**
+ * A private containerd 1.6 (Debian's package) with its own root, state and socket, CRI off, run
+ * on the client side of a link (inside the link's network namespace) so its pulls cross it.
+ * ../shared/peers/containerd.toml is the model. `ctr` talks to it over its unix socket.
+ */
+export interface BenchContainerd {
+  readonly socket: string
+  ctr(
+    args: string[],
+    options?: { signal?: AbortSignal; timeoutMs?: number },
+  ): Promise<CommandResult>
+  /** A long-running `ctr` (e.g. `ctr run`), stopped by its PID. */
+  spawnCtr(args: string[]): BenchChild
+  close(): Promise<void>
+}
+
+export const CTR_NAMESPACE = 'thawbench'
+
+export async function startContainerd(dir: string, link: BenchLink): Promise<BenchContainerd> {
+  const root = join(dir, 'root')
+  const state = join(dir, 'state')
+  const socket = join(state, 'containerd.sock')
+  await mkdir(root, { recursive: true })
+  await mkdir(state, { recursive: true })
+  const config = join(dir, 'config.toml')
+  await writeFile(
+    config,
+    [
+      'version = 2',
+      `root = "${root}"`,
+      `state = "${state}"`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      '[grpc]',
+      `  address = "${socket}"`,
+      '[ttrpc]',
+      `  address = "${socket}.ttrpc"`,
+      '[plugins."io.containerd.internal.v1.opt"]',
+      `  path = "${join(dir, 'opt')}"`,
+      '',
+    ].join('\n'),
+  )
+  const [command, args] = link.wrap('containerd', ['--config', config])
+  const daemon = startChild(command, args)
+  const ctr = (args: string[], o: { signal?: AbortSignal; timeoutMs?: number } = {}) =>
+    runCommand('ctr', ['--address', socket, '-n', CTR_NAMESPACE, ...args], {
+      timeoutMs: o.timeoutMs ?? 600_000,
+      signal: o.signal,
+    })
+  for (let i = 0; ; i++) {
+    if (daemon.child.exitCode !== null)
+      throw new Error(`containerd exited: ${daemon.output().slice(-2000)}`)
+    const up = await runCommand('ctr', ['--address', socket, 'version'], { timeoutMs: 5000 }).then(
+      () => true,
+      () => false,
+    )
+    if (up) break
+    if (i > 100) {
+      await daemon.stop()
+      throw new Error(`containerd did not come up: ${daemon.output().slice(-2000)}`)
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  let closing: Promise<void> | undefined
+  return {
+    socket,
+    ctr,
+    spawnCtr: (args) => startChild('ctr', ['--address', socket, '-n', CTR_NAMESPACE, ...args]),
+    close() {
+      closing ??= (async () => {
+        await removeEverything(ctr)
+        await daemon.stop()
+        // Snapshots are overlay mounts only while containers run; after the daemon stops the
+        // whole root can go (a full pull wrote about 1 GB into it).
+        await runCommand('umount', ['-R', state]).catch(() => {})
+        await rm(dir, { recursive: true, force: true })
+      })()
+      return closing
+    },
+  }
+}
+
+/** Every task, container and image of the benchmark's namespace, then content GC. */
+export async function removeEverything(ctr: BenchContainerd['ctr']): Promise<void> {
+  const list = async (args: string[]) =>
+    (await ctr([...args, '-q']).catch(() => ({ stdout: '' }))).stdout.split('\n').filter(Boolean)
+  for (const id of await list(['task', 'ls'])) {
+    await ctr(['task', 'kill', '-s', 'SIGKILL', id]).catch(() => {})
+    await ctr(['task', 'delete', '-f', id]).catch(() => {})
+  }
+  for (const id of await list(['container', 'ls']))
+    await ctr(['container', 'rm', id]).catch(() => {})
+  for (const ref of await list(['image', 'ls']))
+    await ctr(['image', 'rm', '--sync', ref]).catch(() => {})
+}

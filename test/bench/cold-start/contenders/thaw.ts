@@ -1,0 +1,175 @@
+import { join } from 'node:path'
+import type { ColdStartSample, Contender, ContenderContext } from '../contender.ts'
+import { createLink, type BenchLink } from '../link.ts'
+import { parseColdStartHeader } from '../thaw/cold-start-header.ts'
+import { startEdge, type BenchEdge } from '../thaw/thaw-edge.ts'
+import { expectOk, startBenchHost, type BenchHost } from '../thaw/thaw-host.ts'
+import { dropCaches } from '../worker-session.ts'
+
+export type ThawVariant = 'cold' | 'profile'
+
+/** Link indices for the edge's links: apart from the runner's (0, 1, 2) so names never clash. */
+let nextLinkIndex = 10
+
+/**
+ * thaw's own rows, driven as processes as a user would run them: `thaw edge` (origin mode, its
+ * own store) on the host's loopback with the image pushed by skopeo and converted on push;
+ * `thaw host` on the client side of the emulated link (tbf + delay proxy in front of the edge);
+ * the app created with `PUT /admin/apps/<name>`. One cold start: the app drained (scale to
+ * zero), `POST /admin/cache/clear`, the page cache dropped, a warm node waiting (as in the cached
+ * rows), then `GET /<app>/api/hello`; t0 is the request's start, the end its first byte (curl's
+ * time_starttransfer on the client side). Phases come from the host's `x-thaw-cold-start`.
+ *
+ * - `cold`: no profile. Each run pushes the image to a fresh repository so nothing recorded by an
+ *   earlier run is replayed (the conversion is waited for before t0).
+ * - `profile`: one recorded start in prepare, waited until the edge has re-laid the artifact by
+ *   the profile; every run then replays the prefetch bundle.
+ */
+export function thawContender(variant: ThawVariant): Contender {
+  let ctx: ContenderContext | undefined
+  let edge: BenchEdge | undefined
+  let edgeLink: BenchLink | undefined
+  let host: BenchHost | undefined
+  let runs = 0
+  let app = ''
+  let bytesRead: number | undefined
+  return {
+    id: variant === 'cold' ? 'thaw-cold' : 'thaw-profile',
+    label: variant === 'cold' ? 'thaw, cold, no profile' : 'thaw, cold, with profile',
+    description:
+      variant === 'cold'
+        ? 'thaw host + edge: streaming artifact, lazy FUSE mount, app drained, host cache cleared and page cache dropped, no prefetch profile'
+        : 'as thaw-cold, after one recorded start: the prefetch bundle is replayed',
+    offline: false,
+    appliesTo: () => true,
+    async prepare(context) {
+      ctx = context
+      edge = await startEdge(join(context.scratchDir, 'edge-store'))
+      edgeLink = await createLink(context.link.spec, edge.port, nextLinkIndex++)
+      host = await startBenchHost({
+        link: edgeLink,
+        edgeUrl: `http://${edgeLink.registryAddress}`,
+        stateDir: join(context.scratchDir, 'host-state'),
+        pool: 1,
+      })
+      if (variant === 'profile') {
+        app = `bench-${context.image.name}-profile`
+        const repository = `thaw-profile/${context.image.name}`
+        const manifest = await deploy(context, edge, host, edgeLink, repository, app)
+        context.log(`thaw-profile ${context.image.name}: recording start`)
+        expectOk('recording start', await host.request(`/${app}/api/hello`))
+        await waitProfileUploaded(host, 300_000)
+        await edge.waitStatus(repository, manifest, (s) => s.state === 'converted' && !!s.profile, {
+          timeoutMs: 30 * 60_000,
+        })
+        bytesRead = await edge.profileBytesRead(repository, manifest)
+      }
+    },
+    async coldStart(signal): Promise<ColdStartSample> {
+      if (!ctx || !edge || !host || !edgeLink) throw new Error('prepare first')
+      const run = runs++
+      let settle = async () => {}
+      if (variant === 'cold') {
+        app = `bench-${ctx.image.name}-cold-${run}`
+        const repository = `thaw-cold-${run}/${ctx.image.name}`
+        const manifest = await deploy(ctx, edge, host, edgeLink, repository, app)
+        // This start records; the upload and the edge's re-layout then load the CPU: let them end
+        // before the next contender's run (bounded; a slow re-layout is not this row's failure).
+        const e = edge
+        const h = host
+        settle = async () => {
+          await waitProfileSettled(h, 300_000)
+          await e
+            .waitStatus(repository, manifest, (s) => !!s.profile, { timeoutMs: 300_000 })
+            .catch(() => {})
+        }
+      }
+      expectOk('drain', await host.admin('POST', `/admin/apps/${app}/drain`, undefined, signal))
+      expectOk('cache clear', await host.admin('POST', '/admin/cache/clear', undefined, signal))
+      await host.waitWarm(120_000, signal)
+      await dropCaches()
+      const before = await edge.counters()
+      const cpu0 = await edgeLink.proxyCpuMs()
+      const answer = await host.request(`/${app}/api/hello`, { signal })
+      const after = await edge.counters()
+      // A start that did not answer 2xx has no time worth reporting: the runner records the error.
+      expectOk(`GET /${app}/api/hello`, answer)
+      const header = answer.headers['x-thaw-cold-start']
+      const timings = header ? parseColdStartHeader(header) : {}
+      const { total, ...phases } = timings
+      await settle()
+      return {
+        ttfbMs: answer.ttfbMs,
+        bytesFetched: after.bytes - before.bytes,
+        requests: after.requests - before.requests,
+        status: answer.status,
+        phases: {
+          ...phases,
+          ...(total === undefined ? {} : { 'outside the host (client, link)': answer.ttfbMs - total }),
+        },
+        extra: {
+          delayProxyCpuMs: (await edgeLink.proxyCpuMs()) - cpu0,
+          ...(bytesRead === undefined ? {} : { bytesReadByFunction: bytesRead }),
+          ...(header ? {} : { noColdStartHeader: 1 }),
+        },
+      }
+    },
+    async cleanup() {
+      await host?.close()
+      await edgeLink?.close()
+      await edge?.close()
+      host = edgeLink = edge = undefined
+    },
+  }
+}
+
+// requests: the edge's request counter between two /metrics scrapes, so it may include one scrape.
+
+/** Push to the edge (loopback: deploy time is not measured), wait for the conversion, create the app. */
+async function deploy(
+  ctx: ContenderContext,
+  edge: BenchEdge,
+  host: BenchHost,
+  link: BenchLink,
+  repository: string,
+  app: string,
+): Promise<string> {
+  const manifest = await edge.push(ctx.layout, ctx.image.tag, repository, 'bench')
+  await edge.waitStatus(repository, manifest, (s) => s.state === 'converted', {
+    timeoutMs: 30 * 60_000,
+  })
+  const image = `${link.registryAddress}/${repository}:bench`
+  expectOk('create app', await host.admin('PUT', `/admin/apps/${app}`, { name: app, image }))
+  return manifest
+}
+
+interface ProfilesAnswer {
+  profiles: { reference: string; state: string; error?: string }[]
+}
+
+async function profileStates(host: BenchHost): Promise<ProfilesAnswer['profiles']> {
+  const answer = expectOk('profiles', await host.admin('GET', '/admin/profiles'))
+  return (JSON.parse(answer.body) as ProfilesAnswer).profiles
+}
+
+async function waitProfileUploaded(host: BenchHost, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const states = await profileStates(host)
+    if (states.some((s) => s.state === 'uploaded')) return
+    const failed = states.find((s) => s.state === 'failed')
+    if (failed) throw new Error(`recording the profile failed: ${failed.error}`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+  throw new Error(`no profile uploaded within ${timeoutMs} ms`)
+}
+
+/** After a cold start that recorded: let the upload finish so it does not load the next run. */
+async function waitProfileSettled(host: BenchHost, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const states = await profileStates(host)
+    if (!states.some((s) => s.state === 'recording' || s.state === 'uploading')) return
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}

@@ -1,0 +1,132 @@
+import { mkdir } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseConversionStatus, thawPaths, type ConversionStatus } from '../../../../runtime/artifact/thaw-api.ts'
+import { parseProfile } from '../../../../runtime/profile/profile.ts'
+import { runCommand } from '../../../../host/os/run-command.ts'
+import { startChild, type BenchChild } from '../child.ts'
+import { freePort } from '../ports.ts'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+/** bin/thaw of this checkout, or THAW_BENCH_BIN (e.g. another checkout's bin/thaw). */
+export const THAW_BIN = process.env.THAW_BENCH_BIN ?? resolve(HERE, '../../../../bin/thaw')
+
+/** `thaw edge` in origin mode (its own store), on the host's loopback. */
+export interface BenchEdge {
+  readonly address: string
+  readonly port: number
+  readonly child: BenchChild
+  /** Pushes `<layout>:<tag>` with skopeo; resolves with the manifest digest the edge stored. */
+  push(layout: string, tag: string, repository: string, targetTag: string): Promise<string>
+  /** Waits until the edge's conversion status of `manifest` satisfies `done` (or fails). */
+  waitStatus(
+    repository: string,
+    manifest: string,
+    done: (s: ConversionStatus) => boolean,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<ConversionStatus>
+  /** Bytes the function read at startup: the sum of the ranges in the edge's merged profile. */
+  profileBytesRead(repository: string, manifest: string): Promise<number>
+  /** Sums of thaw_edge_bytes_served_total and thaw_edge_requests_total (Prometheus text). */
+  counters(): Promise<{ bytes: number; requests: number }>
+  close(): Promise<void>
+}
+
+export async function startEdge(storeDir: string): Promise<BenchEdge> {
+  await mkdir(storeDir, { recursive: true })
+  const port = await freePort()
+  const address = `127.0.0.1:${port}`
+  const child = startChild(THAW_BIN, [
+    'edge',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--store',
+    storeDir,
+  ])
+  try {
+    await child.waitFor(/listening/, 60_000)
+  } catch (err) {
+    await child.stop()
+    throw err
+  }
+  const base = `http://${address}`
+  return {
+    address,
+    port,
+    child,
+    async push(layout, tag, repository, targetTag) {
+      await runCommand(
+        'skopeo',
+        [
+          'copy',
+          '--dest-tls-verify=false',
+          `oci:${layout}:${tag}`,
+          `docker://${address}/${repository}:${targetTag}`,
+        ],
+        { timeoutMs: 30 * 60_000 },
+      )
+      const head = await fetch(`${base}/v2/${repository}/manifests/${targetTag}`, {
+        method: 'HEAD',
+        headers: {
+          accept:
+            'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json',
+        },
+      })
+      const digest = head.headers.get('docker-content-digest')
+      if (!head.ok || !digest) throw new Error(`the edge has no ${repository}:${targetTag} after the push (HTTP ${head.status})`)
+      return digest
+    },
+    async waitStatus(repository, manifest, done, { timeoutMs, signal }) {
+      const deadline = Date.now() + timeoutMs
+      let last: ConversionStatus | string = 'no answer'
+      while (Date.now() < deadline) {
+        signal?.throwIfAborted()
+        const res = await fetch(`${base}${thawPaths.status(repository, manifest as never)}`).catch(
+          (err: Error) => err,
+        )
+        if (res instanceof Response && res.ok) {
+          last = parseConversionStatus(await res.json())
+          if (done(last)) return last
+          if (last.state === 'failed' || last.state === 'skipped')
+            throw new Error(`conversion of ${repository}@${manifest} ${last.state}: ${last.code} ${last.reason}`)
+        } else {
+          last = res instanceof Response ? `HTTP ${res.status}` : res.message
+        }
+        await new Promise((r) => setTimeout(r, 250))
+      }
+      throw new Error(`${repository}@${manifest}: status not reached in ${timeoutMs} ms (last: ${JSON.stringify(last)})`)
+    },
+    async profileBytesRead(repository, manifest) {
+      const res = await fetch(`${base}${thawPaths.profiles(repository, manifest as never)}`)
+      if (!res.ok) throw new Error(`no profile for ${repository}@${manifest} (HTTP ${res.status})`)
+      const profile = parseProfile(new Uint8Array(await res.arrayBuffer()))
+      return profile.entries.reduce(
+        (sum, e) => sum + e.ranges.reduce((n, [, length]) => n + length, 0),
+        0,
+      )
+    },
+    async counters() {
+      const text = await (await fetch(`${base}/metrics`)).text()
+      return {
+        bytes: sumMetric(text, 'thaw_edge_bytes_served_total'),
+        requests: sumMetric(text, 'thaw_edge_requests_total'),
+      }
+    },
+    close: () => child.stop(),
+  }
+}
+
+/** Sum of every sample of `name` (all label sets) in Prometheus' text format. */
+export function sumMetric(text: string, name: string): number {
+  let sum = 0
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue
+    const rest = line.slice(name.length)
+    if (rest[0] !== '{' && rest[0] !== ' ') continue
+    const value = Number(line.trim().split(/\s+/).at(-1))
+    if (Number.isFinite(value)) sum += value
+  }
+  return sum
+}
