@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseConversionStatus, thawPaths, type ConversionStatus } from '../../../../runtime/artifact/thaw-api.ts'
@@ -36,8 +36,13 @@ export async function startEdge(storeDir: string): Promise<BenchEdge> {
   await mkdir(storeDir, { recursive: true })
   const port = await freePort()
   const address = `127.0.0.1:${port}`
+  // debootstrap trees carry /dev nodes; the edge skips images with device files unless allowed.
+  const config = `${storeDir}.edge.json`
+  await writeFile(config, JSON.stringify({ conversion: { limits: { allowDevices: true } } }))
   const child = startChild(THAW_BIN, [
     'edge',
+    '--config',
+    config,
     '--host',
     '127.0.0.1',
     '--port',
