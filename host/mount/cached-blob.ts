@@ -13,7 +13,10 @@ import type { Frame } from '../../runtime/format/frame.ts'
  *
  * A frame is journaled only after its bytes were verified (sha256 of the compressed frame, decoded
  * length) and the data file was fdatasync'ed, so after a SIGKILL or a power cut the journal never
- * names a frame whose bytes are not on disk. A torn or corrupt trailing record is ignored (its
+ * names a frame whose bytes are not on disk. Readers need no durability: a frame is readable (by
+ * pread, from the page cache) as soon as it is written, and fdatasync + journal follow in the
+ * background, batched: one fdatasync covers every frame written while the previous one ran (a
+ * bundle of a hundred frames costs a few fdatasyncs, not a hundred on the read path). A torn or corrupt trailing record is ignored (its
  * frame is fetched again). A record names the frame by all four coordinates, so an index that cuts
  * the same blob differently never trusts another index's frames.
  */
@@ -29,6 +32,9 @@ export class CachedBlob {
   #journal: FileHandle | undefined
   #presentBytes = 0
   #writes: Promise<void> = Promise.resolve()
+  /** Written, readable, not yet journaled; flushed by #durable. */
+  #unjournaled: Frame[] = []
+  #durable: Promise<void> = Promise.resolve()
   lastUsed = Date.now()
 
   private constructor(hex: string, dataPath: string, journalPath: string) {
@@ -73,26 +79,43 @@ export class CachedBlob {
     done.then(forget, forget)
   }
 
-  /** Writes verified, decoded frames durably, then journals them. Serialized per blob. */
+  /**
+   * Writes verified, decoded frames; they are readable when this resolves, journaled once durable
+   * (see the class comment). Writes are serialized per blob.
+   */
   store(frames: readonly Frame[], decoded: readonly Buffer[]): Promise<void> {
-    const run = this.#writes.then(() => this.#store(frames, decoded))
+    const run = this.#writes.then(() => this.#write(frames, decoded))
     this.#writes = run.catch(() => {})
     return run
   }
 
-  async #store(frames: readonly Frame[], decoded: readonly Buffer[]): Promise<void> {
+  /** Resolves when every frame stored so far is on disk and journaled. */
+  flushed(): Promise<void> {
+    return this.#writes.then(() => this.#durable)
+  }
+
+  async #write(frames: readonly Frame[], decoded: readonly Buffer[]): Promise<void> {
     const data = this.#data
-    const journal = this.#journal
-    if (!data || !journal) throw new Error(`cache blob ${this.hex} is closed`)
+    if (!data || !this.#journal) throw new Error(`cache blob ${this.hex} is closed`)
     const todo = frames.map((f, i) => ({ f, bytes: decoded[i]! })).filter(({ f }) => !this.has(f))
     if (todo.length === 0) return
     for (const { f, bytes } of todo) await writeAll(data, bytes, f.uoff)
-    await data.datasync()
-    const records = Buffer.alloc(JOURNAL_RECORD_BYTES * todo.length)
-    todo.forEach(({ f }, i) => encodeRecord(records, i * JOURNAL_RECORD_BYTES, f))
-    await journal.write(records, 0, records.length)
     for (const { f } of todo) this.#mark(f.coff, f.uoff, f.ulen)
     this.lastUsed = Date.now()
+    this.#unjournaled.push(...todo.map(({ f }) => f))
+    // A failed flush leaves its frames unjournaled: readable now, fetched again after a restart.
+    this.#durable = this.#durable.then(() => this.#journalWritten()).catch(() => {})
+  }
+
+  async #journalWritten(): Promise<void> {
+    const frames = this.#unjournaled.splice(0)
+    const data = this.#data
+    const journal = this.#journal
+    if (frames.length === 0 || !data || !journal) return
+    await data.datasync()
+    const records = Buffer.alloc(JOURNAL_RECORD_BYTES * frames.length)
+    frames.forEach((f, i) => encodeRecord(records, i * JOURNAL_RECORD_BYTES, f))
+    await journal.write(records, 0, records.length)
   }
 
   /** Reads present bytes at tar offset `position` into `buf` (the caller checked presence). */
@@ -110,6 +133,7 @@ export class CachedBlob {
   }
 
   async close(): Promise<void> {
+    await this.flushed()
     const handles = [this.#data, this.#journal]
     this.#data = this.#journal = undefined
     await this.#writes

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { describeError } from '../../runtime/errors.ts'
 import type { Codec } from '../../runtime/format/codec/codec.ts'
 import { decodeFrame, type Frame } from '../../runtime/format/frame.ts'
@@ -44,6 +45,7 @@ export class FrameLoader {
   readonly #warn: (message: string) => void
   readonly #onStored: () => void
   #demand = 0
+  #lastDemandAt = 0
   #idleWaiters: (() => void)[] = []
 
   constructor(options: FrameLoaderOptions) {
@@ -62,6 +64,19 @@ export class FrameLoader {
   }
 
   /** Resolves once no on-demand load is under way. */
+  /**
+   * Resolves once no on-demand read has come for `ms`: a starting process reads in bursts, and
+   * work that can wait (the background fetch) should not compete with it for CPU and link.
+   */
+  async quiet(ms: number, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      await this.idle()
+      const wait = this.#lastDemandAt + ms - performance.now()
+      if (wait <= 0 && this.#demand === 0) return
+      await sleep(Math.max(1, wait), undefined, { signal })
+    }
+  }
+
   idle(): Promise<void> {
     if (this.#demand === 0) return Promise.resolve()
     return new Promise((resolve) => this.#idleWaiters.push(resolve))
@@ -69,7 +84,10 @@ export class FrameLoader {
 
   /** Frames `first..last` of blob `b` are present when this resolves. */
   async ensure(b: number, first: number, last: number, demand = true): Promise<void> {
-    if (demand) this.#demand++
+    if (demand) {
+      this.#demand++
+      this.#lastDemandAt = performance.now()
+    }
     try {
       for (let round = 0; round < 4; round++) {
         const { own, others } = this.#startMissing(b, first, last, demand)

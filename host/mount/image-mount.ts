@@ -22,6 +22,10 @@ export interface ImageMountOptions {
   warn: (message: string) => void
 }
 
+
+/** The rest of the image is fetched once on-demand reads have paused this long (startup first). */
+const BACKGROUND_AFTER_QUIET_MS = 500
+
 /**
  * One image mounted: its blobs held in the cache, a frame loader over the sources, the FUSE
  * filesystem, and the prefetch work (bundle replay, then background fetch of the rest).
@@ -65,9 +69,12 @@ export class ImageMount {
     this.background =
       o.background === false
         ? Promise.resolve({ complete: false })
-        : this.replay.then(() =>
-            backgroundFetch(loader, o.image.index.blobs.map((b) => b.frames.length), { signal, warn: o.warn }),
-          )
+        : this.replay
+            .then(() => loader.quiet(BACKGROUND_AFTER_QUIET_MS, signal))
+            .then(
+              () => backgroundFetch(loader, o.image.index.blobs.map((b) => b.frames.length), { signal, warn: o.warn }),
+              () => ({ complete: false }), // unmounted before the workload went quiet
+            )
   }
 
   static async mount(o: ImageMountOptions): Promise<ImageMount> {

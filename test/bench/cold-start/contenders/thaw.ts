@@ -98,6 +98,9 @@ export function thawContender(variant: ThawVariant): Contender {
       const timings = header ? parseColdStartHeader(header) : {}
       const { total, ...phases } = timings
       await settle()
+      // Scale the app to zero now: its node would hold the image's mount (one per manifest
+      // digest, shared across repositories), and the next `cold` run must mount it afresh.
+      expectOk('drain after', await host.admin('POST', `/admin/apps/${app}/drain`, undefined, signal))
       return {
         ttfbMs: answer.ttfbMs,
         bytesFetched: after.bytes - before.bytes,
