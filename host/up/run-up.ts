@@ -90,6 +90,9 @@ export async function runUp(o: UpOptions): Promise<Up> {
     })
     const functionUrl = `${host.url}/${deployed.name}/api/hello?name=thaw`
 
+    // A state directory kept from an earlier run holds frames of this image: start from none.
+    await admin(host, '/admin/cache/clear')
+    await dropPageCache()
     o.say('cold start 1: nothing of the image on this machine; recording what the function reads')
     const record = await coldRun(functionUrl, edgeLog, deployed.repository, o.signal)
     const profile = await profileAtEdge(edge.url, deployed, host, o.signal)
