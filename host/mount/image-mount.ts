@@ -24,7 +24,7 @@ export interface ImageMountOptions {
 
 
 /** The rest of the image is fetched once on-demand reads have paused this long (startup first). */
-const BACKGROUND_AFTER_QUIET_MS = 500
+const BACKGROUND_AFTER_QUIET_MS = 2000
 
 /**
  * One image mounted: its blobs held in the cache, a frame loader over the sources, the FUSE

@@ -36,7 +36,7 @@ export class EdgeMetrics {
     })
     this.bytesServed = new Counter({
       name: 'thaw_edge_bytes_served_total',
-      help: 'Response body bytes of successful blob and manifest reads',
+      help: 'Response body bytes of successful blob, manifest and _thaw extension (bundles, profiles, status) reads',
       labelNames: ['kind'],
       registers,
     })

@@ -22,7 +22,7 @@ export function requestLog(logger: EdgeLogger, metrics: EdgeMetrics): Middleware
       metrics.requests.inc({ method, route, status: String(status) })
       metrics.requestDuration.observe({ method, route }, seconds)
       const served = method === 'GET' && status >= 200 && status < 300
-      if (served && (route === 'blobs' || route === 'manifests')) metrics.bytesServed.inc({ kind: route }, bytes)
+      if (served && (route === 'blobs' || route === 'manifests' || route === 'extension')) metrics.bytesServed.inc({ kind: route }, bytes)
       const line: Record<string, unknown> = { method, path: c.req.path, status, bytes, duration_ms: round(seconds * 1000) }
       if (aborted) line.aborted = true
       logger.info('request', line)

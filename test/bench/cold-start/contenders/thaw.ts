@@ -63,6 +63,9 @@ export function thawContender(variant: ThawVariant): Contender {
           timeoutMs: 30 * 60_000,
         })
         bytesRead = await edge.profileBytesRead(repository, manifest)
+        // The recording node would hold the mount (and fetch the rest in the background) while
+        // the other contenders run.
+        expectOk('drain', await host.admin('POST', `/admin/apps/${app}/drain`))
       }
     },
     async coldStart(signal): Promise<ColdStartSample> {
