@@ -25,8 +25,8 @@ const HANDLER_START_TIMEOUT_MS = 30_000
  * there; an image without either gets host.json's executable, arguments and workingDirectory),
  * `%SETTING%` in the arguments expanded from the app settings, and FUNCTIONS_CUSTOMHANDLER_PORT
  * in the environment. The host reaches the handler over the node's veth at
- * `http://<node ip>:<port>`, so the handler must listen on all addresses (or on the node's),
- * not only on 127.0.0.1. Ready when `GET /` gets any answer. Functions come from the image's
+ * `http://<node ip>:<port>`, forwarded to the node's loopback, so a handler listening on
+ * 127.0.0.1 only (fine on Azure) is reached as well as one on all addresses. Ready when `GET /` gets any answer. Functions come from the image's
  * `<name>/function.json` files, read through the lease root with async fs (this process may
  * serve that FUSE mount: a synchronous read would deadlock).
  */
@@ -49,7 +49,11 @@ export async function startCustomHandlerNode(
     FUNCTIONS_APP_ROOT_PATH: app.scriptRoot,
   }
   const config = o.lease.image.config.config ?? {}
-  const command = await handlerCommand(o.lease.root, app.scriptRoot, config, handler)
+  const [command, forwardMs] = await Promise.all([
+    handlerCommand(o.lease.root, app.scriptRoot, config, handler),
+    // Handlers written for Azure may listen on 127.0.0.1 only (host and handler share a container there).
+    o.node.forwardPortToLoopback(port, o.signal),
+  ])
   const proc = await o.node.specialize({
     lowerDir: o.lease.root,
     imageConfig: { ...config, WorkingDir: command.cwd },
@@ -82,7 +86,7 @@ export async function startCustomHandlerNode(
     client,
     functions: functions.filter(served).map(toSpec),
     routePrefix: app.routePrefix,
-    timings: { sandboxMs: proc.timings.totalMs, loadMs },
+    timings: { sandboxMs: forwardMs + proc.timings.totalMs, loadMs },
     exited: proc.exited,
     close: () => client.destroy(),
   }

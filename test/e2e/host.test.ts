@@ -238,11 +238,11 @@ const chTitle = noCompiler ? `host with a custom-handler app (skipped: ${noCompi
 describe.skipIf(noCompiler)(chTitle, { timeout: 180_000 }, () => {
   let registry: TestRegistry
   let host: RunningHost
-  const createApp = async (name: string, image: string) => {
+  const createApp = async (name: string, image: string, settings: Record<string, string> = {}) => {
     const res = await fetch(`${host.url}/admin/apps`, {
       method: 'POST',
       headers: { 'x-functions-key': host.masterKey, 'content-type': 'application/json' },
-      body: JSON.stringify({ name, image }),
+      body: JSON.stringify({ name, image, settings }),
     })
     expect(res.status, await res.clone().text()).toBe(201)
   }
@@ -280,12 +280,18 @@ describe.skipIf(noCompiler)(chTitle, { timeout: 180_000 }, () => {
     await registry?.stop()
   })
 
-  it('runs a static C handler from the image entrypoint: route parameters in, the HTTP output binding out', async () => {
-    const dir = await tmpDir('thaw-handler-')
-    const handler = join(dir, 'handler')
+  let handler: string
+  const buildHandler = async () => {
+    handler ??= join(await tmpDir('thaw-handler-'), 'handler')
     await runCommand('gcc', ['-static', '-O2', '-o', handler, join(import.meta.dirname, 'fixtures/custom-handler/handler.c')])
-    const image = await pushHandlerImage('apps/ch', { executables: { handler }, entrypoint: ['/home/site/wwwroot/handler'] })
-    await createApp('ch', image)
+    return handler
+  }
+
+  it('runs a static C handler from the image entrypoint: route parameters in, the HTTP output binding out', async () => {
+    // The argument is a %SETTING% (thaw deploy leaves it for the host): the handler listens on
+    // the node's 127.0.0.1 only, as handlers written for Azure may, and is still reached.
+    const image = await pushHandlerImage('apps/ch', { executables: { handler: await buildHandler() }, entrypoint: ['/home/site/wwwroot/handler', '%BIND%'] })
+    await createApp('ch', image, { BIND: '127.0.0.1' })
     const cold = await fetch(`${host.url}/ch/api/hello/thaw`)
     expect(await cold.text()).toBe('hello thaw')
     expect(cold.status).toBe(201) // the statusCode of Outputs.res
@@ -296,6 +302,13 @@ describe.skipIf(noCompiler)(chTitle, { timeout: 180_000 }, () => {
     // Routing is the front door's, from function.json: the route and its methods.
     expect((await fetch(`${host.url}/ch/api/hello`)).status).toBe(404)
     expect((await fetch(`${host.url}/ch/api/hello/thaw`, { method: 'POST', body: 'x' })).status).toBe(405)
+  })
+
+  it('reaches a handler that listens on all addresses too', async () => {
+    const image = await pushHandlerImage('apps/ch-any', { executables: { handler: await buildHandler() }, entrypoint: ['/home/site/wwwroot/handler'] })
+    await createApp('ch-any', image)
+    const res = await fetch(`${host.url}/ch-any/api/hello/everyone`)
+    expect([res.status, await res.text()]).toEqual([201, 'hello everyone'])
   })
 
   it('answers 503 with the handler\'s own words when it exits before it is ready', async () => {
