@@ -40,15 +40,8 @@ export async function startCustomHandlerNode(
     o.logger.log('warn', `function ${p.function} skipped: ${p.message}`, { app: o.appName, node: o.node.id })
   }
   const port = handler.port ?? HANDLER_PORT
-  const env: Record<string, string> = {
-    ...o.settings,
-    FUNCTIONS_CUSTOMHANDLER_PORT: String(port),
-    FUNCTIONS_HTTPWORKER_PORT: String(port),
-    FUNCTIONS_CUSTOMHANDLER_WORKER_ID: o.node.id,
-    FUNCTIONS_HTTPWORKER_ID: o.node.id,
-    FUNCTIONS_APP_ROOT_PATH: app.scriptRoot,
-  }
   const config = o.lease.image.config.config ?? {}
+  const env = handlerEnv(o, app.scriptRoot, port)
   const [command, forwardMs] = await Promise.all([
     handlerCommand(o.lease.root, app.scriptRoot, config, handler),
     // Handlers written for Azure may listen on 127.0.0.1 only (host and handler share a container there).
@@ -58,7 +51,7 @@ export async function startCustomHandlerNode(
     lowerDir: o.lease.root,
     imageConfig: { ...config, WorkingDir: command.cwd },
     env,
-    args: expandArguments(command.argv, env),
+    args: expandArguments(command.argv, { ...envMap(config.Env ?? []), ...env }),
     memoryBytes: o.memoryBytes,
     pids: o.pids,
     onOutput: (stream, chunk) =>
@@ -90,6 +83,28 @@ export async function startCustomHandlerNode(
     exited: proc.exited,
     close: () => client.destroy(),
   }
+}
+
+/** The app settings and what the Functions host tells a custom handler (HOST HttpWorkerProcess). */
+function handlerEnv(o: StartWorkerNodeOptions, scriptRoot: string, port: number): Record<string, string> {
+  return {
+    ...o.settings,
+    FUNCTIONS_CUSTOMHANDLER_PORT: String(port),
+    FUNCTIONS_HTTPWORKER_PORT: String(port),
+    FUNCTIONS_CUSTOMHANDLER_WORKER_ID: o.node.id,
+    FUNCTIONS_HTTPWORKER_ID: o.node.id,
+    FUNCTIONS_APP_ROOT_PATH: scriptRoot,
+  }
+}
+
+/** An image's Env (`NAME=value` lines) as a map: `%NAME%` in arguments sees it under the settings. */
+function envMap(lines: string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const line of lines) {
+    const eq = line.indexOf('=')
+    if (eq > 0) out[line.slice(0, eq)] = line.slice(eq + 1)
+  }
+  return out
 }
 
 /**
