@@ -52,7 +52,12 @@ export function createCustomHandlerWorkerClient(o: CustomHandlerWorkerClientOpti
     async invoke(name, input, invocationId, signal) {
       const fn = find(name)
       try {
-        const { returnValue, outputs, logs } = await o.client.invoke(fn, input, invocationId, signal)
+        const { returnValue, outputs, logs } = await o.client.invoke(
+          fn,
+          input,
+          invocationId,
+          signal,
+        )
         if (logs.length > 0) o.onLogs?.(fn.name, invocationId, logs)
         return { returnValue, outputs }
       } catch (err) {

@@ -37,7 +37,10 @@ export async function startCustomHandlerNode(
   const handler = app.customHandler
   const { functions, problems } = await readFunctionJsonDir(join(o.lease.root, app.scriptRoot))
   for (const p of problems) {
-    o.logger.log('warn', `function ${p.function} skipped: ${p.message}`, { app: o.appName, node: o.node.id })
+    o.logger.log('warn', `function ${p.function} skipped: ${p.message}`, {
+      app: o.appName,
+      node: o.node.id,
+    })
   }
   const port = handler.port ?? HANDLER_PORT
   const config = o.lease.image.config.config ?? {}
@@ -71,7 +74,8 @@ export async function startCustomHandlerNode(
     client: createCustomHandlerClient({ baseUrl, forwarding: handler.enableForwardingHttpRequest }),
     functions,
     onLogs: (fn, invocationId, logs) => {
-      for (const l of logs) o.logger.log('info', l, { app: o.appName, node: o.node.id, function: fn, invocationId })
+      for (const l of logs)
+        o.logger.log('info', l, { app: o.appName, node: o.node.id, function: fn, invocationId })
     },
   })
   return {
@@ -86,7 +90,11 @@ export async function startCustomHandlerNode(
 }
 
 /** The app settings and what the Functions host tells a custom handler (HOST HttpWorkerProcess). */
-function handlerEnv(o: StartWorkerNodeOptions, scriptRoot: string, port: number): Record<string, string> {
+function handlerEnv(
+  o: StartWorkerNodeOptions,
+  scriptRoot: string,
+  port: number,
+): Record<string, string> {
   return {
     ...o.settings,
     FUNCTIONS_CUSTOMHANDLER_PORT: String(port),

@@ -12,7 +12,10 @@ export async function untilReady<T>(
 ): Promise<T> {
   let onAbort: (() => void) | undefined
   const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(startFailed(`the app did not start: ${String(signal.reason?.message ?? signal.reason)}`))
+    onAbort = () =>
+      reject(
+        startFailed(`the app did not start: ${String(signal.reason?.message ?? signal.reason)}`),
+      )
     if (signal.aborted) onAbort()
     else signal.addEventListener('abort', onAbort, { once: true })
   })

@@ -16,7 +16,14 @@ const config = { architecture: 'amd64', os: 'linux', config: { WorkingDir: '/hom
 describe('readImageAppConfig', () => {
   it('reads the customHandler section a custom-handler node is started from', async () => {
     const root = await imageRoot(
-      JSON.stringify({ version: '2.0', customHandler: { description: { defaultExecutablePath: 'handler', arguments: ['%MODE%'] }, enableForwardingHttpRequest: true, port: '9000' } }),
+      JSON.stringify({
+        version: '2.0',
+        customHandler: {
+          description: { defaultExecutablePath: 'handler', arguments: ['%MODE%'] },
+          enableForwardingHttpRequest: true,
+          port: '9000',
+        },
+      }),
     )
     const app = await readImageAppConfig(root, config as never)
     expect(app.customHandler).toEqual({
@@ -43,6 +50,8 @@ describe('readImageAppConfig', () => {
 
   it('fails with CUSTOM_HANDLER_CONFIG_INVALID for a section without an executable', async () => {
     const root = await imageRoot('{ "customHandler": { "description": {} } }')
-    await expect(readImageAppConfig(root, config as never)).rejects.toMatchObject({ code: 'CUSTOM_HANDLER_CONFIG_INVALID' })
+    await expect(readImageAppConfig(root, config as never)).rejects.toMatchObject({
+      code: 'CUSTOM_HANDLER_CONFIG_INVALID',
+    })
   })
 })

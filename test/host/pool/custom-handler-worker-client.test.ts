@@ -3,7 +3,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createCustomHandlerClient, type FunctionJsonFunction } from '../../../host/custom-handler/index.ts'
+import {
+  createCustomHandlerClient,
+  type FunctionJsonFunction,
+} from '../../../host/custom-handler/index.ts'
 import { createCustomHandlerWorkerClient } from '../../../host/pool/custom-handler-worker-client.ts'
 import { WorkerCallError, type DispatchInput } from '../../../host/worker/worker-client.ts'
 
@@ -34,7 +37,12 @@ async function handler(answer: (seen: Seen, res: ServerResponse) => void) {
   const server: Server = createServer(async (req, res) => {
     const chunks: Buffer[] = []
     for await (const c of req) chunks.push(c as Buffer)
-    const s = { method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks).toString() }
+    const s = {
+      method: req.method!,
+      url: req.url!,
+      headers: req.headers,
+      body: Buffer.concat(chunks).toString(),
+    }
     seen.push(s)
     answer(s, res)
   })
@@ -72,7 +80,12 @@ async function text(body: Readable): Promise<string> {
 describe('createCustomHandlerWorkerClient', () => {
   it('posts the payload to /<function> and answers its HTTP output, passing on the Logs', async () => {
     const h = await handler((_s, res) =>
-      res.end(JSON.stringify({ Outputs: { res: { statusCode: 202, headers: { 'x-a': 'b' }, body: 'hi' } }, Logs: ['one'] })),
+      res.end(
+        JSON.stringify({
+          Outputs: { res: { statusCode: 202, headers: { 'x-a': 'b' }, body: 'hi' } },
+          Logs: ['one'],
+        }),
+      ),
     )
     const logs: unknown[] = []
     const client = createCustomHandlerWorkerClient({
@@ -84,7 +97,11 @@ describe('createCustomHandlerWorkerClient', () => {
     expect([out.status, out.headers['x-a'], await text(out.body)]).toEqual([202, 'b', 'hi'])
     expect(logs).toEqual([['greet', 'inv-1', ['one']]])
     const [seen] = h.seen
-    expect([seen!.method, seen!.url, seen!.headers['x-azure-functions-invocationid']]).toEqual(['POST', '/greet', 'inv-1'])
+    expect([seen!.method, seen!.url, seen!.headers['x-azure-functions-invocationid']]).toEqual([
+      'POST',
+      '/greet',
+      'inv-1',
+    ])
     const payload = JSON.parse(seen!.body)
     expect(payload.Data.req.Params).toEqual({ id: '42' })
     expect(payload.Data.req.Url).toBe('http://app.localhost/api/greet/42?x=1')
@@ -92,21 +109,35 @@ describe('createCustomHandlerWorkerClient', () => {
   })
 
   it('forwards the original request when enableForwardingHttpRequest is on', async () => {
-    const h = await handler((s, res) => res.writeHead(200, { 'x-echo': s.method }).end(`${s.url} ${s.body}`))
+    const h = await handler((s, res) =>
+      res.writeHead(200, { 'x-echo': s.method }).end(`${s.url} ${s.body}`),
+    )
     const client = createCustomHandlerWorkerClient({
       client: createCustomHandlerClient({ baseUrl: h.baseUrl, forwarding: true }),
       functions: [fn('greet')],
     })
     const out = await client.dispatch(input({ method: 'POST', body: 'data' }))
-    expect([out.status, out.headers['x-echo'], await text(out.body)]).toEqual([200, 'POST', '/api/greet/42?x=1 data'])
+    expect([out.status, out.headers['x-echo'], await text(out.body)]).toEqual([
+      200,
+      'POST',
+      '/api/greet/42?x=1 data',
+    ])
     await client.destroy()
   })
 
   it.each([
     // The handler refuses the payload call (the host's EnsureSuccessStatusCode): the function failed.
-    ['a non-2xx answer', (_s: Seen, res: ServerResponse) => res.writeHead(500).end('boom'), /answered 500/],
+    [
+      'a non-2xx answer',
+      (_s: Seen, res: ServerResponse) => res.writeHead(500).end('boom'),
+      /answered 500/,
+    ],
     // Not the protocol's JSON: the function failed too.
-    ['an answer that is not JSON', (_s: Seen, res: ServerResponse) => res.end('<html>'), /invalid JSON/],
+    [
+      'an answer that is not JSON',
+      (_s: Seen, res: ServerResponse) => res.end('<html>'),
+      /invalid JSON/,
+    ],
   ])('answers 500 saying why for %s', async (_name, answer, message) => {
     const h = await handler(answer)
     const client = createCustomHandlerWorkerClient({
@@ -144,12 +175,17 @@ describe('createCustomHandlerWorkerClient', () => {
   })
 
   it('invokes by hand with the payload protocol, and refuses unknown functions with 404', async () => {
-    const h = await handler((_s, res) => res.end(JSON.stringify({ ReturnValue: 7, Outputs: { out: 'x' } })))
+    const h = await handler((_s, res) =>
+      res.end(JSON.stringify({ ReturnValue: 7, Outputs: { out: 'x' } })),
+    )
     const client = createCustomHandlerWorkerClient({
       client: createCustomHandlerClient({ baseUrl: h.baseUrl, forwarding: false }),
       functions: [fn('greet', false)],
     })
-    expect(await client.invoke('GREET', { a: 1 }, 'inv-2')).toEqual({ returnValue: 7, outputs: { out: 'x' } })
+    expect(await client.invoke('GREET', { a: 1 }, 'inv-2')).toEqual({
+      returnValue: 7,
+      outputs: { out: 'x' },
+    })
     expect(JSON.parse(h.seen[0]!.body).Data.req).toEqual({ a: 1 })
     const err = await client.invoke('nope', null, 'inv-3').catch((e: unknown) => e)
     expect(err).toBeInstanceOf(WorkerCallError)
