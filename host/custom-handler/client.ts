@@ -49,7 +49,10 @@ export interface CustomHandlerClient {
     invocationId: string,
     signal?: AbortSignal,
   ): Promise<InvokeResult & { logs: string[] }>
+  /** Waits for calls in flight, then closes the connections. */
   close(): Promise<void>
+  /** Closes at once, failing what is in flight. */
+  destroy(): Promise<void>
 }
 
 /**
@@ -120,5 +123,6 @@ export function createCustomHandlerClient(options: {
     },
 
     close: () => pool.close(),
+    destroy: () => pool.destroy(),
   }
 }

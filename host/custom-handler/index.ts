@@ -16,4 +16,5 @@ export {
   type PayloadResponse,
 } from './payload.ts'
 export { createCustomHandlerClient, type CustomHandlerClient } from './client.ts'
-export { startCustomHandler, type CustomHandlerProcess } from './process.ts'
+export { startCustomHandler, waitForHandler, type CustomHandlerProcess } from './process.ts'
+export { toHandlerRequest, toDispatchOutput } from './dispatch-bridge.ts'

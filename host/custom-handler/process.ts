@@ -78,27 +78,46 @@ async function waitReady(
   timeoutMs: number,
   signal?: AbortSignal,
 ): Promise<void> {
-  let done: CustomHandlerError | undefined
-  void exited.then((code) => {
-    done ??= new CustomHandlerError(
-      'CUSTOM_HANDLER_START_FAILED',
-      `the custom handler exited with code ${code} before it was ready`,
-    )
+  const stopped = Promise.race([
+    exited.then(
+      (code) =>
+        new CustomHandlerError(
+          'CUSTOM_HANDLER_START_FAILED',
+          `the custom handler exited with code ${code} before it was ready`,
+        ),
+    ),
+    spawnError.then(
+      (err) =>
+        new CustomHandlerError(
+          'CUSTOM_HANDLER_START_FAILED',
+          `cannot start the custom handler: ${err.message}`,
+          { cause: err },
+        ),
+    ),
+  ])
+  await waitForHandler(baseUrl, { stopped, timeoutMs, signal })
+}
+
+/**
+ * Polls `GET <baseUrl>/` every 25 ms until any HTTP answer (HOST DefaultHttpWorkerService
+ * .IsWorkerReady). Rejects with what `stopped` resolves to once it does (the handler is gone),
+ * with CUSTOM_HANDLER_START_FAILED after `timeoutMs`, or with the signal's reason.
+ */
+export async function waitForHandler(
+  baseUrl: string,
+  o: { stopped: Promise<Error>; timeoutMs: number; signal?: AbortSignal },
+): Promise<void> {
+  let done: Error | undefined
+  void o.stopped.then((err) => {
+    done ??= err
   })
-  void spawnError.then((err) => {
-    done ??= new CustomHandlerError(
-      'CUSTOM_HANDLER_START_FAILED',
-      `cannot start the custom handler: ${err.message}`,
-      { cause: err },
-    )
-  })
-  const deadline = Date.now() + timeoutMs
+  const deadline = Date.now() + o.timeoutMs
   while (!done) {
-    signal?.throwIfAborted()
+    o.signal?.throwIfAborted()
     if (Date.now() > deadline) {
       throw new CustomHandlerError(
         'CUSTOM_HANDLER_START_FAILED',
-        `the custom handler did not answer GET / within ${timeoutMs} ms`,
+        `the custom handler did not answer GET / within ${o.timeoutMs} ms`,
       )
     }
     try {

@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto'
-import type { IncomingHttpHeaders } from 'node:http'
-import { Readable } from 'node:stream'
 import {
   createCustomHandlerClient,
   readFunctionJsonDir,
@@ -9,6 +7,7 @@ import {
   type CustomHandlerConfig,
   type FunctionJsonFunction,
 } from '../custom-handler/index.ts'
+import { toDispatchOutput, toHandlerRequest } from '../custom-handler/dispatch-bridge.ts'
 import type { DispatchInput, DispatchOutput } from '../worker/index.ts'
 import { LocalRunnerError } from './errors.ts'
 import { createRefGate, lineSink, type EventSink, type Generation } from './generation.ts'
@@ -126,30 +125,11 @@ export async function startCustomHandlerGeneration(
     acquire: () => gate.acquire(),
     async dispatch(input: DispatchInput): Promise<DispatchOutput> {
       const fn = find(input.functionName)
-      const body = input.body ? await readAll(input.body, options.bodyLimit) : Buffer.alloc(0)
-      const host = String(input.headers.host ?? 'localhost')
+      const req = await toHandlerRequest(input, options.bodyLimit)
       const { answer } = await tracked(fn, input.invocationId, () =>
-        client.http(
-          fn,
-          {
-            method: input.method,
-            url: new URL(input.path, `http://${host}`),
-            headers: toHeaders(input.headers),
-            body,
-            params: input.params,
-          },
-          input.invocationId,
-          input.signal,
-        ),
+        client.http(fn, req, input.invocationId, input.signal),
       )
-      const headers: Record<string, string | string[]> = {}
-      for (const [k, v] of answer.headers) {
-        const key = k.toLowerCase()
-        const prev = headers[key]
-        headers[key] = prev === undefined ? v : ([] as string[]).concat(prev, v)
-      }
-      headers['content-length'] = String(answer.body.length)
-      return { status: answer.status, headers, body: Readable.from([answer.body]) }
+      return toDispatchOutput(answer)
     },
     async invoke(name, input, invocationId = randomUUID(), signal) {
       const fn = find(name)
@@ -168,24 +148,4 @@ export async function startCustomHandlerGeneration(
     },
     exited,
   }
-}
-
-function toHeaders(headers: IncomingHttpHeaders): Headers {
-  const out = new Headers()
-  for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined) continue
-    for (const one of Array.isArray(v) ? v : [v]) out.append(k, one)
-  }
-  return out
-}
-
-async function readAll(body: Readable, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length
-    if (size > limit) throw new RangeError(`request body larger than ${limit} bytes`)
-    chunks.push(chunk as Buffer)
-  }
-  return Buffer.concat(chunks)
 }

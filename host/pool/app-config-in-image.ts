@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join, posix } from 'node:path'
 import type { ImageConfig } from '../../runtime/oci/schemas.ts'
+import { parseCustomHandlerConfig, type CustomHandlerConfig } from '../custom-handler/config.ts'
 import { parseJsonc } from '../local/jsonc.ts'
 
 /** Where Azure's images keep the app (mcr.microsoft.com/azure-functions/node). */
@@ -11,20 +12,21 @@ export interface ImageAppConfig {
   scriptRoot: string
   /** host.json extensions.http.routePrefix (default "api"). */
   routePrefix: string
-  /** host.json has a customHandler section. */
-  customHandler: boolean
+  /** host.json's customHandler (or legacy httpWorker) section; undefined for @azure/functions apps. */
+  customHandler: CustomHandlerConfig | undefined
 }
 
 /**
  * Reads the app's host.json from the mounted image. The read is an async fs call: the mount may
- * be served by this very process (FUSE), and a synchronous read of it would deadlock.
+ * be served by this very process (FUSE), and a synchronous read of it would deadlock. Throws
+ * CUSTOM_HANDLER_CONFIG_INVALID for a customHandler section that is not valid.
  */
 export async function readImageAppConfig(root: string, config: ImageConfig): Promise<ImageAppConfig> {
   const env = config.config?.Env ?? []
   const fromEnv = env.find((e) => e.startsWith('AzureWebJobsScriptRoot='))?.split('=')[1]
   const workDir = config.config?.WorkingDir
   const scriptRoot = posix.resolve('/', fromEnv || (workDir && workDir !== '/' ? workDir : DEFAULT_SCRIPT_ROOT))
-  let host: { extensions?: { http?: { routePrefix?: unknown } }; customHandler?: unknown } = {}
+  let host: { extensions?: { http?: { routePrefix?: unknown } } } = {}
   try {
     host = parseJsonc(await readFile(join(root, scriptRoot, 'host.json'), 'utf8')) as typeof host
   } catch {
@@ -34,6 +36,7 @@ export async function readImageAppConfig(root: string, config: ImageConfig): Pro
   return {
     scriptRoot,
     routePrefix: typeof prefix === 'string' ? prefix : 'api',
-    customHandler: typeof host?.customHandler === 'object' && host.customHandler !== null,
+    // An invalid section throws CUSTOM_HANDLER_CONFIG_INVALID (fault: user): the cold start fails saying why.
+    customHandler: host && typeof host === 'object' ? parseCustomHandlerConfig(host) : undefined,
   }
 }

@@ -1,6 +1,5 @@
 import { chmod } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ThawError } from '../../runtime/errors.ts'
 import { WorkerEnv } from '../../runtime/protocol/worker-contract.ts'
 import type { FunctionInfo, ReadyMessage } from '../../runtime/protocol/worker-messages.ts'
 import type { HostLogger } from '../log/host-logger.ts'
@@ -12,6 +11,8 @@ import type { SandboxNode } from '../sandbox/sandbox-node.ts'
 import { listenControl } from '../worker/control-server.ts'
 import { createWorkerClient, type WorkerClient } from '../worker/worker-client.ts'
 import { readImageAppConfig } from './app-config-in-image.ts'
+import { startCustomHandlerNode } from './start-custom-handler-node.ts'
+import { startFailed, untilReady } from './until-ready.ts'
 
 /** The bundled worker's file name inside the worker directory (bound at /.thaw/worker). */
 export const WORKER_FILE = 'worker.mjs'
@@ -47,17 +48,13 @@ export interface RunningApp {
  * (`node /.thaw/worker/worker.mjs`, run by the image's own node) started with its control
  * socket and invocation socket in the node's /.thaw/run, which the host sees at node.runDir.
  * Resolves at the worker's `ready`; rejects with NODE_START_FAILED on `fatal`, exit or abort.
+ * Images whose host.json has a customHandler section go to startCustomHandlerNode instead.
  */
 export async function startWorkerNode(o: StartWorkerNodeOptions): Promise<RunningApp> {
   const image = o.lease.image
   const app = await readImageAppConfig(o.lease.root, image.config)
-  if (app.customHandler) {
-    throw new ThawError(
-      'APP_KIND_UNSUPPORTED',
-      `image ${image.reference} is a custom-handler app; the host runs @azure/functions apps only so far`,
-      { fault: 'user' },
-    )
-  }
+  // A custom handler may be written in any language: no worker, the image's own process.
+  if (app.customHandler) return startCustomHandlerNode(o, { ...app, customHandler: app.customHandler })
   const control = await listenControl(join(o.node.runDir, 'c.sock'))
   await chmod(control.path, 0o666) // the worker may run as any user of the image
   let ready!: (m: ReadyMessage) => void
@@ -117,37 +114,6 @@ export async function startWorkerNode(o: StartWorkerNodeOptions): Promise<Runnin
     await control.close()
     throw err
   }
-}
-
-async function untilReady(
-  ready: Promise<ReadyMessage>,
-  proc: NodeProcess,
-  signal: AbortSignal,
-): Promise<ReadyMessage> {
-  let onAbort: (() => void) | undefined
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(startFailed(`the app did not start: ${String(signal.reason?.message ?? signal.reason)}`))
-    if (signal.aborted) onAbort()
-    else signal.addEventListener('abort', onAbort, { once: true })
-  })
-  const exited = proc.exited.then((exit) => {
-    // Give a fatal message sent just before the exit the chance to win: it says more.
-    return new Promise<never>((_, reject) =>
-      setTimeout(() => {
-        const tail = proc.output().stderr.trim().split('\n').slice(-5).join('\n')
-        reject(startFailed(`the node ${exit.message} before the app was ready${tail ? `:\n${tail}` : ''}`))
-      }, 50),
-    )
-  })
-  try {
-    return await Promise.race([ready, aborted, exited])
-  } finally {
-    if (onAbort) signal.removeEventListener('abort', onAbort)
-  }
-}
-
-function startFailed(message: string): ThawError {
-  return new ThawError('NODE_START_FAILED', message)
 }
 
 function toSpec(f: FunctionInfo): HttpFunctionSpec {

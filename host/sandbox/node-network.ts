@@ -55,6 +55,41 @@ export async function createNodeNetwork(
 }
 
 /**
+ * Makes a TCP port of the node's loopback reachable on its eth0: a server in the node that
+ * listens on 127.0.0.1 only (Azure runs the Functions host and a custom handler in one
+ * container, so handlers often do) answers the host at `<node ip>:<port>`. A DNAT rule in the
+ * node's own namespace rewrites the destination to 127.0.0.1, which the kernel drops as a
+ * martian on a non-loopback interface unless route_localnet is set on eth0 (ip-sysctl.rst
+ * route_localnet). Servers on all addresses are reached the same way. One process: nsenter
+ * into the namespace, write the sysctl (/proc/sys/net is the writer's namespace's), then nft.
+ */
+export async function forwardPortToLoopback(
+  netns: string,
+  port: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  const ruleset = [
+    'table ip thaw_node {',
+    '  chain prerouting {',
+    '    type nat hook prerouting priority dstnat; policy accept;',
+    `    iifname "eth0" tcp dport ${port} dnat to 127.0.0.1:${port}`,
+    '  }',
+    '}',
+    '',
+  ].join('\n')
+  await runCommand(
+    'nsenter',
+    [
+      `--net=${netnsPath(netns)}`,
+      'sh',
+      '-c',
+      'echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet && exec nft -f -',
+    ],
+    { signal, input: ruleset },
+  )
+}
+
+/**
  * Deletes the veth (both ends at once, synchronously: waiting for the namespace's asynchronous
  * teardown to take it could leave the address in use when the /30 is leased again) and the
  * namespace. Whatever is already gone is skipped.

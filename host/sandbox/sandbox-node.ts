@@ -8,6 +8,7 @@ import { createNodeHandle, type NodeProcess } from './node-handle.ts'
 import {
   createNodeNetwork,
   destroyNodeNetwork,
+  forwardPortToLoopback,
   netnsPath,
   type NodeNetworkNames,
 } from './node-network.ts'
@@ -145,6 +146,19 @@ export class SandboxNode {
     for (const dir of ['upper', 'work', 'root', 'thaw/worker', 'thaw/run', 'run']) {
       await mkdir(join(fs, dir), { recursive: true })
     }
+  }
+
+  /**
+   * Lets the host reach a server on the node's 127.0.0.1:`port` at `<ip>:<port>` (see
+   * node-network.ts forwardPortToLoopback). Before or after specialize; resolves with its ms.
+   */
+  async forwardPortToLoopback(port: number, signal?: AbortSignal): Promise<number> {
+    if (this.#state === 'destroyed' || this.#state === 'failed') {
+      throw new ThawError('NODE_NOT_WARM', `node ${this.id} is ${this.#state}`)
+    }
+    const t0 = performance.now()
+    await forwardPortToLoopback(this.#names.netns, port, signal)
+    return performance.now() - t0
   }
 
   /** Mounts the image, writes config.json and starts the node's process. Once per node. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { cp, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { chmod, cp, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import type { BaseImage } from '../../host/build/base-image.ts'
 import { runCommand } from '../../host/os/run-command.ts'
@@ -20,6 +20,12 @@ export async function pushAppImage(o: {
   tag: string
   base: BaseImage
   files: Record<string, string>
+  /** Host files copied into the app folder as executables (name in the app → host path). */
+  executables?: Record<string, string>
+  /** Copy @azure/functions and its dependencies into the app (default true). */
+  azureFunctions?: boolean
+  /** Replaces the base's Entrypoint, Cmd or WorkingDir (as `thaw deploy` does for custom handlers). */
+  config?: { Entrypoint?: string[]; Cmd?: string[]; WorkingDir?: string }
 }): Promise<string> {
   const dir = await tmpDir('thaw-app-image-')
   const root = join(dir, 'root', 'home/site/wwwroot')
@@ -27,7 +33,13 @@ export async function pushAppImage(o: {
     await mkdir(dirname(join(root, name)), { recursive: true })
     await writeFile(join(root, name), text)
   }
-  for (const m of ['@azure/functions', '@azure/functions-extensions-base', 'cookie'])
+  for (const [name, source] of Object.entries(o.executables ?? {})) {
+    await mkdir(dirname(join(root, name)), { recursive: true })
+    await cp(source, join(root, name))
+    await chmod(join(root, name), 0o755)
+  }
+  const modules = o.azureFunctions === false ? [] : ['@azure/functions', '@azure/functions-extensions-base', 'cookie']
+  for (const m of modules)
     await cp(join(NODE_MODULES, m), join(root, 'node_modules', m), { recursive: true, dereference: true })
   const appTar = join(dir, 'app.tar')
   await runCommand('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', join(dir, 'root'), '-cf', appTar, '.'])
@@ -35,7 +47,7 @@ export async function pushAppImage(o: {
   const config = Buffer.from(
     JSON.stringify({
       ...o.base.platform,
-      config: { ...o.base.config, Env: [...o.base.config.Env, 'AzureWebJobsScriptRoot=/home/site/wwwroot'] },
+      config: { ...o.base.config, ...o.config, Env: [...o.base.config.Env, 'AzureWebJobsScriptRoot=/home/site/wwwroot'] },
       rootfs: { type: 'layers', diff_ids: layers.map(sha256) },
     }),
   )
