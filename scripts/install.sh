@@ -13,6 +13,9 @@ PACKAGES=(
   containerd             # ctr, for the full-pull benchmark contender
   debootstrap            # realistic Debian base images for benchmarks
   iproute2 jq zstd attr  # netns/tc for emulated links, tools used by tests
+  nftables util-linux    # nodes' firewall and loopback forwarding (nft, nsenter)
+  curl                   # the benchmark's time-to-first-byte client
+  gcc libc6-dev          # tests build a static custom handler in C (a non-JavaScript app)
 )
 
 missing=()
