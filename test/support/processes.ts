@@ -24,12 +24,9 @@ export interface TestProcess {
 const running = new Set<TestProcess>()
 // Registered when a test file imports this module: a hook registered from inside a running test
 // is ignored by vitest, and the processes that test started would outlive the run.
-// Benchmarks (not under vitest) import this too; they clean up themselves.
-if (process.env.VITEST) {
-  afterAll(async () => {
-    await Promise.all([...running].map((p) => p.stop()))
-  })
-}
+afterAll(async () => {
+  await Promise.all([...running].map((p) => p.stop()))
+})
 
 export function startProcess(command: string, args: string[], options: SpawnOptions = {}): TestProcess {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options })

@@ -5,12 +5,9 @@ import { afterAll } from 'vitest'
 
 const dirs: string[] = []
 // Registered at import (see processes.ts: hooks registered inside a running test are ignored).
-// Benchmarks (not under vitest) import this too; they clean up themselves.
-if (process.env.VITEST) {
-  afterAll(async () => {
-    await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })))
-  })
-}
+afterAll(async () => {
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })))
+})
 
 /** A fresh temporary directory, removed when the test file ends. */
 export async function tmpDir(prefix = 'thaw-test-'): Promise<string> {
