@@ -22,13 +22,15 @@ export interface TestProcess {
 }
 
 const running = new Set<TestProcess>()
-// Registered when a test file imports this module: a hook registered from inside a running test
-// is ignored by vitest, and the processes that test started would outlive the run.
-afterAll(async () => {
-  await Promise.all([...running].map((p) => p.stop()))
-})
+let hooked = false
 
 export function startProcess(command: string, args: string[], options: SpawnOptions = {}): TestProcess {
+  if (!hooked) {
+    hooked = true
+    afterAll(async () => {
+      await Promise.all([...running].map((p) => p.stop()))
+    })
+  }
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options })
   if (child.pid === undefined) throw new Error(`could not start ${command}`)
   let out = ''
