@@ -38,3 +38,16 @@ function usage(commands: Record<string, Command>): string {
   const lines = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`)
   return `usage: thaw <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "thaw <command> --help" for a command's options.\n`
 }
+
+/** Resolves at the first SIGINT or SIGTERM, then stops listening for both. */
+export function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.off('SIGINT', done)
+      process.off('SIGTERM', done)
+      resolve()
+    }
+    process.on('SIGINT', done)
+    process.on('SIGTERM', done)
+  })
+}

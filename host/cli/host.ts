@@ -1,4 +1,5 @@
 import { join, resolve } from 'node:path'
+import { untilSignal } from './command.ts'
 import { parseArgs } from 'node:util'
 import { ThawError } from '../../runtime/errors.ts'
 import { jsonHostLogger } from '../log/host-logger.ts'
@@ -56,10 +57,7 @@ export async function main(argv: string[]): Promise<number> {
     throw err
   })
   process.stdout.write(`thaw host listening on ${host.url} (state ${stateDir})\n`)
-  await new Promise<void>((r) => {
-    process.once('SIGINT', r)
-    process.once('SIGTERM', r)
-  })
+  await untilSignal()
   await host.close()
   return 0
 }

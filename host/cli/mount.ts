@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises'
+import { untilSignal } from './command.ts'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ThawError } from '../../runtime/errors.ts'
@@ -93,18 +94,6 @@ export async function main(argv: string[]): Promise<number> {
     await sources.close()
     say('unmounted')
   }
-}
-
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      process.off('SIGINT', done)
-      process.off('SIGTERM', done)
-      resolve()
-    }
-    process.on('SIGINT', done)
-    process.on('SIGTERM', done)
-  })
 }
 
 function number(value: string, flag: string): number {

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { untilSignal } from './command.ts'
 import { resolve } from 'node:path'
 import { FUNCTIONS_HOST_VERSION } from '../../runtime/protocol/worker-contract.ts'
 import { generateKey, readSecretsDir, type KeySet } from '../router/index.ts'
@@ -75,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     await runner.dispose()
     throw err
   }
-  await waitForSignal()
+  await untilSignal()
   print(['', 'Stopping...'])
   await runner.dispose()
   return 0
@@ -167,16 +168,4 @@ async function authKeys(
       'Send one in the x-functions-key header or the ?code= query.',
     ],
   }
-}
-
-function waitForSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      process.off('SIGINT', done)
-      process.off('SIGTERM', done)
-      resolve()
-    }
-    process.on('SIGINT', done)
-    process.on('SIGTERM', done)
-  })
 }
