@@ -36,22 +36,36 @@ export class BundleCache {
     this.#backend = backend
   }
 
-  get(header: BundleHeader, signal?: AbortSignal): Promise<CachedBundle> {
-    const name = `${digestHex(header.artifact)}-${digestHex(header.profile)}`
+  /**
+   * The bundle of (artifact, profile): the one on disk, or built from the header `plan` gives.
+   * Planning parses the image's index (tens of thousands of entries for a 1 GB image, a few
+   * hundred ms), so it runs only when the bundle is not built yet.
+   */
+  get(
+    key: { artifact: Digest; profile: Digest },
+    plan: () => Promise<BundleHeader>,
+    signal?: AbortSignal,
+  ): Promise<CachedBundle> {
+    const name = `${digestHex(key.artifact)}-${digestHex(key.profile)}`
     let build = this.#building.get(name)
     if (!build) {
-      build = this.#load(name, header, signal).finally(() => this.#building.delete(name))
+      build = this.#load(name, plan, signal).finally(() => this.#building.delete(name))
       this.#building.set(name, build)
     }
     return build
   }
 
-  async #load(name: string, header: BundleHeader, signal?: AbortSignal): Promise<CachedBundle> {
+  async #load(
+    name: string,
+    plan: () => Promise<BundleHeader>,
+    signal?: AbortSignal,
+  ): Promise<CachedBundle> {
     const path = join(this.#dir, `${name}.bundle`)
     const meta = (await readJsonIfExists(join(this.#dir, `${name}.json`))) as
       { digest: Digest; size: number } | undefined
     if (meta && (await stat(path).catch(() => undefined))?.size === meta.size)
       return { path, ...meta }
+    const header = await plan()
     await mkdir(this.#dir, { recursive: true })
     const tmp = join(this.#dir, `${name}.${randomUUID()}.tmp`)
     const hasher = new Hasher()

@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import type { Registry } from 'prom-client'
 import type { CodecName } from '../../runtime/format/index.ts'
+import type { Digest } from '../../runtime/oci/index.ts'
 import type { RegistryBackend } from '../backend/registry-backend.ts'
 import type { EdgeExtension } from '../edge-extension.ts'
 import type { ManifestPutEvent } from '../manifest-events.ts'
@@ -11,7 +12,7 @@ import type { ConversionLimits } from './conversion-limits.ts'
 import { Converter } from './converter.ts'
 import { ProfileStore } from './profile-store.ts'
 import { RepositorySettingsStore } from './repository-settings.ts'
-import { thawExtensions } from './thaw-extensions.ts'
+import { prepareBundle, thawExtensions } from './thaw-extensions.ts'
 
 /** The `conversion` part of the edge config. */
 export interface ConversionOptions {
@@ -57,6 +58,15 @@ export async function startConversion(input: {
     streaming: options.streaming ?? true,
   })
   const profiles = new ProfileStore(join(dir, 'profiles'), backend)
+  const bundles = new BundleCache(join(dir, 'bundles'), backend)
+  // Build the bundle as soon as an image is laid out by a profile: the first replaying cold
+  // start then streams it instead of waiting for it to be built.
+  const prebuild = (repository: string, manifest: Digest, profile: Digest | undefined) => {
+    if (!profile) return
+    prepareBundle({ backend, profiles, bundles }, repository, manifest).catch((err: unknown) =>
+      logger.warn('prefetch bundle not prebuilt', { repository, manifest, error: String(err) }),
+    )
+  }
   const converter = new Converter({
     backend,
     dir,
@@ -68,9 +78,9 @@ export async function startConversion(input: {
     limits: options.limits,
     codec: options.codec,
     level: options.level,
+    onConverted: prebuild,
   })
   await converter.start()
-  const bundles = new BundleCache(join(dir, 'bundles'), backend)
   return {
     converter,
     profiles,

@@ -47,6 +47,8 @@ export interface ConverterOptions {
   limits?: Partial<ConversionLimits>
   codec?: CodecName
   level?: number
+  /** Called after an image was converted or re-laid out by a profile (not awaited). */
+  onConverted?: (repository: string, manifest: Digest, profile: Digest | undefined) => void
 }
 
 type Key = string
@@ -291,6 +293,7 @@ export class Converter {
         generation: artifact.generation,
         profile: profile?.digest,
       })
+      this.#options.onConverted?.(repository, manifest, profile?.digest)
       return 'converted'
     } finally {
       await rm(work, { recursive: true, force: true })

@@ -7,7 +7,8 @@ import { jsonResponse } from '../http/http-errors.ts'
 import { fileRangeStream } from '../store/file-range-stream.ts'
 import { listArtifacts } from './artifact-store.ts'
 import { readSmallBlob } from './backend-blobs.ts'
-import type { BundleCache } from './bundle-cache.ts'
+import type { BundleCache, CachedBundle } from './bundle-cache.ts'
+import type { RegistryBackend } from '../backend/registry-backend.ts'
 import { planBundle } from './bundle-plan.ts'
 import type { Converter } from './converter.ts'
 import type { ProfileStore } from './profile-store.ts'
@@ -88,21 +89,12 @@ async function profiles(req: ExtensionRequest, deps: ThawExtensionDeps) {
 async function bundle(req: ExtensionRequest, deps: ThawExtensionDeps) {
   const { repository, subpath, request, backend } = req
   only(request, ['GET', 'HEAD'])
-  const manifest = digestOf(subpath)
-  const merged = await deps.profiles.merged(repository, manifest)
-  if (!merged) throw new OciError('MANIFEST_UNKNOWN', `no profile of ${manifest} in ${repository}`)
-  const [artifact] = await listArtifacts(backend, repository, manifest)
-  if (!artifact) throw new OciError('MANIFEST_UNKNOWN', `no streaming artifact of ${manifest} yet`)
-  const indexBytes = await readSmallBlob(backend, repository, artifact.index.digest, 64 * 2 ** 20)
-  const index = parseFsIndex(indexBytes, { digest: artifact.index.digest })
-  const header = planBundle({
-    artifact: artifact.digest,
-    profile: merged.digest,
-    indexBlob: artifact.index,
-    index,
-    merged: merged.profile,
-  })
-  const built = await deps.bundles.get(header, request.signal)
+  const built = await prepareBundle(
+    { backend, profiles: deps.profiles, bundles: deps.bundles },
+    repository,
+    digestOf(subpath),
+    request.signal,
+  )
   return blobResponse({
     request,
     digest: built.digest,
@@ -110,6 +102,34 @@ async function bundle(req: ExtensionRequest, deps: ThawExtensionDeps) {
     contentType: MediaType.thawBundle,
     read: (range) => fileRangeStream(built.path, range, request.signal),
   })
+}
+
+/**
+ * The prefetch bundle of an image's newest artifact and merged profile, built when missing. The
+ * edge calls it when a re-layout finishes too, so the first replaying cold start finds it built.
+ */
+export async function prepareBundle(
+  deps: { backend: RegistryBackend; profiles: ProfileStore; bundles: BundleCache },
+  repository: string,
+  manifest: Digest,
+  signal?: AbortSignal,
+): Promise<CachedBundle> {
+  const { backend } = deps
+  const merged = await deps.profiles.merged(repository, manifest)
+  if (!merged) throw new OciError('MANIFEST_UNKNOWN', `no profile of ${manifest} in ${repository}`)
+  const [artifact] = await listArtifacts(backend, repository, manifest)
+  if (!artifact) throw new OciError('MANIFEST_UNKNOWN', `no streaming artifact of ${manifest} yet`)
+  const plan = async () => {
+    const indexBytes = await readSmallBlob(backend, repository, artifact.index.digest, 64 * 2 ** 20)
+    return planBundle({
+      artifact: artifact.digest,
+      profile: merged.digest,
+      indexBlob: artifact.index,
+      index: parseFsIndex(indexBytes, { digest: artifact.index.digest }),
+      merged: merged.profile,
+    })
+  }
+  return deps.bundles.get({ artifact: artifact.digest, profile: merged.digest }, plan, signal)
 }
 
 function digestOf(subpath: string): Digest {

@@ -14,7 +14,7 @@ import {
   parseFsIndex,
   type FsIndex,
 } from '../../runtime/format/index.ts'
-import { MediaType, type Descriptor, type Digest } from '../../runtime/oci/index.ts'
+import { MediaType, digestHex, type Descriptor, type Digest } from '../../runtime/oci/index.ts'
 import { expectStatus, sha256 } from '../support/edge-client.ts'
 import {
   buildTestImage,
@@ -114,11 +114,13 @@ async function fetchIndex(
 let image: TestImage
 let rootfs: string
 let edge: Awaited<ReturnType<typeof startEdge>>
+let edgeStore: string
 
 beforeAll(async () => {
   image = await buildTestImage({ layers: 3, layerBytes: 2 * MiB })
   rootfs = await extractLayers(image)
-  edge = await startEdge(await tmpDir('thaw-edge-convert-'))
+  edgeStore = await tmpDir('thaw-edge-convert-')
+  edge = await startEdge(edgeStore)
 })
 
 describe('conversion in a running edge, with skopeo', () => {
@@ -218,6 +220,17 @@ describe('conversion in a running edge, with skopeo', () => {
       (s) => s.state === 'converted' && s.profile === answer!.profile,
     )
     expect(status.generation).toBeGreaterThanOrEqual(1)
+    // The re-layout builds the bundle before anyone asks for it (the first replay streams it).
+    const bundleName = `${digestHex(status.artifact as Digest)}-${digestHex(answer!.profile as Digest)}.json`
+    const bundlesDir = join(edgeStore, 'thaw', 'bundles')
+    for (
+      let t = Date.now();
+      !(await readdir(bundlesDir).catch(() => [] as string[])).includes(bundleName);
+    ) {
+      if (Date.now() - t > 30_000)
+        throw new Error(`no prebuilt bundle ${bundleName} in ${bundlesDir}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
 
     // The newest generation wins among the referrers; the profile is a referrer too.
     const refs = await referrers(edge.url, repo, subject)
