@@ -22,7 +22,7 @@ export interface FsEntry {
   linkTarget: string
   devMajor: number
   devMinor: number
-  xattrs: Map<string, Buffer>
+  xattrs: ReadonlyMap<string, Buffer>
   /** Which streaming blob holds the content (index in `FsIndex.blobs`), -1 for no content. */
   blob: number
   /** Uncompressed offset of the content in that blob's tar stream. */

@@ -200,16 +200,20 @@ function bad(i: number, what: string): FormatError {
   return new FormatError('INDEX_INVALID', `entry ${i}: ${what}`)
 }
 
+/** Shared by the entries without xattrs (most of them): one Map per entry is GC work per mount. */
+const NO_XATTRS: ReadonlyMap<string, Buffer> = new Map()
+const NO_EXTRA = { n: 0, h: 0, xattrs: NO_XATTRS }
+
 function parseExtra(
   extra: unknown,
   i: number,
-): { n: number; h: number; xattrs: Map<string, Buffer> } {
-  if (extra === undefined) return { n: 0, h: 0, xattrs: new Map() }
+): { n: number; h: number; xattrs: ReadonlyMap<string, Buffer> } {
+  if (extra === undefined) return NO_EXTRA
   if (typeof extra !== 'object' || extra === null || Array.isArray(extra))
     throw bad(i, 'extra is not an object')
   const { n = 0, h = 0, x } = extra as WireExtra
   if (!isUint(n) || n > 999_999_999 || !isUint(h)) throw bad(i, 'bad nanoseconds or link group')
-  if (x === undefined) return { n, h, xattrs: new Map() }
+  if (x === undefined) return { n, h, xattrs: NO_XATTRS }
   if (typeof x !== 'object' || x === null) throw bad(i, 'xattrs is not an object')
   const xattrs = new Map<string, Buffer>()
   for (const [k, v] of Object.entries(x)) {
