@@ -9,7 +9,7 @@ import { AccessRecorder } from '../profile/access-recorder.ts'
 import { BlobCache } from '../mount/blob-cache.ts'
 import { detachStaleMount } from '../mount/fuse-mount.ts'
 import { ImageMount } from '../mount/image-mount.ts'
-import { resolveImage } from '../mount/resolve-image.ts'
+import { resolveWithBundle } from '../mount/bundle-replay.ts'
 import { SourceSet } from '../mount/source-set.ts'
 
 const USAGE = `usage: thaw mount IMAGE DIR [--edge URL ...] [--cache DIR]
@@ -66,13 +66,15 @@ export async function main(argv: string[]): Promise<number> {
   const cache = await BlobCache.open(values.cache, number(values['cache-bytes'], '--cache-bytes'))
   let mount: ImageMount | undefined
   try {
-    const image = await resolveImage(sources, reference)
+    const replaying = !values['no-replay']
+    const { image, bundle } = await resolveWithBundle(sources, reference, { replay: replaying, warn })
     mount = await ImageMount.mount({
       image,
       dir,
       cache,
       sources,
-      replay: !values['no-replay'],
+      replay: replaying,
+      bundle,
       background: !values['no-background'],
       warn,
     })

@@ -1,10 +1,12 @@
+import { PassThrough } from 'node:stream'
 import { request } from 'undici'
 import { BundleDecoder, type BundleHeader } from '../../runtime/artifact/bundle.ts'
 import { thawPaths } from '../../runtime/artifact/thaw-api.ts'
 import { describeError } from '../../runtime/errors.ts'
 import type { Digest } from '../../runtime/oci/digest.ts'
 import type { FrameLoader } from './frame-loader.ts'
-import type { ResolvedImage } from './resolve-image.ts'
+import { resolveImage, type ResolvedImage } from './resolve-image.ts'
+import { parseImageReference } from '../../runtime/oci/reference.ts'
 import type { SourceSet } from './source-set.ts'
 
 export interface ReplayResult {
@@ -23,19 +25,118 @@ interface Expected {
   reject: (err: Error) => void
 }
 
+/** The answer to a bundle request: its body, or none (no profile, or no source answered). */
+export type BundleAnswer = { found: false } | { found: true; body: AsyncIterable<Uint8Array> }
+
+/** A bundle request under way, cancelled (its body too) when the mount closes or is not made. */
+export interface PendingBundle {
+  answer: Promise<BundleAnswer>
+  cancel(): void
+}
+
+/** Starts `requestBundle` with its own abort. */
+export function startBundle(
+  sources: SourceSet,
+  repository: string,
+  manifest: Digest,
+  warn?: (message: string) => void,
+): PendingBundle {
+  const abort = new AbortController()
+  const answer = requestBundle(sources, repository, manifest, { signal: abort.signal, warn })
+  return { answer, cancel: () => abort.abort() }
+}
+
 /**
- * Streams the image's prefetch bundle (`GET /v2/<name>/_thaw/bundle/<manifest>`, 404 = no profile)
- * into the cache. As soon as the header arrives every frame it announces is registered as in
- * flight, so a read of one waits for its record instead of fetching it again; each record is
- * verified frame by frame against the index (the bundle adds no trust) and stored. A record that
- * does not verify, or a bundle cut short, releases its waiters, who then fetch on demand.
+ * resolveImage, with the bundle request started as soon as the manifest digest is known (it needs
+ * nothing else), so its bytes are on the way while the artifact is resolved, its index parsed
+ * and the filesystem mounted. `wanted` may decline (the image is mounted already).
+ */
+export async function resolveWithBundle(
+  sources: SourceSet,
+  reference: string,
+  options: {
+    replay: boolean
+    signal?: AbortSignal
+    warn?: (message: string) => void
+    wanted?: (manifest: Digest) => boolean
+  },
+): Promise<{ image: ResolvedImage; bundle?: PendingBundle }> {
+  let bundle: PendingBundle | undefined
+  const start = (manifest: Digest) => {
+    if (options.replay && (options.wanted?.(manifest) ?? true))
+      bundle = startBundle(
+        sources,
+        parseImageReference(reference).repository,
+        manifest,
+        options.warn,
+      )
+  }
+  try {
+    return { image: await resolveImage(sources, reference, options.signal, start), bundle }
+  } catch (err) {
+    bundle?.cancel()
+    throw err
+  }
+}
+
+/** Bytes of a bundle body read ahead while nobody consumes it yet (the mount is being set up). */
+const READ_AHEAD_BYTES = 64 * 2 ** 20
+
+/**
+ * Asks the sources in order for the image's prefetch bundle
+ * (`GET /v2/<name>/_thaw/bundle/<manifest>`, 404 = no profile). Only the manifest digest is
+ * needed, so the host starts it while it still resolves the artifact and parses the index; the
+ * body keeps arriving meanwhile (up to READ_AHEAD_BYTES held in memory), so the link is busy
+ * from the first round trip on.
+ */
+export async function requestBundle(
+  sources: SourceSet,
+  repository: string,
+  manifest: Digest,
+  options: { signal?: AbortSignal; warn?: (message: string) => void } = {},
+): Promise<BundleAnswer> {
+  const warn = options.warn ?? (() => {})
+  const path = thawPaths.bundle(repository, manifest)
+  for (const source of sources.order()) {
+    let res: Awaited<ReturnType<typeof request>>
+    try {
+      res = await request(`${source.url}${path}`, {
+        signal: options.signal,
+        headersTimeout: 10_000,
+        bodyTimeout: 10_000,
+      })
+    } catch (err) {
+      warn(`bundle from ${source.url}: ${describeError(err)}`)
+      continue
+    }
+    if (res.statusCode === 404) {
+      await res.body.dump()
+      return { found: false }
+    }
+    if (res.statusCode !== 200) {
+      await res.body.dump()
+      warn(`bundle from ${source.url}: HTTP ${res.statusCode}`)
+      continue
+    }
+    const body = new PassThrough({ highWaterMark: READ_AHEAD_BYTES })
+    res.body.on('error', (err) => body.destroy(err))
+    return { found: true, body: res.body.pipe(body) }
+  }
+  return { found: false }
+}
+
+/**
+ * Streams a bundle (`requestBundle`'s answer) into the cache. As soon as the header arrives every
+ * frame it announces is registered as in flight, so a read of one waits for its record instead
+ * of fetching it again; each record is verified frame by frame against the index (the bundle
+ * adds no trust) and stored. A record that does not verify, or a bundle cut short, releases its
+ * waiters, who then fetch on demand.
  */
 export async function replayBundle(
   image: ResolvedImage,
-  sources: SourceSet,
+  answer: Promise<BundleAnswer>,
   loader: FrameLoader,
   options: {
-    signal?: AbortSignal
     warn?: (message: string) => void
     /** Called when it is known whether there is a bundle: with true once its header arrived and
      * its frames are registered as in flight (reads from then on wait for them). */
@@ -45,30 +146,13 @@ export async function replayBundle(
   const warn = options.warn ?? (() => {})
   const found = options.onFound ?? (() => {})
   const result: ReplayResult = { found: false, bytes: 0, records: 0, rejected: 0 }
-  const path = thawPaths.bundle(image.repository, image.manifest)
-  for (const source of sources.order()) {
-    let res: Awaited<ReturnType<typeof request>>
-    try {
-      res = await request(`${source.url}${path}`, { signal: options.signal, headersTimeout: 10_000, bodyTimeout: 10_000 })
-    } catch (err) {
-      warn(`bundle from ${source.url}: ${describeError(err)}`)
-      continue
-    }
-    if (res.statusCode === 404) {
-      await res.body.dump()
-      found(false)
-      return result
-    }
-    if (res.statusCode !== 200) {
-      await res.body.dump()
-      warn(`bundle from ${source.url}: HTTP ${res.statusCode}`)
-      continue
-    }
-    result.found = true
-    await stream(res.body, image, loader, result, warn, found)
+  const got = await answer
+  if (!got.found) {
+    found(false)
     return result
   }
-  found(false)
+  result.found = true
+  await stream(got.body, image, loader, result, warn, found)
   return result
 }
 
@@ -128,7 +212,11 @@ async function stream(
 }
 
 /** Registers every frame-aligned record's frames as in flight; others are skipped (undefined). */
-function announce(header: BundleHeader, image: ResolvedImage, loader: FrameLoader): (Expected | undefined)[] {
+function announce(
+  header: BundleHeader,
+  image: ResolvedImage,
+  loader: FrameLoader,
+): (Expected | undefined)[] {
   const byDigest = new Map<Digest, number>(image.index.blobs.map((b, i) => [b.digest, i]))
   return header.records.map((record) => {
     const b = byDigest.get(record.blob)
@@ -136,7 +224,12 @@ function announce(header: BundleHeader, image: ResolvedImage, loader: FrameLoade
     const frames = image.index.blobs[b]!.frames
     const first = frames.findIndex((f) => f.coff === record.offset)
     let last = first
-    while (last >= 0 && last < frames.length && frames[last]!.coff + frames[last]!.clen < record.offset + record.length) last++
+    while (
+      last >= 0 &&
+      last < frames.length &&
+      frames[last]!.coff + frames[last]!.clen < record.offset + record.length
+    )
+      last++
     const end = frames[last]
     if (first < 0 || !end || end.coff + end.clen !== record.offset + record.length) return undefined
     const covered = frames.slice(first, last + 1).filter((f) => !loader.blobs[b]!.has(f))

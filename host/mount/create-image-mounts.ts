@@ -9,7 +9,7 @@ import { detachStaleMount } from './fuse-mount.ts'
 import { ImageMount } from './image-mount.ts'
 import type { AcquireOptions, ImageMounts, MountLease } from './image-mounts.ts'
 import { digestHex } from '../../runtime/oci/digest.ts'
-import { resolveImage } from './resolve-image.ts'
+import { resolveWithBundle } from './bundle-replay.ts'
 import { SourceSet } from './source-set.ts'
 
 export interface MountLogger {
@@ -48,7 +48,10 @@ export interface ImageMountsHandle extends ImageMounts {
  * left under `mountRoot` by a host that died are detached (`fusermount -u -z`).
  */
 export async function createImageMounts(options: ImageMountsOptions): Promise<ImageMountsHandle> {
-  const log = options.logger ?? { info: () => {}, warn: (m: string) => process.stderr.write(`thaw mount: ${m}\n`) }
+  const log = options.logger ?? {
+    info: () => {},
+    warn: (m: string) => process.stderr.write(`thaw mount: ${m}\n`),
+  }
   const mountRoot = resolve(options.mountRoot)
   for (const dir of await fuseMountsUnder(mountRoot)) {
     if (await detachStaleMount(dir)) log.warn(`detached a stale mount left by a dead host: ${dir}`)
@@ -63,7 +66,9 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
     const key = registry ?? ''
     let set = sourceSets.get(key)
     if (!set) {
-      const origin = registry ? [`${/^(localhost|127\.|\[::1\])/.test(registry) ? 'http' : 'https'}://${registry}`] : []
+      const origin = registry
+        ? [`${/^(localhost|127\.|\[::1\])/.test(registry) ? 'http' : 'https'}://${registry}`]
+        : []
       set = new SourceSet({
         urls: [...options.edges, ...origin],
         credentials: options.credentials,
@@ -90,7 +95,13 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       if (closed) throw new MountError('MOUNT_CLOSED', 'image mounts are closed')
       const t0 = performance.now()
       const sources = sourcesFor(parseImageReference(reference).registry)
-      const image = await resolveImage(sources, reference, acquire.signal)
+      const replay = acquire.replay ?? true
+      const { image, bundle } = await resolveWithBundle(sources, reference, {
+        replay,
+        signal: acquire.signal,
+        warn: log.warn,
+        wanted: (manifest) => !mounts.has(manifest),
+      })
       const t1 = performance.now()
       const key = image.manifest
       let entry = mounts.get(key)
@@ -98,7 +109,14 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       if (!entry) {
         const dir = join(mountRoot, digestHex(key).slice(0, 16))
         const mount = ImageMount.mount({
-          image, dir, cache, sources, replay: acquire.replay ?? true, background: options.background, warn: log.warn,
+          image,
+          dir,
+          cache,
+          sources,
+          replay,
+          bundle,
+          background: options.background,
+          warn: log.warn,
         })
         entry = { mount, leases: 0 }
         mounts.set(key, entry)
@@ -106,7 +124,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
           (m) => open.add(m),
           () => mounts.delete(key),
         )
-      }
+      } else bundle?.cancel() // mounted meanwhile by another lease
       entry.leases++
       let mount: ImageMount
       try {
@@ -133,7 +151,9 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
           artifact: mount.image.artifact.digest,
           config: mount.image.config,
         },
-        timings: fresh ? { resolveMs: t1 - t0, mountMs: t2 - t1, prefetchMs: t3 - t2 } : { resolveMs: 0, mountMs: 0, prefetchMs: 0 },
+        timings: fresh
+          ? { resolveMs: t1 - t0, mountMs: t2 - t1, prefetchMs: t3 - t2 }
+          : { resolveMs: 0, mountMs: 0, prefetchMs: 0 },
         replayed,
         stopRecording() {
           if (!recorder) return undefined

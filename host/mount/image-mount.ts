@@ -3,7 +3,12 @@ import { createCodec } from '../../runtime/format/codec/codec.ts'
 import { digestHex } from '../../runtime/oci/digest.ts'
 import { backgroundFetch } from './background-fetch.ts'
 import type { BlobCache } from './blob-cache.ts'
-import { replayBundle, type ReplayResult } from './bundle-replay.ts'
+import {
+  replayBundle,
+  startBundle,
+  type PendingBundle,
+  type ReplayResult,
+} from './bundle-replay.ts'
 import type { CachedBlob } from './cached-blob.ts'
 import { FrameLoader } from './frame-loader.ts'
 import { mountFuse, type FuseMount } from './fuse-mount.ts'
@@ -17,11 +22,12 @@ export interface ImageMountOptions {
   cache: BlobCache
   sources: SourceSet
   replay: boolean
+  /** The bundle request, when the caller started it early (otherwise the mount starts it). */
+  bundle?: PendingBundle
   /** Fetch the rest of the image after replay (default true). */
   background?: boolean
   warn: (message: string) => void
 }
-
 
 /** The rest of the image is fetched once on-demand reads have paused this long (startup first). */
 const BACKGROUND_AFTER_QUIET_MS = 2000
@@ -47,7 +53,13 @@ export class ImageMount {
   readonly #abort = new AbortController()
   #closing: Promise<void> | undefined
 
-  private constructor(o: ImageMountOptions, blobs: CachedBlob[], loader: FrameLoader, fs: ImageFs, fuse: FuseMount) {
+  private constructor(
+    o: ImageMountOptions,
+    blobs: CachedBlob[],
+    loader: FrameLoader,
+    fs: ImageFs,
+    fuse: FuseMount,
+  ) {
     this.image = o.image
     this.dir = o.dir
     this.#cache = o.cache
@@ -59,8 +71,12 @@ export class ImageMount {
     const none: ReplayResult = { found: false, bytes: 0, records: 0, rejected: 0 }
     let onFound: (found: boolean) => void = () => {}
     this.replayFound = new Promise((resolve) => (onFound = resolve))
-    this.replay = o.replay
-      ? replayBundle(o.image, o.sources, loader, { signal, warn: o.warn, onFound })
+    const bundle = o.replay
+      ? (o.bundle ?? startBundle(o.sources, o.image.repository, o.image.manifest, o.warn))
+      : undefined
+    if (bundle) signal.addEventListener('abort', () => bundle.cancel(), { once: true })
+    this.replay = bundle
+      ? replayBundle(o.image, bundle.answer, loader, { warn: o.warn, onFound })
       : Promise.resolve(none)
     this.replay.then(
       () => onFound(false),
@@ -72,7 +88,12 @@ export class ImageMount {
         : this.replay
             .then(() => loader.quiet(BACKGROUND_AFTER_QUIET_MS, signal))
             .then(
-              () => backgroundFetch(loader, o.image.index.blobs.map((b) => b.frames.length), { signal, warn: o.warn }),
+              () =>
+                backgroundFetch(
+                  loader,
+                  o.image.index.blobs.map((b) => b.frames.length),
+                  { signal, warn: o.warn },
+                ),
               () => ({ complete: false }), // unmounted before the workload went quiet
             )
   }
@@ -94,9 +115,13 @@ export class ImageMount {
       })
       const fs = new ImageFs(o.image.index, loader)
       await mkdir(o.dir, { recursive: true })
-      const fuse = await mountFuse(o.dir, fs, { name: digestHex(o.image.manifest).slice(0, 12), warn: o.warn })
+      const fuse = await mountFuse(o.dir, fs, {
+        name: digestHex(o.image.manifest).slice(0, 12),
+        warn: o.warn,
+      })
       return new ImageMount(o, blobs, loader, fs, fuse)
     } catch (err) {
+      o.bundle?.cancel()
       await Promise.all(blobs.map((b) => o.cache.release(b)))
       throw err
     }

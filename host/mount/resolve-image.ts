@@ -32,11 +32,15 @@ export async function resolveImage(
   sources: SourceSet,
   reference: string,
   signal?: AbortSignal,
+  /** Told the image manifest's digest as soon as it is known (to start the bundle request). */
+  onManifest?: (manifest: Digest) => void,
 ): Promise<ResolvedImage> {
   const ref = parseImageReference(reference)
   const repo = ref.repository
-  const call = async <T>(what: string, f: (c: SourceSet['sources'][number]['client'], s: AbortSignal) => Promise<T>) =>
-    (await sources.call(what, (source, s) => f(source.client, s), { signal })).value
+  const call = async <T>(
+    what: string,
+    f: (c: SourceSet['sources'][number]['client'], s: AbortSignal) => Promise<T>,
+  ) => (await sources.call(what, (source, s) => f(source.client, s), { signal })).value
 
   let top = await call(`manifest ${reference}`, (c, s) =>
     c.getManifest(repo, ref.digest ?? ref.tag!, { signal: s }),
@@ -44,11 +48,14 @@ export async function resolveImage(
   let parsed = parseManifest(top.bytes, top.mediaType)
   if (parsed.kind === 'index') {
     const chosen = selectManifest(parsed.manifest)
-    top = await call(`manifest ${chosen.digest}`, (c, s) => c.getManifest(repo, chosen.digest, { signal: s }))
+    top = await call(`manifest ${chosen.digest}`, (c, s) =>
+      c.getManifest(repo, chosen.digest, { signal: s }),
+    )
     parsed = parseManifest(top.bytes, top.mediaType)
   }
   if (parsed.kind !== 'image') throw notStreamable(reference, 'the manifest is not an image')
   const manifest = top.digest
+  onManifest?.(manifest)
   const referrers = await call(`referrers of ${manifest}`, (c, s) =>
     c.referrers(repo, manifest, { artifactType: MediaType.thawStreaming, signal: s }),
   )
@@ -58,7 +65,8 @@ export async function resolveImage(
     c.getManifest(repo, chosen.digest, { signal: s }),
   )
   const artifactManifest = parseManifest(fetched.bytes, fetched.mediaType)
-  if (artifactManifest.kind !== 'image') throw notStreamable(reference, 'the artifact is not a manifest')
+  if (artifactManifest.kind !== 'image')
+    throw notStreamable(reference, 'the artifact is not a manifest')
   const cfg = artifactManifest.manifest.config
   const configBytes = await call(`artifact config ${cfg.digest}`, (c, s) =>
     c.readBlob(repo, cfg.digest, { size: cfg.size, maxBytes: 1 << 20, signal: s }),
@@ -70,18 +78,39 @@ export async function resolveImage(
   const imageConfig = parsed.manifest.config
   const [indexBytes, imageConfigBytes] = await Promise.all([
     call(`index ${artifact.index.digest}`, (c, s) =>
-      c.readBlob(repo, artifact.index.digest, { size: artifact.index.size, maxBytes: 64 << 20, signal: s }),
+      c.readBlob(repo, artifact.index.digest, {
+        size: artifact.index.size,
+        maxBytes: 64 << 20,
+        signal: s,
+      }),
     ),
     call(`config ${imageConfig.digest}`, (c, s) =>
-      c.readBlob(repo, imageConfig.digest, { size: imageConfig.size, maxBytes: 8 << 20, signal: s }),
+      c.readBlob(repo, imageConfig.digest, {
+        size: imageConfig.size,
+        maxBytes: 8 << 20,
+        signal: s,
+      }),
     ),
   ])
   const index = parseFsIndex(indexBytes, { digest: artifact.index.digest })
   const blobDigests = artifact.blobs.map((b) => b.digest)
-  if (index.blobs.length !== blobDigests.length || index.blobs.some((b, i) => b.digest !== blobDigests[i])) {
-    throw new MountError('ARTIFACT_MISMATCH', `index of ${artifact.digest} names other blobs than its manifest`)
+  if (
+    index.blobs.length !== blobDigests.length ||
+    index.blobs.some((b, i) => b.digest !== blobDigests[i])
+  ) {
+    throw new MountError(
+      'ARTIFACT_MISMATCH',
+      `index of ${artifact.digest} names other blobs than its manifest`,
+    )
   }
-  return { reference, repository: repo, manifest, config: parseImageConfig(imageConfigBytes), artifact, index }
+  return {
+    reference,
+    repository: repo,
+    manifest,
+    config: parseImageConfig(imageConfigBytes),
+    artifact,
+    index,
+  }
 }
 
 function notStreamable(reference: string, why: string): MountError {

@@ -78,6 +78,13 @@ describe.skipIf(fuseUnavailable)('thaw mount: record a profile, then replay its 
       edges: [edge.url], args: ['--no-background'],
     })
     try {
+      // The bundle is asked for as soon as the manifest digest is known, before the artifact's
+      // index is fetched (its bytes arrive while the index is parsed and the mount set up).
+      const bundleAt = edge.requests.findIndex((r) => r.includes('/_thaw/bundle/'))
+      const indexAt = edge.requests.findIndex((r) => r.includes(image.artifact.index.digest))
+      expect(indexAt).toBeGreaterThan(0)
+      expect(bundleAt).toBeGreaterThanOrEqual(0)
+      expect(bundleAt).toBeLessThan(indexAt)
       await readAll(m.dir, profiled)
       expect(bundles(edge)).toBe(1)
       expect(edge.requests.filter((r) => r.includes(' bytes='))).toEqual([])
