@@ -8,6 +8,7 @@ import { serializeProfile } from '../../runtime/profile/profile.ts'
 import { AccessRecorder } from '../profile/access-recorder.ts'
 import { BlobCache } from '../mount/blob-cache.ts'
 import { detachStaleMount } from '../mount/fuse-mount.ts'
+import { createFrameDecoder } from '../mount/frame-decoder.ts'
 import { ImageMount } from '../mount/image-mount.ts'
 import { resolveWithBundle } from '../mount/bundle-replay.ts'
 import { SourceSet } from '../mount/source-set.ts'
@@ -64,6 +65,7 @@ export async function main(argv: string[]): Promise<number> {
     warn,
   })
   const cache = await BlobCache.open(values.cache, number(values['cache-bytes'], '--cache-bytes'))
+  const decoder = createFrameDecoder()
   let mount: ImageMount | undefined
   try {
     const replaying = !values['no-replay']
@@ -75,6 +77,7 @@ export async function main(argv: string[]): Promise<number> {
       sources,
       replay: replaying,
       bundle,
+      decoder,
       background: !values['no-background'],
       warn,
     })
@@ -92,6 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   } finally {
     await mount?.close()
+    await decoder.close()
     await cache.close()
     await sources.close()
     say('unmounted')

@@ -6,6 +6,7 @@ import { AccessRecorder } from '../profile/access-recorder.ts'
 import { BlobCache } from './blob-cache.ts'
 import { MountError } from './errors.ts'
 import { detachStaleMount } from './fuse-mount.ts'
+import { createFrameDecoder } from './frame-decoder.ts'
 import { ImageMount } from './image-mount.ts'
 import type { AcquireOptions, ImageMounts, MountLease } from './image-mounts.ts'
 import { digestHex } from '../../runtime/oci/digest.ts'
@@ -35,6 +36,8 @@ export interface ImageMountsOptions {
   background?: boolean
   /** Recording limit (default 10 s). */
   recordLimitMs?: number
+  /** Threads that verify and decode large runs of frames (default: cores - 1, 1 to 4). */
+  decoderThreads?: number
 }
 
 export interface ImageMountsHandle extends ImageMounts {
@@ -57,6 +60,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
     if (await detachStaleMount(dir)) log.warn(`detached a stale mount left by a dead host: ${dir}`)
   }
   const cache = await BlobCache.open(options.cacheDir, options.cacheBytes)
+  const decoder = createFrameDecoder({ threads: options.decoderThreads })
   const sourceSets = new Map<string, SourceSet>()
   const mounts = new Map<string, { mount: Promise<ImageMount>; leases: number }>()
   const open = new Set<ImageMount>()
@@ -115,6 +119,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
           sources,
           replay,
           bundle,
+          decoder,
           background: options.background,
           warn: log.warn,
         })
@@ -181,6 +186,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       mounts.clear()
       await Promise.all(all.map(async (e) => (await e.mount.catch(() => undefined))?.close()))
       await cache.close()
+      await decoder.close()
       await Promise.all([...sourceSets.values()].map((s) => s.close()))
     },
   }

@@ -4,6 +4,7 @@ import type { Codec } from '../../runtime/format/codec/codec.ts'
 import { decodeFrame, type Frame } from '../../runtime/format/frame.ts'
 import type { FsIndex } from '../../runtime/format/fs-index.ts'
 import type { CachedBlob } from './cached-blob.ts'
+import type { FrameDecoder } from './frame-decoder.ts'
 import { MountError } from './errors.ts'
 import type { Source, SourceSet } from './source-set.ts'
 
@@ -28,6 +29,8 @@ export interface FrameLoaderOptions {
   neighbourBytes?: number
   /** Largest range request (compressed bytes, default 4 MiB; a single larger frame is whole). */
   maxRunBytes?: number
+  /** Verifies and decodes large runs off this thread (default: all inline). */
+  decoder?: FrameDecoder
   warn?: (message: string) => void
   onStored?: () => void
 }
@@ -41,7 +44,8 @@ export interface FrameLoaderOptions {
  */
 export class FrameLoader {
   readonly stats: LoaderStats = { requests: 0, bytes: 0, frames: 0, rejected: 0 }
-  readonly #o: Required<Omit<FrameLoaderOptions, 'warn' | 'onStored'>>
+  readonly #o: Required<Omit<FrameLoaderOptions, 'warn' | 'onStored' | 'decoder'>>
+  readonly #decoder: FrameDecoder | undefined
   readonly #warn: (message: string) => void
   readonly #onStored: () => void
   #demand = 0
@@ -50,6 +54,7 @@ export class FrameLoader {
 
   constructor(options: FrameLoaderOptions) {
     this.#o = { neighbourBytes: 256 * 1024, maxRunBytes: 4 * 1024 * 1024, ...options }
+    this.#decoder = options.decoder
     this.#warn = options.warn ?? (() => {})
     this.#onStored = options.onStored ?? (() => {})
   }
@@ -95,7 +100,10 @@ export class FrameLoader {
         await Promise.all([...own, ...others.map((p) => p.catch(() => {}))])
       }
       if (this.#missing(b, first, last).length > 0) {
-        throw new MountError('FRAME_UNAVAILABLE', `blob ${b} frames ${first}..${last}: still missing`)
+        throw new MountError(
+          'FRAME_UNAVAILABLE',
+          `blob ${b} frames ${first}..${last}: still missing`,
+        )
       }
     } finally {
       if (demand && --this.#demand === 0) for (const w of this.#idleWaiters.splice(0)) w()
@@ -107,16 +115,22 @@ export class FrameLoader {
   async storeRun(b: number, first: number, bytes: Uint8Array): Promise<Frame[]> {
     const frames = this.#framesIn(b, first, bytes.length)
     const start = frames[0]!.coff
-    const decoded = frames.map((f) =>
-      decodeFrame(this.#o.codec, bytes.subarray(f.coff - start, f.coff - start + f.clen), f),
-    )
+    const decoded = this.#decoder
+      ? await this.#decoder.decode(this.#o.codec, frames, bytes)
+      : frames.map((f) =>
+          decodeFrame(this.#o.codec, bytes.subarray(f.coff - start, f.coff - start + f.clen), f),
+        )
     await this.#o.blobs[b]!.store(frames, decoded)
     this.#onStored()
     return frames
   }
 
   /** The next run of missing frames of blob `b` from frame `from`, up to `maxBytes` compressed. */
-  missingRun(b: number, from: number, maxBytes: number): { first: number; last: number } | undefined {
+  missingRun(
+    b: number,
+    from: number,
+    maxBytes: number,
+  ): { first: number; last: number } | undefined {
     const blob = this.#o.blobs[b]!
     const frames = this.#o.index.blobs[b]!.frames
     let first = from
@@ -163,7 +177,8 @@ export class FrameLoader {
         continue
       }
       const prev = run[run.length - 1]
-      const bytes = prev === undefined ? 0 : frames[i]!.coff + frames[i]!.clen - frames[run[0]!]!.coff
+      const bytes =
+        prev === undefined ? 0 : frames[i]!.coff + frames[i]!.clen - frames[run[0]!]!.coff
       if (prev !== undefined && (prev !== i - 1 || bytes > this.#o.maxRunBytes)) flush()
       run.push(i)
     }
@@ -238,7 +253,10 @@ export class FrameLoader {
     }
     const last = out[out.length - 1]
     if (!last || last.coff + last.clen !== start + length) {
-      throw new MountError('FRAME_UNAVAILABLE', `blob ${b}: ${length} bytes from frame ${first} do not end on a frame boundary`)
+      throw new MountError(
+        'FRAME_UNAVAILABLE',
+        `blob ${b}: ${length} bytes from frame ${first} do not end on a frame boundary`,
+      )
     }
     return out
   }

@@ -10,6 +10,7 @@ import {
   type ReplayResult,
 } from './bundle-replay.ts'
 import type { CachedBlob } from './cached-blob.ts'
+import type { FrameDecoder } from './frame-decoder.ts'
 import { FrameLoader } from './frame-loader.ts'
 import { mountFuse, type FuseMount } from './fuse-mount.ts'
 import { ImageFs } from './image-fs.ts'
@@ -24,6 +25,8 @@ export interface ImageMountOptions {
   replay: boolean
   /** The bundle request, when the caller started it early (otherwise the mount starts it). */
   bundle?: PendingBundle
+  /** Decodes large runs off the FUSE thread (shared by the mounts of a host). */
+  decoder?: FrameDecoder
   /** Fetch the rest of the image after replay (default true). */
   background?: boolean
   warn: (message: string) => void
@@ -109,6 +112,7 @@ export class ImageMount {
         repository: o.image.repository,
         sources: o.sources,
         blobs,
+        decoder: o.decoder,
         warn: o.warn,
         // Keep the cache within its bound as it grows (idle blobs of other images go first).
         onStored: () => void (++stored % 64 === 0 && o.cache.enforceLimit()),

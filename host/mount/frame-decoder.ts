@@ -1,0 +1,156 @@
+import { availableParallelism } from 'node:os'
+import { Worker } from 'node:worker_threads'
+import type { Codec, CodecName } from '../../runtime/format/codec/codec.ts'
+import {
+  FORMAT_ERROR_FAULT,
+  FormatError,
+  type FormatErrorCode,
+} from '../../runtime/format/errors.ts'
+import { decodeFrame, type Frame } from '../../runtime/format/frame.ts'
+
+const WORKER_ENTRY = new URL('./frame-decoder-worker.mjs', import.meta.url)
+
+/** Runs decoding to at least this many bytes go to a thread; smaller ones cost less inline than
+ * a message round trip (~0.1 ms, about what zstd takes for 256 KiB here). */
+export const OFF_THREAD_BYTES = 256 * 1024
+
+/** One run of consecutive frames of a blob: `bytes` start at the first frame's `coff`. */
+export interface DecodeJob {
+  id: number
+  codec: CodecName
+  frames: Frame[]
+  bytes: ArrayBuffer
+}
+
+export type DecodeReply =
+  | { id: number; ok: true; buffers: ArrayBuffer[] }
+  | { id: number; ok: false; code?: string; message: string }
+
+export interface FrameDecoder {
+  /** Verifies every frame's digest, then decodes it (FormatError FRAME_* on wrong bytes). */
+  decode(codec: Codec, frames: readonly Frame[], bytes: Uint8Array): Promise<Buffer[]>
+  /** Runs decoded on a thread, and on the calling thread (small, or no thread ready). */
+  readonly stats: { threaded: number; inline: number }
+  /** True once a thread is ready; false if none could start (or closed first). */
+  readonly ready: Promise<boolean>
+  /** Terminates the threads; later runs decode inline. Idempotent. */
+  close(): Promise<void>
+}
+
+interface Thread {
+  worker: Worker
+  ready: boolean
+  pending: Map<number, { resolve: (b: Buffer[]) => void; reject: (e: Error) => void }>
+}
+
+/** A thread that died or went away: the run is decoded inline instead. */
+class ThreadGone extends Error {}
+
+/**
+ * Verifies and decodes fetched frames off the thread that serves FUSE (the issue's "decompresses
+ * off the FUSE path when large"): a 27 MB prefetch bundle is ~0.2 s of sha256 + zstd, during
+ * which no lookup or read of the starting process would be answered. Threads start at creation
+ * (tsx compiles the worker's sources, ~1 s) and, until one is ready, runs decode inline, so a
+ * cold start never waits for a thread. A thread that dies is replaced; its runs decode inline.
+ */
+export function createFrameDecoder(
+  options: {
+    threads?: number
+    /** The thread's entry module (tests start one that misbehaves). */
+    workerEntry?: URL
+  } = {},
+): FrameDecoder {
+  const count = options.threads ?? Math.min(4, Math.max(1, availableParallelism() - 1))
+  const entry = options.workerEntry ?? WORKER_ENTRY
+  let onReady: (ready: boolean) => void = () => {}
+  const ready = new Promise<boolean>((resolve) => (onReady = resolve))
+  const threads: Thread[] = []
+  const stats = { threaded: 0, inline: 0 }
+  let nextId = 0
+  let closed = false
+  // Threads that died before they were ready (a broken install): after a few, decode inline.
+  let stillborn = 0
+
+  const spawn = (): Thread => {
+    const thread: Thread = { worker: new Worker(entry), ready: false, pending: new Map() }
+    const gone = (why: string) => {
+      const i = threads.indexOf(thread)
+      if (i < 0) return
+      threads.splice(i, 1)
+      for (const p of thread.pending.values()) p.reject(new ThreadGone(why))
+      thread.pending.clear()
+      if (!thread.ready) stillborn++
+      if (!closed && stillborn < 3) threads.push(spawn())
+      if (threads.length === 0) onReady(false)
+    }
+    thread.worker.on('message', (reply: DecodeReply | { ready: true }) => {
+      if ('ready' in reply) {
+        thread.ready = true
+        return onReady(true)
+      }
+      const p = thread.pending.get(reply.id)
+      thread.pending.delete(reply.id)
+      if (!p) return
+      if (reply.ok) p.resolve(reply.buffers.map((b) => Buffer.from(b)))
+      else p.reject(errorOf(reply))
+    })
+    thread.worker.once('error', (err) => gone(`decoder thread failed: ${err.message}`))
+    thread.worker.once('exit', (code) => gone(`decoder thread exited with ${code}`))
+    thread.worker.unref()
+    return thread
+  }
+  for (let i = 0; i < count; i++) threads.push(spawn())
+
+  const inline = (codec: Codec, frames: readonly Frame[], bytes: Uint8Array): Buffer[] => {
+    stats.inline++
+    const start = frames[0]!.coff
+    return frames.map((f) =>
+      decodeFrame(codec, bytes.subarray(f.coff - start, f.coff - start + f.clen), f),
+    )
+  }
+
+  const onThread = (thread: Thread, codec: Codec, frames: readonly Frame[], bytes: Uint8Array) =>
+    new Promise<Buffer[]>((resolve, reject) => {
+      const id = nextId++
+      // A copy the thread owns: `bytes` may be a view into a larger buffer (a bundle chunk).
+      const own = new Uint8Array(bytes).buffer
+      thread.pending.set(id, { resolve, reject })
+      const job: DecodeJob = { id, codec: codec.name, frames: [...frames], bytes: own }
+      thread.worker.postMessage(job, [own])
+    })
+
+  return {
+    stats,
+    ready,
+    async decode(codec, frames, bytes) {
+      const size = frames.reduce((n, f) => n + f.ulen, 0)
+      const ready = threads.filter((t) => t.ready)
+      if (closed || size < OFF_THREAD_BYTES || ready.length === 0)
+        return inline(codec, frames, bytes)
+      const thread = ready.reduce((a, b) => (b.pending.size < a.pending.size ? b : a))
+      try {
+        const out = await onThread(thread, codec, frames, bytes)
+        stats.threaded++
+        return out
+      } catch (err) {
+        if (err instanceof ThreadGone) return inline(codec, frames, bytes)
+        throw err
+      }
+    },
+    async close() {
+      if (closed) return
+      closed = true
+      onReady(false)
+      const all = threads.splice(0)
+      for (const t of all) for (const p of t.pending.values()) p.reject(new ThreadGone('closed'))
+      await Promise.all(all.map((t) => t.worker.terminate()))
+    },
+  }
+}
+
+/** The thread's error with its stable code: FrameLoader refetches elsewhere on FRAME_* codes. */
+function errorOf(reply: { code?: string; message: string }): Error {
+  if (reply.code !== undefined && reply.code in FORMAT_ERROR_FAULT)
+    return new FormatError(reply.code as FormatErrorCode, reply.message)
+  return new ThreadGone(reply.message)
+}
