@@ -2,6 +2,9 @@ import { defineConfig } from 'vitest/config'
 
 // Two projects: fast unit tests, and e2e tests with real processes (registry, FUSE, runc).
 // e2e files run one at a time: they mount filesystems and start sandboxes on a 2-core machine.
+// Stops what each test file started, then removes its temp dirs (test/support/cleanup.ts).
+const CLEANUP = 'test/support/cleanup-hooks.ts'
+
 export default defineConfig({
   test: {
     passWithNoTests: true,
@@ -9,6 +12,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
+          setupFiles: [CLEANUP],
           include: ['test/**/*.test.ts'],
           exclude: ['test/e2e/**', 'test/bench/**', '**/node_modules/**'],
           testTimeout: 30_000,
@@ -18,6 +22,7 @@ export default defineConfig({
       {
         test: {
           name: 'e2e',
+          setupFiles: [CLEANUP],
           include: ['test/e2e/**/*.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 300_000,

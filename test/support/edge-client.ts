@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto'
-import { afterAll } from 'vitest'
 import { silentLogger } from '../../registry-edge/observability/edge-logger.ts'
-import { startRegistryEdge, type RunningRegistryEdge, type StartRegistryEdgeOptions } from '../../registry-edge/server.ts'
+import {
+  startRegistryEdge,
+  type RunningRegistryEdge,
+  type StartRegistryEdgeOptions,
+} from '../../registry-edge/server.ts'
+import { onCleanup } from './cleanup.ts'
 import { tmpDir } from './tmp.ts'
 
 /**
@@ -47,7 +51,11 @@ export async function pushBlob(
       const res = await fetch(location, {
         method: 'PATCH',
         body: chunk,
-        headers: { 'content-range': `${at}-${at + chunk.length - 1}`, 'content-type': 'application/octet-stream', ...headers },
+        headers: {
+          'content-range': `${at}-${at + chunk.length - 1}`,
+          'content-type': 'application/octet-stream',
+          ...headers,
+        },
       })
       await expectStatus(res, 202)
       location = new URL(res.headers.get('location')!, url)
@@ -80,8 +88,20 @@ export async function pushManifest(
 }
 
 /** A small image (config + layers) pushed to `repo:tag`; returns its parts. */
-export async function pushImage(url: string, repo: string, tag: string, layers: Uint8Array[], mode: UploadMode = 'post-put') {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }))
+export async function pushImage(
+  url: string,
+  repo: string,
+  tag: string,
+  layers: Uint8Array[],
+  mode: UploadMode = 'post-put',
+) {
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      rootfs: { type: 'layers', diff_ids: [] },
+    }),
+  )
   const configDigest = await pushBlob(url, repo, config, mode)
   const layerDescriptors = []
   for (const layer of layers) {
@@ -94,7 +114,11 @@ export async function pushImage(url: string, repo: string, tag: string, layers: 
   const manifest = {
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+    config: {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: configDigest,
+      size: config.length,
+    },
     layers: layerDescriptors,
   }
   const res = await pushManifest(url, repo, tag, manifest)
@@ -105,7 +129,9 @@ export async function pushImage(url: string, repo: string, tag: string, layers: 
 
 export async function expectStatus(res: Response, status: number): Promise<void> {
   if (res.status !== status) {
-    throw new Error(`${res.url}: expected ${status}, got ${res.status}: ${(await res.text()).slice(0, 500)}`)
+    throw new Error(
+      `${res.url}: expected ${status}, got ${res.status}: ${(await res.text()).slice(0, 500)}`,
+    )
   }
 }
 
@@ -115,19 +141,12 @@ export async function errorCode(res: Response): Promise<string | undefined> {
   return body.errors?.[0]?.code
 }
 
-const edges: RunningRegistryEdge[] = []
-let hooked = false
-
 /** An edge on 127.0.0.1:0 with a fresh store, closed when the test file ends. */
-export async function startTestEdge(options: Partial<StartRegistryEdgeOptions> = {}): Promise<RunningRegistryEdge & { store: string }> {
-  if (!hooked) {
-    hooked = true
-    afterAll(async () => {
-      await Promise.all(edges.splice(0).map((e) => e.close()))
-    })
-  }
+export async function startTestEdge(
+  options: Partial<StartRegistryEdgeOptions> = {},
+): Promise<RunningRegistryEdge & { store: string }> {
   const store = options.store ?? (await tmpDir('thaw-edge-store-'))
   const running = await startRegistryEdge({ logger: silentLogger, ...options, store })
-  edges.push(running)
+  onCleanup('servers', () => running.close())
   return Object.assign(running, { store })
 }

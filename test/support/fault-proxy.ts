@@ -1,7 +1,7 @@
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http'
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
-import { afterAll } from 'vitest'
+import { onCleanup } from './cleanup.ts'
 
 /**
  * An HTTP proxy in front of a registry that injects faults for real, on the wire:
@@ -31,7 +31,10 @@ export interface FaultProxy {
 }
 
 /** `closeAfterAll: false` outside vitest (benches close it themselves). */
-export async function startFaultProxy(upstream: string, options: { closeAfterAll?: boolean } = {}): Promise<FaultProxy> {
+export async function startFaultProxy(
+  upstream: string,
+  options: { closeAfterAll?: boolean } = {},
+): Promise<FaultProxy> {
   const target = new URL(upstream)
   const sockets = new Set<Socket>()
   const held: ServerResponse[] = []
@@ -59,7 +62,13 @@ export async function startFaultProxy(upstream: string, options: { closeAfterAll
     if (proxy.mode === 'blackhole') return void held.push(res)
     if (req.url?.includes('/_thaw/bundle/')) return serveBundle(res)
     const up = request(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
       (upRes) => respond(upRes, res, range !== ''),
     )
     up.on('error', () => res.socket?.destroy())
@@ -71,7 +80,10 @@ export async function startFaultProxy(upstream: string, options: { closeAfterAll
       res.writeHead(404, { 'content-type': 'application/json' })
       return void res.end('{"errors":[{"code":"NAME_UNKNOWN","message":"no profile"}]}')
     }
-    res.writeHead(200, { 'content-type': 'application/vnd.thaw.bundle.v1', 'content-length': proxy.bundle.length })
+    res.writeHead(200, {
+      'content-type': 'application/vnd.thaw.bundle.v1',
+      'content-length': proxy.bundle.length,
+    })
     proxy.bytes += proxy.bundle.length
     res.end(proxy.bundle)
   }
@@ -120,6 +132,6 @@ export async function startFaultProxy(upstream: string, options: { closeAfterAll
       for (const s of sockets) s.destroy()
       server.close(() => resolve())
     }))
-  if (options.closeAfterAll !== false) afterAll(() => proxy.close())
+  if (options.closeAfterAll !== false) onCleanup('servers', () => proxy.close())
   return proxy
 }

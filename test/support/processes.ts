@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
-import { afterAll } from 'vitest'
+import { onCleanup } from './cleanup.ts'
 
 /**
  * Real processes for tests. Every process started here is stopped (by PID: SIGTERM, then SIGKILL)
@@ -22,15 +22,12 @@ export interface TestProcess {
 }
 
 const running = new Set<TestProcess>()
-let hooked = false
 
-export function startProcess(command: string, args: string[], options: SpawnOptions = {}): TestProcess {
-  if (!hooked) {
-    hooked = true
-    afterAll(async () => {
-      await Promise.all([...running].map((p) => p.stop()))
-    })
-  }
+export function startProcess(
+  command: string,
+  args: string[],
+  options: SpawnOptions = {},
+): TestProcess {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options })
   if (child.pid === undefined) throw new Error(`could not start ${command}`)
   let out = ''
@@ -69,11 +66,16 @@ export function startProcess(command: string, args: string[], options: SpawnOpti
           const m = out.match(pattern)
           if (m) return finish(() => resolve(m))
           if (child.exitCode !== null || child.signalCode !== null) {
-            finish(() => reject(new Error(`${command} exited before ${pattern}:\n${out.slice(-4000)}`)))
+            finish(() =>
+              reject(new Error(`${command} exited before ${pattern}:\n${out.slice(-4000)}`)),
+            )
           }
         }
         const timer = setTimeout(
-          () => finish(() => reject(new Error(`timed out waiting for ${pattern}:\n${out.slice(-4000)}`))),
+          () =>
+            finish(() =>
+              reject(new Error(`timed out waiting for ${pattern}:\n${out.slice(-4000)}`)),
+            ),
           timeoutMs,
         )
         const finish = (f: () => void) => {
@@ -94,6 +96,7 @@ export function startProcess(command: string, args: string[], options: SpawnOpti
     kill: () => signal('SIGKILL'),
   }
   running.add(proc)
+  onCleanup('servers', () => proc.stop())
   return proc
 }
 
@@ -122,7 +125,9 @@ export async function run(
   child.stdin?.end(options.input)
   const [code] = (await once(child, 'exit')) as [number | null]
   if (code !== 0) {
-    throw new Error(`${command} ${args.join(' ')} exited with ${code}\n${stderr}${stdout}`.slice(0, 8000))
+    throw new Error(
+      `${command} ${args.join(' ')} exited with ${code}\n${stderr}${stdout}`.slice(0, 8000),
+    )
   }
   return { stdout, stderr }
 }

@@ -1,11 +1,11 @@
 import { accessSync, constants, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, afterEach } from 'vitest'
 import { buildNodeBase } from '../../host/build/node-base.ts'
 import type { BaseImage } from '../../host/build/base-image.ts'
 import { createSandbox, type Sandbox, type SandboxOptions } from '../../host/sandbox/sandbox.ts'
 import type { SandboxNode, SpecializeOptions } from '../../host/sandbox/sandbox-node.ts'
 import type { NodeExit, NodeProcess } from '../../host/sandbox/node-handle.ts'
+import { onCleanup } from './cleanup.ts'
 import { tmpDir } from './tmp.ts'
 
 /** Node sandbox e2e tests run as root with overlayfs, iproute2, nft and runc or crun; else they skip, saying why. */
@@ -43,15 +43,12 @@ export function nodeBase(): Promise<BaseImage> {
 }
 
 /**
- * A sandbox in a fresh state directory, closed (every node destroyed) when the file ends; nodes
- * still alive after each test are destroyed then, so a failing test leaks nothing into the next.
+ * A sandbox in a fresh state directory, closed (every node destroyed, its mounts undone) when the
+ * file ends, before the directory is removed (test/support/cleanup.ts). Called from beforeAll.
  */
 export async function testSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const sandbox = await createSandbox({ stateDir: await tmpDir('thaw-sandbox-'), ...options })
-  afterEach(async () => {
-    await Promise.allSettled(sandbox.nodes().map((n) => n.destroy()))
-  })
-  afterAll(() => sandbox.close())
+  onCleanup('servers', () => sandbox.close())
   return sandbox
 }
 

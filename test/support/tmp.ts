@@ -1,20 +1,35 @@
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll } from 'vitest'
+import { onCleanup } from './cleanup.ts'
 
-const dirs: string[] = []
-let hooked = false
-
-/** A fresh temporary directory, removed when the test file ends. */
+/** A fresh temporary directory, removed when the test file ends (after its processes stopped). */
 export async function tmpDir(prefix = 'thaw-test-'): Promise<string> {
-  if (!hooked) {
-    hooked = true
-    afterAll(async () => {
-      await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })))
-    })
-  }
   const dir = await mkdtemp(join(tmpdir(), prefix))
-  dirs.push(dir)
+  onCleanup('dirs', async () => {
+    for (const point of fuseMountsUnder(dir)) detach(point)
+    await rm(dir, { recursive: true, force: true })
+  })
   return dir
+}
+
+/** FUSE mountpoints under `dir` (a test that failed may leave one; rm would fail with EBUSY). */
+function fuseMountsUnder(dir: string): string[] {
+  const out: string[] = []
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [left, right] = line.split(' - ')
+    const point = left?.split(' ')[4]?.replace(/\\040/g, ' ')
+    if (point?.startsWith(`${dir}/`) && right?.startsWith('fuse')) out.push(point)
+  }
+  return out.sort().reverse() // deepest first
+}
+
+function detach(point: string): void {
+  try {
+    execFileSync('fusermount', ['-u', '-z', point], { stdio: 'ignore' })
+  } catch {
+    // not ours to report: rm says what is left
+  }
 }
