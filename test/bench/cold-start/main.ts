@@ -4,7 +4,7 @@
  * and results/latest-<mode>.{json,md,svg}. Needs root (namespaces, runc, drop_caches). Prints
  * what it measured; asserts nothing about time.
  */
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseBenchArgs, UsageError } from './options.ts'
@@ -38,13 +38,17 @@ async function main(): Promise<number> {
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   const log = (line: string) => console.log(`${new Date().toISOString().slice(11, 19)} ${line}`)
+  await mkdir(options.outDir, { recursive: true })
+  const partial = join(options.outDir, `partial-${options.mode}.json`)
   const results = await runBench({
     options,
     command: ['npm run bench --', ...argv].join(' '),
     log,
     signal: abort.signal,
+    // What is done so far, for a run cut short (rerender.ts turns it into .md and .svg).
+    onProgress: (r) => writeFile(partial, `${JSON.stringify(r, null, 2)}\n`),
   })
-  await mkdir(options.outDir, { recursive: true })
+  await rm(partial, { force: true })
   const stamp = results.date.slice(0, 16).replace(/[-:]/g, '').replace('T', '-')
   const markdown = renderMarkdown(results)
   for (const base of [`${stamp}-${options.mode}`, `latest-${options.mode}`]) {

@@ -16,6 +16,8 @@ export interface RunContext {
   command: string
   log: (line: string) => void
   signal: AbortSignal
+  /** The results so far, after each link and image (a long run that is cut keeps what it did). */
+  onProgress?: (partial: BenchResults) => Promise<void>
 }
 
 /**
@@ -53,6 +55,35 @@ export async function runBench(ctx: RunContext): Promise<BenchResults> {
   const registry = await startRegistry(options.cacheDir, runDir)
   const samples: SampleRecord[] = []
   const links: LinkResult[] = []
+  const machine = await machineFacts()
+  const results = (): BenchResults => ({
+    schema: 1,
+    command: ctx.command,
+    mode: options.mode,
+    date: new Date(started).toISOString(),
+    durationS: (Date.now() - started) / 1000,
+    machine,
+    images: images.map(({ name, layers, compressedBytes, unpackedBytes, description }) => ({
+      name,
+      layers,
+      compressedBytes,
+      unpackedBytes,
+      description,
+    })),
+    links,
+    contenders: contenders.map(({ id, label, description, offline }) => ({
+      id,
+      label,
+      description,
+      offline,
+    })),
+    pending: pendingContenders(
+      contenders.some((c) => c.id.startsWith('thaw-')),
+      options.images,
+    ),
+    samples,
+    summary: summarize(samples),
+  })
   try {
     for (const image of images) {
       const pushed = await registry.push(built.layout, image.tag, `bench/${image.name}`, built.key)
@@ -79,6 +110,7 @@ export async function runBench(ctx: RunContext): Promise<BenchResults> {
             log,
           })
           await runInterleaved(here, ctxFor, { link: name, image: image.name }, samples, ctx)
+          await ctx.onProgress?.(results())
         }
       } finally {
         await link.close()
@@ -88,34 +120,7 @@ export async function runBench(ctx: RunContext): Promise<BenchResults> {
     await registry.close()
     await rm(runDir, { recursive: true, force: true })
   }
-  return {
-    schema: 1,
-    command: ctx.command,
-    mode: options.mode,
-    date: new Date(started).toISOString(),
-    durationS: (Date.now() - started) / 1000,
-    machine: await machineFacts(),
-    images: images.map(({ name, layers, compressedBytes, unpackedBytes, description }) => ({
-      name,
-      layers,
-      compressedBytes,
-      unpackedBytes,
-      description,
-    })),
-    links,
-    contenders: contenders.map(({ id, label, description, offline }) => ({
-      id,
-      label,
-      description,
-      offline,
-    })),
-    pending: pendingContenders(
-      contenders.some((c) => c.id.startsWith('thaw-')),
-      options.images,
-    ),
-    samples,
-    summary: summarize(samples),
-  }
+  return results()
 }
 
 function pickContenders(options: BenchOptions): Contender[] {
