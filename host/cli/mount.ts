@@ -65,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
     warn,
   })
   const cache = await BlobCache.open(values.cache, number(values['cache-bytes'], '--cache-bytes'))
-  const decoder = createFrameDecoder()
+  const decoder = createFrameDecoder({ warn })
   let mount: ImageMount | undefined
   try {
     const replaying = !values['no-replay']

@@ -29,8 +29,9 @@ export type DecodeReply =
 export interface FrameDecoder {
   /** Verifies every frame's digest, then decodes it (FormatError FRAME_* on wrong bytes). */
   decode(codec: Codec, frames: readonly Frame[], bytes: Uint8Array): Promise<Buffer[]>
-  /** Runs decoded on a thread, and on the calling thread (small, or no thread ready). */
-  readonly stats: { threaded: number; inline: number }
+  /** Runs decoded on a thread, and on the calling thread (small, or no thread ready); threads
+   * that died (each replaced while fewer than 3 died before they were ready). */
+  readonly stats: { threaded: number; inline: number; died: number }
   /** True once a thread is ready; false if none could start (or closed first). */
   readonly ready: Promise<boolean>
   /** Terminates the threads; later runs decode inline. Idempotent. */
@@ -58,6 +59,10 @@ export function createFrameDecoder(
     threads?: number
     /** The thread's entry module (tests start one that misbehaves). */
     workerEntry?: URL
+    /** Runs decoding to fewer bytes are decoded inline (default OFF_THREAD_BYTES). */
+    offThreadBytes?: number
+    /** Told when a thread dies (its runs are decoded inline, and it is replaced). */
+    warn?: (message: string) => void
   } = {},
 ): FrameDecoder {
   const count = options.threads ?? Math.min(4, Math.max(1, availableParallelism() - 1))
@@ -65,7 +70,9 @@ export function createFrameDecoder(
   let onReady: (ready: boolean) => void = () => {}
   const ready = new Promise<boolean>((resolve) => (onReady = resolve))
   const threads: Thread[] = []
-  const stats = { threaded: 0, inline: 0 }
+  const warn = options.warn ?? (() => {})
+  const offThreadBytes = options.offThreadBytes ?? OFF_THREAD_BYTES
+  const stats = { threaded: 0, inline: 0, died: 0 }
   let nextId = 0
   let closed = false
   // Threads that died before they were ready (a broken install): after a few, decode inline.
@@ -77,10 +84,17 @@ export function createFrameDecoder(
       const i = threads.indexOf(thread)
       if (i < 0) return
       threads.splice(i, 1)
+      if (closed) return
+      stats.died++
+      if (!thread.ready) stillborn++
+      const replaced = stillborn < 3
+      warn(
+        `${why}; its ${thread.pending.size} run(s) are decoded inline` +
+          (replaced ? ', and a new thread starts' : '; no new thread starts (3 died unready)'),
+      )
       for (const p of thread.pending.values()) p.reject(new ThreadGone(why))
       thread.pending.clear()
-      if (!thread.ready) stillborn++
-      if (!closed && stillborn < 3) threads.push(spawn())
+      if (replaced) threads.push(spawn())
       if (threads.length === 0) onReady(false)
     }
     thread.worker.on('message', (reply: DecodeReply | { ready: true }) => {
@@ -125,7 +139,7 @@ export function createFrameDecoder(
     async decode(codec, frames, bytes) {
       const size = frames.reduce((n, f) => n + f.ulen, 0)
       const ready = threads.filter((t) => t.ready)
-      if (closed || size < OFF_THREAD_BYTES || ready.length === 0)
+      if (closed || size < offThreadBytes || ready.length === 0)
         return inline(codec, frames, bytes)
       const thread = ready.reduce((a, b) => (b.pending.size < a.pending.size ? b : a))
       try {
