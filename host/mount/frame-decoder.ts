@@ -139,8 +139,7 @@ export function createFrameDecoder(
     async decode(codec, frames, bytes) {
       const size = frames.reduce((n, f) => n + f.ulen, 0)
       const ready = threads.filter((t) => t.ready)
-      if (closed || size < offThreadBytes || ready.length === 0)
-        return inline(codec, frames, bytes)
+      if (closed || size < offThreadBytes || ready.length === 0) return inline(codec, frames, bytes)
       const thread = ready.reduce((a, b) => (b.pending.size < a.pending.size ? b : a))
       try {
         const out = await onThread(thread, codec, frames, bytes)

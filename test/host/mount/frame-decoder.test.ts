@@ -61,7 +61,9 @@ describe('createFrameDecoder', () => {
     expect(await d.ready).toBe(true)
     const runs = Array.from({ length: 8 }, (_, i) => run([OFF_THREAD_BYTES + i * 4096, 70_000]))
     const got = await Promise.all(runs.map((r) => d.decode(codec, r.frames, r.bytes)))
-    got.forEach((buffers, i) => expect(Buffer.concat(buffers).equals(Buffer.concat(runs[i]!.plain))).toBe(true))
+    got.forEach((buffers, i) =>
+      expect(Buffer.concat(buffers).equals(Buffer.concat(runs[i]!.plain))).toBe(true),
+    )
     expect(d.stats.threaded).toBe(8)
   })
 
