@@ -35,7 +35,8 @@ export interface FrameDecoder {
   /** Runs decoded on a thread, and on the calling thread (small, or no thread ready); threads
    * that died (each replaced while fewer than 3 died before they were ready). */
   readonly stats: { threaded: number; inline: number; died: number }
-  /** True once a thread is ready; false if none could start (or closed first). */
+  /** True once a thread is ready; false if none could start (or closed first). With `lazy`,
+   * settles only after the first run of `offThreadBytes` or more started the threads. */
   readonly ready: Promise<boolean>
   /** Terminates the threads; later runs decode inline. Idempotent. */
   close(): Promise<void>
@@ -64,6 +65,9 @@ export function createFrameDecoder(
     workerEntry?: URL
     /** Runs decoding to fewer bytes are decoded inline (default OFF_THREAD_BYTES). */
     offThreadBytes?: number
+    /** Start the threads on the first run of `offThreadBytes` or more, not at creation: for a
+     * one-shot `thaw mount`, whose reads may all come from the cache (default false). */
+    lazy?: boolean
     /** Told when a thread dies (its runs are decoded inline, and it is replaced). */
     warn?: (message: string) => void
   } = {},
@@ -121,12 +125,17 @@ export function createFrameDecoder(
     if (closed) return
     for (let i = 0; i < count; i++) threads.push(spawn())
   }
-  if (options.workerEntry) start(options.workerEntry)
-  else
+  let started = false
+  const startOnce = () => {
+    if (started) return
+    started = true
+    if (options.workerEntry) return start(options.workerEntry)
     void bundledEntry().then(start, (err: Error) => {
       warn(`decoder thread sources not bundled (${err.message}); starting them under tsx`)
       start(TSX_ENTRY)
     })
+  }
+  if (!options.lazy) startOnce()
 
   const inline = (codec: Codec, frames: readonly Frame[], bytes: Uint8Array): Buffer[] => {
     stats.inline++
@@ -151,6 +160,7 @@ export function createFrameDecoder(
     ready,
     async decode(codec, frames, bytes) {
       const size = frames.reduce((n, f) => n + f.ulen, 0)
+      if (!closed && size >= offThreadBytes) startOnce()
       const ready = threads.filter((t) => t.ready)
       if (closed || size < offThreadBytes || ready.length === 0) return inline(codec, frames, bytes)
       const thread = ready.reduce((a, b) => (b.pending.size < a.pending.size ? b : a))

@@ -67,6 +67,18 @@ describe('createFrameDecoder', () => {
     expect(d.stats.threaded).toBe(8)
   })
 
+  it('with lazy, starts its threads on the first large run (answered inline), then uses them', async () => {
+    const d = decoder({ lazy: true })
+    const small = run([OFF_THREAD_BYTES / 4])
+    await d.decode(codec, small.frames, small.bytes)
+    const r = run([OFF_THREAD_BYTES * 2])
+    expect((await d.decode(codec, r.frames, r.bytes))[0]!.equals(r.plain[0]!)).toBe(true)
+    expect(d.stats).toEqual({ threaded: 0, inline: 2, died: 0 })
+    expect(await d.ready).toBe(true)
+    expect((await d.decode(codec, r.frames, r.bytes))[0]!.equals(r.plain[0]!)).toBe(true)
+    expect(d.stats).toEqual({ threaded: 1, inline: 2, died: 0 })
+  })
+
   it('decodes small runs inline (a message round trip costs more than they do)', async () => {
     const d = decoder()
     await d.ready
