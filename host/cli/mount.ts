@@ -65,7 +65,8 @@ export async function main(argv: string[]): Promise<number> {
     warn,
   })
   const cache = await BlobCache.open(values.cache, number(values['cache-bytes'], '--cache-bytes'))
-  const decoder = createFrameDecoder()
+  // Lazy: a mount whose reads all come from the frame cache never starts a thread.
+  const decoder = createFrameDecoder({ warn, lazy: true })
   let mount: ImageMount | undefined
   try {
     const replaying = !values['no-replay']

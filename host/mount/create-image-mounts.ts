@@ -60,7 +60,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
     if (await detachStaleMount(dir)) log.warn(`detached a stale mount left by a dead host: ${dir}`)
   }
   const cache = await BlobCache.open(options.cacheDir, options.cacheBytes)
-  const decoder = createFrameDecoder({ threads: options.decoderThreads })
+  const decoder = createFrameDecoder({ threads: options.decoderThreads, warn: log.warn })
   const sourceSets = new Map<string, SourceSet>()
   const mounts = new Map<string, { mount: Promise<ImageMount>; leases: number }>()
   const open = new Set<ImageMount>()

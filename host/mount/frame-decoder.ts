@@ -1,5 +1,7 @@
 import { availableParallelism } from 'node:os'
+import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
+import { build } from 'esbuild'
 import type { Codec, CodecName } from '../../runtime/format/codec/codec.ts'
 import {
   FORMAT_ERROR_FAULT,
@@ -8,7 +10,8 @@ import {
 } from '../../runtime/format/errors.ts'
 import { decodeFrame, type Frame } from '../../runtime/format/frame.ts'
 
-const WORKER_ENTRY = new URL('./frame-decoder-worker.mjs', import.meta.url)
+/** The thread's entry under tsx: used only when the sources cannot be bundled. */
+const TSX_ENTRY = new URL('./frame-decoder-worker.mjs', import.meta.url)
 
 /** Runs decoding to at least this many bytes go to a thread; smaller ones cost less inline than
  * a message round trip (~0.1 ms, about what zstd takes for 256 KiB here). */
@@ -29,9 +32,11 @@ export type DecodeReply =
 export interface FrameDecoder {
   /** Verifies every frame's digest, then decodes it (FormatError FRAME_* on wrong bytes). */
   decode(codec: Codec, frames: readonly Frame[], bytes: Uint8Array): Promise<Buffer[]>
-  /** Runs decoded on a thread, and on the calling thread (small, or no thread ready). */
-  readonly stats: { threaded: number; inline: number }
-  /** True once a thread is ready; false if none could start (or closed first). */
+  /** Runs decoded on a thread, and on the calling thread (small, or no thread ready); threads
+   * that died (each replaced while fewer than 3 died before they were ready). */
+  readonly stats: { threaded: number; inline: number; died: number }
+  /** True once a thread is ready; false if none could start (or closed first). With `lazy`,
+   * settles only after the first run of `offThreadBytes` or more started the threads. */
   readonly ready: Promise<boolean>
   /** Terminates the threads; later runs decode inline. Idempotent. */
   close(): Promise<void>
@@ -50,37 +55,53 @@ class ThreadGone extends Error {}
  * Verifies and decodes fetched frames off the thread that serves FUSE (the issue's "decompresses
  * off the FUSE path when large"): a 27 MB prefetch bundle is ~0.2 s of sha256 + zstd, during
  * which no lookup or read of the starting process would be answered. Threads start at creation
- * (tsx compiles the worker's sources, ~1 s) and, until one is ready, runs decode inline, so a
- * cold start never waits for a thread. A thread that dies is replaced; its runs decode inline.
+ * (from the bundled sources, ~0.1-0.2 s) and, until one is ready, runs decode inline, so a cold
+ * start never waits for a thread. A thread that dies is replaced; its runs decode inline.
  */
 export function createFrameDecoder(
   options: {
     threads?: number
     /** The thread's entry module (tests start one that misbehaves). */
     workerEntry?: URL
+    /** Runs decoding to fewer bytes are decoded inline (default OFF_THREAD_BYTES). */
+    offThreadBytes?: number
+    /** Start the threads on the first run of `offThreadBytes` or more, not at creation: for a
+     * one-shot `thaw mount`, whose reads may all come from the cache (default false). */
+    lazy?: boolean
+    /** Told when a thread dies (its runs are decoded inline, and it is replaced). */
+    warn?: (message: string) => void
   } = {},
 ): FrameDecoder {
   const count = options.threads ?? Math.min(4, Math.max(1, availableParallelism() - 1))
-  const entry = options.workerEntry ?? WORKER_ENTRY
   let onReady: (ready: boolean) => void = () => {}
   const ready = new Promise<boolean>((resolve) => (onReady = resolve))
   const threads: Thread[] = []
-  const stats = { threaded: 0, inline: 0 }
+  const warn = options.warn ?? (() => {})
+  const offThreadBytes = options.offThreadBytes ?? OFF_THREAD_BYTES
+  const stats = { threaded: 0, inline: 0, died: 0 }
   let nextId = 0
   let closed = false
   // Threads that died before they were ready (a broken install): after a few, decode inline.
   let stillborn = 0
 
+  let entry: URL | undefined
   const spawn = (): Thread => {
-    const thread: Thread = { worker: new Worker(entry), ready: false, pending: new Map() }
+    const thread: Thread = { worker: new Worker(entry!), ready: false, pending: new Map() }
     const gone = (why: string) => {
       const i = threads.indexOf(thread)
       if (i < 0) return
       threads.splice(i, 1)
+      if (closed) return
+      stats.died++
+      if (!thread.ready) stillborn++
+      const replaced = stillborn < 3
+      warn(
+        `${why}; its ${thread.pending.size} run(s) are decoded inline` +
+          (replaced ? ', and a new thread starts' : '; no new thread starts (3 died unready)'),
+      )
       for (const p of thread.pending.values()) p.reject(new ThreadGone(why))
       thread.pending.clear()
-      if (!thread.ready) stillborn++
-      if (!closed && stillborn < 3) threads.push(spawn())
+      if (replaced) threads.push(spawn())
       if (threads.length === 0) onReady(false)
     }
     thread.worker.on('message', (reply: DecodeReply | { ready: true }) => {
@@ -99,7 +120,22 @@ export function createFrameDecoder(
     thread.worker.unref()
     return thread
   }
-  for (let i = 0; i < count; i++) threads.push(spawn())
+  const start = (url: URL) => {
+    entry = url
+    if (closed) return
+    for (let i = 0; i < count; i++) threads.push(spawn())
+  }
+  let started = false
+  const startOnce = () => {
+    if (started) return
+    started = true
+    if (options.workerEntry) return start(options.workerEntry)
+    void bundledEntry().then(start, (err: Error) => {
+      warn(`decoder thread sources not bundled (${err.message}); starting them under tsx`)
+      start(TSX_ENTRY)
+    })
+  }
+  if (!options.lazy) startOnce()
 
   const inline = (codec: Codec, frames: readonly Frame[], bytes: Uint8Array): Buffer[] => {
     stats.inline++
@@ -124,9 +160,9 @@ export function createFrameDecoder(
     ready,
     async decode(codec, frames, bytes) {
       const size = frames.reduce((n, f) => n + f.ulen, 0)
+      if (!closed && size >= offThreadBytes) startOnce()
       const ready = threads.filter((t) => t.ready)
-      if (closed || size < OFF_THREAD_BYTES || ready.length === 0)
-        return inline(codec, frames, bytes)
+      if (closed || size < offThreadBytes || ready.length === 0) return inline(codec, frames, bytes)
       const thread = ready.reduce((a, b) => (b.pending.size < a.pending.size ? b : a))
       try {
         const out = await onThread(thread, codec, frames, bytes)
@@ -146,6 +182,32 @@ export function createFrameDecoder(
       await Promise.all(all.map((t) => t.worker.terminate()))
     },
   }
+}
+
+/**
+ * The thread's sources (frame-decoder-worker.ts and the runtime/format modules it imports) as one
+ * plain-JS module, so that a thread starts without tsx: 0.05-0.08 s of CPU instead of 0.3-0.4 s
+ * (tsx starts a loader and esbuild in each thread), which a cold start right after `thaw mount`
+ * or `thaw host` would otherwise pay. Bundling takes ~50 ms in esbuild's own process. zstd.ts
+ * resolves zstd-napi from `import.meta.url`, which in a `data:` module would be the data URL:
+ * it is defined as zstd.ts's own URL (the only user of import.meta in those sources).
+ */
+async function bundledEntry(): Promise<URL> {
+  const out = await build({
+    entryPoints: [fileURLToPath(new URL('./frame-decoder-worker.ts', import.meta.url))],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    write: false,
+    logLevel: 'silent',
+    define: {
+      'import.meta.url': JSON.stringify(
+        new URL('../../runtime/format/codec/zstd.ts', import.meta.url).href,
+      ),
+    },
+  })
+  return new URL(`data:text/javascript,${encodeURIComponent(out.outputFiles[0]!.text)}`)
 }
 
 /** The thread's error with its stable code: FrameLoader refetches elsewhere on FRAME_* codes. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createCodec } from '../../../runtime/format/codec/codec.ts'
 import { decodeFrame, type Frame } from '../../../runtime/format/frame.ts'
 import { sha256Of } from '../../../runtime/oci/digest.ts'
@@ -53,7 +53,30 @@ describe('createFrameDecoder', () => {
       decodeFrame(codec, r.bytes.subarray(f.coff - start, f.coff - start + f.clen), f),
     )
     expect(Buffer.concat(got).equals(Buffer.concat(inline))).toBe(true)
-    expect(d.stats).toEqual({ threaded: 1, inline: 0 })
+    expect(d.stats).toEqual({ threaded: 1, inline: 0, died: 0 })
+  })
+
+  it('answers concurrent runs on two threads, each with its own frames', async () => {
+    const d = decoder({ threads: 2 })
+    expect(await d.ready).toBe(true)
+    const runs = Array.from({ length: 8 }, (_, i) => run([OFF_THREAD_BYTES + i * 4096, 70_000]))
+    const got = await Promise.all(runs.map((r) => d.decode(codec, r.frames, r.bytes)))
+    got.forEach((buffers, i) =>
+      expect(Buffer.concat(buffers).equals(Buffer.concat(runs[i]!.plain))).toBe(true),
+    )
+    expect(d.stats.threaded).toBe(8)
+  })
+
+  it('with lazy, starts its threads on the first large run (answered inline), then uses them', async () => {
+    const d = decoder({ lazy: true })
+    const small = run([OFF_THREAD_BYTES / 4])
+    await d.decode(codec, small.frames, small.bytes)
+    const r = run([OFF_THREAD_BYTES * 2])
+    expect((await d.decode(codec, r.frames, r.bytes))[0]!.equals(r.plain[0]!)).toBe(true)
+    expect(d.stats).toEqual({ threaded: 0, inline: 2, died: 0 })
+    expect(await d.ready).toBe(true)
+    expect((await d.decode(codec, r.frames, r.bytes))[0]!.equals(r.plain[0]!)).toBe(true)
+    expect(d.stats).toEqual({ threaded: 1, inline: 2, died: 0 })
   })
 
   it('decodes small runs inline (a message round trip costs more than they do)', async () => {
@@ -61,7 +84,7 @@ describe('createFrameDecoder', () => {
     await d.ready
     const r = run([OFF_THREAD_BYTES / 4])
     expect((await d.decode(codec, r.frames, r.bytes))[0]!.equals(r.plain[0]!)).toBe(true)
-    expect(d.stats).toEqual({ threaded: 0, inline: 1 })
+    expect(d.stats).toEqual({ threaded: 0, inline: 1, died: 0 })
   })
 
   it('leaves the caller’s bytes intact (the thread gets a copy, not a view of a larger buffer)', async () => {
@@ -84,6 +107,12 @@ describe('createFrameDecoder', () => {
         (r) => ({ frames: r.frames, bytes: flip(r.bytes, 100) }),
         'FRAME_DIGEST_MISMATCH',
       ],
+      // the range answer stopped one byte short of the frame's end
+      [
+        'a truncated frame',
+        (r) => ({ frames: r.frames, bytes: r.bytes.subarray(0, r.bytes.length - 1) }),
+        'FRAME_TRUNCATED',
+      ],
       // the index says the frame decodes to more bytes than it does (digest of the bytes is right)
       [
         'a wrong decoded length',
@@ -105,8 +134,10 @@ describe('createFrameDecoder', () => {
   })
 
   it('answers runs whose thread died, inline', async () => {
+    const warnings: string[] = []
     const d = decoder({
       workerEntry: new URL('./fixtures/exiting-decoder-worker.mjs', import.meta.url),
+      warn: (m) => warnings.push(m),
     })
     expect(await d.ready).toBe(true)
     const r = run([OFF_THREAD_BYTES * 2])
@@ -115,6 +146,34 @@ describe('createFrameDecoder', () => {
       expect(got[0]!.equals(r.plain[0]!)).toBe(true)
     }
     expect(d.stats.threaded).toBe(0)
+    expect(d.stats.died).toBeGreaterThanOrEqual(1)
+    expect(warnings[0]).toMatch(/decoder thread exited with 3; its 1 run\(s\) are decoded inline/)
+  })
+
+  it('replaces a thread that dies in a run: that run is answered inline, later ones on the new thread', async () => {
+    const warnings: string[] = []
+    const d = decoder({
+      workerEntry: new URL('./fixtures/dying-decoder-worker.mjs', import.meta.url),
+      warn: (m) => warnings.push(m),
+    })
+    expect(await d.ready).toBe(true)
+    const r = run([OFF_THREAD_BYTES * 2])
+    // The fixture's hook: the thread exits on a run whose first frame has this uoff.
+    const dying = r.frames.map((f) => ({ ...f, uoff: 7_777_777 }))
+    expect((await d.decode(codec, dying, r.bytes))[0]!.equals(r.plain[0]!)).toBe(true)
+    expect(d.stats).toEqual({ threaded: 0, inline: 1, died: 1 })
+    expect(warnings).toEqual([
+      'decoder thread exited with 3; its 1 run(s) are decoded inline, and a new thread starts',
+    ])
+    // Runs decode inline until the new thread is ready, then on it.
+    await vi.waitFor(
+      async () => {
+        expect((await d.decode(codec, r.frames, r.bytes))[0]!.equals(r.plain[0]!)).toBe(true)
+        expect(d.stats.threaded).toBe(1)
+      },
+      { timeout: 30_000, interval: 50 },
+    )
+    expect(d.stats.died).toBe(1)
   })
 
   it('decodes inline after close, which is idempotent', async () => {
@@ -124,7 +183,7 @@ describe('createFrameDecoder', () => {
     await d.close()
     const r = run([OFF_THREAD_BYTES * 2])
     expect((await d.decode(codec, r.frames, r.bytes))[0]!.equals(r.plain[0]!)).toBe(true)
-    expect(d.stats).toEqual({ threaded: 0, inline: 1 })
+    expect(d.stats).toEqual({ threaded: 0, inline: 1, died: 0 })
   })
 })
 
