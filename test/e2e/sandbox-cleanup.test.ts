@@ -6,7 +6,7 @@ import { detectOciRuntime } from '../../host/sandbox/detect-runtime.ts'
 import { mountsUnder } from '../../host/sandbox/mounts.ts'
 import { createSandbox, type Sandbox } from '../../host/sandbox/sandbox.ts'
 import { isThawError } from '../../runtime/errors.ts'
-import { run, startProcess } from '../support/processes.ts'
+import { isAlive, run, startProcess } from '../support/processes.ts'
 import { nodeBase, runNodeScript, sandboxUnavailable, testSandbox } from '../support/sandbox.ts'
 import { tmpDir } from '../support/tmp.ts'
 
@@ -142,15 +142,6 @@ async function leftovers(stateDir: string, id: string, runtime: string) {
 
 async function containerIds(root: string, prefix: string): Promise<string[]> {
   return (await readdir(root).catch(() => [])).filter((n) => n.startsWith(prefix))
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 function sleep(ms: number) {

@@ -1,7 +1,7 @@
 import { access, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { run } from './processes.ts'
+import { isAlive, run } from './processes.ts'
 import { tmpDir } from './tmp.ts'
 
 const ROOT = join(import.meta.dirname, '..', '..')
@@ -15,16 +15,7 @@ describe('test cleanup', () => {
       { cwd: ROOT, env: { ...process.env, THAW_CLEANUP_FIXTURE_REPORT: report } },
     )
     const { dir, pid } = JSON.parse(await readFile(report, 'utf8')) as { dir: string; pid: number }
-    expect(alive(pid)).toBe(false)
+    expect(isAlive(pid)).toBe(false)
     await expect(access(dir)).rejects.toMatchObject({ code: 'ENOENT' })
   })
 })
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
