@@ -42,7 +42,14 @@ export function startBundle(
   warn?: (message: string) => void,
 ): PendingBundle {
   const abort = new AbortController()
-  const answer = requestBundle(sources, repository, manifest, { signal: abort.signal, warn })
+  // Never rejects: a bundle that cannot be had means on-demand reads, and a cancelled request
+  // may have nobody awaiting it.
+  const answer = requestBundle(sources, repository, manifest, { signal: abort.signal, warn }).catch(
+    (err: unknown): BundleAnswer => {
+      if (!abort.signal.aborted) warn?.(`bundle: ${describeError(err)}`)
+      return { found: false }
+    },
+  )
   return { answer, cancel: () => abort.abort() }
 }
 
@@ -106,6 +113,7 @@ export async function requestBundle(
         bodyTimeout: 10_000,
       })
     } catch (err) {
+      if (options.signal?.aborted) return { found: false }
       warn(`bundle from ${source.url}: ${describeError(err)}`)
       continue
     }
@@ -119,6 +127,9 @@ export async function requestBundle(
       continue
     }
     const body = new PassThrough({ highWaterMark: READ_AHEAD_BYTES })
+    // A cancelled or broken body must not become an uncaught 'error' when nobody reads it yet
+    // (the mount was not made); a reader still sees the error through its iterator.
+    body.on('error', () => {})
     res.body.on('error', (err) => body.destroy(err))
     return { found: true, body: res.body.pipe(body) }
   }
