@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads'
 import { createCodec, type Codec, type CodecName } from '../../runtime/format/codec/codec.ts'
-import { decodeFrame } from '../../runtime/format/frame.ts'
+import { decodeRun } from '../../runtime/format/frame.ts'
 import type { DecodeJob, DecodeReply } from './frame-decoder.ts'
 
 // The body of a frame decoder thread (frame-decoder.ts): verifies and decodes one run of frames
@@ -12,14 +12,12 @@ port.on('message', (job: DecodeJob) => {
   try {
     let codec = codecs.get(job.codec)
     if (!codec) codecs.set(job.codec, (codec = createCodec(job.codec)))
-    const bytes = new Uint8Array(job.bytes)
-    const start = job.frames[0]!.coff
-    const buffers = job.frames.map((f) => {
-      const out = decodeFrame(codec, bytes.subarray(f.coff - start, f.coff - start + f.clen), f)
-      return out.byteOffset === 0 && out.byteLength === out.buffer.byteLength
-        ? (out.buffer as ArrayBuffer)
-        : new Uint8Array(out).buffer // a pooled small buffer: copy it out
-    })
+    const buffers = decodeRun(codec, job.frames, new Uint8Array(job.bytes)).map(
+      (out) =>
+        out.byteOffset === 0 && out.byteLength === out.buffer.byteLength
+          ? (out.buffer as ArrayBuffer)
+          : new Uint8Array(out).buffer, // a pooled small buffer: copy it out
+    )
     const reply: DecodeReply = { id: job.id, ok: true, buffers }
     port.postMessage(reply, buffers)
   } catch (err) {

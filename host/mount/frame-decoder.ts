@@ -8,7 +8,7 @@ import {
   FormatError,
   type FormatErrorCode,
 } from '../../runtime/format/errors.ts'
-import { decodeFrame, type Frame } from '../../runtime/format/frame.ts'
+import { decodeRun, type Frame } from '../../runtime/format/frame.ts'
 
 /** The thread's entry under tsx: used only when the sources cannot be bundled. */
 const TSX_ENTRY = new URL('./frame-decoder-worker.mjs', import.meta.url)
@@ -139,10 +139,7 @@ export function createFrameDecoder(
 
   const inline = (codec: Codec, frames: readonly Frame[], bytes: Uint8Array): Buffer[] => {
     stats.inline++
-    const start = frames[0]!.coff
-    return frames.map((f) =>
-      decodeFrame(codec, bytes.subarray(f.coff - start, f.coff - start + f.clen), f),
-    )
+    return decodeRun(codec, frames, bytes)
   }
 
   const onThread = (thread: Thread, codec: Codec, frames: readonly Frame[], bytes: Uint8Array) =>
@@ -161,9 +158,9 @@ export function createFrameDecoder(
     async decode(codec, frames, bytes) {
       const size = frames.reduce((n, f) => n + f.ulen, 0)
       if (!closed && size >= offThreadBytes) startOnce()
-      const ready = threads.filter((t) => t.ready)
-      if (closed || size < offThreadBytes || ready.length === 0) return inline(codec, frames, bytes)
-      const thread = ready.reduce((a, b) => (b.pending.size < a.pending.size ? b : a))
+      const live = threads.filter((t) => t.ready)
+      if (closed || size < offThreadBytes || live.length === 0) return inline(codec, frames, bytes)
+      const thread = live.reduce((a, b) => (b.pending.size < a.pending.size ? b : a))
       try {
         const out = await onThread(thread, codec, frames, bytes)
         stats.threaded++

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describeError } from '../../runtime/errors.ts'
 import type { Codec } from '../../runtime/format/codec/codec.ts'
-import { decodeFrame, type Frame } from '../../runtime/format/frame.ts'
+import { decodeRun, type Frame } from '../../runtime/format/frame.ts'
 import type { FsIndex } from '../../runtime/format/fs-index.ts'
 import type { CachedBlob } from './cached-blob.ts'
 import type { FrameDecoder } from './frame-decoder.ts'
@@ -114,12 +114,9 @@ export class FrameLoader {
    * coff), then stores them. Throws FRAME_* on bytes that do not verify. */
   async storeRun(b: number, first: number, bytes: Uint8Array): Promise<Frame[]> {
     const frames = this.#framesIn(b, first, bytes.length)
-    const start = frames[0]!.coff
     const decoded = this.#decoder
       ? await this.#decoder.decode(this.#o.codec, frames, bytes)
-      : frames.map((f) =>
-          decodeFrame(this.#o.codec, bytes.subarray(f.coff - start, f.coff - start + f.clen), f),
-        )
+      : decodeRun(this.#o.codec, frames, bytes)
     await this.#o.blobs[b]!.store(frames, decoded)
     this.#onStored()
     return frames

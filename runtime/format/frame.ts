@@ -39,6 +39,17 @@ export function decodeFrame(codec: Codec, bytes: Uint8Array, frame: Frame): Buff
   return codec.decode(bytes, frame.ulen)
 }
 
+/**
+ * Verifies and decodes a run of consecutive frames of one blob, `bytes` starting at the first
+ * frame's `coff`; one buffer per frame.
+ */
+export function decodeRun(codec: Codec, frames: readonly Frame[], bytes: Uint8Array): Buffer[] {
+  const start = frames[0]!.coff
+  return frames.map((f) =>
+    decodeFrame(codec, bytes.subarray(f.coff - start, f.coff - start + f.clen), f),
+  )
+}
+
 /** Index of the frame holding uncompressed offset `uoff` (frames sorted by uoff), or -1. */
 export function frameIndexAt(frames: readonly Frame[], uoff: number): number {
   let lo = 0
