@@ -1,11 +1,10 @@
-import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
 import type { CredentialsOption } from '../../runtime/oci/remote/auth.ts'
 import { AccessRecorder } from '../profile/access-recorder.ts'
 import { BlobCache } from './blob-cache.ts'
 import { MountError } from './errors.ts'
-import { detachStaleMount } from './fuse-mount.ts'
+import { detachStaleMount, fuseMountsUnder } from './fuse-mount.ts'
 import { createFrameDecoder } from './frame-decoder.ts'
 import { ImageMount } from './image-mount.ts'
 import type { AcquireOptions, ImageMounts, MountLease } from './image-mounts.ts'
@@ -190,17 +189,4 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       await Promise.all([...sourceSets.values()].map((s) => s.close()))
     },
   }
-}
-
-/** FUSE mountpoints under `root`, from /proc/self/mountinfo (field 5 is the mountpoint). */
-async function fuseMountsUnder(root: string): Promise<string[]> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '')
-  const out: string[] = []
-  for (const line of text.split('\n')) {
-    const [left, right] = line.split(' - ')
-    const point = left?.split(' ')[4]?.replace(/\\040/g, ' ')
-    if (!point || !right?.startsWith('fuse')) continue
-    if (point === root || point.startsWith(`${root}/`)) out.push(point)
-  }
-  return out
 }

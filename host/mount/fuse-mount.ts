@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
 import { createRequire } from 'node:module'
+import { readFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { FsError, MountError, type FsErrorCode } from './errors.ts'
 import type { FsStat, ImageFs } from './image-fs.ts'
@@ -95,6 +96,19 @@ export async function detachStaleMount(dir: string): Promise<boolean> {
   } catch {
     return false
   }
+}
+
+/** FUSE mountpoints under `root`, from /proc/self/mountinfo (field 5 is the mountpoint). */
+export async function fuseMountsUnder(root: string): Promise<string[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '')
+  const out: string[] = []
+  for (const line of text.split('\n')) {
+    const [left, right] = line.split(' - ')
+    const point = left?.split(' ')[4]?.replace(/\\040/g, ' ')
+    if (!point || !right?.startsWith('fuse')) continue
+    if (point === root || point.startsWith(`${root}/`)) out.push(point)
+  }
+  return out
 }
 
 type Cb = (code: number, ...rest: unknown[]) => void
