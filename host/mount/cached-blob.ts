@@ -1,4 +1,4 @@
-import { constants } from 'node:fs'
+import { constants, readSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { crc32 } from 'node:zlib'
 import type { Frame } from '../../runtime/format/frame.ts'
@@ -118,16 +118,21 @@ export class CachedBlob {
     await journal.write(records, 0, records.length)
   }
 
-  /** Reads present bytes at tar offset `position` into `buf` (the caller checked presence). */
-  async readInto(buf: Buffer, length: number, position: number): Promise<number> {
+  /**
+   * Reads present bytes at tar offset `position` into `buf` (the caller checked presence): a
+   * pread on the calling thread, not the thread pool. Present frames are almost always in the
+   * page cache (they were just written, or read before), and a FUSE read answered without the
+   * pool skips two thread hops (formats.md §7.2: ~65 µs against ~116 µs per read).
+   */
+  readInto(buf: Buffer, length: number, position: number): number {
     const data = this.#data
     if (!data) throw new Error(`cache blob ${this.hex} is closed`)
     this.lastUsed = Date.now()
     let done = 0
     while (done < length) {
-      const { bytesRead } = await data.read(buf, done, length - done, position + done)
-      if (bytesRead === 0) break
-      done += bytesRead
+      const n = readSync(data.fd, buf, done, length - done, position + done)
+      if (n === 0) break
+      done += n
     }
     return done
   }

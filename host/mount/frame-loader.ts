@@ -87,6 +87,14 @@ export class FrameLoader {
     return new Promise((resolve) => this.#idleWaiters.push(resolve))
   }
 
+  /** Whether frames `first..last` of blob `b` are all in the cache (a read needs no fetch). */
+  present(b: number, first: number, last: number): boolean {
+    const blob = this.#o.blobs[b]!
+    const frames = this.#o.index.blobs[b]!.frames
+    for (let i = first; i <= last; i++) if (!blob.has(frames[i]!)) return false
+    return true
+  }
+
   /** Frames `first..last` of blob `b` are present when this resolves. */
   async ensure(b: number, first: number, last: number, demand = true): Promise<void> {
     if (demand) {

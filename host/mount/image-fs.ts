@@ -90,20 +90,27 @@ export class ImageFs {
     for (const o of this.observers) o.open(path)
   }
 
-  /** Reads into `buf` (at most `length` bytes at file offset `position`); the byte count. */
-  async read(path: string, buf: Buffer, length: number, position: number): Promise<number> {
+  /**
+   * Reads into `buf` (at most `length` bytes at file offset `position`); the byte count. Answers
+   * synchronously when every frame it needs is in the cache (the common case once warm), so the
+   * FUSE adapter replies without waiting for a promise.
+   */
+  read(path: string, buf: Buffer, length: number, position: number): number | Promise<number> {
     const n = this.#node(path)
     if (n.type !== 'file') throw new FsError('EISDIR')
     const end = Math.min(n.size, position + length)
     if (position >= end) return 0
     for (const o of this.observers) o.read(path, position, end - position)
     const span = framesFor(this.index, n, position, end - position)!
-    try {
-      await this.#loader.ensure(span.blob, span.first, span.last)
-    } catch (err) {
-      throw new FsError('EIO', (err as Error).message)
-    }
-    return this.#loader.blobs[span.blob]!.readInto(buf, end - position, n.offset + position)
+    const blob = this.#loader.blobs[span.blob]!
+    const copy = () => blob.readInto(buf, end - position, n.offset + position)
+    if (this.#loader.present(span.blob, span.first, span.last)) return copy()
+    return this.#loader.ensure(span.blob, span.first, span.last).then(
+      copy,
+      (err: Error) => {
+        throw new FsError('EIO', err.message)
+      },
+    )
   }
 
   statfs(): { blocks: number; files: number } {

@@ -27,7 +27,7 @@ describe('CachedBlob', () => {
     expect([0, 1, 2].map((i) => blob.has(frame(i)))).toEqual([true, true, true])
     expect(blob.has(frame(3))).toBe(false)
     const buf = Buffer.alloc(1000)
-    await blob.readInto(buf, 1000, 1000)
+    expect(blob.readInto(buf, 1000, 1000)).toBe(1000)
     expect(buf).toEqual(bytesOf(1))
     await blob.close()
   })
