@@ -49,7 +49,8 @@ export class FrameLoader {
   readonly #warn: (message: string) => void
   readonly #onStored: () => void
   #demand = 0
-  #lastDemandAt = 0
+  /** When the last on-demand read came (performance.now()); none yet: -Infinity. */
+  #lastDemandAt = -Infinity
   #idleWaiters: (() => void)[] = []
 
   constructor(options: FrameLoaderOptions) {
@@ -68,7 +69,6 @@ export class FrameLoader {
     return this.#demand
   }
 
-  /** Resolves once no on-demand load is under way. */
   /**
    * Resolves once no on-demand read has come for `ms`: a starting process reads in bursts, and
    * work that can wait (the background fetch) should not compete with it for CPU and link.
@@ -82,13 +82,19 @@ export class FrameLoader {
     }
   }
 
+  /** Resolves once no on-demand load is under way. */
   idle(): Promise<void> {
     if (this.#demand === 0) return Promise.resolve()
     return new Promise((resolve) => this.#idleWaiters.push(resolve))
   }
 
-  /** Whether frames `first..last` of blob `b` are all in the cache (a read needs no fetch). */
-  present(b: number, first: number, last: number): boolean {
+  /**
+   * Whether a read of frames `first..last` of blob `b` can be answered from the cache now. The
+   * read counts as on-demand activity either way, so quiet() keeps background work waiting while
+   * a process is still reading, even when everything it reads is already here.
+   */
+  readableNow(b: number, first: number, last: number): boolean {
+    this.#lastDemandAt = performance.now()
     const blob = this.#o.blobs[b]!
     const frames = this.#o.index.blobs[b]!.frames
     for (let i = first; i <= last; i++) if (!blob.has(frames[i]!)) return false

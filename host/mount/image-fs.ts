@@ -104,7 +104,7 @@ export class ImageFs {
     const span = framesFor(this.index, n, position, end - position)!
     const blob = this.#loader.blobs[span.blob]!
     const copy = () => blob.readInto(buf, end - position, n.offset + position)
-    if (this.#loader.present(span.blob, span.first, span.last)) return copy()
+    if (this.#loader.readableNow(span.blob, span.first, span.last)) return copy()
     return this.#loader.ensure(span.blob, span.first, span.last).then(
       copy,
       (err: Error) => {
