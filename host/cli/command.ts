@@ -51,3 +51,13 @@ export function untilSignal(): Promise<void> {
     process.on('SIGTERM', done)
   })
 }
+
+/**
+ * Registry credentials of the CLI's commands (deploy, host, mount): THAW_REGISTRY_USERNAME and
+ * THAW_REGISTRY_PASSWORD, for registries and edges with auth on; anonymous without.
+ */
+export function registryCredentials(): { username: string; password: string } | undefined {
+  const username = process.env.THAW_REGISTRY_USERNAME
+  const password = process.env.THAW_REGISTRY_PASSWORD
+  return username && password !== undefined ? { username, password } : undefined
+}

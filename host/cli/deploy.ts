@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util'
 import { deployApp } from '../deploy/deploy-app.ts'
 import { deployReporter } from '../deploy/deploy-output.ts'
 import { DeployError } from '../deploy/errors.ts'
+import { registryCredentials } from './command.ts'
 
 const USAGE = `usage: thaw deploy [options]                 build the app folder here into an image, push, deploy
        thaw deploy --image REF --name APP ...   deploy an image pushed by any client (no build)
@@ -96,10 +97,4 @@ function parseSettings(pairs: string[]): Record<string, string> | undefined {
     out[pair.slice(0, eq)] = pair.slice(eq + 1)
   }
   return out
-}
-
-function registryCredentials(): { username: string; password: string } | undefined {
-  const username = process.env.THAW_REGISTRY_USERNAME
-  const password = process.env.THAW_REGISTRY_PASSWORD
-  return username && password !== undefined ? { username, password } : undefined
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { createImageMounts, type MountLogger } from '../mount/create-image-mounts.ts'
 import type { ImageMounts } from '../mount/image-mounts.ts'
+import type { CredentialsOption } from '../../runtime/oci/remote/index.ts'
 
 export interface HostMountsOptions {
   /** Where mounts keep their cache and mountpoints (`<state>/mounts`). */
@@ -10,6 +11,8 @@ export interface HostMountsOptions {
   /** Bound of the shared frame cache (default 8 GiB). */
   cacheBytes?: number
   logger?: MountLogger
+  /** For edges and registries with auth on. */
+  credentials?: CredentialsOption
 }
 
 const DEFAULT_CACHE_BYTES = 8 * 1024 ** 3
@@ -26,5 +29,6 @@ export function createMounts(options: HostMountsOptions): Promise<ImageMounts> {
     mountRoot: join(options.dir, 'mnt'),
     cacheBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES,
     logger: options.logger,
+    credentials: options.credentials,
   })
 }

@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path'
-import { untilSignal } from './command.ts'
+import { registryCredentials, untilSignal } from './command.ts'
 import { parseArgs } from 'node:util'
 import { ThawError } from '../../runtime/errors.ts'
 import { jsonHostLogger } from '../log/host-logger.ts'
@@ -21,6 +21,9 @@ options:
       --state <dir>       state directory: apps, master key, nodes (default ./.thaw-host)
       --master-key <k>    admin key (default: <state>/master.key, made on first start)
   -h, --help              this help
+
+Registry credentials (for edges and registries with auth on: mounts, prefetch bundles and
+profile uploads): THAW_REGISTRY_USERNAME and THAW_REGISTRY_PASSWORD.
 `
 
 export interface HostFlags {
@@ -42,7 +45,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const stateDir = resolve(flags.state)
   // Before anything listens: a host without mounts must say so, not start half-working.
-  const mounts = await createMounts({ dir: join(stateDir, 'mounts'), edges: flags.edges })
+  const credentials = registryCredentials()
+  const mounts = await createMounts({ dir: join(stateDir, 'mounts'), edges: flags.edges, credentials })
   const host = await startHost({
     stateDir,
     port: flags.port,
@@ -51,6 +55,7 @@ export async function main(argv: string[]): Promise<number> {
     mounts,
     masterKey: flags.masterKey,
     edgeFor: (registry) => edgeFor(flags.edges, registry),
+    credentials,
     logger: jsonHostLogger(),
   }).catch(async (err: unknown) => {
     await mounts.close()

@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises'
-import { untilSignal } from './command.ts'
+import { registryCredentials, untilSignal } from './command.ts'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ThawError } from '../../runtime/errors.ts'
@@ -27,6 +27,9 @@ options:
   --no-replay         do not fetch the prefetch bundle
   --no-background     do not fetch the rest of the image in the background
   --record FILE       record accesses; write the profile to FILE at exit
+
+Registry credentials (for edges and registries with auth on): THAW_REGISTRY_USERNAME and
+THAW_REGISTRY_PASSWORD.
 `
 
 export async function main(argv: string[]): Promise<number> {
@@ -60,6 +63,7 @@ export async function main(argv: string[]): Promise<number> {
   const origin = registry ? [`http://${registry}`] : []
   const sources = new SourceSet({
     urls: [...values.edge, ...origin],
+    credentials: registryCredentials(),
     requestTimeoutMs: number(values.timeout, '--timeout'),
     retryAfterMs: number(values['retry-after'], '--retry-after'),
     warn,

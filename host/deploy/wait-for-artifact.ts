@@ -7,7 +7,8 @@ import {
 import { GENERATION_ANNOTATION } from '../../runtime/artifact/streaming-artifact.ts'
 import type { Digest } from '../../runtime/oci/digest.ts'
 import { MediaType } from '../../runtime/oci/media-types.ts'
-import type { RegistryClient } from '../../runtime/oci/remote/registry-client.ts'
+import { OciError } from '../../runtime/oci/errors.ts'
+import { readBody, type RegistryClient, type RegistryResponse } from '../../runtime/oci/remote/index.ts'
 import { DeployError } from './errors.ts'
 
 export interface WaitOptions {
@@ -61,7 +62,7 @@ async function poll(o: WaitOptions): Promise<ArtifactReady> {
   for (;;) {
     o.signal?.throwIfAborted()
     if (useStatus) {
-      const status = await fetchStatus(statusUrl, o.signal)
+      const status = await fetchStatus(o.client, o.repository, o.manifest, o.signal)
       if (status === 'unsupported') useStatus = false
       else if (status === 'unknown') report('pending')
       else {
@@ -100,14 +101,23 @@ async function poll(o: WaitOptions): Promise<ArtifactReady> {
 }
 
 async function fetchStatus(
-  url: URL,
+  client: RegistryClient,
+  repository: string,
+  manifest: Digest,
   signal?: AbortSignal,
 ): Promise<ConversionStatus | 'unknown' | 'unsupported'> {
-  const res = await fetch(url, { signal, headers: { accept: 'application/json' } })
-  const text = await res.text()
-  if (res.ok) return parseConversionStatus(JSON.parse(text))
+  const path = thawPaths.status(repository, manifest)
+  let res: RegistryResponse
+  try {
+    res = await client.extension(repository, { method: 'GET', path, headers: { accept: 'application/json' }, signal })
+  } catch (err) {
+    // A passing failure (5xx after the client's retries): ask again.
+    if (err instanceof OciError && err.status >= 500 && !signal?.aborted) return 'unknown'
+    throw err
+  }
+  const text = (await readBody(res, 1024 * 1024, `GET ${path}`)).toString()
+  if (res.status === 200) return parseConversionStatus(JSON.parse(text))
   if (res.status === 404 && errorCode(text) === 'MANIFEST_UNKNOWN') return 'unknown'
-  if (res.status >= 500) return 'unknown' // a passing failure: ask again
   return 'unsupported'
 }
 

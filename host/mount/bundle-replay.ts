@@ -1,9 +1,9 @@
 import { PassThrough } from 'node:stream'
-import { request } from 'undici'
 import { BundleDecoder, type BundleHeader } from '../../runtime/artifact/bundle.ts'
 import { thawPaths } from '../../runtime/artifact/thaw-api.ts'
 import { describeError } from '../../runtime/errors.ts'
 import type { Digest } from '../../runtime/oci/digest.ts'
+import type { RegistryResponse } from '../../runtime/oci/remote/index.ts'
 import type { FrameLoader } from './frame-loader.ts'
 import { resolveImage, type ResolvedImage } from './resolve-image.ts'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
@@ -94,7 +94,8 @@ const READ_AHEAD_BYTES = 64 * 2 ** 20
  * (`GET /v2/<name>/_thaw/bundle/<manifest>`, 404 = no profile). Only the manifest digest is
  * needed, so the host starts it while it still resolves the artifact and parses the index; the
  * body keeps arriving meanwhile (up to READ_AHEAD_BYTES held in memory), so the link is busy
- * from the first round trip on.
+ * from the first round trip on. Sent by each source's registry client: with its credentials,
+ * and with its deadline (`requestTimeoutMs`) for the headers and between body chunks.
  */
 export async function requestBundle(
   sources: SourceSet,
@@ -105,25 +106,21 @@ export async function requestBundle(
   const warn = options.warn ?? (() => {})
   const path = thawPaths.bundle(repository, manifest)
   for (const source of sources.order()) {
-    let res: Awaited<ReturnType<typeof request>>
+    let res: RegistryResponse
     try {
-      res = await request(`${source.url}${path}`, {
-        signal: options.signal,
-        headersTimeout: 10_000,
-        bodyTimeout: 10_000,
-      })
+      res = await source.client.extension(repository, { method: 'GET', path, signal: options.signal })
     } catch (err) {
       if (options.signal?.aborted) return { found: false }
       warn(`bundle from ${source.url}: ${describeError(err)}`)
       continue
     }
-    if (res.statusCode === 404) {
-      await res.body.dump()
+    if (res.status === 404) {
+      res.body.resume()
       return { found: false }
     }
-    if (res.statusCode !== 200) {
-      await res.body.dump()
-      warn(`bundle from ${source.url}: HTTP ${res.statusCode}`)
+    if (res.status !== 200) {
+      res.body.resume()
+      warn(`bundle from ${source.url}: HTTP ${res.status}`)
       continue
     }
     const body = new PassThrough({ highWaterMark: READ_AHEAD_BYTES })

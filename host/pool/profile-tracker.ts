@@ -1,6 +1,12 @@
 import { thawPaths } from '../../runtime/artifact/thaw-api.ts'
 import type { Digest } from '../../runtime/oci/digest.ts'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
+import {
+  createRegistryClient,
+  readBody,
+  type CredentialsOption,
+  type RegistryClient,
+} from '../../runtime/oci/remote/index.ts'
 import { serializeProfile, type Profile } from '../../runtime/profile/profile.ts'
 import type { HostLogger } from '../log/host-logger.ts'
 import type { AcquireOptions, MountedImage, MountLease } from '../mount/image-mounts.ts'
@@ -40,6 +46,8 @@ export interface ProfileTracker {
   states(): ProfileState[]
   /** Waits for uploads in flight (tests, shutdown). */
   settled(): Promise<void>
+  /** Waits for uploads in flight, then closes the connections to the edges. Idempotent. */
+  close(): Promise<void>
 }
 
 /**
@@ -52,11 +60,20 @@ export function createProfileTracker(o: {
   logger: HostLogger
   /** Base URL of the edge that takes profiles for `registry` (default `http://<registry>`). */
   edgeFor?: (registry: string) => string
-  fetch?: typeof fetch
+  /** For an edge with auth on (the profiles extension needs push on the repository). */
+  credentials?: CredentialsOption
 }): ProfileTracker {
   const states = new Map<string, ProfileState>()
   const uploads = new Set<Promise<void>>()
-  const doFetch = o.fetch ?? fetch
+  const clients = new Map<string, RegistryClient>()
+  const clientFor = (base: string) => {
+    let client = clients.get(base)
+    if (!client) {
+      client = createRegistryClient({ registry: base, credentials: o.credentials })
+      clients.set(base, client)
+    }
+    return client
+  }
   const get = (reference: string): ProfileState => {
     let s = states.get(reference)
     if (!s) {
@@ -71,16 +88,19 @@ export function createProfileTracker(o: {
   async function upload(s: ProfileState, image: MountedImage, profile: Profile) {
     const registry = parseImageReference(image.reference).registry!
     const base = o.edgeFor?.(registry) ?? `http://${registry}`
-    const url = new URL(thawPaths.profiles(image.repository, image.manifest), base)
+    const path = thawPaths.profiles(image.repository, image.manifest)
     try {
-      const res = await doFetch(url, {
+      const res = await clientFor(base).extension(image.repository, {
         method: 'POST',
+        path,
         headers: { 'content-type': 'application/vnd.thaw.profile.v1+json' },
         body: serializeProfile(profile),
         signal: AbortSignal.timeout(30_000),
       })
-      const text = await res.text()
-      if (!res.ok) throw new Error(`the edge answered ${res.status} to ${url.pathname}: ${text.slice(0, 300)}`)
+      const text = (await readBody(res, 1024 * 1024, `POST ${path}`)).toString()
+      if (res.status < 200 || res.status > 299) {
+        throw new Error(`the edge answered ${res.status} to ${path}: ${text.slice(0, 300)}`)
+      }
       set(s, { state: 'uploaded', edge: safeJson(text), error: undefined })
       o.logger.log('info', 'profile uploaded', { image: image.reference, entries: profile.entries.length })
     } catch (err) {
@@ -112,6 +132,10 @@ export function createProfileTracker(o: {
     states: () => [...states.values()].map((s) => ({ ...s })),
     async settled() {
       await Promise.allSettled([...uploads])
+    },
+    async close() {
+      await Promise.allSettled([...uploads])
+      await Promise.all([...clients.values()].map((c) => c.close()))
     },
   }
 }

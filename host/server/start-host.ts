@@ -4,6 +4,7 @@ import { bundleWorker } from '../../runtime/worker/bundle.ts'
 import { openAppStore, type AppStore } from '../apps/app-store.ts'
 import type { HostLogger } from '../log/host-logger.ts'
 import type { ImageMounts } from '../mount/image-mounts.ts'
+import type { CredentialsOption } from '../../runtime/oci/remote/index.ts'
 import { createPool, type Pool } from '../pool/pool.ts'
 import { createProfileTracker, type ProfileTracker } from '../pool/profile-tracker.ts'
 import { WORKER_FILE } from '../pool/start-worker-node.ts'
@@ -26,6 +27,8 @@ export interface StartHostOptions {
   domain?: string
   /** Base URL of the edge that takes profiles for a registry host (default http://<registry>). */
   edgeFor?: (registry: string) => string
+  /** For edges with auth on: profile uploads (the mounts get their own). */
+  credentials?: CredentialsOption
   sandbox?: Omit<SandboxOptions, 'stateDir' | 'workerDir'>
   logger: HostLogger
 }
@@ -52,7 +55,7 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
   const apps = await openAppStore(stateDir)
   const sandbox = await createSandbox({ ...o.sandbox, stateDir: join(stateDir, 'sandbox'), workerDir })
   const metrics = new HostMetrics()
-  const profiles = createProfileTracker({ logger: o.logger, edgeFor: o.edgeFor })
+  const profiles = createProfileTracker({ logger: o.logger, edgeFor: o.edgeFor, credentials: o.credentials })
   const pool = createPool({
     sandbox,
     mounts: o.mounts,
@@ -85,6 +88,7 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
         await host.close()
         await sandbox.close()
         await o.mounts.close()
+        await profiles.close()
       })()),
   }
 }

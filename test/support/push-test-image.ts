@@ -26,6 +26,8 @@ export async function pushAppImage(o: {
   azureFunctions?: boolean
   /** Replaces the base's Entrypoint, Cmd or WorkingDir (as `thaw deploy` does for custom handlers). */
   config?: { Entrypoint?: string[]; Cmd?: string[]; WorkingDir?: string }
+  /** Basic credentials, for an edge with auth on. */
+  credentials?: { username: string; password: string }
 }): Promise<string> {
   const dir = await tmpDir('thaw-app-image-')
   const root = join(dir, 'root', 'home/site/wwwroot')
@@ -52,7 +54,10 @@ export async function pushAppImage(o: {
     }),
   )
   const base = `http://${o.registry}/v2/${o.repository}`
-  for (const blob of [config, ...layers]) await pushBlob(base, blob)
+  const auth: Record<string, string> = o.credentials
+    ? { authorization: `Basic ${Buffer.from(`${o.credentials.username}:${o.credentials.password}`).toString('base64')}` }
+    : {}
+  for (const blob of [config, ...layers]) await pushBlob(base, blob, auth)
   const manifest = {
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
@@ -61,19 +66,19 @@ export async function pushAppImage(o: {
   }
   const res = await fetch(`${base}/manifests/${o.tag}`, {
     method: 'PUT',
-    headers: { 'content-type': manifest.mediaType },
+    headers: { 'content-type': manifest.mediaType, ...auth },
     body: JSON.stringify(manifest),
   })
   if (res.status !== 201) throw new Error(`manifest push: ${res.status} ${await res.text()}`)
   return `${o.registry}/${o.repository}:${o.tag}`
 }
 
-async function pushBlob(base: string, blob: Buffer): Promise<void> {
-  const start = await fetch(`${base}/blobs/uploads/`, { method: 'POST' })
+async function pushBlob(base: string, blob: Buffer, auth: Record<string, string>): Promise<void> {
+  const start = await fetch(`${base}/blobs/uploads/`, { method: 'POST', headers: auth })
   if (start.status !== 202) throw new Error(`blob upload: ${start.status}`)
   const location = new URL(start.headers.get('location')!, base)
   location.searchParams.set('digest', sha256(blob))
-  const put = await fetch(location, { method: 'PUT', body: blob, headers: { 'content-type': 'application/octet-stream' } })
+  const put = await fetch(location, { method: 'PUT', body: blob, headers: { 'content-type': 'application/octet-stream', ...auth } })
   if (put.status !== 201) throw new Error(`blob put: ${put.status} ${await put.text()}`)
 }
 

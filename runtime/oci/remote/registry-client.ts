@@ -9,6 +9,7 @@ import {
   type PushBlobOptions,
   type PushedBlob,
 } from './blob-upload.ts'
+import { extensionRequest, type ExtensionRequest } from './extension.ts'
 import { fetchRange, getBlob, headBlob, readBlob, type BlobResponse } from './blobs.ts'
 import {
   deleteManifest,
@@ -20,6 +21,7 @@ import {
   type CallOptions,
 } from './manifests.ts'
 import { addReferrerToFallbackTag, pushReferrer, referrers } from './referrers.ts'
+import type { RegistryResponse } from './response.ts'
 import type { RetryOptions } from './retry.ts'
 import { catalog, listTags, type PageOptions } from './tags.ts'
 import { createTransport } from './transport.ts'
@@ -113,6 +115,8 @@ export interface RegistryClient {
     mediaType: string,
     options?: CallOptions,
   ): Promise<{ digest: Digest; subjectAccepted: boolean }>
+  /** A request to a registry extension under the repository (`/v2/<name>/_thaw/...`). */
+  extension(repository: string, request: ExtensionRequest): Promise<RegistryResponse>
   /** Closes the connection pool the client created. Idempotent. */
   close(): Promise<void>
 }
@@ -143,6 +147,7 @@ export function createRegistryClient(options: RegistryClientOptions): RegistryCl
     addReferrerToFallbackTag: (repo, subject, d, o) =>
       addReferrerToFallbackTag(t, repo, subject, d, o),
     pushReferrer: (repo, bytes, mediaType, o) => pushReferrer(t, repo, bytes, mediaType, o),
+    extension: (repo, request) => extensionRequest(t, repo, request),
     close: () => t.close(),
   }
 }
