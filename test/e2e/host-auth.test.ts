@@ -72,9 +72,10 @@ describe.skipIf(skip)(skip ? `host with an auth edge (skipped: ${skip})` : 'host
 
   async function hostWith(credentials: typeof alice | undefined): Promise<RunningHost> {
     const state = await tmpDir('thaw-host-auth-state-')
+    const warnings: string[] = []
     const mounts = await createImageMounts({
       edges: [edgeUrl], cacheDir: join(state, 'cache'), mountRoot: join(state, 'mnt'), cacheBytes: 1 << 30,
-      background: false, credentials,
+      background: false, credentials, logger: { info: () => {}, warn: (m) => warnings.push(m) },
     })
     const host = await startHost({ stateDir: state, port: 0, warm: 1, mounts, credentials, logger: silentHostLogger })
     hosts.push(host)
