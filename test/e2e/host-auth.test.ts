@@ -70,7 +70,7 @@ describe.skipIf(skip)(skip ? `host with an auth edge (skipped: ${skip})` : 'host
     await edge?.stop()
   })
 
-  async function hostWith(credentials: typeof alice | undefined): Promise<RunningHost> {
+  async function hostWith(credentials: typeof alice | undefined) {
     const state = await tmpDir('thaw-host-auth-state-')
     const warnings: string[] = []
     const mounts = await createImageMounts({
@@ -81,7 +81,7 @@ describe.skipIf(skip)(skip ? `host with an auth edge (skipped: ${skip})` : 'host
     hosts.push(host)
     const res = await admin(host, '/admin/apps', { name: 'secret', image })
     expect(res.status, await res.clone().text()).toBe(201)
-    return host
+    return { host, mounts, warnings }
   }
   const admin = (host: RunningHost, path: string, body?: unknown) =>
     fetch(`${host.url}${path}`, {
@@ -92,7 +92,7 @@ describe.skipIf(skip)(skip ? `host with an auth edge (skipped: ${skip})` : 'host
   const call = (host: RunningHost) => fetch(`${host.url}/secret/api/hello`)
 
   it('mounts with credentials, uploads the profile, and replays the bundle on the next cold start', async () => {
-    const host = await hostWith(alice)
+    const { host } = await hostWith(alice)
     const first = await call(host)
     expect(first.status, await first.clone().text()).toBe(200)
     expect(await first.text()).toBe('hello through auth')
@@ -119,10 +119,12 @@ describe.skipIf(skip)(skip ? `host with an auth edge (skipped: ${skip})` : 'host
   })
 
   it('without credentials, answers the cold start with the edge\'s refusal and mounts nothing', async () => {
-    const host = await hostWith(undefined)
+    const { host, mounts, warnings } = await hostWith(undefined)
     const res = await call(host)
     expect(res.status).toBeGreaterThanOrEqual(500)
     expect(await res.text()).toMatch(/UNAUTHORIZED|authentication/i)
+    expect(warnings.join('\n')).toMatch(/401 UNAUTHORIZED/)
+    expect(mounts.mounted()).toEqual([])
     expect(host.profiles.states().find((s) => s.manifest === manifest)).toBeUndefined()
   })
 
