@@ -5,7 +5,7 @@ import { describeError } from '../../runtime/errors.ts'
 import type { Digest } from '../../runtime/oci/digest.ts'
 import type { RegistryResponse } from '../../runtime/oci/remote/index.ts'
 import type { FrameLoader } from './frame-loader.ts'
-import { resolveImage, type ResolvedImage } from './resolve-image.ts'
+import { resolveImage, type ResolvedImage, type ResolveOptions } from './resolve-image.ts'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
 import type { SourceSet } from './source-set.ts'
 
@@ -56,21 +56,19 @@ export function startBundle(
 /**
  * resolveImage, with the bundle request started as soon as the manifest digest is known (it needs
  * nothing else), so its bytes are on the way while the artifact is resolved, its index parsed
- * and the filesystem mounted. `wanted` may decline (the image is mounted already).
+ * and the filesystem mounted. A manifest already mounted (`known`) asks for no bundle.
  */
 export async function resolveWithBundle(
   sources: SourceSet,
   reference: string,
-  options: {
+  options: Omit<ResolveOptions, 'onManifest'> & {
     replay: boolean
-    signal?: AbortSignal
     warn?: (message: string) => void
-    wanted?: (manifest: Digest) => boolean
   },
 ): Promise<{ image: ResolvedImage; bundle?: PendingBundle }> {
   let bundle: PendingBundle | undefined
   const start = (manifest: Digest) => {
-    if (options.replay && (options.wanted?.(manifest) ?? true))
+    if (options.replay)
       bundle = startBundle(
         sources,
         parseImageReference(reference).repository,
@@ -79,7 +77,7 @@ export async function resolveWithBundle(
       )
   }
   try {
-    return { image: await resolveImage(sources, reference, options.signal, start), bundle }
+    return { image: await resolveImage(sources, reference, { ...options, onManifest: start }), bundle }
   } catch (err) {
     bundle?.cancel()
     throw err

@@ -10,6 +10,8 @@ import { ImageMount } from './image-mount.ts'
 import type { AcquireOptions, ImageMounts, MountLease } from './image-mounts.ts'
 import { digestHex } from '../../runtime/oci/digest.ts'
 import { resolveWithBundle } from './bundle-replay.ts'
+import { IndexCache } from './index-cache.ts'
+import type { ResolvedImage } from './resolve-image.ts'
 import { SourceSet } from './source-set.ts'
 
 export interface MountLogger {
@@ -61,7 +63,8 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
   const cache = await BlobCache.open(options.cacheDir, options.cacheBytes)
   const decoder = createFrameDecoder({ threads: options.decoderThreads, warn: log.warn })
   const sourceSets = new Map<string, SourceSet>()
-  const mounts = new Map<string, { mount: Promise<ImageMount>; leases: number }>()
+  const mounts = new Map<string, { mount: Promise<ImageMount>; image: ResolvedImage; leases: number }>()
+  const indexes = new IndexCache()
   const open = new Set<ImageMount>()
   let closed = false
 
@@ -103,7 +106,8 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
         replay,
         signal: acquire.signal,
         warn: log.warn,
-        wanted: (manifest) => !mounts.has(manifest),
+        known: (manifest) => mounts.get(manifest)?.image,
+        indexes,
       })
       const t1 = performance.now()
       const key = image.manifest
@@ -122,7 +126,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
           background: options.background,
           warn: log.warn,
         })
-        entry = { mount, leases: 0 }
+        entry = { mount, image, leases: 0 }
         mounts.set(key, entry)
         mount.then(
           (m) => open.add(m),
@@ -173,6 +177,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       }
     },
     async clearCache() {
+      indexes.clear()
       await cache.clear()
     },
     mounted() {

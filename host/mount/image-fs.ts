@@ -4,6 +4,9 @@ import { FsTree, type FsNode } from '../../runtime/format/fs-tree.ts'
 import { FsError } from './errors.ts'
 import type { FrameLoader } from './frame-loader.ts'
 
+/** The tree of each index mounted, kept while the index is (an IndexCache hit mounts it again). */
+const trees = new WeakMap<FsIndex, FsTree>()
+
 /** What the FUSE adapter reports for a path (it turns `type` into mode bits). */
 export interface FsStat {
   type: FsNode['type']
@@ -39,7 +42,9 @@ export class ImageFs {
 
   constructor(index: FsIndex, loader: FrameLoader) {
     this.index = index
-    this.#tree = new FsTree(index)
+    let tree = trees.get(index)
+    if (!tree) trees.set(index, (tree = new FsTree(index)))
+    this.#tree = tree
     this.#loader = loader
     this.#totalBytes = index.entries.reduce((n, e) => n + e.size, 0)
   }

@@ -15,7 +15,10 @@ import type { Profile } from '../../runtime/profile/profile.ts'
  */
 export interface ImageMounts {
   acquire(reference: string, options?: AcquireOptions): Promise<MountLease>
-  /** Drops every cached frame of blobs not in use (`thaw up` and tests use it for a cold start). */
+  /**
+   * Drops every cached frame of blobs not in use and the parsed indexes kept for mounting an
+   * image again (`thaw up`, the benchmark and tests use it for a cold start).
+   */
   clearCache(): Promise<void>
   /** Unmounts everything (waits for nothing but the unmounts). Idempotent. */
   close(): Promise<void>

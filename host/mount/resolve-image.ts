@@ -11,6 +11,7 @@ import { selectManifest } from '../../runtime/oci/platform.ts'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
 import { parseImageConfig, parseManifest, type ImageConfig } from '../../runtime/oci/schemas.ts'
 import { MountError } from './errors.ts'
+import type { IndexCache } from './index-cache.ts'
 import type { SourceSet } from './source-set.ts'
 
 export interface ResolvedImage {
@@ -23,18 +24,29 @@ export interface ResolvedImage {
   index: FsIndex
 }
 
+export interface ResolveOptions {
+  signal?: AbortSignal
+  /** Told the image manifest's digest as soon as it is known (to start the bundle request). */
+  onManifest?: (manifest: Digest) => void
+  /** The image as already resolved for a mount of this manifest: the rest is skipped. */
+  known?: (manifest: Digest) => ResolvedImage | undefined
+  /** Parsed indexes of earlier mounts, by index blob digest. */
+  indexes?: IndexCache
+}
+
 /**
  * reference → manifest digest → referrers (artifactType thaw streaming; the client falls back to
  * the `sha256-<hex>` tag where the registry has no referrers API) → the newest artifact → its
- * config and index blob (verified by digest) → FsIndex. Every blob is read verified.
+ * config and index blob (verified by digest) → FsIndex. Every blob is read verified. A manifest
+ * that is mounted already (`known`) stops after the first request; an index in `indexes` is not
+ * fetched again.
  */
 export async function resolveImage(
   sources: SourceSet,
   reference: string,
-  signal?: AbortSignal,
-  /** Told the image manifest's digest as soon as it is known (to start the bundle request). */
-  onManifest?: (manifest: Digest) => void,
+  options: ResolveOptions = {},
 ): Promise<ResolvedImage> {
+  const { signal, onManifest } = options
   const ref = parseImageReference(reference)
   const repo = ref.repository
   const call = async <T>(
@@ -55,6 +67,8 @@ export async function resolveImage(
   }
   if (parsed.kind !== 'image') throw notStreamable(reference, 'the manifest is not an image')
   const manifest = top.digest
+  const known = options.known?.(manifest)
+  if (known) return { ...known, reference }
   onManifest?.(manifest)
   const referrers = await call(`referrers of ${manifest}`, (c, s) =>
     c.referrers(repo, manifest, { artifactType: MediaType.thawStreaming, signal: s }),
@@ -76,14 +90,17 @@ export async function resolveImage(
     throw new MountError('ARTIFACT_MISMATCH', `artifact ${artifact.digest} is not for ${manifest}`)
   }
   const imageConfig = parsed.manifest.config
+  const cached = options.indexes?.get(artifact.index.digest)
   const [indexBytes, imageConfigBytes] = await Promise.all([
-    call(`index ${artifact.index.digest}`, (c, s) =>
-      c.readBlob(repo, artifact.index.digest, {
-        size: artifact.index.size,
-        maxBytes: 64 << 20,
-        signal: s,
-      }),
-    ),
+    cached
+      ? undefined
+      : call(`index ${artifact.index.digest}`, (c, s) =>
+          c.readBlob(repo, artifact.index.digest, {
+            size: artifact.index.size,
+            maxBytes: 64 << 20,
+            signal: s,
+          }),
+        ),
     call(`config ${imageConfig.digest}`, (c, s) =>
       c.readBlob(repo, imageConfig.digest, {
         size: imageConfig.size,
@@ -92,7 +109,7 @@ export async function resolveImage(
       }),
     ),
   ])
-  const index = parseFsIndex(indexBytes, { digest: artifact.index.digest })
+  const index = cached ?? parseFsIndex(indexBytes!, { digest: artifact.index.digest })
   const blobDigests = artifact.blobs.map((b) => b.digest)
   if (
     index.blobs.length !== blobDigests.length ||
@@ -103,6 +120,7 @@ export async function resolveImage(
       `index of ${artifact.digest} names other blobs than its manifest`,
     )
   }
+  options.indexes?.set(artifact.index.digest, index)
   return {
     reference,
     repository: repo,

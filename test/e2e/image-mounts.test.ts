@@ -26,6 +26,9 @@ describe.skipIf(fuseUnavailable)('createImageMounts: leases of shared lazy mount
   let files: string[]
   let mounts: ImageMountsHandle | undefined
   let mountRoot: string
+  let edge: Awaited<ReturnType<typeof startFaultProxy>>
+  const indexGets = (requests: string[]) =>
+    requests.filter((r) => r.startsWith(`GET /v2/pool/app/blobs/${image.artifact.index.digest}`)).length
 
   beforeAll(async () => {
     registry = await startDistribution()
@@ -47,13 +50,16 @@ describe.skipIf(fuseUnavailable)('createImageMounts: leases of shared lazy mount
   }
 
   it('shares one mount between leases, records, and unmounts at the last release', async () => {
-    const edge = await startFaultProxy(registry.url)
+    edge = await startFaultProxy(registry.url)
     edge.bundle = await buildBundle(image, files.slice(0, 3))
     mounts = await createImageMounts({
       edges: [edge.url], cacheDir: join(mountRoot, '..', 'cache'), mountRoot, cacheBytes: 1 << 30, background: false,
     })
     const a = await mounts.acquire(image.reference, { record: true })
+    const before = edge.requests.length
     const b = await mounts.acquire(image.reference)
+    // Mounted already: the tag is resolved again (it may have moved), nothing more is asked.
+    expect(edge.requests.slice(before)).toEqual([`GET /v2/pool/app/manifests/t`])
     expect(b.root).toBe(a.root)
     expect(mountedAt(a.root)).toBe(true)
     expect(a.image.manifest).toBe(image.manifest)
@@ -76,15 +82,19 @@ describe.skipIf(fuseUnavailable)('createImageMounts: leases of shared lazy mount
   })
 
   it('mounts again after the last release, from the cache, without fetching what it holds', async () => {
+    const before = edge.requests.length
     const lease = await mounts!.acquire(image.reference, { replay: false })
     const [m] = mounts!.mounted()
     for (const p of files.slice(0, 4)) await hashThrough(lease.root, p)
     expect(m!.loader.stats.requests).toBe(0)
+    expect(indexGets(edge.requests.slice(before))).toBe(0) // the parsed index was kept
     await lease.release()
     await mounts!.clearCache()
+    const cleared = edge.requests.length
     const again = await mounts!.acquire(image.reference, { replay: false })
     await hashThrough(again.root, files[0]!)
     expect(mounts!.mounted()[0]!.loader.stats.requests).toBeGreaterThan(0)
+    expect(indexGets(edge.requests.slice(cleared))).toBe(1)
     await again.release()
     await mounts!.close()
     await mounts!.close()
