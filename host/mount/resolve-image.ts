@@ -68,7 +68,7 @@ export async function resolveImage(
   if (parsed.kind !== 'image') throw notStreamable(reference, 'the manifest is not an image')
   const manifest = top.digest
   const known = options.known?.(manifest)
-  if (known) return { ...known, reference }
+  if (known) return { ...known, reference, repository: repo }
   onManifest?.(manifest)
   const referrers = await call(`referrers of ${manifest}`, (c, s) =>
     c.referrers(repo, manifest, { artifactType: MediaType.thawStreaming, signal: s }),
