@@ -12,7 +12,7 @@ export class IndexCache {
   readonly #indexes = new Map<Digest, FsIndex>()
   #entries = 0
 
-  constructor(maxEntries = 500_000) {
+  constructor(maxEntries = 200_000) {
     this.#maxEntries = maxEntries
   }
 
