@@ -95,10 +95,7 @@ export class FrameLoader {
    */
   readableNow(b: number, first: number, last: number): boolean {
     this.#lastDemandAt = performance.now()
-    const blob = this.#o.blobs[b]!
-    const frames = this.#o.index.blobs[b]!.frames
-    for (let i = first; i <= last; i++) if (!blob.has(frames[i]!)) return false
-    return true
+    return this.#missing(b, first, last).length === 0
   }
 
   /** Frames `first..last` of blob `b` are present when this resolves. */
