@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  libfuse2 fuse          # fuse-native's libfuse 2 and fusermount
+  make g++ python3       # node-gyp builds thaw's FUSE layer (host/fuse) against Node's headers
   runc crun              # OCI runtimes for nodes (runc works on cgroup v1 here; crun is probed)
   docker-registry        # CNCF distribution, the real upstream registry in tests
   skopeo umoci           # real OCI clients and image tools
@@ -38,5 +38,12 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "install: npm packages"
   npm ci --no-fund --no-audit
+fi
+# thaw's FUSE layer (host/fuse/native): built offline against the running Node's own headers.
+addon=host/fuse/build/Release/thaw_fuse.node
+if [ ! -f "$addon" ] || [ -n "$(find host/fuse/native host/fuse/binding.gyp -newer "$addon")" ]; then
+  echo "install: building host/fuse"
+  node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+  (cd host/fuse && ../../node_modules/.bin/node-gyp rebuild --nodedir="$node_prefix" --loglevel=warn)
 fi
 echo "install: done"

@@ -49,7 +49,7 @@ export interface ImageMountsHandle extends ImageMounts {
 /**
  * Lazy image mounts for a host: one FUSE mount per image (by manifest digest), shared by leases
  * and unmounted by the last release; a frame cache shared by all images. At creation, FUSE mounts
- * left under `mountRoot` by a host that died are detached (`fusermount -u -z`).
+ * left under `mountRoot` by a host that died are detached (`umount -l`).
  */
 export async function createImageMounts(options: ImageMountsOptions): Promise<ImageMountsHandle> {
   const log = options.logger ?? {

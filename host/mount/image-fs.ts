@@ -1,39 +1,25 @@
 import { framesFor } from '../../runtime/format/frame-fetcher.ts'
 import type { FsIndex } from '../../runtime/format/fs-index.ts'
 import { FsTree, type FsNode } from '../../runtime/format/fs-tree.ts'
+import type { FuseDir, FuseOpen, FuseOps, FuseStat } from '../fuse/fuse-session.ts'
 import { FsError } from './errors.ts'
 import type { FrameLoader } from './frame-loader.ts'
 
 /** The tree of each index mounted, kept while the index is (an IndexCache hit mounts it again). */
 const trees = new WeakMap<FsIndex, FsTree>()
 
-/** What the FUSE adapter reports for a path (it turns `type` into mode bits). */
-export interface FsStat {
-  type: FsNode['type']
-  /** Permission bits with setuid/setgid/sticky. */
-  perm: number
-  uid: number
-  gid: number
-  size: number
-  ino: number
-  nlink: number
-  devMajor: number
-  devMinor: number
-  mtimeMs: number
-}
-
-/** Who wants to know about accesses (the profile recorder). */
+/** Who wants to know about accesses (the profile recorder); paths are absolute (`/usr/bin/env`). */
 export interface AccessObserver {
   open(path: string): void
   read(path: string, offset: number, length: number): void
 }
 
 /**
- * The image's read-only filesystem, independent of any FUSE binding: metadata is answered from the
- * in-memory index, content through the frame loader and the cache. Paths are as FUSE gives them
- * (`/usr/bin/env`). Errors are `FsError`s with an errno name.
+ * The image's read-only filesystem, by inode number, as the FUSE layer asks for it (FuseOps):
+ * metadata from the in-memory index, content through the frame loader and the cache. Errors are
+ * `FsError`s with an errno name.
  */
-export class ImageFs {
+export class ImageFs implements FuseOps {
   readonly index: FsIndex
   readonly #tree: FsTree
   readonly #loader: FrameLoader
@@ -49,82 +35,98 @@ export class ImageFs {
     this.#totalBytes = index.entries.reduce((n, e) => n + e.size, 0)
   }
 
-  getattr(path: string): FsStat {
-    const n = this.#node(path)
-    return {
-      type: n.type,
-      perm: n.mode & 0o7777,
-      uid: n.uid,
-      gid: n.gid,
-      size: n.type === 'symlink' ? Buffer.byteLength(n.linkTarget) : n.size,
-      ino: n.ino,
-      nlink: n.nlink,
-      devMajor: n.devMajor,
-      devMinor: n.devMinor,
-      mtimeMs: n.mtime * 1000 + Math.floor(n.mtimeNsec / 1e6),
-    }
-  }
-
-  readdir(path: string): { names: string[]; stats: FsStat[] } {
-    const dir = this.#node(path)
+  lookup(parent: number, name: string): FuseStat | undefined {
+    const dir = this.#node(parent)
     if (dir.type !== 'directory') throw new FsError('ENOTDIR')
-    const names = this.#tree.readdir(dir.path)
-    const prefix = dir.path === '' ? '' : `${dir.path}/`
-    return { names, stats: names.map((name) => this.getattr(prefix + name)) }
+    const n = this.#tree.child(dir, name)
+    return n && statOf(n)
   }
 
-  readlink(path: string): string {
-    const n = this.#node(path)
+  getattr(ino: number): FuseStat {
+    return statOf(this.#node(ino))
+  }
+
+  readdir(ino: number): FuseDir {
+    const dir = this.#node(ino)
+    if (dir.type !== 'directory') throw new FsError('ENOTDIR')
+    const names = this.#tree.children(dir)
+    return { names, stats: names.map((name) => statOf(this.#tree.child(dir, name)!)) }
+  }
+
+  readlink(ino: number): string {
+    const n = this.#node(ino)
     if (n.type !== 'symlink') throw new FsError('EINVAL')
     return n.linkTarget
   }
 
-  getxattr(path: string, name: string): Buffer {
-    const value = this.#node(path).xattrs.get(name)
-    if (value === undefined) throw new FsError('ENODATA')
-    return value
+  getxattr(ino: number, name: string): Buffer | undefined {
+    return this.#node(ino).xattrs.get(name)
   }
 
-  listxattr(path: string): string[] {
-    return [...this.#node(path).xattrs.keys()]
+  listxattr(ino: number): string[] {
+    return [...this.#node(ino).xattrs.keys()]
   }
 
-  open(path: string): void {
-    const n = this.#node(path)
+  open(ino: number): FuseOpen {
+    const n = this.#node(ino)
     if (n.type === 'directory') throw new FsError('EISDIR')
-    for (const o of this.observers) o.open(path)
+    for (const o of this.observers) o.open(`/${n.path}`)
+    return {}
   }
 
   /**
-   * Reads into `buf` (at most `length` bytes at file offset `position`); the byte count. Answers
-   * synchronously when every frame it needs is in the cache (the common case once warm), so the
-   * FUSE adapter replies without waiting for a promise.
+   * Up to `length` bytes at `position`. Answers synchronously when every frame it needs is in the
+   * cache (the common case once warm), so the reply needs no promise.
    */
-  read(path: string, buf: Buffer, length: number, position: number): number | Promise<number> {
-    const n = this.#node(path)
+  read(ino: number, position: number, length: number): Buffer | Promise<Buffer> {
+    const n = this.#node(ino)
     if (n.type !== 'file') throw new FsError('EISDIR')
     const end = Math.min(n.size, position + length)
-    if (position >= end) return 0
-    for (const o of this.observers) o.read(path, position, end - position)
+    if (position >= end) return Buffer.alloc(0)
+    for (const o of this.observers) o.read(`/${n.path}`, position, end - position)
     const span = framesFor(this.index, n, position, end - position)!
     const blob = this.#loader.blobs[span.blob]!
-    const copy = () => blob.readInto(buf, end - position, n.offset + position)
+    const copy = () => {
+      const buf = Buffer.allocUnsafe(end - position)
+      return buf.subarray(0, blob.readInto(buf, end - position, n.offset + position))
+    }
     if (this.#loader.readableNow(span.blob, span.first, span.last)) return copy()
-    return this.#loader.ensure(span.blob, span.first, span.last).then(
-      copy,
-      (err: Error) => {
-        throw new FsError('EIO', err.message)
-      },
-    )
+    return this.#loader.ensure(span.blob, span.first, span.last).then(copy, (err: Error) => {
+      throw new FsError('EIO', err.message)
+    })
   }
 
   statfs(): { blocks: number; files: number } {
     return { blocks: Math.ceil(this.#totalBytes / 4096), files: this.index.entries.length }
   }
 
-  #node(path: string): FsNode {
-    const n = this.#tree.lookup(path)
+  #node(ino: number): FsNode {
+    const n = this.#tree.node(ino)
     if (n === undefined) throw new FsError('ENOENT')
     return n
+  }
+}
+
+const TYPE_BITS: Record<FsNode['type'], number> = {
+  file: 0o100000,
+  directory: 0o040000,
+  symlink: 0o120000,
+  char: 0o020000,
+  block: 0o060000,
+  fifo: 0o010000,
+}
+
+function statOf(n: FsNode): FuseStat {
+  return {
+    ino: n.ino,
+    mode: TYPE_BITS[n.type] | (n.mode & 0o7777),
+    nlink: n.nlink,
+    uid: n.uid,
+    gid: n.gid,
+    // Linux makedev: minor low byte, major next 12 bits, minor's high bits above.
+    rdev: ((n.devMajor & 0xfff) << 8) | (n.devMinor & 0xff) | ((n.devMinor & ~0xff) << 12),
+    size: n.type === 'symlink' ? Buffer.byteLength(n.linkTarget) : n.size,
+    mtime: n.mtime,
+    mtimeNsec: n.mtimeNsec,
   }
 }

@@ -14,6 +14,8 @@ export interface FsNode extends FsEntry {
 export class FsTree {
   readonly #nodes = new Map<string, FsNode>()
   readonly #children = new Map<string, string[]>()
+  /** By inode number; a hard-link group's inode is its first entry. */
+  readonly #byIno: FsNode[] = []
 
   constructor(index: FsIndex) {
     const groupIno = new Map<number, number>()
@@ -25,7 +27,9 @@ export class FsTree {
         groupIno.set(e.hardlinkGroup, ino)
         groupCount.set(e.hardlinkGroup, (groupCount.get(e.hardlinkGroup) ?? 0) + 1)
       }
-      this.#nodes.set(e.path, nodeOf(e, ino))
+      const node = nodeOf(e, ino)
+      this.#nodes.set(e.path, node)
+      this.#byIno[ino] ??= node
       if (e.type === 'directory') this.#children.set(e.path, [])
       if (e.path !== '')
         this.#children.get(parentOf(e.path))!.push(e.path.slice(e.path.lastIndexOf('/') + 1))
@@ -42,6 +46,16 @@ export class FsTree {
     return this.#nodes.get(canonical(path))
   }
 
+  /** The entry with this inode number (1 is the root). */
+  node(ino: number): FsNode | undefined {
+    return this.#byIno[ino]
+  }
+
+  /** The entry `name` in the directory `dir`. */
+  child(dir: FsNode, name: string): FsNode | undefined {
+    return this.#nodes.get(dir.path === '' ? name : `${dir.path}/${name}`)
+  }
+
   /** The entry, or ENTRY_NOT_FOUND / ENTRY_WRONG_TYPE. */
   get(path: string, type?: FsEntry['type']): FsNode {
     const node = this.lookup(path)
@@ -55,7 +69,12 @@ export class FsTree {
 
   /** Names in a directory, sorted (entries are sorted by path). */
   readdir(path: string): string[] {
-    return [...this.#children.get(this.get(path, 'directory').path)!]
+    return [...this.children(this.get(path, 'directory'))]
+  }
+
+  /** Names in a directory node, sorted; not to be modified. */
+  children(dir: FsNode): readonly string[] {
+    return this.#children.get(dir.path) ?? []
   }
 }
 

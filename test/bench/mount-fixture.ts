@@ -118,7 +118,7 @@ export async function thawMount(
   const child = spawn(bin, ['mount', reference, dir, '--cache', cache, '--no-background', ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout.on('data', (c: Buffer) => (out += c))
-  const unmount = () => spawnSync('fusermount', ['-u', '-z', dir])
+  const unmount = () => spawnSync('umount', ['-l', dir])
   cleanups.push(unmount)
   while (!/^mounted /m.test(out)) {
     if (child.exitCode !== null) throw new Error(`thaw mount exited: ${out}`)

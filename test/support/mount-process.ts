@@ -19,7 +19,7 @@ afterAll(async () => {
 /** Lazily unmounts `dir` if it is a mount (a crashed server leaves "transport not connected"). */
 export function forceUnmount(dir: string): void {
   try {
-    execFileSync('fusermount', ['-u', '-z', dir], { stdio: 'ignore' })
+    execFileSync('umount', ['-l', dir], { stdio: 'ignore' })
   } catch {
     // not mounted
   }

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "thaw_fuse",
+      "sources": ["native/thaw_fuse.c"],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "libraries": ["-lpthread"]
+    }
+  ]
+}

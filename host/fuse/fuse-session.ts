@@ -1,0 +1,322 @@
+import { createRequire } from 'node:module'
+import { constants } from 'node:os'
+import { fileURLToPath } from 'node:url'
+
+/**
+ * thaw's own FUSE layer (native/thaw_fuse.c, built by scripts/install.sh): a read-only
+ * filesystem on /dev/fuse, inode-based, with replies given whenever the filesystem is ready.
+ * This file is the only one that knows the addon; a filesystem implements `FuseOps`.
+ *
+ * The kernel is told the content never changes: entries, attributes and negative lookups are
+ * cached for an hour, the page cache survives reopening a file, directory listings are cached,
+ * symlinks are cached, reads are up to 1 MiB. Where the kernel has FUSE passthrough (6.9+), an
+ * open answered with `{ backingFd }` makes the kernel read that local file directly.
+ */
+export interface FuseStat {
+  ino: number
+  /** st_mode: type and permission bits. */
+  mode: number
+  nlink: number
+  uid: number
+  gid: number
+  rdev: number
+  size: number
+  mtime: number
+  mtimeNsec: number
+}
+
+export interface FuseOpen {
+  /** A local file with the whole content, for passthrough; the caller keeps it open. */
+  backingFd?: number
+}
+
+export interface FuseDir {
+  /** Without `.` and `..`: the session adds them. */
+  names: readonly string[]
+  stats: readonly FuseStat[]
+}
+
+/**
+ * What a filesystem answers. Errors are thrown (or rejected) with `code` set to an errno name
+ * (`ENOENT`, `EIO`…); anything else answers EIO and is reported through `onError`. `lookup`
+ * answers undefined for a name that does not exist (a negative entry the kernel caches).
+ */
+export interface FuseOps {
+  lookup(parent: number, name: string): FuseStat | undefined
+  getattr(ino: number): FuseStat
+  readlink(ino: number): string
+  open(ino: number, flags: number): FuseOpen | Promise<FuseOpen>
+  /** Up to `size` bytes at `offset`; a short (or empty) buffer at the end of the file. */
+  read(ino: number, offset: number, size: number): Buffer | Promise<Buffer>
+  readdir(ino: number): FuseDir
+  getxattr(ino: number, name: string): Buffer | undefined
+  listxattr(ino: number): readonly string[]
+  statfs(): { blocks: number; files: number }
+}
+
+export interface FuseMountOptions {
+  /** Shown as the mount's source in /proc/mounts. */
+  name: string
+  /** Threads reading /dev/fuse (default 2). */
+  threads?: number
+  /** Ask for passthrough (default true; used only where the kernel offers it). */
+  passthrough?: boolean
+  cacheSeconds?: number
+  onError?: (message: string) => void
+  /** The connection ended without close() (aborted, or unmounted from outside). */
+  onGone?: () => void
+}
+
+export interface FuseInfo {
+  protocolMinor: number
+  maxPages: number
+  maxReadahead: number
+  passthrough: boolean
+  readdirplus: boolean
+}
+
+export interface FuseSession {
+  readonly dir: string
+  readonly info: FuseInfo
+  /** Detaches the mount and stops serving it (processes still inside get ENOTCONN). Idempotent. */
+  close(): Promise<void>
+}
+
+type Handle = { readonly __brand: 'FuseHandle' }
+interface Addon {
+  mount(
+    dir: string,
+    name: string,
+    options: Record<string, number>,
+    handler: (...args: never[]) => void,
+  ): Promise<{ handle: Handle; info: FuseInfo }>
+  unmount(handle: Handle): Promise<void>
+  detach(dir: string): number
+  replyError(h: Handle, unique: number, errno: number): void
+  replyEntry(h: Handle, unique: number, attrs: Float64Array): void
+  replyAttr(h: Handle, unique: number, attrs: Float64Array): void
+  replyData(h: Handle, unique: number, data: Buffer, length: number): void
+  replyXattrSize(h: Handle, unique: number, size: number): void
+  replyStatfs(h: Handle, unique: number, blocks: number, files: number): void
+  replyOpen(h: Handle, unique: number, nodeid: number, backingFd: number): number
+  replyDir(
+    h: Handle,
+    unique: number,
+    plus: boolean,
+    first: number,
+    names: string[],
+    attrs: Float64Array,
+    size: number,
+  ): number
+}
+
+const ADDON_PATH = fileURLToPath(new URL('./build/Release/thaw_fuse.node', import.meta.url))
+let addon: Addon | undefined
+function load(): Addon {
+  return (addon ??= createRequire(import.meta.url)(ADDON_PATH) as Addon)
+}
+
+/** Op numbers of native/thaw_fuse.c's `enum js_op`. */
+const Op = {
+  gone: 0,
+  lookup: 1,
+  getattr: 2,
+  readlink: 3,
+  open: 4,
+  read: 5,
+  readdir: 6,
+  getxattr: 7,
+  listxattr: 8,
+  statfs: 9,
+} as const
+
+const ATTR_FIELDS = 10
+const { EIO, ERANGE } = constants.errno
+
+export async function mountFuse(
+  dir: string,
+  ops: FuseOps,
+  options: FuseMountOptions,
+): Promise<FuseSession> {
+  const native = load()
+  const cache = options.cacheSeconds ?? 3600
+  let handle: Handle | undefined
+  const onError = options.onError ?? (() => {})
+  const dispatcher = new Dispatcher(native, ops, onError)
+  const handler = (
+    op: number,
+    unique: number,
+    nodeid: number,
+    a: number,
+    b: number,
+    c: number,
+    name: string | undefined,
+  ) => {
+    if (op === Op.gone) return options.onGone?.()
+    if (handle !== undefined) dispatcher.dispatch(handle, op, unique, nodeid, a, b, c, name)
+  }
+  let mounted: { handle: Handle; info: FuseInfo }
+  try {
+    mounted = await native.mount(
+      dir,
+      options.name,
+      {
+        threads: options.threads ?? 2,
+        passthrough: options.passthrough === false ? 0 : 1,
+        entryTimeout: cache,
+        attrTimeout: cache,
+        negativeTimeout: cache,
+        allowOther: 1,
+      },
+      handler as (...args: never[]) => void,
+    )
+  } catch (err) {
+    throw Object.assign(new Error(`mount on ${dir}: ${(err as Error).message}`), {
+      errno: (err as { errno?: number }).errno,
+    })
+  }
+  handle = mounted.handle
+  let closing: Promise<void> | undefined
+  return {
+    dir,
+    info: mounted.info,
+    close: () =>
+      (closing ??= native
+        .unmount(mounted.handle)
+        .catch((err: Error) => onError(`unmount of ${dir}: ${err.message}`))),
+  }
+}
+
+/** Detaches whatever is mounted on `dir` (`umount -l`); false if nothing was. */
+export function detachMount(dir: string): boolean {
+  return load().detach(dir) === 0
+}
+
+/** Answers requests: from the filesystem's values or promises to the addon's reply functions. */
+class Dispatcher {
+  readonly #attrs = new Float64Array(ATTR_FIELDS)
+  readonly #dirs = new Map<number, { names: string[]; attrs: Float64Array }>()
+
+  constructor(
+    readonly native: Addon,
+    readonly ops: FuseOps,
+    readonly onError: (message: string) => void,
+  ) {}
+
+  dispatch(
+    h: Handle,
+    op: number,
+    unique: number,
+    nodeid: number,
+    a: number,
+    b: number,
+    c: number,
+    name: string | undefined,
+  ): void {
+    const { native, ops } = this
+    try {
+      switch (op) {
+        case Op.lookup: {
+          const st = ops.lookup(nodeid, name!)
+          if (st === undefined) this.#attrs.fill(0)
+          else this.#fill(this.#attrs, 0, st)
+          return native.replyEntry(h, unique, this.#attrs)
+        }
+        case Op.getattr:
+          this.#fill(this.#attrs, 0, ops.getattr(nodeid))
+          return native.replyAttr(h, unique, this.#attrs)
+        case Op.readlink: {
+          const target = Buffer.from(ops.readlink(nodeid))
+          return native.replyData(h, unique, target, target.length)
+        }
+        case Op.open:
+          return this.#settle(h, unique, ops.open(nodeid, a), (o) => {
+            const failed = native.replyOpen(h, unique, nodeid, o.backingFd ?? -1)
+            if (failed) this.onError(`passthrough refused for inode ${nodeid}: errno ${failed}`)
+          })
+        case Op.read:
+          return this.#settle(h, unique, ops.read(nodeid, b, c), (data) =>
+            native.replyData(h, unique, data, data.length),
+          )
+        case Op.readdir:
+          return this.#readdir(h, unique, nodeid, a === 1, b, c)
+        case Op.getxattr: {
+          const value = ops.getxattr(nodeid, name!)
+          if (value === undefined) return native.replyError(h, unique, constants.errno.ENODATA)
+          return this.#sized(h, unique, value, c)
+        }
+        case Op.listxattr: {
+          const names = ops.listxattr(nodeid)
+          return this.#sized(h, unique, Buffer.from(names.map((n) => `${n}\0`).join('')), c)
+        }
+        case Op.statfs: {
+          const { blocks, files } = ops.statfs()
+          return native.replyStatfs(h, unique, blocks, files)
+        }
+        default:
+          return native.replyError(h, unique, constants.errno.ENOSYS)
+      }
+    } catch (err) {
+      native.replyError(h, unique, this.#errno(err))
+    }
+  }
+
+  #settle<T>(h: Handle, unique: number, value: T | Promise<T>, reply: (v: T) => void): void {
+    if (!(value instanceof Promise)) return reply(value)
+    value.then(reply).catch((err: unknown) => this.native.replyError(h, unique, this.#errno(err)))
+  }
+
+  /** A value for GETXATTR/LISTXATTR: its size when asked with 0, ERANGE when it does not fit. */
+  #sized(h: Handle, unique: number, value: Buffer, size: number): void {
+    if (size === 0) return this.native.replyXattrSize(h, unique, value.length)
+    if (value.length > size) return this.native.replyError(h, unique, ERANGE)
+    this.native.replyData(h, unique, value, value.length)
+  }
+
+  /**
+   * The listing (with `.` and `..`) is built on the first READDIR of a directory and kept for the
+   * next ones of the same pass (the kernel asks page by page, then caches it: FOPEN_CACHE_DIR).
+   */
+  #readdir(h: Handle, unique: number, ino: number, plus: boolean, offset: number, size: number) {
+    let dir = this.#dirs.get(ino)
+    if (dir === undefined || offset === 0) {
+      const { names, stats } = this.ops.readdir(ino)
+      const self = this.ops.getattr(ino)
+      const attrs = new Float64Array((names.length + 2) * ATTR_FIELDS)
+      this.#fill(attrs, 0, self)
+      attrs[0] = 0 // `.` and `..` carry no entry (the kernel skips them in READDIRPLUS)
+      attrs[ATTR_FIELDS] = 0
+      attrs[ATTR_FIELDS + 1] = 1
+      attrs[ATTR_FIELDS + 3] = 0o040000
+      stats.forEach((st, i) => this.#fill(attrs, (i + 2) * ATTR_FIELDS, st))
+      dir = { names: ['.', '..', ...names], attrs }
+      if (this.#dirs.size >= 64) this.#dirs.delete(this.#dirs.keys().next().value!)
+      this.#dirs.set(ino, dir)
+    }
+    const names = dir.names.slice(offset, offset + Math.ceil(size / 32))
+    const attrs = dir.attrs.subarray(offset * ATTR_FIELDS, (offset + names.length) * ATTR_FIELDS)
+    const written = this.native.replyDir(h, unique, plus, offset, names, attrs, size)
+    if (offset + written >= dir.names.length) this.#dirs.delete(ino)
+  }
+
+  #fill(out: Float64Array, at: number, st: FuseStat): void {
+    out[at] = st.ino
+    out[at + 1] = st.ino
+    out[at + 2] = st.size
+    out[at + 3] = st.mode
+    out[at + 4] = st.nlink
+    out[at + 5] = st.uid
+    out[at + 6] = st.gid
+    out[at + 7] = st.rdev
+    out[at + 8] = st.mtime
+    out[at + 9] = st.mtimeNsec
+  }
+
+  #errno(err: unknown): number {
+    const code = (err as { code?: unknown } | undefined)?.code
+    const errno = typeof code === 'string' ? constants.errno[code as 'ENOENT'] : undefined
+    if (errno !== undefined && errno !== EIO) return errno
+    this.onError(`answering EIO: ${(err as Error)?.message ?? String(err)}`)
+    return errno ?? EIO
+  }
+}
