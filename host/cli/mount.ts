@@ -7,6 +7,7 @@ import { parseImageReference } from '../../runtime/oci/reference.ts'
 import { serializeProfile } from '../../runtime/profile/profile.ts'
 import { AccessRecorder } from '../profile/access-recorder.ts'
 import { BlobCache } from '../mount/blob-cache.ts'
+import { FileCache } from '../mount/file-cache.ts'
 import { detachStaleMount } from '../mount/fuse-mount.ts'
 import { createFrameDecoder } from '../mount/frame-decoder.ts'
 import { ImageMount } from '../mount/image-mount.ts'
@@ -26,6 +27,7 @@ options:
   --retry-after MS    how long a failed source is skipped (default 30000)
   --no-replay         do not fetch the prefetch bundle
   --no-background     do not fetch the rest of the image in the background
+  --no-passthrough    read every file through FUSE (default: local files pass through, Linux 6.9+)
   --record FILE       record accesses; write the profile to FILE at exit
 
 Registry credentials (for edges and registries with auth on): THAW_REGISTRY_USERNAME and
@@ -44,6 +46,7 @@ export async function main(argv: string[]): Promise<number> {
       'retry-after': { type: 'string', default: '30000' },
       'no-replay': { type: 'boolean', default: false },
       'no-background': { type: 'boolean', default: false },
+      'no-passthrough': { type: 'boolean', default: false },
       record: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -68,7 +71,9 @@ export async function main(argv: string[]): Promise<number> {
     retryAfterMs: number(values['retry-after'], '--retry-after'),
     warn,
   })
-  const cache = await BlobCache.open(values.cache, number(values['cache-bytes'], '--cache-bytes'))
+  const cacheBytes = number(values['cache-bytes'], '--cache-bytes')
+  const cache = await BlobCache.open(values.cache, cacheBytes)
+  const files = values['no-passthrough'] ? undefined : await FileCache.open(values.cache, cacheBytes)
   // Lazy: a mount whose reads all come from the frame cache never starts a thread.
   const decoder = createFrameDecoder({ warn, lazy: true })
   let mount: ImageMount | undefined
@@ -84,6 +89,7 @@ export async function main(argv: string[]): Promise<number> {
       bundle,
       decoder,
       background: !values['no-background'],
+      files,
       warn,
     })
     const recorder = values.record ? new AccessRecorder({ subject: image.manifest, limitMs: 3_600_000 }) : undefined
@@ -96,12 +102,14 @@ export async function main(argv: string[]): Promise<number> {
     if (recorder && values.record) await writeFile(values.record, serializeProfile(recorder.stop()))
     const s = mount.loader.stats
     const replay = await Promise.race([mount.replay, Promise.resolve(undefined)])
-    say(`fetched: ${JSON.stringify({ ...s, bundleBytes: replay?.bytes ?? 0, bundleRecords: replay?.records ?? 0 })}`)
+    const { reads: fuseReads, passthroughOpens } = mount.fuseStats
+    say(`fetched: ${JSON.stringify({ ...s, bundleBytes: replay?.bytes ?? 0, bundleRecords: replay?.records ?? 0, fuseReads, passthroughOpens })}`)
     return 0
   } finally {
     await mount?.close()
     await decoder.close()
     await cache.close()
+    await files?.close()
     await sources.close()
     say('unmounted')
   }

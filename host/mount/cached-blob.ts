@@ -137,6 +137,20 @@ export class CachedBlob {
     return done
   }
 
+  /** Copies present bytes `[position, position + length)` of the tar stream to `target` at 0. */
+  async copyTo(target: FileHandle, position: number, length: number): Promise<void> {
+    const data = this.#data
+    if (!data) throw new Error(`cache blob ${this.hex} is closed`)
+    this.lastUsed = Date.now()
+    const buf = Buffer.allocUnsafe(Math.min(length, 1 << 20))
+    for (let done = 0; done < length; ) {
+      const { bytesRead } = await data.read(buf, 0, Math.min(buf.length, length - done), position + done)
+      if (bytesRead === 0) throw new Error(`cache blob ${this.hex} ends at ${position + done}`)
+      await writeAll(target, buf.subarray(0, bytesRead), done)
+      done += bytesRead
+    }
+  }
+
   async close(): Promise<void> {
     await this.flushed()
     const handles = [this.#data, this.#journal]

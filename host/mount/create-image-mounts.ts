@@ -3,6 +3,7 @@ import { parseImageReference } from '../../runtime/oci/reference.ts'
 import type { CredentialsOption } from '../../runtime/oci/remote/auth.ts'
 import { AccessRecorder } from '../profile/access-recorder.ts'
 import { BlobCache } from './blob-cache.ts'
+import { FileCache } from './file-cache.ts'
 import { MountError } from './errors.ts'
 import { detachStaleMount, fuseMountsUnder } from './fuse-mount.ts'
 import { createFrameDecoder } from './frame-decoder.ts'
@@ -39,6 +40,13 @@ export interface ImageMountsOptions {
   recordLimitMs?: number
   /** Threads that verify and decode large runs of frames (default: cores - 1, 1 to 4). */
   decoderThreads?: number
+  /**
+   * Open local files in FUSE passthrough mode, on whole-file copies kept beside the frame cache
+   * (default true; used where the kernel has it, Linux 6.9+).
+   */
+  passthrough?: boolean
+  /** Bound of those copies (default: cacheBytes). */
+  fileCacheBytes?: number
 }
 
 export interface ImageMountsHandle extends ImageMounts {
@@ -61,6 +69,10 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
     if (await detachStaleMount(dir)) log.warn(`detached a stale mount left by a dead host: ${dir}`)
   }
   const cache = await BlobCache.open(options.cacheDir, options.cacheBytes)
+  const files =
+    options.passthrough === false
+      ? undefined
+      : await FileCache.open(options.cacheDir, options.fileCacheBytes ?? options.cacheBytes)
   const decoder = createFrameDecoder({ threads: options.decoderThreads, warn: log.warn })
   const sourceSets = new Map<string, SourceSet>()
   const mounts = new Map<string, { mount: Promise<ImageMount>; image: ResolvedImage; leases: number }>()
@@ -124,6 +136,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
           bundle,
           decoder,
           background: options.background,
+          files,
           warn: log.warn,
         })
         entry = { mount, image, leases: 0 }
@@ -179,6 +192,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
     async clearCache() {
       indexes.clear()
       await cache.clear()
+      await files?.clear()
     },
     mounted() {
       return [...open]
@@ -190,6 +204,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       mounts.clear()
       await Promise.all(all.map(async (e) => (await e.mount.catch(() => undefined))?.close()))
       await cache.close()
+      await files?.close()
       await decoder.close()
       await Promise.all([...sourceSets.values()].map((s) => s.close()))
     },

@@ -98,6 +98,13 @@ export class FrameLoader {
     return this.#missing(b, first, last).length === 0
   }
 
+  /** Whether every frame of `first..last` not present yet is on its way (a bundle record). */
+  coming(b: number, first: number, last: number): boolean {
+    const blob = this.#o.blobs[b]!
+    const frames = this.#o.index.blobs[b]!.frames
+    return this.#missing(b, first, last).every((i) => blob.pending(frames[i]!) !== undefined)
+  }
+
   /** Frames `first..last` of blob `b` are present when this resolves. */
   async ensure(b: number, first: number, last: number, demand = true): Promise<void> {
     if (demand) {

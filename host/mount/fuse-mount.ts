@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { detachMount, mountFuse as mountSession, type FuseInfo } from '../fuse/fuse-session.ts'
+import { detachMount, mountFuse as mountSession, type FuseInfo, type FuseStats } from '../fuse/fuse-session.ts'
 import { MountError } from './errors.ts'
 import type { ImageFs } from './image-fs.ts'
 
@@ -10,6 +10,7 @@ import type { ImageFs } from './image-fs.ts'
 export interface FuseMount {
   readonly dir: string
   readonly info: FuseInfo
+  readonly stats: FuseStats
   /** Unmounts (detached if busy). Idempotent. */
   close(): Promise<void>
 }
@@ -17,12 +18,13 @@ export interface FuseMount {
 export async function mountFuse(
   dir: string,
   fs: ImageFs,
-  options: { name: string; warn?: (message: string) => void },
+  options: { name: string; warn?: (message: string) => void; passthrough?: boolean },
 ): Promise<FuseMount> {
   const warn = options.warn ?? (() => {})
   try {
     return await mountSession(dir, fs, {
       name: `thaw-${options.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`,
+      passthrough: options.passthrough,
       onError: warn,
       onGone: () => warn(`the FUSE connection of ${dir} ended`),
     })

@@ -3,6 +3,7 @@ import type { FsIndex } from '../../runtime/format/fs-index.ts'
 import { FsTree, type FsNode } from '../../runtime/format/fs-tree.ts'
 import type { FuseDir, FuseOpen, FuseOps, FuseStat } from '../fuse/fuse-session.ts'
 import { FsError } from './errors.ts'
+import { FileCache } from './file-cache.ts'
 import type { FrameLoader } from './frame-loader.ts'
 
 /** The tree of each index mounted, kept while the index is (an IndexCache hit mounts it again). */
@@ -25,6 +26,7 @@ export class ImageFs implements FuseOps {
   readonly #loader: FrameLoader
   readonly observers = new Set<AccessObserver>()
   readonly #totalBytes: number
+  #files: FileCache | undefined
 
   constructor(index: FsIndex, loader: FrameLoader) {
     this.index = index
@@ -67,11 +69,50 @@ export class ImageFs implements FuseOps {
     return [...this.#node(ino).xattrs.keys()]
   }
 
-  open(ino: number): FuseOpen {
+  /** Opens of local files pass through to copies in `files` from now on (the kernel has it). */
+  passThrough(files: FileCache): void {
+    this.#files = files
+  }
+
+  /**
+   * A file with a complete local copy is opened in passthrough mode on it: the kernel reads and
+   * maps the copy itself. A file of at least PASSTHROUGH_MIN_BYTES whose frames are all here, or
+   * on their way in the bundle, gets its copy made first (the open waits for it); anything else
+   * is read through FUSE. Small files are not copied on open: one FUSE read costs less than
+   * making a file.
+   */
+  open(ino: number): FuseOpen | Promise<FuseOpen> {
     const n = this.#node(ino)
     if (n.type === 'directory') throw new FsError('EISDIR')
     for (const o of this.observers) o.open(`/${n.path}`)
-    return {}
+    // While a start is recorded every read must reach the recorder: no passthrough then.
+    const files = this.observers.size === 0 ? this.#files : undefined
+    if (!files || n.type !== 'file' || n.size === 0) return {}
+    const key = FileCache.key(this.#loader.blobs[n.blob]!.hex, n.offset, n.size)
+    const fd = files.openSync(key)
+    if (fd !== undefined) return { backingFd: fd }
+    const making = files.making(key)
+    if (making) return making.then(() => this.#backing(files, key))
+    if (n.size < PASSTHROUGH_MIN_BYTES) return {}
+    const span = framesFor(this.index, n, 0, n.size)!
+    const { blob, first, last } = span
+    let ready: Promise<void>
+    if (this.#loader.readableNow(blob, first, last)) ready = Promise.resolve()
+    else if (this.#loader.coming(blob, first, last)) ready = this.#loader.ensure(blob, first, last)
+    else return {}
+    return ready
+      .then(() =>
+        files.put(key, n.size, (t) => this.#loader.blobs[blob]!.copyTo(t, n.offset, n.size)),
+      )
+      .then(
+        () => this.#backing(files, key),
+        () => ({}),
+      )
+  }
+
+  #backing(files: FileCache, key: string): FuseOpen {
+    const fd = files.openSync(key)
+    return fd === undefined ? {} : { backingFd: fd }
   }
 
   /**
@@ -106,6 +147,9 @@ export class ImageFs implements FuseOps {
     return n
   }
 }
+
+/** Files below this are read through FUSE until a copy exists (one or two READs of 1 MiB). */
+const PASSTHROUGH_MIN_BYTES = 128 * 1024
 
 const TYPE_BITS: Record<FsNode['type'], number> = {
   file: 0o100000,

@@ -10,6 +10,8 @@ import {
   type ReplayResult,
 } from './bundle-replay.ts'
 import type { CachedBlob } from './cached-blob.ts'
+import type { FuseStats } from '../fuse/fuse-session.ts'
+import type { FileCache } from './file-cache.ts'
 import type { FrameDecoder } from './frame-decoder.ts'
 import { FrameLoader } from './frame-loader.ts'
 import { mountFuse, type FuseMount } from './fuse-mount.ts'
@@ -29,6 +31,8 @@ export interface ImageMountOptions {
   decoder?: FrameDecoder
   /** Fetch the rest of the image after replay (default true). */
   background?: boolean
+  /** Local copies of whole files for FUSE passthrough; none: every read goes through FUSE. */
+  files?: FileCache
   warn: (message: string) => void
 }
 
@@ -122,13 +126,20 @@ export class ImageMount {
       const fuse = await mountFuse(o.dir, fs, {
         name: digestHex(o.image.manifest).slice(0, 12),
         warn: o.warn,
+        passthrough: o.files !== undefined,
       })
+      if (o.files && fuse.info.passthrough) fs.passThrough(o.files)
       return new ImageMount(o, blobs, loader, fs, fuse)
     } catch (err) {
       o.bundle?.cancel()
       await Promise.all(blobs.map((b) => o.cache.release(b)))
       throw err
     }
+  }
+
+  /** What the FUSE layer answered (READs that reached thaw, passthrough opens). */
+  get fuseStats(): FuseStats {
+    return this.#fuse.stats
   }
 
   /** Stops prefetching, unmounts, releases the blobs. Idempotent. */

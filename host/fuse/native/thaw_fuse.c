@@ -740,8 +740,9 @@ static napi_value js_reply_statfs(napi_env env, napi_callback_info info) {
 }
 
 /*
- * replyOpen(handle, unique, nodeid, backingFd) → 0, or the errno of a passthrough registration
- * that failed (the open is then answered in page-cache mode). backingFd < 0: page-cache mode.
+ * replyOpen(handle, unique, nodeid, backingFd) → 1 when the open passes through, 0 when it is in
+ * page-cache mode, -errno when registering backingFd failed (the open is then in page-cache mode).
+ * backingFd < 0 asks for page-cache mode (still passthrough if the inode is in it already).
  */
 static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   ARGS(4)
@@ -773,7 +774,7 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   pthread_mutex_unlock(&s->io_lock);
   reply_bytes(s, unique, &out, sizeof out);
   napi_value result;
-  napi_create_int32(env, failure, &result);
+  napi_create_int32(env, failure ? -failure : out.fh == FH_PASSTHROUGH, &result);
   return result;
 }
 

@@ -1,0 +1,128 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createImageMounts, type ImageMountsHandle } from '../../host/mount/create-image-mounts.ts'
+import type { ImageMount } from '../../host/mount/image-mount.ts'
+import { startFaultProxy } from '../support/fault-proxy.ts'
+import { fuseUnavailable } from '../support/fuse.ts'
+import { forceUnmount, runReader } from '../support/mount-process.ts'
+import { startDistribution, type TestRegistry } from '../support/registry.ts'
+import { buildBundle, pushStreamingImage, type PushedStreamingImage } from '../support/streaming-image.ts'
+import { tmpDir } from '../support/tmp.ts'
+import { randomUmociImage, umociUnpack } from '../support/umoci-image.ts'
+
+/**
+ * FUSE passthrough (Linux 6.9+): a file whose bytes are all local is opened on a whole-file copy
+ * and the kernel reads it itself; none of its reads reach thaw. Reads run in child processes:
+ * this process serves the mounts.
+ */
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex')
+const python = (code: string, ...args: string[]) => runReader('python3', ['-c', code, ...args])
+
+describe.skipIf(fuseUnavailable)('mount: passthrough of local files', () => {
+  let registry: TestRegistry
+  let image: PushedStreamingImage
+  let rootfs: string
+  let large: string[]
+  let small: string
+  let mounts: ImageMountsHandle | undefined
+  let dir: string
+
+  beforeAll(async () => {
+    registry = await startDistribution()
+    dir = await tmpDir('thaw-passthrough-')
+    const layout = await randomUmociImage(dir, 7, { entries: 400, largeBytes: 300_000 })
+    image = await pushStreamingImage({ registry: registry.url, repository: 'pt/app', layout, tag: 't' })
+    rootfs = await umociUnpack(layout, 't', join(dir, 'unpacked'))
+    const files = image.index.entries.filter((e) => e.type === 'file')
+    large = files.filter((e) => e.size >= 300_000).map((e) => e.path)
+    small = files.find((e) => e.size > 0 && e.size < 20_000)!.path
+    expect(large.length).toBeGreaterThanOrEqual(3)
+  })
+  afterAll(async () => {
+    await mounts?.close()
+    for (const m of mounts?.mounted() ?? []) forceUnmount(m.dir)
+    await registry?.stop()
+  })
+
+  async function mountOnce(bundlePaths: string[] = []) {
+    const edge = await startFaultProxy(registry.url)
+    if (bundlePaths.length > 0) edge.bundle = await buildBundle(image, bundlePaths)
+    mounts = await createImageMounts({
+      edges: [edge.url], cacheDir: join(dir, 'cache'), mountRoot: join(dir, 'mnt'), cacheBytes: 1 << 30, background: false,
+    })
+    const lease = await mounts.acquire(image.reference)
+    const mount = mounts.mounted()[0]!
+    return { lease, mount, edge }
+  }
+  const hashThrough = async (root: string, path: string) =>
+    (await runReader('sha256sum', [join(root, path)])).stdout.split(' ')[0]
+  const expected = (path: string) => sha256(readFileSync(join(rootfs, path)))
+  const reads = (m: ImageMount) => m.fuseStats.reads
+
+  it('reads a file through FUSE until its frames are local, then passes through: read, mmap and a second open reach thaw with no READ', async () => {
+    const { lease, mount } = await mountOnce()
+    try {
+      const [first] = large
+      expect(await hashThrough(lease.root, first!)).toBe(expected(first!)) // fetched: FUSE READs
+      expect(reads(mount)).toBeGreaterThan(0)
+      const before = { reads: reads(mount), passthrough: mount.fuseStats.passthroughOpens }
+      expect(await hashThrough(lease.root, first!)).toBe(expected(first!)) // local now: a copy, passthrough
+      const mapped = await python(
+        'import mmap,sys,hashlib;f=open(sys.argv[1],"rb");m=mmap.mmap(f.fileno(),0,prot=mmap.PROT_READ);print(hashlib.sha256(m[:]).hexdigest())',
+        join(lease.root, first!),
+      )
+      expect(mapped.stdout.trim()).toBe(expected(first!))
+      expect(reads(mount)).toBe(before.reads)
+      expect(mount.fuseStats.passthroughOpens).toBe(before.passthrough + 2)
+    } finally {
+      await lease.release()
+      await mounts?.close()
+    }
+  })
+
+  it('passes a file delivered by the bundle through on its first open, after a remount finds the copy, and reads a partly fetched file correctly', async () => {
+    const [, second, third] = large
+    const { lease, mount } = await mountOnce([second!])
+    try {
+      expect(lease.replayed).toBe(true)
+      expect(await hashThrough(lease.root, second!)).toBe(expected(second!))
+      expect(mount.fuseStats.passthroughOpens).toBe(1) // the open waited for the bundle, then passed through
+      expect(reads(mount)).toBe(0)
+      // A file partly fetched: its first bytes only (FUSE), then the whole of it.
+      await runReader('head', ['-c', '1000', join(lease.root, third!)])
+      expect(await hashThrough(lease.root, third!)).toBe(expected(third!))
+      // A small file is read through FUSE (no copy is made for it on open).
+      const readsBefore = reads(mount)
+      expect(await hashThrough(lease.root, small)).toBe(expected(small))
+      expect(reads(mount)).toBeGreaterThan(readsBefore)
+    } finally {
+      await lease.release()
+      await mounts?.close()
+    }
+    // A new mount (a new host start) finds the copies: passthrough from the first open.
+    const again = await mountOnce()
+    try {
+      expect(await hashThrough(again.lease.root, second!)).toBe(expected(second!))
+      expect(reads(again.mount)).toBe(0)
+      expect(again.mount.fuseStats.passthroughOpens).toBe(1)
+    } finally {
+      await again.lease.release()
+    }
+  })
+
+  it('does not pass through while a start is recorded: every read reaches the recorder', async () => {
+    const { mount } = await mountOnce()
+    const lease = await mounts!.acquire(image.reference, { record: true })
+    try {
+      const [first] = large // local since the first test: passthrough would hide its reads
+      expect(await hashThrough(lease.root, first!)).toBe(expected(first!))
+      expect(mount.fuseStats.passthroughOpens).toBe(0)
+      const profile = lease.stopRecording()
+      expect(profile?.entries.map((e) => e.path)).toContain(`/${first}`)
+    } finally {
+      await lease.release()
+    }
+  })
+})
