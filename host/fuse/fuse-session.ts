@@ -88,6 +88,8 @@ export interface FuseStats {
   opens: number
   /** Opens answered in passthrough mode. */
   passthroughOpens: number
+  /** Requests answered in JS, of every kind (metadata included). */
+  requests: number
 }
 
 export interface FuseSession {
@@ -229,7 +231,7 @@ export function detachMount(dir: string): boolean {
 
 /** Answers requests: from the filesystem's values or promises to the addon's reply functions. */
 class Dispatcher {
-  readonly stats: FuseStats = { reads: 0, opens: 0, passthroughOpens: 0 }
+  readonly stats: FuseStats = { reads: 0, opens: 0, passthroughOpens: 0, requests: 0 }
   readonly #attrs = new Float64Array(ATTR_FIELDS)
   readonly #dirs = new Map<number, { names: string[]; attrs: Float64Array }>()
 
@@ -250,6 +252,7 @@ class Dispatcher {
     name: string | undefined,
   ): void {
     const { native, ops } = this
+    this.stats.requests++
     try {
       switch (op) {
         case Op.lookup: {
