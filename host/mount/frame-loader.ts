@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { describeError } from '../../runtime/errors.ts'
 import type { Codec } from '../../runtime/format/codec/codec.ts'
 import { decodeRun, type Frame } from '../../runtime/format/frame.ts'
-import type { FsIndex } from '../../runtime/format/fs-index.ts'
+import type { FsBlob } from '../../runtime/format/fs-index.ts'
 import type { CachedBlob } from './cached-blob.ts'
 import type { FrameDecoder } from './frame-decoder.ts'
 import { MountError } from './errors.ts'
@@ -19,7 +19,7 @@ export interface LoaderStats {
 }
 
 export interface FrameLoaderOptions {
-  index: FsIndex
+  index: { readonly blobs: readonly FsBlob[] }
   codec: Codec
   repository: string
   sources: SourceSet

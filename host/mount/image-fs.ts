@@ -1,13 +1,10 @@
 import { framesFor } from '../../runtime/format/frame-fetcher.ts'
-import type { FsIndex } from '../../runtime/format/fs-index.ts'
-import { FsTree, type FsNode } from '../../runtime/format/fs-tree.ts'
+import type { FsNode } from '../../runtime/format/fs-tree.ts'
+import type { IndexTree } from '../../runtime/format/index-tree.ts'
 import type { FuseDir, FuseOpen, FuseOps, FuseStat } from '../fuse/fuse-session.ts'
 import { FsError } from './errors.ts'
 import { FileCache } from './file-cache.ts'
 import type { FrameLoader } from './frame-loader.ts'
-
-/** The tree of each index mounted, kept while the index is (an IndexCache hit mounts it again). */
-const trees = new WeakMap<FsIndex, FsTree>()
 
 /** Who wants to know about accesses (the profile recorder); paths are absolute (`/usr/bin/env`). */
 export interface AccessObserver {
@@ -21,26 +18,20 @@ export interface AccessObserver {
  * `FsError`s with an errno name.
  */
 export class ImageFs implements FuseOps {
-  readonly index: FsIndex
-  readonly #tree: FsTree
+  readonly index: IndexTree
   readonly #loader: FrameLoader
   readonly observers = new Set<AccessObserver>()
-  readonly #totalBytes: number
   #files: FileCache | undefined
 
-  constructor(index: FsIndex, loader: FrameLoader) {
+  constructor(index: IndexTree, loader: FrameLoader) {
     this.index = index
-    let tree = trees.get(index)
-    if (!tree) trees.set(index, (tree = new FsTree(index)))
-    this.#tree = tree
     this.#loader = loader
-    this.#totalBytes = index.entries.reduce((n, e) => n + e.size, 0)
   }
 
   lookup(parent: number, name: string): FuseStat | undefined {
     const dir = this.#node(parent)
     if (dir.type !== 'directory') throw new FsError('ENOTDIR')
-    const n = this.#tree.child(dir, name)
+    const n = this.index.child(dir, name)
     return n && statOf(n)
   }
 
@@ -51,8 +42,8 @@ export class ImageFs implements FuseOps {
   readdir(ino: number): FuseDir {
     const dir = this.#node(ino)
     if (dir.type !== 'directory') throw new FsError('ENOTDIR')
-    const names = this.#tree.children(dir)
-    return { names, stats: names.map((name) => statOf(this.#tree.child(dir, name)!)) }
+    const names = this.index.children(dir)
+    return { names, stats: names.map((name) => statOf(this.index.child(dir, name)!)) }
   }
 
   readlink(ino: number): string {
@@ -138,11 +129,11 @@ export class ImageFs implements FuseOps {
   }
 
   statfs(): { blocks: number; files: number } {
-    return { blocks: Math.ceil(this.#totalBytes / 4096), files: this.index.entries.length }
+    return { blocks: Math.ceil(this.index.totalBytes / 4096), files: this.index.entryCount }
   }
 
   #node(ino: number): FsNode {
-    const n = this.#tree.node(ino)
+    const n = this.index.node(ino)
     if (n === undefined) throw new FsError('ENOENT')
     return n
   }

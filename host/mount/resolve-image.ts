@@ -3,8 +3,10 @@ import {
   pickStreamingArtifact,
   type StreamingArtifact,
 } from '../../runtime/artifact/streaming-artifact.ts'
+import { openBinaryIndex } from '../../runtime/format/binary-index.ts'
+import { FsTree } from '../../runtime/format/fs-tree.ts'
 import { parseFsIndex } from '../../runtime/format/index-codec.ts'
-import type { FsIndex } from '../../runtime/format/fs-index.ts'
+import type { IndexTree } from '../../runtime/format/index-tree.ts'
 import type { Digest } from '../../runtime/oci/digest.ts'
 import { MediaType } from '../../runtime/oci/media-types.ts'
 import { selectManifest } from '../../runtime/oci/platform.ts'
@@ -21,7 +23,8 @@ export interface ResolvedImage {
   manifest: Digest
   config: ImageConfig
   artifact: StreamingArtifact
-  index: FsIndex
+  /** The binary index read in place when the artifact has one, else the JSON index parsed. */
+  index: IndexTree
 }
 
 export interface ResolveOptions {
@@ -90,13 +93,14 @@ export async function resolveImage(
     throw new MountError('ARTIFACT_MISMATCH', `artifact ${artifact.digest} is not for ${manifest}`)
   }
   const imageConfig = parsed.manifest.config
-  const cached = options.indexes?.get(artifact.index.digest)
+  const indexBlob = artifact.binaryIndex ?? artifact.index
+  const cached = options.indexes?.get(indexBlob.digest)
   const [indexBytes, imageConfigBytes] = await Promise.all([
     cached
       ? undefined
-      : call(`index ${artifact.index.digest}`, (c, s) =>
-          c.readBlob(repo, artifact.index.digest, {
-            size: artifact.index.size,
+      : call(`index ${indexBlob.digest}`, (c, s) =>
+          c.readBlob(repo, indexBlob.digest, {
+            size: indexBlob.size,
             maxBytes: 64 << 20,
             signal: s,
           }),
@@ -109,7 +113,11 @@ export async function resolveImage(
       }),
     ),
   ])
-  const index = cached ?? parseFsIndex(indexBytes!, { digest: artifact.index.digest })
+  const index =
+    cached ??
+    (artifact.binaryIndex
+      ? openBinaryIndex(indexBytes!, { digest: indexBlob.digest })
+      : new FsTree(parseFsIndex(indexBytes!, { digest: indexBlob.digest })))
   const blobDigests = artifact.blobs.map((b) => b.digest)
   if (
     index.blobs.length !== blobDigests.length ||
@@ -120,7 +128,7 @@ export async function resolveImage(
       `index of ${artifact.digest} names other blobs than its manifest`,
     )
   }
-  options.indexes?.set(artifact.index.digest, index)
+  options.indexes?.set(indexBlob.digest, index)
   return {
     reference,
     repository: repo,

@@ -66,9 +66,14 @@ export async function publishArtifact(
     subject: input.subject,
     config: input.config,
     index: { mediaType: MediaType.thawIndex, digest: result.index.digest, size: result.index.size },
+    binaryIndex: {
+      mediaType: MediaType.thawIndexBinary,
+      digest: result.binaryIndex.digest,
+      size: result.binaryIndex.size,
+    },
     blobs: result.blobs.map((b) => ({ mediaType: layerType, digest: b.digest, size: b.size })),
   })
-  for (const file of [result.index, ...result.blobs]) {
+  for (const file of [result.index, ...result.blobs, result.binaryIndex]) {
     await putBlob(backend, repository, file.digest, file.path, signal)
   }
   await putBlob(backend, repository, artifact.manifest.config.digest, artifact.configBytes, signal)

@@ -27,6 +27,8 @@ export interface ConvertedFile {
 export interface ConvertResult {
   blobs: ConvertedFile[]
   index: ConvertedFile
+  /** The same index in binary form (runtime/format/binary-index.ts). */
+  binaryIndex: ConvertedFile
   /** The original layers' DiffIDs as the Writer computed them, bottom first. */
   diffIds: Digest[]
   codec: CodecName

@@ -6,6 +6,7 @@ import { parentPort } from 'node:worker_threads'
 import { isThawError, ThawError } from '../../runtime/errors.ts'
 import {
   buildFsIndex,
+  encodeBinaryIndex,
   encodeFsIndex,
   writableSink,
   writeLayer,
@@ -40,12 +41,17 @@ async function convert(job: ConvertJob): Promise<ConvertResult> {
     await finished(out)
     tocs.push(toc)
   }
-  const index = encodeFsIndex(buildFsIndex(tocs))
+  const fsIndex = buildFsIndex(tocs)
+  const index = encodeFsIndex(fsIndex)
   const indexPath = join(job.outDir, 'index.blob')
   await writeFile(indexPath, index, { flag: 'wx' })
+  const binary = encodeBinaryIndex(fsIndex)
+  const binaryPath = join(job.outDir, 'index.bin')
+  await writeFile(binaryPath, binary, { flag: 'wx' })
   return {
     blobs: tocs.map((t, i) => ({ path: join(job.outDir, `layer-${i}.blob`), ...t.blob })),
     index: { path: indexPath, digest: sha256Of(index), size: index.length },
+    binaryIndex: { path: binaryPath, digest: sha256Of(binary), size: binary.length },
     diffIds: tocs.map((t) => t.diffId),
     codec: tocs[0]?.codec ?? job.codec,
   }

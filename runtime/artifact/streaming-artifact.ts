@@ -12,6 +12,8 @@ import { descriptorSchema, type Descriptor, type ImageManifest } from '../oci/sc
  *   layers[0]     the index blob        application/vnd.thaw.index.v1+json+zstd
  *   layers[1..n]  the streaming blobs   application/vnd.thaw.layer.v1.tar+zstd (or +gzip),
  *                 one per original layer, bottom first (the index's `blobs`, same order)
+ *   layers[n+1]   (optional) the same index in binary form   application/vnd.thaw.index.v2+zstd
+ *                 (runtime/format/binary-index.ts): hosts that know it read it instead
  *   subject       the original image manifest
  *   annotations   dev.thaw.generation: "<n>"  (re-layouts by a profile bump it)
  *
@@ -37,6 +39,8 @@ export interface StreamingArtifact {
   config: StreamingConfig
   configBytes: Uint8Array
   index: Descriptor
+  /** The binary form of the index, when the artifact has one (artifacts from 2026-12 on). */
+  binaryIndex?: Descriptor
   blobs: Descriptor[]
   subject: Descriptor
   generation: number
@@ -66,6 +70,7 @@ export function buildStreamingArtifact(input: {
   subject: Descriptor
   config: StreamingConfig
   index: Descriptor
+  binaryIndex?: Descriptor
   blobs: Descriptor[]
 }): StreamingArtifact {
   const configBytes = encoder.encode(JSON.stringify(input.config))
@@ -78,7 +83,7 @@ export function buildStreamingArtifact(input: {
       digest: sha256Of(configBytes),
       size: configBytes.length,
     },
-    layers: [input.index, ...input.blobs],
+    layers: [input.index, ...input.blobs, ...(input.binaryIndex ? [input.binaryIndex] : [])],
     subject: descriptorOf(input.subject),
     annotations: { [GENERATION_ANNOTATION]: String(input.config.generation) },
   }
@@ -90,6 +95,7 @@ export function buildStreamingArtifact(input: {
     config: input.config,
     configBytes,
     index: input.index,
+    ...(input.binaryIndex && { binaryIndex: input.binaryIndex }),
     blobs: input.blobs,
     subject: manifest.subject!,
     generation: input.config.generation,
@@ -103,7 +109,9 @@ export function parseStreamingArtifact(
 ): StreamingArtifact {
   const manifest = parseJson(bytes, artifactManifestSchema, 'streaming artifact manifest')
   const config = parseJson(configBytes, configSchema, 'streaming artifact config')
-  const [index, ...blobs] = manifest.layers
+  const [index, ...rest] = manifest.layers
+  const binaryIndex = rest.at(-1)?.mediaType === MediaType.thawIndexBinary ? rest.pop() : undefined
+  const blobs = rest
   if (index!.mediaType !== MediaType.thawIndex) {
     throw invalid(`layers[0] must be the index (${MediaType.thawIndex}), got ${index!.mediaType}`)
   }
@@ -117,6 +125,7 @@ export function parseStreamingArtifact(
     config,
     configBytes,
     index: index!,
+    ...(binaryIndex && { binaryIndex }),
     blobs,
     subject: manifest.subject,
     generation: config.generation,

@@ -2,7 +2,7 @@ import type { Codec } from './codec/codec.ts'
 import { FormatError } from './errors.ts'
 import type { FrameCache } from './frame-cache.ts'
 import { decodeFrame, frameIndexAt, type Frame } from './frame.ts'
-import type { FsEntry, FsIndex } from './fs-index.ts'
+import type { FsBlob, FsEntry, FsIndex } from './fs-index.ts'
 import type { BlobRef, RangeSource } from './reader.ts'
 
 /** The frames holding part of a file: frames `first..last` of blob `blob`. */
@@ -14,7 +14,7 @@ export interface FrameSpan {
 
 /** The frame span holding bytes `[offset, offset+length)` of a file (clamped to its size). */
 export function framesFor(
-  index: FsIndex,
+  index: { readonly blobs: readonly FsBlob[] },
   entry: FsEntry,
   offset: number,
   length: number,

@@ -1,5 +1,7 @@
 import { FormatError } from './errors.ts'
-import type { FsEntry, FsIndex } from './fs-index.ts'
+import type { CodecName } from './codec/codec.ts'
+import type { FsBlob, FsEntry, FsIndex } from './fs-index.ts'
+import type { IndexTree } from './index-tree.ts'
 import { parentOf } from './image-index.ts'
 
 /** An entry with what a filesystem reports besides the index: inode number and link count. */
@@ -10,14 +12,25 @@ export interface FsNode extends FsEntry {
   nlink: number
 }
 
-/** The index's entries by path, with inode numbers, link counts and directory listings. */
-export class FsTree {
+/**
+ * The JSON index's entries by path, with inode numbers, link counts and directory listings: the
+ * IndexTree of an index parsed whole (BinaryIndex is the other, read in place).
+ */
+export class FsTree implements IndexTree {
+  readonly codec: CodecName
+  readonly blobs: readonly FsBlob[]
+  readonly entryCount: number
+  readonly totalBytes: number
   readonly #nodes = new Map<string, FsNode>()
   readonly #children = new Map<string, string[]>()
   /** By inode number; a hard-link group's inode is its first entry. */
   readonly #byIno: FsNode[] = []
 
   constructor(index: FsIndex) {
+    this.codec = index.codec
+    this.blobs = index.blobs
+    this.entryCount = index.entries.length
+    this.totalBytes = index.entries.reduce((n, e) => n + e.size, 0)
     const groupIno = new Map<number, number>()
     const groupCount = new Map<number, number>()
     index.entries.forEach((e, i) => {

@@ -21,6 +21,7 @@ export const MediaType = {
   thawStreaming: 'application/vnd.thaw.streaming.v1',
   thawStreamingConfig: 'application/vnd.thaw.streaming.config.v1+json',
   thawIndex: 'application/vnd.thaw.index.v1+json+zstd',
+  thawIndexBinary: 'application/vnd.thaw.index.v2+zstd',
   thawLayer: 'application/vnd.thaw.layer.v1.tar+zstd',
   thawLayerGzip: 'application/vnd.thaw.layer.v1.tar+gzip',
   thawProfile: 'application/vnd.thaw.profile.v1+json',

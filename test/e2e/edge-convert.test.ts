@@ -11,6 +11,7 @@ import {
   FsTree,
   framesFor,
   openImage,
+  openBinaryIndex,
   parseFsIndex,
   type FsIndex,
 } from '../../runtime/format/index.ts'
@@ -108,7 +109,20 @@ async function fetchIndex(
   )
   const descriptor = manifest.layers[0]!
   const res = await getBytes(`${url}/v2/${repo}/blobs/${descriptor.digest}`)
-  return { index: parseFsIndex(res.bytes, { digest: descriptor.digest as Digest }), descriptor }
+  const index = parseFsIndex(res.bytes, { digest: descriptor.digest as Digest })
+  // The last layer is the same index in binary form: every entry answers as in the JSON one.
+  const binary = manifest.layers.at(-1)!
+  expect(binary.mediaType).toBe(MediaType.thawIndexBinary)
+  const bin = await getBytes(`${url}/v2/${repo}/blobs/${binary.digest}`)
+  const view = openBinaryIndex(bin.bytes, { digest: binary.digest as Digest })
+  expect(view.blobs).toEqual(index.blobs)
+  const tree = new FsTree(index)
+  for (const e of index.entries) {
+    const { ino: _a, ...want } = tree.lookup(e.path)!
+    const { ino: _b, ...got } = view.lookup(e.path)!
+    expect(got).toEqual(want)
+  }
+  return { index, descriptor }
 }
 
 let image: TestImage

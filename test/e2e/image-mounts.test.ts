@@ -28,7 +28,7 @@ describe.skipIf(fuseUnavailable)('createImageMounts: leases of shared lazy mount
   let mountRoot: string
   let edge: Awaited<ReturnType<typeof startFaultProxy>>
   const indexGets = (requests: string[]) =>
-    requests.filter((r) => r.startsWith(`GET /v2/pool/app/blobs/${image.artifact.index.digest}`)).length
+    requests.filter((r) => r.startsWith(`GET /v2/pool/app/blobs/${(image.artifact.binaryIndex ?? image.artifact.index).digest}`)).length
 
   beforeAll(async () => {
     registry = await startDistribution()

@@ -81,7 +81,7 @@ describe.skipIf(fuseUnavailable)('thaw mount: record a profile, then replay its 
       // The bundle is asked for as soon as the manifest digest is known, before the artifact's
       // index is fetched (its bytes arrive while the index is parsed and the mount set up).
       const bundleAt = edge.requests.findIndex((r) => r.includes('/_thaw/bundle/'))
-      const indexAt = edge.requests.findIndex((r) => r.includes(image.artifact.index.digest))
+      const indexAt = edge.requests.findIndex((r) => r.includes((image.artifact.binaryIndex ?? image.artifact.index).digest))
       expect(indexAt).toBeGreaterThan(0)
       expect(bundleAt).toBeGreaterThanOrEqual(0)
       expect(bundleAt).toBeLessThan(indexAt)

@@ -5,6 +5,7 @@ import { buildStreamingArtifact, type StreamingArtifact } from '../../runtime/ar
 import { encodeBundlePrefix, type BundleRecord } from '../../runtime/artifact/bundle.ts'
 import { writableSink } from '../../runtime/format/blob-sink.ts'
 import { buildFsIndex } from '../../runtime/format/image-index.ts'
+import { encodeBinaryIndex } from '../../runtime/format/binary-index.ts'
 import { encodeFsIndex, parseFsIndex } from '../../runtime/format/index-codec.ts'
 import type { FsIndex } from '../../runtime/format/fs-index.ts'
 import type { LayerToc } from '../../runtime/format/layer-toc.ts'
@@ -43,6 +44,8 @@ export interface PushStreamingOptions {
   framing?: Pick<WriteLayerOptions, 'groupBytes' | 'splitBytes' | 'order' | 'safety'>
   /** Where the streaming blobs are written (default a test temporary directory; benches pass one). */
   workDir?: string
+  /** Publish the binary index too, as the edge does (default true; false: an artifact from before it). */
+  binaryIndex?: boolean
 }
 
 export async function pushStreamingImage(options: PushStreamingOptions): Promise<PushedStreamingImage> {
@@ -69,9 +72,16 @@ export async function pushStreamingImage(options: PushStreamingOptions): Promise
       await new Promise((resolve) => out.end(resolve))
       blobPaths.push(path)
     }
-    const indexBytes = encodeFsIndex(buildFsIndex(tocs))
+    const fsIndex = buildFsIndex(tocs)
+    const indexBytes = encodeFsIndex(fsIndex)
     const indexDesc = { mediaType: MediaType.thawIndex, digest: sha256Of(indexBytes), size: indexBytes.length }
     await client.pushBlob(repository, indexBytes, indexDesc)
+    let binaryIndex: { mediaType: string; digest: Digest; size: number } | undefined
+    if (options.binaryIndex !== false) {
+      const binary = encodeBinaryIndex(fsIndex)
+      binaryIndex = { mediaType: MediaType.thawIndexBinary, digest: sha256Of(binary), size: binary.length }
+      await client.pushBlob(repository, binary, binaryIndex)
+    }
     const blobs = tocs.map((t) => ({ mediaType: MediaType.thawLayer, digest: t.blob.digest, size: t.blob.size }))
     for (const [i, b] of blobs.entries()) {
       await client.pushBlob(repository, () => createReadStream(blobPaths[i]!), b)
@@ -80,6 +90,7 @@ export async function pushStreamingImage(options: PushStreamingOptions): Promise
       subject: { mediaType, digest: manifest, size: original.bytes.length },
       config: { version: 1, generation: 0, source: { manifest, layers: layers.map((l) => l.digest) } },
       index: indexDesc,
+      binaryIndex,
       blobs,
     })
     await client.pushBlob(repository, Buffer.from(artifact.configBytes), artifact.manifest.config)

@@ -1,14 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { IndexCache } from '../../../host/mount/index-cache.ts'
-import type { FsEntry, FsIndex } from '../../../runtime/format/fs-index.ts'
+import type { IndexTree } from '../../../runtime/format/index-tree.ts'
 import { sha256Of } from '../../../runtime/oci/digest.ts'
 
-const indexOf = (entries: number): FsIndex => ({
-  version: 1,
-  codec: 'zstd',
-  blobs: [],
-  entries: Array.from({ length: entries }, () => ({}) as FsEntry),
-})
+const indexOf = (entries: number): IndexTree => ({ entryCount: entries }) as IndexTree
 
 describe('IndexCache', () => {
   it('keeps indexes up to a total of entries, dropping the least recently used first', () => {
