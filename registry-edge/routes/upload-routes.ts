@@ -1,5 +1,4 @@
 import type { Context } from 'hono'
-import { isThawError } from '../../runtime/errors.ts'
 import { OciError, isRepositoryName, parseDigest, type Digest } from '../../runtime/oci/index.ts'
 import type { RegistryBackend, UploadChunk, UploadStatus } from '../backend/registry-backend.ts'
 import type { EdgeEnv } from '../edge-env.ts'
@@ -86,23 +85,29 @@ async function appendChecked(
   try {
     return await backend.appendUpload(repository, id, chunk())
   } catch (err) {
-    if (!isThawError(err, 'RANGE_INVALID')) throw err
+    if (!(err instanceof RangeInvalidError)) throw err
     const status = await backend.getUpload(repository, id)
-    throw new RangeInvalidError(err.message, uploadHeaders(status))
+    throw new RangeInvalidError(err.message, uploadHeaders(status), err.code)
   }
 }
 
 /**
- * The chunk a request carries. `Content-Range: <start>-<end>` (distribution-spec end-5; a
- * `bytes ` prefix and `/total` suffix are tolerated) says where it goes; a Content-Length too
- * must agree with it (checked by the backend after the order, as distribution does).
+ * The chunk a request carries. `Content-Range: <start>-<end>` says where it goes; a
+ * Content-Length too must agree with it (checked by the backend after the order, as distribution
+ * does). The spec says the range "MUST match `^[0-9]+-[0-9]+$`" and that a chunk the registry
+ * cannot place answers 416 (distribution-spec "Pushing a blob in chunks"): anything else, a
+ * `bytes ` prefix or a `/total` suffix included, is 416 BLOB_UPLOAD_INVALID before a byte is
+ * read, never guessed at.
  */
 function chunkOf(c: Context<EdgeEnv>): UploadChunk {
   const length = contentLength(c)
   const range = c.req.header('content-range')
   if (range === undefined) return { body: requestBody(c), length }
-  const m = /^(?:bytes[ =])?(\d{1,15})-(\d{1,15})(?:\/(?:\d+|\*))?$/.exec(range.trim())
-  if (!m) throw new OciError('BLOB_UPLOAD_INVALID', `malformed Content-Range ${JSON.stringify(range.slice(0, 60))}`)
+  const m = /^(\d{1,15})-(\d{1,15})$/.exec(range)
+  if (!m) {
+    const shown = JSON.stringify(range.slice(0, 60))
+    throw new RangeInvalidError(`malformed Content-Range ${shown}: must be <start>-<end>`, {}, 'BLOB_UPLOAD_INVALID')
+  }
   const start = Number(m[1])
   const end = Number(m[2])
   if (end < start) throw new RangeInvalidError(`Content-Range ${range} ends before it starts`)
