@@ -8,14 +8,17 @@ import { isOciError, type OciErrorBody } from '../../runtime/oci/index.ts'
  * the spec's BLOB_UPLOAD_INVALID, still with 416. `headers` carries `Content-Range: bytes *\/size`
  * or the upload's `Range`/`Location`.
  */
+export type RangeInvalidCode = 'RANGE_INVALID' | 'BLOB_UPLOAD_INVALID'
+
 export class RangeInvalidError extends ThawError {
+  declare readonly code: RangeInvalidCode
   readonly status = 416
   readonly headers: Record<string, string>
 
   constructor(
     message: string,
     headers: Record<string, string> = {},
-    code: 'RANGE_INVALID' | 'BLOB_UPLOAD_INVALID' = 'RANGE_INVALID',
+    code: RangeInvalidCode = 'RANGE_INVALID',
   ) {
     super(code, message, { fault: 'user' })
     this.name = 'RangeInvalidError'
