@@ -30,10 +30,11 @@ export const DEFAULT_BODY_MIN_RATE = 500
 
 /**
  * The default size limit for a node of `memoryBytes`: an eighth of it (32 MiB for the default
- * 256 MiB node, Cloud Run's HTTP/1 limit), so that a function that reads its body whole
- * (`await request.text()` holds it about three times: the chunks, the joined buffer, the string)
- * still fits beside the runtime. Never above Azure's 100 MB; Azure's 100 MB where no node limit
- * applies (`thaw start`).
+ * 256 MiB node, Cloud Run's HTTP/1 limit), so that one request to a function that reads its body
+ * whole (`await request.text()` holds it several times: the chunks, the joined buffer, the string)
+ * still fits beside the runtime: measured with the sample template's handler, which also echoes
+ * it, one 32 MiB body answers on a 256 MiB node (two at once do not; host/README.md). Never above
+ * Azure's 100 MB; Azure's 100 MB where no node limit applies (`thaw start`).
  */
 export function defaultBodyLimit(memoryBytes?: number): number {
   if (memoryBytes === undefined) return DEFAULT_BODY_LIMIT
