@@ -1,4 +1,5 @@
 import { Counter, Histogram, Registry } from 'prom-client'
+import type { UploadEvents } from '../store/upload-limits.ts'
 
 /**
  * The edge's Prometheus metrics, in a registry of its own (never prom-client's global one, so
@@ -16,6 +17,8 @@ export class EdgeMetrics {
   readonly cacheMisses: Counter<never>
   readonly upstreamDuration: Histogram<'method'>
   readonly upstreamBytes: Counter<never>
+  readonly uploadsRefused: Counter<'reason'>
+  readonly uploadSessionsExpired: Counter<never>
 
   constructor(region: string, registry = new Registry()) {
     this.registry = registry
@@ -62,6 +65,25 @@ export class EdgeMetrics {
       help: 'Blob bytes received from the upstream registry (proxy mode)',
       registers,
     })
+    this.uploadsRefused = new Counter({
+      name: 'thaw_edge_uploads_refused_total',
+      help: 'Uploads refused by a limit: blob_too_large, too_many_sessions, too_many_client_sessions',
+      labelNames: ['reason'],
+      registers,
+    })
+    this.uploadSessionsExpired = new Counter({
+      name: 'thaw_edge_upload_sessions_expired_total',
+      help: 'Upload sessions removed with their bytes after uploadTtlSeconds without a request',
+      registers,
+    })
+  }
+
+  /** The upload sessions' events, counted here. */
+  uploadEvents(): UploadEvents {
+    return {
+      refused: (reason) => this.uploadsRefused.inc({ reason }),
+      expired: (count) => this.uploadSessionsExpired.inc(count),
+    }
   }
 
   /** The exposition text and its content type, for GET /metrics. */
