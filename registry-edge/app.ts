@@ -83,7 +83,8 @@ export async function createRegistryEdge(options: RegistryEdgeOptions): Promise<
   const region = options.region ?? 'local'
   const logger = options.logger ?? jsonLogger({ region })
   const metrics = new EdgeMetrics(region, options.metricsRegistry)
-  const auth = options.auth && new EdgeAuth(parseWithZod(authConfigSchema, options.auth, 'auth'))
+  const auth =
+    options.auth && new EdgeAuth(parseWithZod(authConfigSchema, options.auth, 'auth'), metrics.loginEvents())
   const ownsBackend = !options.backend
   const backend = options.backend ?? (await openBackend(options, metrics, logger))
   const events = new ManifestEvents(logger)

@@ -47,6 +47,9 @@ describe('edge config', () => {
     [{ auth: { users: { alice: { password: 'plain' } } } }, /auth\.users\.alice\.password: must be a hash/],
     [{ auth: { access: [{ repository: 'Apps/*', actions: ['pull'] }] } }, /auth\.access\.0\.repository/],
     [{ auth: { access: [{ repository: 'apps', actions: ['read'] }] } }, /auth\.access\.0\.actions\.0/],
+    [{ auth: { tokenKey: 'k'.repeat(32) } }, /auth\.service: a tokenKey needs a service/], // tokens need a named audience
+    [{ auth: { loginLimits: { maxConcurrentChecks: 0 } } }, /auth\.loginLimits\.maxConcurrentChecks/], // no login could be checked
+    [{ auth: { loginLimits: { backoff: 1 } } }, /auth\.loginLimits.*backoff/], // typo in loginLimits
   ])('rejects %j with a clear message', (input, message) => {
     expect(() => parseEdgeConfig(input)).toThrow(message)
   })
