@@ -18,6 +18,7 @@ import { requestLog } from './observability/request-log.ts'
 import { dispatchV2, matchV2Route } from './routes/v2-dispatch.ts'
 import { openProxyBackend, type ProxyBackendOptions } from './proxy/proxy-backend.ts'
 import { openDiskStore } from './store/disk-store.ts'
+import type { UploadLimits } from './store/upload-limits.ts'
 import { startConversion, type Conversion, type ConversionOptions } from './convert/conversion.ts'
 
 export interface RegistryEdgeOptions {
@@ -32,8 +33,11 @@ export interface RegistryEdgeOptions {
   auth?: AuthConfigInput
   /** DELETE of manifests, tags and blobs. Default true (origin mode owns its content). */
   deletion?: boolean
-  /** Upload sessions older than this are dropped at startup (disk store). Default 24 h. */
-  uploadTtlMs?: number
+  /**
+   * Upload limits of the store or the proxy's upload buffer: blob size, open sessions in total
+   * and per client, idle expiry (store/upload-limits.ts has the defaults). Ignored with `backend`.
+   */
+  uploads?: Partial<UploadLimits>
   logger?: EdgeLogger
   /** A prom-client registry for the edge's metrics; default a new one per edge. */
   metricsRegistry?: Registry
@@ -47,7 +51,7 @@ export interface RegistryEdgeOptions {
   conversion?: ConversionOptions
 }
 
-export type UpstreamOptions = Omit<ProxyBackendOptions, 'root' | 'metrics' | 'logger'>
+export type UpstreamOptions = Omit<ProxyBackendOptions, 'root' | 'metrics' | 'logger' | 'uploads'>
 
 export interface RegistryEdge {
   readonly app: Hono<EdgeEnv>
@@ -79,7 +83,8 @@ export async function createRegistryEdge(options: RegistryEdgeOptions): Promise<
   const region = options.region ?? 'local'
   const logger = options.logger ?? jsonLogger({ region })
   const metrics = new EdgeMetrics(region, options.metricsRegistry)
-  const auth = options.auth && new EdgeAuth(parseWithZod(authConfigSchema, options.auth, 'auth'))
+  const auth =
+    options.auth && new EdgeAuth(parseWithZod(authConfigSchema, options.auth, 'auth'), metrics.loginEvents())
   const ownsBackend = !options.backend
   const backend = options.backend ?? (await openBackend(options, metrics, logger))
   const events = new ManifestEvents(logger)
@@ -138,8 +143,9 @@ export async function createRegistryEdge(options: RegistryEdgeOptions): Promise<
 
 async function openBackend(options: RegistryEdgeOptions, metrics: EdgeMetrics, logger: EdgeLogger): Promise<RegistryBackend> {
   if (!options.store) throw new TypeError('createRegistryEdge needs a backend or a store directory')
-  if (options.upstream) return openProxyBackend({ ...options.upstream, root: options.store, metrics, logger })
-  return openDiskStore(options.store, { uploadTtlMs: options.uploadTtlMs })
+  const uploads = options.uploads
+  if (options.upstream) return openProxyBackend({ ...options.upstream, root: options.store, metrics, logger, uploads })
+  return openDiskStore(options.store, { uploads, uploadEvents: metrics.uploadEvents() })
 }
 
 function conversionDir(options: RegistryEdgeOptions): string {

@@ -3,6 +3,7 @@ import { ThawError } from '../runtime/errors.ts'
 import { hashPassword } from './auth/password-hash.ts'
 import { conversionOptionsOf } from './config/conversion-config.ts'
 import { parseEdgeConfig, readConfigFile, type EdgeConfig } from './config/edge-config.ts'
+import { uploadLimitsOf } from './config/upload-config.ts'
 import { jsonLogger } from './observability/edge-logger.ts'
 import type { UpstreamOptions } from './app.ts'
 import { startRegistryEdge } from './server.ts'
@@ -53,7 +54,7 @@ async function serve(config: EdgeConfig): Promise<number> {
     region: config.region,
     auth: config.auth,
     deletion: config.deletion,
-    uploadTtlMs: config.uploadTtlSeconds * 1000,
+    uploads: uploadLimitsOf(config.uploads, config.uploadTtlSeconds),
     upstream: config.upstream ? upstreamOptions(config.upstream, config.proxy) : undefined,
     conversion: conversionOptionsOf(config.conversion),
     logger,

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { ThawError } from '../../runtime/errors.ts'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
+import { parseBodyLimits } from '../request-body/index.ts'
 
 /** What a node of an app may use, and how the host scales and times it. */
 export interface AppLimits {
@@ -66,6 +67,10 @@ const settings = z.record(settingName, z.string().max(32_768)).refine(
   (s) => !Object.keys(s).some((k) => k.startsWith('THAW_')),
   'THAW_* names belong to the host',
 )
+/** Settings the host itself reads are checked when they are set (request-body/body-limits.ts). */
+const inputSettings = settings.superRefine((s, ctx) => {
+  for (const message of parseBodyLimits(s).problems) ctx.addIssue({ code: 'custom', message })
+})
 const keys = z.record(z.string().regex(/^[\w.-]{1,64}$/, 'is not a valid key name'), z.string().min(16, 'keys must be at least 16 characters'))
 const ms = (max: number) => z.number().int().min(1).max(max)
 const limits = z
@@ -86,7 +91,7 @@ const appInput = z
   .object({
     name,
     image,
-    settings: settings.optional(),
+    settings: inputSettings.optional(),
     keys: keys.optional(),
     limits: limits.partial().optional(),
   })

@@ -35,6 +35,8 @@ const HOP_BY_HOP = new Set([
 ])
 
 export interface CustomHandlerClient {
+  /** Whether `http` forwards the request as it came (its body may stay a stream). */
+  forwards(fn: FunctionJsonFunction): boolean
   /** An HTTP-triggered function: forwarded as is, or wrapped in the payload protocol. */
   http(
     fn: FunctionJsonFunction,
@@ -91,9 +93,11 @@ export function createCustomHandlerClient(options: {
     return parsePayloadResponse(text)
   }
 
+  const forwards = (fn: FunctionJsonFunction) => options.forwarding && fn.httpInAndOut
   return {
+    forwards,
     async http(fn, req, invocationId, signal) {
-      if (options.forwarding && fn.httpInAndOut) {
+      if (forwards(fn)) {
         const headers: Record<string, string> = {}
         for (const [k, v] of req.headers) if (!HOP_BY_HOP.has(k)) headers[k] = v
         Object.assign(headers, invocationHeaders(invocationId))

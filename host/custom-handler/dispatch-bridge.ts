@@ -4,14 +4,21 @@ import type { DispatchInput, DispatchOutput } from '../worker/worker-client.ts'
 import type { HandlerHttpAnswer, HandlerHttpRequest } from './payload.ts'
 
 /**
- * The front door's dispatch input as a handler request: the body read whole (the payload
- * protocol carries it inside JSON), the URL rebuilt from the path and Host.
+ * The front door's dispatch input as a handler request, the URL rebuilt from the path and Host.
+ * The body is read whole (at most `bodyLimit` bytes, else RangeError) for the payload protocol,
+ * which carries it inside JSON; a forwarded request (`stream`) keeps it a stream, so the host
+ * holds none of it and the handler reads it at its own pace.
  */
 export async function toHandlerRequest(
   input: DispatchInput,
   bodyLimit: number,
+  o: { stream?: boolean } = {},
 ): Promise<HandlerHttpRequest> {
-  const body = input.body ? await readAll(input.body, bodyLimit) : Buffer.alloc(0)
+  const body = !input.body
+    ? Buffer.alloc(0)
+    : o.stream
+      ? input.body
+      : await readAll(input.body, bodyLimit)
   const host = String(input.headers.host ?? 'localhost')
   return {
     method: input.method,

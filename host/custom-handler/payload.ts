@@ -1,15 +1,19 @@
 import { randomUUID } from 'node:crypto'
+import type { Readable } from 'node:stream'
 import { z } from 'zod'
 import { CustomHandlerError } from './errors.ts'
 import type { FunctionJsonFunction } from './function-json.ts'
 
-/** An HTTP request as the host received it, body buffered (the payload carries it whole). */
+/**
+ * An HTTP request as the host received it: the body buffered (the payload carries it whole), or
+ * a stream when the request is forwarded as it came (dispatch-bridge.ts toHandlerRequest).
+ */
 export interface HandlerHttpRequest {
   method: string
   /** The original URL, with the route prefix and query. */
   url: URL
   headers: Headers
-  body: Buffer
+  body: Buffer | Readable
   params: Record<string, string | null>
 }
 
@@ -61,6 +65,8 @@ export function toPayloadHttpRequest(
     Params: req.params,
     Identities: [],
   }
+  if (!Buffer.isBuffer(req.body))
+    throw new TypeError('the payload protocol needs the body read whole')
   const length = Number(req.headers.get('content-length') ?? '0')
   if (length > 0 && req.body.length > 0) {
     http.Body = isBinary(req.headers.get('content-type'))

@@ -125,7 +125,7 @@ export async function startCustomHandlerGeneration(
     acquire: () => gate.acquire(),
     async dispatch(input: DispatchInput): Promise<DispatchOutput> {
       const fn = find(input.functionName)
-      const req = await toHandlerRequest(input, options.bodyLimit)
+      const req = await toHandlerRequest(input, options.bodyLimit, { stream: client.forwards(fn) })
       const { answer } = await tracked(fn, input.invocationId, () =>
         client.http(fn, req, input.invocationId, input.signal),
       )

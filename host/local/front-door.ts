@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
+import {
+  checkDeclaredLength,
+  closeAfterAnswerIfUnread,
+  meterBody,
+  refuseBody,
+  type RequestBodyLimits,
+} from '../request-body/index.ts'
 import { authorize, type KeySet, type RouteEntry } from '../router/index.ts'
 import { handleAdmin } from './admin.ts'
 import { applyCors, type CorsOptions } from './cors.ts'
@@ -14,7 +21,8 @@ export interface FrontDoorOptions {
   keys: KeySet | undefined
   cors: CorsOptions | undefined
   customHeaders: Record<string, string>
-  bodyLimit: number
+  /** The app's body limits (host/request-body), read per request. */
+  bodyLimits(): RequestBodyLimits
   homepage: boolean
   emit: EventSink
 }
@@ -22,8 +30,9 @@ export interface FrontDoorOptions {
 /**
  * The runner's HTTP entry, in the order Azure's host applies: CORS, admin API, routing (404, 405
  * with Allow), disabled functions (404), keys (401), body limit (413), then the request is
- * forwarded to the current generation and its response streamed back with host.json's
- * customHeaders. A reload between routing and dispatch is retried on the new generation.
+ * forwarded to the current generation, its body metered as on the host (413 past the limit, 408
+ * too slow; host/request-body), and its response streamed back with host.json's customHeaders.
+ * A reload between routing and dispatch is retried on the new generation.
  */
 export function createFrontDoor(options: FrontDoorOptions) {
   return (req: IncomingMessage, res: ServerResponse) => {
@@ -91,10 +100,9 @@ function routeOrAnswer(
     answer(res, 401)
     return undefined
   }
-  const length = Number(req.headers['content-length'])
-  if (Number.isFinite(length) && length > options.bodyLimit) {
-    res.setHeader('connection', 'close')
-    answer(res, 413)
+  const tooLarge = checkDeclaredLength(req, options.bodyLimits())
+  if (tooLarge) {
+    refuseBody(res, tooLarge)
     return undefined
   }
   return { entry: m.entry, params: m.params }
@@ -113,16 +121,31 @@ async function forward(
     if (!res.writableFinished) abort.abort()
   })
   const hasBody = req.method !== 'GET' && req.method !== 'HEAD'
-  const out = await served.generation.dispatch({
-    functionName: entry.fn.name,
-    params,
-    invocationId: randomUUID(),
-    method: req.method ?? 'GET',
-    path: req.url ?? '/',
-    headers: req.headers,
-    body: hasBody ? req : null,
-    signal: abort.signal,
+  const body = hasBody ? meterBody(req, options.bodyLimits()) : null
+  body?.once('error', () => {
+    if (body.refusal && res.headersSent) refuseBody(res, body.refusal)
   })
+  let out
+  try {
+    out = await served.generation.dispatch({
+      functionName: entry.fn.name,
+      params,
+      invocationId: randomUUID(),
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      headers: req.headers,
+      body,
+      signal: abort.signal,
+    })
+  } catch (err) {
+    if (body?.refusal) return void refuseBody(res, body.refusal)
+    throw err
+  }
+  if (body?.refusal) {
+    out.body.destroy()
+    return void refuseBody(res, body.refusal)
+  }
+  if (body) closeAfterAnswerIfUnread(req, res)
   res.writeHead(out.status, { ...out.headers, ...options.customHeaders })
   await pipeline(out.body, res)
 }

@@ -4,10 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { DEFAULT_BODY_LIMIT } from '../../runtime/protocol/worker-contract.ts'
 import type { FunctionInfo, InvokeResult } from '../../runtime/protocol/worker-messages.ts'
 import { bundleWorker } from '../../runtime/worker/bundle.ts'
 import { CustomHandlerError } from '../custom-handler/index.ts'
+import { parseBodyLimits, type RequestBodyLimits } from '../request-body/index.ts'
 import { WorkerCallError } from '../worker/index.ts'
 import { readAppConfig, type AppConfig } from './app-config.ts'
 import { buildAppEnvironment } from './app-environment.ts'
@@ -81,6 +81,8 @@ interface RunnerState {
   emit: EventSink
   disposed: boolean
   config?: AppConfig
+  /** From the app's environment (settings and local.settings.json), once it is known. */
+  bodyLimits?: RequestBodyLimits
   server?: Server
   socketDir?: string
   generations?: Generations
@@ -104,6 +106,10 @@ async function start(state: RunnerState): Promise<URL> {
     port: Number(url.port),
   })
   for (const message of messages) emit({ type: 'note', level: 'warning', message })
+  const body = parseBodyLimits(env)
+  for (const problem of body.problems)
+    emit({ type: 'note', level: 'warning', message: `${problem}; using the default` })
+  state.bodyLimits = body.limits
   const launch = await launcher(state, config, env)
   const generations = (state.generations = createGenerations({
     launch,
@@ -146,7 +152,7 @@ async function start(state: RunnerState): Promise<URL> {
 
 async function launcher(state: RunnerState, config: AppConfig, env: Record<string, string>) {
   const { opts, emit } = state
-  const bodyLimit = Number(env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT) || DEFAULT_BODY_LIMIT
+  const bodyLimit = state.bodyLimits!.maxBytes
   if (config.customHandler) {
     const handler = config.customHandler
     return (id: number) =>
@@ -192,7 +198,7 @@ async function listen(state: RunnerState, started: Promise<void>): Promise<URL> 
         }
       : undefined,
     customHeaders: config?.customHeaders ?? {},
-    bodyLimit: Number(opts.settings?.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT) || DEFAULT_BODY_LIMIT,
+    bodyLimits: () => state.bodyLimits ?? parseBodyLimits({}).limits,
     homepage:
       (opts.settings?.AzureWebJobsDisableHomepage ?? process.env.AzureWebJobsDisableHomepage) !==
       'true',

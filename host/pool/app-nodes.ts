@@ -14,8 +14,8 @@ export interface StartedNode {
   readonly routePrefix: string
   /** The cold start's phases except `first` and `total`. */
   readonly timings: Omit<ColdStartTimings, 'first' | 'total'>
-  /** Resolves when the node's process is gone, with why. */
-  readonly exited: Promise<{ message: string }>
+  /** Resolves when the node's process is gone, with why (sandbox/node-handle.ts NodeExit). */
+  readonly exited: Promise<{ message: string; reason?: string; oomKills?: number }>
   /** At the node's first response (record/replay hooks in). */
   firstResponse(): void
   /** Kills and removes everything of the node. Idempotent. */
@@ -30,6 +30,8 @@ export interface PoolNode {
   readonly machine: NodeStateMachine
   started?: StartedNode
   inflight: number
+  /** Invocation ids of the requests in flight (those that die with the node are logged). */
+  readonly invocations: Set<string>
   served: number
   /** When the node was asked for (cold starts count from here). */
   readonly requestedAt: number
@@ -39,6 +41,8 @@ export interface PoolNode {
 export interface NodeSlot {
   node: PoolNode
   started: StartedNode
+  /** The invocation the slot was taken for, if the caller named one. */
+  invocationId: string | undefined
   /** This is the node's first request: the answer carries the cold start's breakdown. */
   first: boolean
   release(): void
@@ -50,6 +54,7 @@ export interface AppNodesStatus {
 }
 
 interface Waiter {
+  invocationId: string | undefined
   resolve: (slot: NodeSlot) => void
   reject: (err: unknown) => void
 }
@@ -82,16 +87,18 @@ export class AppNodes {
     },
   ) {}
 
-  acquire(signal?: AbortSignal): Promise<NodeSlot> {
+  /** A slot for one request; `invocationId` names it in the log if its node dies under it. */
+  acquire(signal?: AbortSignal, invocationId?: string): Promise<NodeSlot> {
     if (this.#closed) return Promise.reject(new ThawError('APP_GONE', `app ${this.name} was removed or changed`))
     const node = this.#pick()
-    if (node) return Promise.resolve(this.#slot(node))
+    if (node) return Promise.resolve(this.#slot(node, invocationId))
     const limits = this.o.limits()
     if (this.#waiters.length >= limits.maxQueue) {
       return Promise.reject(new ThawError('APP_BUSY', `app ${this.name} has ${this.#waiters.length} requests waiting`, { fault: 'user' }))
     }
     return new Promise<NodeSlot>((resolve, reject) => {
       const waiter: Waiter = {
+        invocationId,
         resolve: (s) => {
           signal?.removeEventListener('abort', onAbort)
           resolve(s)
@@ -142,8 +149,9 @@ export class AppNodes {
     return best
   }
 
-  #slot(node: PoolNode): NodeSlot {
+  #slot(node: PoolNode, invocationId: string | undefined): NodeSlot {
     node.inflight++
+    if (invocationId !== undefined) node.invocations.add(invocationId)
     const first = node.served++ === 0
     const timer = this.#idle.get(node)
     if (timer) clearTimeout(timer)
@@ -152,11 +160,13 @@ export class AppNodes {
     return {
       node,
       started: node.started!,
+      invocationId,
       first,
       release: () => {
         if (released) return
         released = true
         node.inflight--
+        if (invocationId !== undefined) node.invocations.delete(invocationId)
         this.#afterRelease(node)
       },
     }
@@ -177,7 +187,8 @@ export class AppNodes {
     while (this.#waiters.length > 0) {
       const node = this.#pick()
       if (!node) break
-      this.#waiters.shift()!.resolve(this.#slot(node))
+      const waiter = this.#waiters.shift()!
+      waiter.resolve(this.#slot(node, waiter.invocationId))
     }
   }
 
@@ -195,7 +206,14 @@ export class AppNodes {
 
   #startNode() {
     const id = `${this.name}-${this.#counter++}`
-    const node: PoolNode = { id, machine: new NodeStateMachine(id), inflight: 0, served: 0, requestedAt: performance.now() }
+    const node: PoolNode = {
+      id,
+      machine: new NodeStateMachine(id),
+      inflight: 0,
+      invocations: new Set(),
+      served: 0,
+      requestedAt: performance.now(),
+    }
     node.machine.onChange((from, to) => this.o.onState?.(node, from, to))
     this.#nodes.add(node)
     node.machine.transition('specializing')
@@ -217,7 +235,7 @@ export class AppNodes {
     }
     node.machine.transition('ready')
     this.routes ??= { functions: started.functions, routePrefix: started.routePrefix }
-    void started.exited.then((exit) => this.#exited(node, exit.message))
+    void started.exited.then((exit) => this.#exited(node, exit))
     this.#serveWaiters()
     if (node.inflight === 0) this.#afterRelease(node) // nobody waited: arm the idle timer
   }
@@ -234,12 +252,23 @@ export class AppNodes {
     } else this.#scale()
   }
 
-  #exited(node: PoolNode, message: string) {
+  /**
+   * The node's process is gone by itself: only what ran on it fails (its requests in flight, on
+   * their own connections); waiting requests get a replacement. The log says why it died (the
+   * OOM killer, a signal, an exit status) and which invocations died with it.
+   */
+  #exited(node: PoolNode, exit: Awaited<StartedNode['exited']>) {
     const state = node.machine.state
     if (state === 'recycled' || state === 'failed') return
     node.machine.transition('failed')
     this.#nodes.delete(node)
-    this.o.logger.log('warn', `node ${message}; ${node.inflight} requests in flight fail`, { app: this.name, node: node.id })
+    this.o.logger.log('warn', `node ${exit.message}; ${node.inflight} requests in flight fail`, {
+      app: this.name,
+      node: node.id,
+      reason: exit.reason,
+      oomKills: exit.oomKills,
+      invocations: [...node.invocations],
+    })
     void node.started?.destroy()
     if (!this.#closed) this.#scale()
   }

@@ -4,7 +4,10 @@ import { CustomHandlerError } from '../custom-handler/errors.ts'
 import type { FunctionJsonFunction } from '../custom-handler/function-json.ts'
 import { WorkerCallError, type WorkerClient } from '../worker/worker-client.ts'
 
-/** The largest request body a custom handler is given (the payload holds it whole; Azure's limit). */
+/**
+ * The largest body the payload protocol takes, whatever the app's limit: the host holds it whole
+ * (Azure's default limit). A forwarded request streams, and only the app's limit applies.
+ */
 export const HANDLER_BODY_LIMIT = 100 * 1024 * 1024
 
 export interface CustomHandlerWorkerClientOptions {
@@ -12,6 +15,7 @@ export interface CustomHandlerWorkerClientOptions {
   functions: FunctionJsonFunction[]
   /** The handler's `Logs` of one invocation. */
   onLogs?: (functionName: string, invocationId: string, logs: string[]) => void
+  /** The app's body limit (default and cap for the payload protocol: HANDLER_BODY_LIMIT). */
   bodyLimit?: number
 }
 
@@ -33,9 +37,10 @@ export function createCustomHandlerWorkerClient(o: CustomHandlerWorkerClientOpti
   return {
     async dispatch(input) {
       const fn = find(input.functionName)
+      const limit = Math.min(o.bodyLimit ?? HANDLER_BODY_LIMIT, HANDLER_BODY_LIMIT)
       let req
       try {
-        req = await toHandlerRequest(input, o.bodyLimit ?? HANDLER_BODY_LIMIT)
+        req = await toHandlerRequest(input, limit, { stream: o.client.forwards(fn) })
       } catch (err) {
         if (err instanceof RangeError) return toDispatchOutput(text(413, err.message))
         throw err

@@ -4,6 +4,7 @@ import { createCustomHandlerClient } from '../custom-handler/client.ts'
 import { expandArguments, type CustomHandlerConfig } from '../custom-handler/config.ts'
 import { readFunctionJsonDir, type FunctionJsonFunction } from '../custom-handler/function-json.ts'
 import { waitForHandler } from '../custom-handler/process.ts'
+import { parseBodyLimits } from '../request-body/index.ts'
 import type { HttpFunctionSpec } from '../router/index.ts'
 import type { ImageAppConfig } from './app-config-in-image.ts'
 import { createCustomHandlerWorkerClient } from './custom-handler-worker-client.ts'
@@ -73,6 +74,7 @@ export async function startCustomHandlerNode(
   const client = createCustomHandlerWorkerClient({
     client: createCustomHandlerClient({ baseUrl, forwarding: handler.enableForwardingHttpRequest }),
     functions,
+    bodyLimit: parseBodyLimits(o.settings, o).limits.maxBytes,
     onLogs: (fn, invocationId, logs) => {
       for (const l of logs)
         o.logger.log('info', l, { app: o.appName, node: o.node.id, function: fn, invocationId })

@@ -4,6 +4,7 @@ import { WorkerEnv } from '../../runtime/protocol/worker-contract.ts'
 import type { FunctionInfo, ReadyMessage } from '../../runtime/protocol/worker-messages.ts'
 import type { HostLogger } from '../log/host-logger.ts'
 import type { MountLease } from '../mount/image-mounts.ts'
+import { parseBodyLimits } from '../request-body/index.ts'
 import type { HttpFunctionSpec } from '../router/index.ts'
 import { NODE_PATHS } from '../sandbox/node-spec.ts'
 import type { NodeExit, NodeProcess } from '../sandbox/node-handle.ts'
@@ -78,6 +79,8 @@ export async function startWorkerNode(o: StartWorkerNodeOptions): Promise<Runnin
       imageConfig: config,
       env: {
         ...o.settings,
+        // The limit the host enforces, so the worker's own check (a second line) agrees with it.
+        [WorkerEnv.bodyLimit]: String(parseBodyLimits(o.settings, o).limits.maxBytes),
         [WorkerEnv.control]: `${NODE_PATHS.run}/c.sock`,
         [WorkerEnv.listen]: `${NODE_PATHS.run}/w.sock`,
         [WorkerEnv.scriptRoot]: app.scriptRoot,

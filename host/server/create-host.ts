@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import type { AppStore } from '../apps/app-store.ts'
 import { answer } from '../local/http-answers.ts'
+import { acceptBody } from '../request-body/index.ts'
 import type { HostLogger } from '../log/host-logger.ts'
 import type { ImageMounts } from '../mount/image-mounts.ts'
 import type { Pool } from '../pool/pool.ts'
@@ -50,7 +51,10 @@ export function createHost(o: HostOptions): Host {
     if (address?.by !== 'host') {
       if (url.pathname === '/healthz') return answer(res, 200, 'ok')
       if (url.pathname === '/metrics') return metrics(res)
-      if (/^\/admin(\/|$)/.test(url.pathname)) return handleAdmin(admin, req, res, url)
+      if (/^\/admin(\/|$)/.test(url.pathname)) {
+        acceptBody(req, res)
+        return handleAdmin(admin, req, res, url)
+      }
     }
     if (!address) return answer(res, 404, `no app here: use http://<app>.${domain}/... or /<app>/...`)
     const app = o.apps.get(address.app)
@@ -75,6 +79,9 @@ export function createHost(o: HostOptions): Host {
     },
     async listen(port, hostname = '127.0.0.1') {
       server = createServer((req, res) => this.handle(req, res))
+      // `Expect: 100-continue` is answered by the function door after its body limit (a 413
+      // instead, before any byte of the body is sent).
+      server.on('checkContinue', (req, res) => this.handle(req, res))
       server.keepAliveTimeout = 65_000
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject)

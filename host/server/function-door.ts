@@ -7,6 +7,16 @@ import { answer, header } from '../local/http-answers.ts'
 import type { HostLogger } from '../log/host-logger.ts'
 import type { AppNodes, NodeSlot } from '../pool/app-nodes.ts'
 import { COLD_START_HEADER, formatColdStart, type ColdStartTimings } from '../pool/cold-start.ts'
+import {
+  acceptBody,
+  checkDeclaredLength,
+  closeAfterAnswerIfUnread,
+  meterBody,
+  parseBodyLimits,
+  refuseBody,
+  type MeteredBody,
+  type RequestBodyLimits,
+} from '../request-body/index.ts'
 import { authorize, createRouteTable, type RouteEntry, type RouteTable } from '../router/index.ts'
 import type { HostMetrics } from './host-metrics.ts'
 
@@ -20,11 +30,13 @@ type Routed = { entry: RouteEntry; params: Record<string, string | null> }
 
 /**
  * One function request, as a chain of small steps: route (when the app's routes are known) →
- * acquire a slot on a ready node (waiting, or a cold start) → route (first request of a new
- * image) → keys → dispatch → release. Answers: 404/405/401 as Azure's host; 429 with
- * Retry-After when the app's queue is full; 503 when the app cannot start; 504 when the
- * function has no answer head within the app's request timeout; 502 when the node fails under
- * the request.
+ * body limit → acquire a slot on a ready node (waiting, or a cold start) → route (first request
+ * of a new image) → keys → dispatch with the body metered → release. Answers: 404/405/401 as
+ * Azure's host; 413 for a declared Content-Length over the app's limit (before any node is
+ * acquired) or a body that grows past it; 408 for a body that comes too slowly; 429 with
+ * Retry-After when the app's queue is full; 503 when the app cannot start; 504 when the function
+ * has no answer head within the app's request timeout; 502 (with the invocation id) when the node
+ * fails under the request.
  */
 export async function serveFunction(
   ctx: FunctionDoorContext,
@@ -52,9 +64,14 @@ export async function serveFunction(
     if (typeof r === 'number') return done(r)
     routed = r
   }
+  const limits = bodyLimitsOf(app)
+  const tooLarge = checkDeclaredLength(req, limits)
+  if (tooLarge) return done(refuseBody(res, tooLarge))
+  acceptBody(req, res)
+  const invocationId = randomUUID()
   let slot: NodeSlot
   try {
-    slot = await nodes.acquire(signal)
+    slot = await nodes.acquire(signal, invocationId)
   } catch (err) {
     return done(acquireFailed(err, timeout.aborted, res))
   }
@@ -64,11 +81,20 @@ export async function serveFunction(
       if (typeof r === 'number') return done(r)
       routed = r
     }
-    const status = await dispatch(ctx, app, slot, routed, path, req, res, { arrived, signal, timedOut: () => timeout.aborted })
+    const o = { invocationId, limits, arrived, signal, timedOut: () => timeout.aborted }
+    const status = await dispatch(ctx, app, slot, routed, path, req, res, o)
     done(status)
   } finally {
     slot.release()
   }
+}
+
+const bodyLimits = new WeakMap<App, RequestBodyLimits>()
+/** The app's body limits from its settings (validated by the admin API), per app revision. */
+function bodyLimitsOf(app: App): RequestBodyLimits {
+  let limits = bodyLimits.get(app)
+  if (!limits) bodyLimits.set(app, (limits = parseBodyLimits(app.settings, app.limits).limits))
+  return limits
 }
 
 const tables = new WeakMap<object, RouteTable>()
@@ -112,29 +138,50 @@ async function dispatch(
   path: string,
   req: IncomingMessage,
   res: ServerResponse,
-  o: { arrived: number; signal: AbortSignal; timedOut: () => boolean },
+  o: {
+    invocationId: string
+    limits: RequestBodyLimits
+    arrived: number
+    signal: AbortSignal
+    timedOut: () => boolean
+  },
 ): Promise<number> {
   const sent = performance.now()
   const hasBody = req.method !== 'GET' && req.method !== 'HEAD'
+  const body: MeteredBody | null = hasBody ? meterBody(req, o.limits) : null
+  // A body refused after the answer started: only closing the connection cuts the upload.
+  body?.once('error', () => {
+    if (body.refusal && res.headersSent) refuseBody(res, body.refusal)
+  })
   let out
   try {
     out = await slot.started.client.dispatch({
       functionName: routed.entry.fn.name,
       params: routed.params,
-      invocationId: randomUUID(),
+      invocationId: o.invocationId,
       method: req.method ?? 'GET',
       path,
       headers: req.headers,
-      body: hasBody ? req : null,
+      body,
       signal: o.signal,
     })
   } catch (err) {
+    if (body?.refusal) return refuseBody(res, body.refusal)
     if (res.headersSent) return res.destroy(), 502
+    if (body) closeAfterAnswerIfUnread(req, res)
     if (o.timedOut()) return answer(res, 504, `the function did not answer within ${app.limits.requestTimeoutMs} ms`), 504
     if (res.destroyed) return 499
-    ctx.logger.log('warn', `dispatch failed: ${(err as Error).message}`, { app: app.name, node: slot.node.id })
-    answer(res, 502, 'the node running the app failed while serving this request')
+    const exit = await nodeFailed(ctx, app, slot, o.invocationId, err)
+    if (res.destroyed) return 499
+    res.setHeader('x-ms-invocation-id', o.invocationId)
+    const why = exit ? ` (node ${exit.message})` : ''
+    answer(res, 502, `the node running the app failed while serving this request${why}`)
     return 502
+  }
+  // Refused while the node's answer head was on its way: the refusal is the answer.
+  if (body?.refusal) {
+    out.body.destroy()
+    return refuseBody(res, body.refusal)
   }
   const headers = { ...out.headers }
   if (slot.first) {
@@ -145,7 +192,38 @@ async function dispatch(
     ctx.logger.log('info', 'cold start', { app: app.name, node: slot.node.id, ...cold })
     slot.started.firstResponse()
   }
+  if (body) closeAfterAnswerIfUnread(req, res)
   res.writeHead(out.status, headers)
-  await pipeline(out.body, res).catch(() => res.destroy())
+  await pipeline(out.body, res).catch(async (err: unknown) => {
+    res.destroy()
+    // A premature close is the client's side going away (or a refused body cutting it).
+    const premature = (err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE'
+    if (!premature && !body?.refusal) await nodeFailed(ctx, app, slot, o.invocationId, err)
+  })
   return out.status
+}
+
+/** How long a request that failed on its node waits to learn whether, and why, the node died. */
+const NODE_EXIT_WAIT_MS = 3000
+
+/**
+ * Logs a request its node failed under, with why when the node died: the connection to a
+ * killed node breaks as the process goes, and its exit (OOM killer, signal, status) is known
+ * moments later. The slot is held meanwhile, so the node's own exit line lists this invocation.
+ */
+async function nodeFailed(
+  ctx: FunctionDoorContext,
+  app: App,
+  slot: NodeSlot,
+  invocationId: string,
+  err: unknown,
+): Promise<{ message: string; reason?: string } | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), NODE_EXIT_WAIT_MS)))
+  const exit = await Promise.race([slot.started.exited, late])
+  clearTimeout(timer)
+  const fields = { app: app.name, node: slot.node.id, invocationId, reason: exit?.reason }
+  if (exit) ctx.logger.log('warn', `request died with its node (${exit.message})`, fields)
+  else ctx.logger.log('warn', `request failed on its node: ${(err as Error).message}`, fields)
+  return exit
 }

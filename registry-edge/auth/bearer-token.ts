@@ -1,13 +1,15 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import { SignJWT, jwtVerify } from 'jose'
 import { z } from 'zod'
 
 /**
  * The edge's own bearer tokens: JWTs (RFC 7519) signed with HMAC-SHA256 (`alg: HS256`) under a
- * key only this edge knows. Claims follow distribution's token format (`docs/spec/auth/jwt.md`):
- * `sub`, `aud` (the service), `iat`, `exp` and `access: [{type, name, actions}]`. Clients treat the
- * token as opaque; only the edge that issued it can verify it.
- *
- *   base64url({"alg":"HS256","typ":"JWT"}) . base64url(claims) . base64url(HMAC(key, first two))
+ * key only this edge knows (or the edges that share `tokenKey`), made and checked by `jose`.
+ * Claims follow distribution's token format (`docs/spec/auth/jwt.md`): `iss`, `sub`, `aud` (the
+ * service the token is for), `iat`, `exp` and `access: [{type, name, actions}]`. A token is
+ * accepted only by the service it names (RFC 7519 §4.1.3: a recipient that does not identify
+ * itself with the `aud` value MUST reject it), so a token issued for one edge is no good at
+ * another that shares its key.
  */
 const accessSchema = z.object({ type: z.string(), name: z.string(), actions: z.array(z.string()) })
 const claimsSchema = z.object({
@@ -21,7 +23,6 @@ const claimsSchema = z.object({
 export type TokenClaims = z.infer<typeof claimsSchema>
 export type TokenAccess = z.infer<typeof accessSchema>
 
-const HEADER = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url')
 const ISSUER = 'thaw-edge'
 
 export interface IssuedToken {
@@ -31,7 +32,7 @@ export interface IssuedToken {
 }
 
 export class TokenSigner {
-  readonly #key: Buffer
+  readonly #key: Uint8Array
   readonly #ttlSeconds: number
 
   /** Without a key, a random one: tokens then die with the process. */
@@ -40,37 +41,45 @@ export class TokenSigner {
     this.#ttlSeconds = options.ttlSeconds
   }
 
-  issue(subject: string, audience: string, access: TokenAccess[], now = Date.now()): IssuedToken {
+  async issue(
+    subject: string,
+    audience: string,
+    access: TokenAccess[],
+    now = Date.now(),
+  ): Promise<IssuedToken> {
     const iat = Math.floor(now / 1000)
-    const claims: TokenClaims = { iss: ISSUER, sub: subject, aud: audience, iat, exp: iat + this.#ttlSeconds, access }
-    const body = `${HEADER}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`
-    return {
-      token: `${body}.${this.#sign(body)}`,
-      expiresIn: this.#ttlSeconds,
-      issuedAt: new Date(iat * 1000).toISOString(),
-    }
+    const token = await new SignJWT({ access })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setIssuer(ISSUER)
+      .setSubject(subject)
+      .setAudience(audience)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + this.#ttlSeconds)
+      .sign(this.#key)
+    return { token, expiresIn: this.#ttlSeconds, issuedAt: new Date(iat * 1000).toISOString() }
   }
 
-  /** The claims of a token this edge issued and that has not expired; otherwise undefined. */
-  verify(token: string, now = Date.now()): TokenClaims | undefined {
-    const parts = token.split('.')
-    if (parts.length !== 3 || parts[0] !== HEADER) return undefined
-    const expected = Buffer.from(this.#sign(`${parts[0]}.${parts[1]}`))
-    const actual = Buffer.from(parts[2]!)
-    if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return undefined
-    let claims: TokenClaims
+  /**
+   * The claims of a token this edge issued for `audience` that has not expired; otherwise
+   * undefined (another key or algorithm, edited, expired, for another service, not a JWT).
+   */
+  async verify(
+    token: string,
+    audience: string,
+    now = Date.now(),
+  ): Promise<TokenClaims | undefined> {
     try {
-      const parsed = claimsSchema.safeParse(JSON.parse(Buffer.from(parts[1]!, 'base64url').toString()))
-      if (!parsed.success) return undefined
-      claims = parsed.data
+      const { payload } = await jwtVerify(token, this.#key, {
+        algorithms: ['HS256'],
+        typ: 'JWT',
+        issuer: ISSUER,
+        audience,
+        currentDate: new Date(now),
+      })
+      const parsed = claimsSchema.safeParse(payload)
+      return parsed.success ? parsed.data : undefined
     } catch {
       return undefined
     }
-    if (claims.iss !== ISSUER || claims.exp * 1000 <= now) return undefined
-    return claims
-  }
-
-  #sign(body: string): string {
-    return createHmac('sha256', this.#key).update(body).digest('base64url')
   }
 }

@@ -38,14 +38,19 @@ export interface RegistryBackend {
 
   // Uploads (distribution-spec "Pushing blobs"): a session accumulates bytes in order, and
   // `finishUpload` verifies them before the blob becomes visible.
-  startUpload(repository: string): Promise<UploadStatus>
+  /**
+   * Opens a session for `client` (whom per-client limits count: a user name or an address).
+   * Throws TOOMANYREQUESTS (429) when the edge or the client has as many open as allowed.
+   */
+  startUpload(repository: string, client?: string): Promise<UploadStatus>
   /** Throws BLOB_UPLOAD_UNKNOWN for an unknown, finished or cancelled session. */
   getUpload(repository: string, id: string): Promise<UploadStatus>
   /**
    * Appends a chunk. Checked in distribution's order: `start`, when given, must equal the current
    * offset (else 416 RANGE_INVALID); then `declaredLength` must equal `length`, and the body must
    * have `length` bytes (else SIZE_INVALID). A chunk that fails midway leaves the session as it
-   * was before the chunk.
+   * was before the chunk, except one that takes the blob past the size limit: 413 SIZE_INVALID,
+   * and the session is gone.
    */
   appendUpload(repository: string, id: string, chunk: UploadChunk): Promise<UploadStatus>
   /** Verifies the session's bytes against `digest`, makes the blob visible, ends the session. */

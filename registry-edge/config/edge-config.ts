@@ -2,15 +2,19 @@ import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { ThawError } from '../../runtime/errors.ts'
 import { authConfigSchema } from '../auth/auth-config.ts'
+import { DEFAULT_UPLOAD_LIMITS } from '../store/upload-limits.ts'
 import { conversionConfigSchema } from './conversion-config.ts'
 import { parseWithZod } from './parse-with-zod.ts'
+import { UPLOAD_CONFIG_DEFAULTS, uploadConfigSchema } from './upload-config.ts'
 
 /**
  * The `thaw edge` config: a JSON file (`--config`), overridden field by field by flags.
  *
  *   {
  *     "host": "0.0.0.0", "port": 5000, "region": "eu-west", "store": "/var/lib/thaw/edge",
- *     "deletion": true, "uploadTtlSeconds": 86400,
+ *     "deletion": true, "uploadTtlSeconds": 3600,
+ *     "uploads": { "maxBlobBytes": 4294967296, "maxSessions": 1024, "maxSessionsPerClient": 64,
+ *                  "sweepIntervalSeconds": 60 },           // see config/upload-config.ts
  *     "auth": { "users": {…}, "access": […] },           // see auth/auth-config.ts
  *     "upstream": "http://registry.internal:5000",      // proxy mode; `store` then holds the cache
  *     "proxy": { "tagTtlSeconds": 30, "memoryCacheMiB": 256, "diskCacheMiB": 10240,
@@ -29,7 +33,9 @@ export const edgeConfigSchema = z.strictObject({
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a region is 1-63 of A-Za-z0-9._- (e.g. eu-west)')
     .default('local'),
   deletion: z.boolean().default(true),
-  uploadTtlSeconds: z.number().int().positive().default(86_400),
+  /** An upload session with no request for this long is removed (checked while running). */
+  uploadTtlSeconds: z.number().int().positive().default(DEFAULT_UPLOAD_LIMITS.idleTtlMs / 1000),
+  uploads: uploadConfigSchema.default(UPLOAD_CONFIG_DEFAULTS),
   auth: authConfigSchema.optional(),
   proxy: z
     .strictObject({

@@ -2,16 +2,25 @@ import { ThawError, isThawError } from '../../runtime/errors.ts'
 import { isOciError, type OciErrorBody } from '../../runtime/oci/index.ts'
 
 /**
- * 416 with distribution's RANGE_INVALID code: the spec's error table has no code for it, and
- * distribution registers this one for both a bad Range on blob GET and an out-of-order chunk.
- * `headers` carries `Content-Range: bytes *\/size` or the upload's `Range`/`Location`.
+ * A 416. By default with distribution's RANGE_INVALID code: the spec's error table has no code
+ * for it, and distribution registers this one for both a bad Range on blob GET and an
+ * out-of-order chunk. A chunk's Content-Range that is not the spec's `<start>-<end>` at all is
+ * the spec's BLOB_UPLOAD_INVALID, still with 416. `headers` carries `Content-Range: bytes *\/size`
+ * or the upload's `Range`/`Location`.
  */
+export type RangeInvalidCode = 'RANGE_INVALID' | 'BLOB_UPLOAD_INVALID'
+
 export class RangeInvalidError extends ThawError {
+  declare readonly code: RangeInvalidCode
   readonly status = 416
   readonly headers: Record<string, string>
 
-  constructor(message: string, headers: Record<string, string> = {}) {
-    super('RANGE_INVALID', message, { fault: 'user' })
+  constructor(
+    message: string,
+    headers: Record<string, string> = {},
+    code: RangeInvalidCode = 'RANGE_INVALID',
+  ) {
+    super(code, message, { fault: 'user' })
     this.name = 'RangeInvalidError'
     this.headers = headers
   }

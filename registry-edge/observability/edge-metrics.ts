@@ -1,4 +1,6 @@
 import { Counter, Histogram, Registry } from 'prom-client'
+import type { LoginEvents } from '../auth/login-limits.ts'
+import type { UploadEvents } from '../store/upload-limits.ts'
 
 /**
  * The edge's Prometheus metrics, in a registry of its own (never prom-client's global one, so
@@ -16,6 +18,11 @@ export class EdgeMetrics {
   readonly cacheMisses: Counter<never>
   readonly upstreamDuration: Histogram<'method'>
   readonly upstreamBytes: Counter<never>
+  readonly uploadsRefused: Counter<'reason'>
+  readonly uploadSessionsExpired: Counter<never>
+  readonly passwordChecks: Counter<never>
+  readonly loginsFailed: Counter<never>
+  readonly loginsRefused: Counter<'by'>
 
   constructor(region: string, registry = new Registry()) {
     this.registry = registry
@@ -62,6 +69,50 @@ export class EdgeMetrics {
       help: 'Blob bytes received from the upstream registry (proxy mode)',
       registers,
     })
+    this.uploadsRefused = new Counter({
+      name: 'thaw_edge_uploads_refused_total',
+      help: 'Uploads refused by a limit: blob_too_large, too_many_sessions, too_many_client_sessions',
+      labelNames: ['reason'],
+      registers,
+    })
+    this.uploadSessionsExpired = new Counter({
+      name: 'thaw_edge_upload_sessions_expired_total',
+      help: 'Upload sessions removed with their bytes after uploadTtlSeconds without a request',
+      registers,
+    })
+    this.passwordChecks = new Counter({
+      name: 'thaw_edge_password_checks_total',
+      help: 'Passwords checked with scrypt, against a user\'s hash or, for an unknown user, a dummy one',
+      registers,
+    })
+    this.loginsFailed = new Counter({
+      name: 'thaw_edge_logins_failed_total',
+      help: 'Basic logins with a wrong password or an unknown user',
+      registers,
+    })
+    this.loginsRefused = new Counter({
+      name: 'thaw_edge_logins_refused_total',
+      help: 'Basic logins answered 429 without a check: the address or user is backing off, or too many checks wait (busy)',
+      labelNames: ['by'],
+      registers,
+    })
+  }
+
+  /** The login checks' events, counted here. */
+  loginEvents(): LoginEvents {
+    return {
+      checked: () => this.passwordChecks.inc(),
+      failed: () => this.loginsFailed.inc(),
+      refused: (by) => this.loginsRefused.inc({ by }),
+    }
+  }
+
+  /** The upload sessions' events, counted here. */
+  uploadEvents(): UploadEvents {
+    return {
+      refused: (reason) => this.uploadsRefused.inc({ reason }),
+      expired: (count) => this.uploadSessionsExpired.inc(count),
+    }
   }
 
   /** The exposition text and its content type, for GET /metrics. */

@@ -8,8 +8,14 @@ export class Limiter {
     this.#limit = limit
   }
 
+  /** Tasks waiting for a slot. */
+  get waiting(): number {
+    return this.#waiting.length
+  }
+
   async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.#running >= this.#limit) await new Promise<void>((resolve) => this.#waiting.push(resolve))
+    if (this.#running >= this.#limit)
+      await new Promise<void>((resolve) => this.#waiting.push(resolve))
     else this.#running++
     try {
       return await task()

@@ -19,6 +19,7 @@ import type { EdgeMetrics } from '../observability/edge-metrics.ts'
 import { ChunkCache } from './chunk-cache.ts'
 import { DiskChunkStore } from './disk-chunk-store.ts'
 import { ManifestCache } from './manifest-cache.ts'
+import type { UploadLimits } from '../store/upload-limits.ts'
 import { ProxyUploads } from './proxy-uploads.ts'
 import { upstreamBlobSource } from './upstream-blobs.ts'
 
@@ -42,6 +43,8 @@ export interface ProxyBackendOptions {
   fillConcurrency?: number
   /** A client to use instead of making one (tests); not closed by the backend. */
   client?: RegistryClient
+  /** Limits of the upload sessions buffered here (store/upload-limits.ts for the defaults). */
+  uploads?: Partial<UploadLimits>
 }
 
 /**
@@ -68,7 +71,10 @@ export async function openProxyBackend(options: ProxyBackendOptions): Promise<Pr
     logger,
     events: { hit: (layer) => metrics.cacheHits.inc({ layer }), miss: () => metrics.cacheMisses.inc() },
   })
-  const uploads = await ProxyUploads.open(root, client)
+  const uploads = await ProxyUploads.open(root, client, {
+    limits: options.uploads,
+    events: metrics.uploadEvents(),
+  })
   const manifests = new ManifestCache({ tagTtlMs: options.tagTtlMs ?? 30_000, maxBytes: 32 * 1024 * 1024 })
   return new ProxyBackend({ client, ownsClient: !options.client, cache, disk, uploads, manifests, metrics, logger })
 }
@@ -215,8 +221,8 @@ export class ProxyBackend implements RegistryBackend {
     return mounted
   }
 
-  startUpload(repository: string): Promise<UploadStatus> {
-    return this.#p.uploads.start(repository)
+  startUpload(repository: string, client?: string): Promise<UploadStatus> {
+    return this.#p.uploads.start(repository, client)
   }
 
   getUpload(repository: string, id: string): Promise<UploadStatus> {
@@ -244,6 +250,7 @@ export class ProxyBackend implements RegistryBackend {
   close(): Promise<void> {
     return (this.#closed ??= (async () => {
       await this.cache.close()
+      await this.#p.uploads.close()
       if (this.#p.ownsClient) await this.#p.client.close()
     })())
   }

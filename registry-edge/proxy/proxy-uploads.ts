@@ -5,7 +5,7 @@ import type { RegistryClient } from '../../runtime/oci/remote/index.ts'
 import type { BlobInfo, UploadChunk, UploadStatus } from '../backend/registry-backend.ts'
 import { AtomicFiles } from '../store/atomic-files.ts'
 import { StoreLayout } from '../store/store-layout.ts'
-import { UploadSessions } from '../store/upload-sessions.ts'
+import { UploadSessions, type UploadSessionsOptions } from '../store/upload-sessions.ts'
 
 /**
  * Blob pushes through a proxy edge. A client's upload session (POST, PATCHes, PUT) is buffered
@@ -21,23 +21,30 @@ export class ProxyUploads {
   readonly #sessions: UploadSessions
   readonly #layout: StoreLayout
 
-  private constructor(client: RegistryClient, layout: StoreLayout) {
+  private constructor(client: RegistryClient, layout: StoreLayout, sessions: UploadSessions) {
     this.#client = client
     this.#layout = layout
-    this.#sessions = new UploadSessions(layout, new AtomicFiles(layout))
+    this.#sessions = sessions
   }
 
-  /** Sessions live under `root/uploads`; `root/tmp` is emptied. */
-  static async open(root: string, client: RegistryClient): Promise<ProxyUploads> {
+  /**
+   * Sessions live under `root/uploads` (broken and idle ones left by a previous process are
+   * removed); `root/tmp` is emptied.
+   */
+  static async open(
+    root: string,
+    client: RegistryClient,
+    options: UploadSessionsOptions = {},
+  ): Promise<ProxyUploads> {
     const layout = new StoreLayout(root)
     await rm(layout.tmpDir, { recursive: true, force: true })
     await mkdir(layout.tmpDir, { recursive: true })
-    await mkdir(layout.uploadsDir, { recursive: true })
-    return new ProxyUploads(client, layout)
+    const sessions = await UploadSessions.open(layout, new AtomicFiles(layout), options)
+    return new ProxyUploads(client, layout, sessions)
   }
 
-  start(repository: string): Promise<UploadStatus> {
-    return this.#sessions.start(repository)
+  start(repository: string, owner?: string): Promise<UploadStatus> {
+    return this.#sessions.start(repository, owner)
   }
 
   status(repository: string, id: string): Promise<UploadStatus> {
@@ -64,5 +71,10 @@ export class ProxyUploads {
 
   cancel(repository: string, id: string): Promise<void> {
     return this.#sessions.cancel(repository, id)
+  }
+
+  /** Stops the idle-session sweep. Idempotent. */
+  close(): Promise<void> {
+    return this.#sessions.close()
   }
 }

@@ -1,8 +1,8 @@
 import type { Context } from 'hono'
-import { isThawError } from '../../runtime/errors.ts'
 import { OciError, isRepositoryName, parseDigest, type Digest } from '../../runtime/oci/index.ts'
 import type { RegistryBackend, UploadChunk, UploadStatus } from '../backend/registry-backend.ts'
 import type { EdgeEnv } from '../edge-env.ts'
+import { clientAddress } from '../http/client-address.ts'
 import { RangeInvalidError } from '../http/http-errors.ts'
 import { contentLength, hasBody, requestBody } from '../http/request-body.ts'
 import { uploadHeaders } from '../http/upload-headers.ts'
@@ -21,13 +21,16 @@ export const startUpload: RouteHandler = async (c, { repository }, { backend }) 
   const from = query.get('from')
   if (mount !== null && from !== null && isRepositoryName(from)) {
     const digest = parseDigest(mount)
-    if (c.get('principal').can(from, 'pull') && (await backend.mountBlob(repository, from, digest))) {
+    if (
+      c.get('principal').can(from, 'pull') &&
+      (await backend.mountBlob(repository, from, digest))
+    ) {
       return blobCreated(repository, digest)
     }
   }
   const digestParam = query.get('digest')
   const digest = digestParam === null ? undefined : parseDigest(digestParam)
-  const status = await backend.startUpload(repository)
+  const status = await backend.startUpload(repository, uploadClient(c))
   if (digest === undefined) return accepted(status, 202)
   try {
     return await finishWith(c, backend, status, digest, () => chunkOf(c))
@@ -47,7 +50,8 @@ export const patchUpload: RouteHandler = async (c, { repository, param }, { back
 /** PUT /v2/<name>/blobs/uploads/<id>?digest=<digest> (end-6): optional last chunk, then verify. */
 export const finishUpload: RouteHandler = async (c, { repository, param }, { backend }) => {
   const digestParam = new URL(c.req.url).searchParams.get('digest')
-  if (digestParam === null) throw new OciError('DIGEST_INVALID', 'the digest query parameter is required')
+  if (digestParam === null)
+    throw new OciError('DIGEST_INVALID', 'the digest query parameter is required')
   const digest = parseDigest(digestParam)
   const status = await backend.getUpload(repository, param)
   return finishWith(c, backend, status, digest, hasBody(c) ? () => chunkOf(c) : undefined)
@@ -86,31 +90,50 @@ async function appendChecked(
   try {
     return await backend.appendUpload(repository, id, chunk())
   } catch (err) {
-    if (!isThawError(err, 'RANGE_INVALID')) throw err
+    if (!(err instanceof RangeInvalidError)) throw err
     const status = await backend.getUpload(repository, id)
-    throw new RangeInvalidError(err.message, uploadHeaders(status))
+    throw new RangeInvalidError(err.message, uploadHeaders(status), err.code)
   }
 }
 
 /**
- * The chunk a request carries. `Content-Range: <start>-<end>` (distribution-spec end-5; a
- * `bytes ` prefix and `/total` suffix are tolerated) says where it goes; a Content-Length too
- * must agree with it (checked by the backend after the order, as distribution does).
+ * The chunk a request carries. `Content-Range: <start>-<end>` says where it goes; a
+ * Content-Length too must agree with it (checked by the backend after the order, as distribution
+ * does). The spec says the range "MUST match `^[0-9]+-[0-9]+$`" and that a chunk the registry
+ * cannot place answers 416 (distribution-spec "Pushing a blob in chunks"): anything else, a
+ * `bytes ` prefix or a `/total` suffix included, is 416 BLOB_UPLOAD_INVALID before a byte is
+ * read, never guessed at.
  */
 function chunkOf(c: Context<EdgeEnv>): UploadChunk {
   const length = contentLength(c)
   const range = c.req.header('content-range')
   if (range === undefined) return { body: requestBody(c), length }
-  const m = /^(?:bytes[ =])?(\d{1,15})-(\d{1,15})(?:\/(?:\d+|\*))?$/.exec(range.trim())
-  if (!m) throw new OciError('BLOB_UPLOAD_INVALID', `malformed Content-Range ${JSON.stringify(range.slice(0, 60))}`)
+  const m = /^(\d{1,15})-(\d{1,15})$/.exec(range)
+  if (!m) {
+    const shown = JSON.stringify(range.slice(0, 60))
+    throw new RangeInvalidError(
+      `malformed Content-Range ${shown}: must be <start>-<end>`,
+      {},
+      'BLOB_UPLOAD_INVALID',
+    )
+  }
   const start = Number(m[1])
   const end = Number(m[2])
   if (end < start) throw new RangeInvalidError(`Content-Range ${range} ends before it starts`)
   return { body: requestBody(c), start, length: end - start + 1, declaredLength: length }
 }
 
+/** Whom a session counts against: the signed-in user, else the client's address. */
+function uploadClient(c: Context<EdgeEnv>): string {
+  const { subject } = c.get('principal')
+  return subject.kind === 'user' ? `user:${subject.name}` : `address:${clientAddress(c)}`
+}
+
 function accepted(status: UploadStatus, code: 202 | 204): Response {
-  return new Response(null, { status: code, headers: { ...uploadHeaders(status), 'content-length': '0' } })
+  return new Response(null, {
+    status: code,
+    headers: { ...uploadHeaders(status), 'content-length': '0' },
+  })
 }
 
 function blobCreated(repository: string, digest: Digest): Response {

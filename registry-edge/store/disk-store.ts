@@ -16,11 +16,14 @@ import { BlobFiles } from './blob-files.ts'
 import { recoverStore, type RecoveryReport } from './recover-store.ts'
 import { RepositoryLinks } from './repository-links.ts'
 import { StoreLayout } from './store-layout.ts'
+import type { UploadEvents, UploadLimits } from './upload-limits.ts'
 import { UploadSessions } from './upload-sessions.ts'
 
 export interface DiskStoreOptions {
-  /** Upload sessions older than this are removed at startup. Default 24 h. */
-  uploadTtlMs?: number
+  /** Blob size, session counts and idle expiry of uploads (upload-limits.ts for the defaults). */
+  uploads?: Partial<UploadLimits>
+  /** Refused uploads and expired sessions, for metrics. */
+  uploadEvents?: UploadEvents
 }
 
 /**
@@ -31,10 +34,23 @@ export interface DiskStoreOptions {
  *   const store = await openDiskStore('/var/lib/thaw/edge')
  *   const edge = await createRegistryEdge({ backend: store })
  */
-export async function openDiskStore(root: string, options: DiskStoreOptions = {}): Promise<DiskStore> {
+export async function openDiskStore(
+  root: string,
+  options: DiskStoreOptions = {},
+): Promise<DiskStore> {
   const layout = new StoreLayout(resolve(root))
-  const recovery = await recoverStore(layout, { uploadTtlMs: options.uploadTtlMs ?? 86_400_000 })
-  return new DiskStore(layout, recovery)
+  const { tmpRemoved } = await recoverStore(layout)
+  const atomic = new AtomicFiles(layout)
+  const uploads = await UploadSessions.open(layout, atomic, {
+    limits: options.uploads,
+    events: options.uploadEvents,
+  })
+  const recovery = {
+    tmpRemoved,
+    uploadsRemoved: uploads.found.removed,
+    uploadsKept: uploads.found.kept,
+  }
+  return new DiskStore(layout, atomic, uploads, recovery)
 }
 
 /** The origin-mode backend: content-addressed blobs plus per-repository links (README.md). */
@@ -46,13 +62,17 @@ export class DiskStore implements RegistryBackend {
   readonly #links: RepositoryLinks
   readonly #uploads: UploadSessions
 
-  constructor(layout: StoreLayout, recovery: RecoveryReport) {
-    const atomic = new AtomicFiles(layout)
+  constructor(
+    layout: StoreLayout,
+    atomic: AtomicFiles,
+    uploads: UploadSessions,
+    recovery: RecoveryReport,
+  ) {
     this.layout = layout
     this.recovery = recovery
     this.#blobs = new BlobFiles(layout, atomic)
     this.#links = new RepositoryLinks(layout, atomic)
-    this.#uploads = new UploadSessions(layout, atomic)
+    this.#uploads = uploads
   }
 
   async getManifest(repository: string, ref: ManifestLookup): Promise<StoredManifest | undefined> {
@@ -68,7 +88,8 @@ export class DiskStore implements RegistryBackend {
   async putManifest(repository: string, m: ManifestWrite): Promise<void> {
     await this.#blobs.writeBytes(m.digest, m.bytes)
     await this.#links.linkRevision(repository, m.digest, m.mediaType)
-    if (m.referrer) await this.#links.linkReferrer(repository, m.referrer.subject, m.referrer.descriptor)
+    if (m.referrer)
+      await this.#links.linkReferrer(repository, m.referrer.subject, m.referrer.descriptor)
     if (m.tag !== undefined) await this.#links.linkTag(repository, m.tag, m.digest)
   }
 
@@ -123,8 +144,8 @@ export class DiskStore implements RegistryBackend {
     return true
   }
 
-  startUpload(repository: string): Promise<UploadStatus> {
-    return this.#uploads.start(repository)
+  startUpload(repository: string, client?: string): Promise<UploadStatus> {
+    return this.#uploads.start(repository, client)
   }
 
   getUpload(repository: string, id: string): Promise<UploadStatus> {
@@ -147,8 +168,14 @@ export class DiskStore implements RegistryBackend {
     return this.#uploads.cancel(repository, id)
   }
 
-  async close(): Promise<void> {
-    // Nothing is held open between requests: every write is complete when its call returns.
+  /** Stops the idle-session sweep. Nothing else is held open between requests. */
+  close(): Promise<void> {
+    return this.#uploads.close()
+  }
+
+  /** Removes upload sessions idle past their TTL now, instead of at the next sweep. */
+  sweepUploads(now?: number): Promise<number> {
+    return this.#uploads.sweep(now)
   }
 
   /** Removes the whole store; for tests. */

@@ -5,6 +5,11 @@
 export class KeyedMutex {
   readonly #tails = new Map<string, Promise<unknown>>()
 
+  /** Whether a task on `key` is running or waiting. */
+  isBusy(key: string): boolean {
+    return this.#tails.has(key)
+  }
+
   async run<T>(key: string, task: () => Promise<T>): Promise<T> {
     const previous = this.#tails.get(key) ?? Promise.resolve()
     const current = previous.catch(() => {}).then(task)

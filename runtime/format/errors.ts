@@ -21,6 +21,10 @@ export const FORMAT_ERROR_FAULT = {
   TAR_TOO_MANY_ENTRIES: 'user',
   TAR_FILE_TOO_LARGE: 'user',
   LAYER_DECOMPRESS_FAILED: 'user',
+  // A layer or an image expands past the limits (ExpansionLimits) as it is decompressed.
+  LAYER_UNCOMPRESSED_TOO_LARGE: 'user',
+  IMAGE_UNCOMPRESSED_TOO_LARGE: 'user',
+  IMAGE_TOO_MANY_ENTRIES: 'user',
   LAYER_ORDER_NEEDS_REOPEN: 'user',
   // A merged image is unsafe (a layer writes through a symlink or a file of a lower layer).
   IMAGE_SYMLINK_ESCAPE: 'user',

@@ -1,4 +1,5 @@
 import { FormatError } from './errors.ts'
+import type { ExpansionMeter } from './expansion-budget.ts'
 import type { TarHeader } from './tar/header.ts'
 import { TarParser } from './tar/parser.ts'
 import { normalizeTarPath } from './tar/safety.ts'
@@ -20,20 +21,22 @@ export interface OrderedRead {
  * First pass of a conversion with an order (profile): a layer is a stream, and a profiled file may
  * come last in it, so the files to place first are read ahead and held in memory (at most
  * `maxBytes`; ordered files beyond the budget keep their original place). Paths are normalised
- * here; all other safety checks run in the second pass, over the original order.
+ * here and entries counted by `meter` (which bounds `dirs`); all other safety checks run in the
+ * second pass, over the original order.
  */
 export async function readOrdered(
   tar: AsyncIterable<Uint8Array>,
   order: ReadonlySet<string>,
-  maxBytes: number,
-  signal?: AbortSignal,
+  options: { maxBytes: number; meter?: ExpansionMeter; signal?: AbortSignal },
 ): Promise<OrderedRead> {
+  const { meter, signal } = options
   const held = new Map<string, HeldEntry>()
   const dirs = new Map<string, TarHeader>()
-  let budget = maxBytes
+  let budget = options.maxBytes
   let current: { header: TarHeader; parts: Buffer[] } | undefined
   const parser = new TarParser({
     entry(h) {
+      meter?.addEntry()
       const path = normalizeTarPath(h.name)
       if (h.type === 'hardlink') h.linkName = normalizeTarPath(h.linkName)
       h.name = path

@@ -4,6 +4,7 @@ import type { BlobSink } from './blob-sink.ts'
 import { createCodec, type CodecName } from './codec/codec.ts'
 import { decompressLayer } from './codec/decompress-layer.ts'
 import { FormatError } from './errors.ts'
+import { ExpansionBudget, type ExpansionMeter } from './expansion-budget.ts'
 import { FrameWriter } from './frame-writer.ts'
 import type { LayerToc } from './layer-toc.ts'
 import { normalizeOrder, readOrdered, type OrderedRead } from './layer-order.ts'
@@ -27,6 +28,8 @@ export interface WriteLayerOptions {
   /** Most content held in memory for the ordered part (default 256 MiB). */
   maxOrderedBytes?: number
   safety?: TarSafetyOptions
+  /** The image's expansion limits, shared by its layers in order (default: none). */
+  budget?: ExpansionBudget
   signal?: AbortSignal
 }
 
@@ -34,7 +37,8 @@ export interface WriteLayerOptions {
  * The Writer: converts one original layer (tar, tar+gzip, tar+zstd) into a streaming blob written to
  * `sink` (see README.md "Streaming blob") and returns its TOC. The sink only ever receives the
  * blob, front to back; nothing else is written anywhere. A layer that fails a safety check fails
- * the whole call with the check's code (what was written to the sink so far must be discarded).
+ * the whole call with the check's code (what was written to the sink so far must be discarded);
+ * so does a layer that expands past the `budget`, as soon as it does.
  *
  * Without an order: one pass. With an order: a first pass reads the ordered files ahead, they are
  * written first (with their parent directories), a frame boundary marks `prefetchEnd`, and a
@@ -53,8 +57,11 @@ export async function writeLayer(
   }
   const writer = new FrameWriter(codec, sink, framing.splitBytes + framing.groupBytes + 64 * 1024)
   const framer = new TarFramer(writer, framing)
-  const open = (): AsyncIterable<Uint8Array> =>
-    decompressLayer(typeof input === 'function' ? input(signal) : input, options.compression)
+  const budget = options.budget ?? new ExpansionBudget()
+  const open = (meter: ExpansionMeter): AsyncIterable<Uint8Array> =>
+    decompressLayer(typeof input === 'function' ? input(signal) : input, options.compression, {
+      meter,
+    })
 
   const placed = new Map<string, number>()
   let prefetchEnd = 0
@@ -66,19 +73,21 @@ export async function writeLayer(
         'an order needs a layer input that can be opened twice (pass a function)',
       )
     }
-    const ahead = await readOrdered(
-      open(),
-      new Set(order),
-      options.maxOrderedBytes ?? 256 * 2 ** 20,
+    const meter = budget.meter()
+    const ahead = await readOrdered(open(meter), new Set(order), {
+      maxBytes: options.maxOrderedBytes ?? 256 * 2 ** 20,
+      meter,
       signal,
-    )
+    })
     for (const path of order) placeOrdered(path, ahead, framer, placed)
     writer.cut()
     await writer.drain()
     prefetchEnd = writer.coff
   }
 
-  const diffId = await writeInOriginalOrder(open(), framer, placed, options)
+  const meter = budget.meter()
+  const diffId = await writeInOriginalOrder(open(meter), framer, placed, options, meter)
+  budget.commit(meter)
   framer.finish()
   const blob = await writer.finish()
   return {
@@ -93,14 +102,16 @@ export async function writeLayer(
 }
 
 /**
- * The main pass: every entry in the original order, each checked by TarSafety first, except those
- * already placed by the order; returns the DiffID (sha256 of the whole uncompressed tar).
+ * The main pass: every entry in the original order, each checked by TarSafety and counted by the
+ * meter first, except those already placed by the order; returns the DiffID (sha256 of the whole
+ * uncompressed tar).
  */
 async function writeInOriginalOrder(
   tar: AsyncIterable<Uint8Array>,
   framer: TarFramer,
   placed: Map<string, number>,
   options: WriteLayerOptions,
+  meter: ExpansionMeter,
 ): Promise<Digest> {
   const diffId = new Hasher()
   const safety = new TarSafety(options.safety)
@@ -108,6 +119,7 @@ async function writeInOriginalOrder(
   const parser = new TarParser({
     entry(h) {
       const path = safety.check(h)
+      meter.addEntry()
       const size = placed.get(path)
       skipping = size !== undefined
       if (skipping && size !== h.size) {

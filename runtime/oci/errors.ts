@@ -22,10 +22,11 @@ export const OCI_ERROR_STATUS = {
   UNSUPPORTED: 405,
   TOOMANYREQUESTS: 429,
   // Not in the spec's table but used by registries (distribution: errcode.ErrorCodeUnavailable,
-  // ErrorCodeUnknown, v2.ErrorCodeRangeInvalid).
+  // ErrorCodeUnknown, v2.ErrorCodeRangeInvalid, v2.ErrorCodeTagInvalid).
   UNAVAILABLE: 503,
   UNKNOWN: 500,
   RANGE_INVALID: 416,
+  TAG_INVALID: 400,
 } as const
 
 export type OciErrorCode = keyof typeof OCI_ERROR_STATUS

@@ -39,9 +39,7 @@ export function parseManifestRef(value: string): ManifestRef {
     throw new OciError('DIGEST_INVALID', `invalid digest ${JSON.stringify(value.slice(0, 100))}`)
   }
   if (isTag(value)) return { tag: value }
-  throw new OciError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(value.slice(0, 200))}`, {
-    status: 400,
-  })
+  throw new OciError('TAG_INVALID', `invalid tag ${JSON.stringify(value.slice(0, 200))}`)
 }
 
 /**
@@ -88,10 +86,7 @@ export function parseImageReference(input: string): ImageReference {
     tag = rest.slice(colon + 1)
     rest = rest.slice(0, colon)
     if (!isTag(tag)) {
-      throw new OciError(
-        'MANIFEST_INVALID',
-        `invalid tag ${JSON.stringify(tag)} in reference ${input}`,
-      )
+      throw new OciError('TAG_INVALID', `invalid tag ${JSON.stringify(tag)} in reference ${input}`)
     }
   }
   if (!isRepositoryName(rest)) {

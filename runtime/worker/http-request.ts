@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import type { RpcHttpData, RpcNullableString } from './core-types.ts'
+import type { ProgrammingModel, RpcHttpData, RpcNullableString } from './core-types.ts'
 
 /**
  * Headers that describe one connection, not the request (RFC 9110 §7.6.1), plus the worker
@@ -67,15 +67,44 @@ export function toRpcHttpRequest(
   req: IncomingMessage,
   headers: Record<string, string>,
   params: Record<string, string | null>,
-  body: Buffer,
-): RpcHttpData {
+  body: Buffer | LazyRequestBody,
+): RpcHttpData & { nativeRequest?: Request } {
   const url = requestUrl(req)
-  const http: RpcHttpData = {
+  const http: RpcHttpData & { nativeRequest?: Request } = {
     method: req.method ?? 'GET',
     url,
     nullableHeaders: nullable(headers),
     nullableParams: nullable(params),
   }
-  if (body.length > 0) http.body = { bytes: body }
+  if (Buffer.isBuffer(body)) {
+    if (body.length > 0) http.body = { bytes: body }
+  } else {
+    // GET and HEAD never carry a body to the function (the library drops it too).
+    const stream = req.method === 'GET' || req.method === 'HEAD' ? null : body.stream
+    http.nativeRequest = new Request(url, {
+      method: http.method!,
+      headers,
+      body: stream,
+      ...(stream ? { duplex: 'half' } : {}),
+    } as RequestInit)
+  }
   return http
+}
+
+/** A body the function reads from the connection itself (lazy-body.ts). */
+export interface LazyRequestBody {
+  stream: ReadableStream<Uint8Array> | null
+}
+
+/**
+ * Whether the app's library builds its HttpRequest from a ready `Request` passed in the
+ * RpcHttpData as `nativeRequest` (LIB src/http/HttpRequest.ts, 4.11.0 and later; the field its
+ * own streaming mode fills). Then the body can stay on the connection until the function reads
+ * it; older versions (4.2–4.10 name the field `undiciRequest` and want their own undici's class)
+ * get the body buffered, as Azure's host sends it.
+ */
+export function takesNativeRequest(model: ProgrammingModel | undefined): boolean {
+  if (model?.name !== '@azure/functions') return false
+  const [major = 0, minor = 0] = model.version.split('.').map((n) => Number.parseInt(n, 10))
+  return major > 4 || (major === 4 && minor >= 11)
 }

@@ -1,25 +1,38 @@
 import type { RpcInvocationResponse } from './core-types.ts'
-import { functionHeaders, toRpcHttpRequest } from './http-request.ts'
+import { functionHeaders, takesNativeRequest, toRpcHttpRequest } from './http-request.ts'
 import { fromRpcHttpResponse, type HttpAnswer } from './http-response.ts'
-import { readBody } from './read-body.ts'
+import { lazyBody, type LazyBody } from './lazy-body.ts'
+import { BodyTooLargeError, readBody } from './read-body.ts'
 import { runInvocation } from './run-invocation.ts'
 import type { Invocation, ServeContext } from './serve-context.ts'
 
 /**
- * Buffered HTTP (the default): the whole request becomes RpcHttpData, the invocation runs, and
- * the HTTP output binding's value (`$return` for app.http) becomes the response.
+ * Buffered HTTP (the default): the request becomes RpcHttpData, the invocation runs, and the
+ * HTTP output binding's value (`$return` for app.http) becomes the response. The body stays on
+ * the connection until the function reads it (lazy-body.ts) when the library can take it so;
+ * with an older library it is read whole first, as Azure's host sends it.
  */
 export async function serveBuffered(ctx: ServeContext, inv: Invocation): Promise<void> {
-  const body = await readBody(inv.req, ctx.bodyLimit)
-  const http = toRpcHttpRequest(inv.req, functionHeaders(inv.req), inv.params, body)
-  const { response } = await runInvocation(ctx.state, ctx.log, {
-    fn: inv.fn,
-    invocationId: inv.invocationId,
-    inputData: [{ name: inv.fn.trigger.name, data: { http } }],
-    triggerMetadata: {},
-    traceContext: inv.traceContext,
-  })
-  writeAnswer(inv, httpOutput(inv, response))
+  const declared = Number(inv.req.headers['content-length'])
+  if (Number.isFinite(declared) && declared > ctx.bodyLimit)
+    throw new BodyTooLargeError(ctx.bodyLimit)
+  let lazy: LazyBody | undefined
+  try {
+    const body = takesNativeRequest(ctx.state.model)
+      ? (lazy = lazyBody(inv.req, ctx.bodyLimit))
+      : await readBody(inv.req, ctx.bodyLimit)
+    const http = toRpcHttpRequest(inv.req, functionHeaders(inv.req), inv.params, body)
+    const { response } = await runInvocation(ctx.state, ctx.log, {
+      fn: inv.fn,
+      invocationId: inv.invocationId,
+      inputData: [{ name: inv.fn.trigger.name, data: { http } }],
+      triggerMetadata: {},
+      traceContext: inv.traceContext,
+    })
+    writeAnswer(inv, httpOutput(inv, response))
+  } finally {
+    lazy?.settle()
+  }
 }
 
 /** The output binding of type http: `$return`, or a named one (app.generic with output.http). */

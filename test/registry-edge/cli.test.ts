@@ -25,6 +25,11 @@ async function thaw(args: string[], input?: string): Promise<{ code: number | nu
 describe('edge config', () => {
   it('fills defaults', () => {
     expect(parseEdgeConfig({})).toMatchObject({ host: '127.0.0.1', port: 5000, region: 'local', deletion: true })
+    expect(parseEdgeConfig({})).toMatchObject({
+      uploadTtlSeconds: 3600,
+      uploads: { maxBlobBytes: 4 * 2 ** 30, maxSessions: 1024, maxSessionsPerClient: 64, sweepIntervalSeconds: 60 },
+    })
+    expect(parseEdgeConfig({ uploads: { maxSessionsPerClient: 8 } }).uploads).toMatchObject({ maxSessions: 1024, maxSessionsPerClient: 8 })
   })
 
   it.each([
@@ -36,9 +41,15 @@ describe('edge config', () => {
     [{ proxy: { tagTtlSeconds: -1 } }, /proxy\.tagTtlSeconds/], // a negative TTL
     [{ proxy: { diskCacheMiB: 0 } }, /proxy\.diskCacheMiB/], // a cache must hold something
     [{ proxy: { ttl: 5 } }, /proxy.*ttl/], // typo in the proxy section
+    [{ uploads: { maxBlobBytes: 0 } }, /uploads\.maxBlobBytes/], // no blob could be pushed
+    [{ uploads: { maxSessions: 1.5 } }, /uploads\.maxSessions/], // a count is a whole number
+    [{ uploads: { maxBlobSize: 5 } }, /uploads.*maxBlobSize/], // typo in the uploads section
     [{ auth: { users: { alice: { password: 'plain' } } } }, /auth\.users\.alice\.password: must be a hash/],
     [{ auth: { access: [{ repository: 'Apps/*', actions: ['pull'] }] } }, /auth\.access\.0\.repository/],
     [{ auth: { access: [{ repository: 'apps', actions: ['read'] }] } }, /auth\.access\.0\.actions\.0/],
+    [{ auth: { tokenKey: 'k'.repeat(32) } }, /auth\.service: a tokenKey needs a service/], // tokens need a named audience
+    [{ auth: { loginLimits: { maxConcurrentChecks: 0 } } }, /auth\.loginLimits\.maxConcurrentChecks/], // no login could be checked
+    [{ auth: { loginLimits: { backoff: 1 } } }, /auth\.loginLimits.*backoff/], // typo in loginLimits
   ])('rejects %j with a clear message', (input, message) => {
     expect(() => parseEdgeConfig(input)).toThrow(message)
   })

@@ -80,6 +80,16 @@ describe('blob uploads', () => {
     expect((await readBlob('apps/order', sha256(data))).equals(data)).toBe(true)
   })
 
+  it('returns 416 BLOB_UPLOAD_INVALID for a Content-Range not in the spec form, and says where to resume', async () => {
+    const location = await startSession('apps/malformed')
+    await expectStatus(await patch(location, randomBytes(100), '0-99'), 202)
+    const res = await patch(location, randomBytes(100), 'bytes 100-199/200')
+    expect(res.status).toBe(416)
+    expect(await errorCode(res)).toBe('BLOB_UPLOAD_INVALID')
+    expect(res.headers.get('range')).toBe('0-99')
+    expect(res.headers.get('location')).toBe(location.pathname)
+  })
+
   it('cancels a session with DELETE', async () => {
     const location = await startSession('apps/cancel')
     await expectStatus(await patch(location, randomBytes(10)), 202)

@@ -7,17 +7,21 @@ import type { BenchLink } from './link.ts'
 /**
  * A private containerd 1.6 (Debian's package) with its own root, state and socket, CRI off, run
  * on the client side of a link (inside the link's network namespace) so its pulls cross it.
- * ../shared/peers/containerd.toml is the model. `ctr` talks to it over its unix socket.
+ * ../shared/peers/containerd.toml is the model. `ctr` talks to it over its unix socket, on the
+ * client side of the link too: containerd 1.6's `ctr image pull` fetches in the client process,
+ * not in the daemon.
  */
 export interface BenchContainerd {
   readonly socket: string
-  ctr(
-    args: string[],
-    options?: { signal?: AbortSignal; timeoutMs?: number },
-  ): Promise<CommandResult>
+  ctr(args: string[], options?: CtrOptions): Promise<CommandResult>
   /** A long-running `ctr` (e.g. `ctr run`), stopped by its PID. */
   spawnCtr(args: string[]): BenchChild
   close(): Promise<void>
+}
+
+export interface CtrOptions {
+  signal?: AbortSignal
+  timeoutMs?: number
 }
 
 export const CTR_NAMESPACE = 'thawbench'
@@ -47,11 +51,13 @@ export async function startContainerd(dir: string, link: BenchLink): Promise<Ben
   )
   const [command, args] = link.wrap('containerd', ['--config', config])
   const daemon = startChild(command, args)
-  const ctr = (args: string[], o: { signal?: AbortSignal; timeoutMs?: number } = {}) =>
-    runCommand('ctr', ['--address', socket, '-n', CTR_NAMESPACE, ...args], {
-      timeoutMs: o.timeoutMs ?? 600_000,
-      signal: o.signal,
-    })
+  const client = (binary: string, args: string[]) =>
+    link.wrap(binary, ['--address', socket, '-n', CTR_NAMESPACE, ...args])
+  const run =
+    (binary: string) =>
+    (args: string[], o: CtrOptions = {}) =>
+      runCommand(...client(binary, args), { timeoutMs: o.timeoutMs ?? 600_000, signal: o.signal })
+  const ctr = run('ctr')
   for (let i = 0; ; i++) {
     if (daemon.child.exitCode !== null)
       throw new Error(`containerd exited: ${daemon.output().slice(-2000)}`)
@@ -70,7 +76,7 @@ export async function startContainerd(dir: string, link: BenchLink): Promise<Ben
   return {
     socket,
     ctr,
-    spawnCtr: (args) => startChild('ctr', ['--address', socket, '-n', CTR_NAMESPACE, ...args]),
+    spawnCtr: (args) => startChild(...client('ctr', args)),
     close() {
       closing ??= (async () => {
         await removeEverything(ctr)

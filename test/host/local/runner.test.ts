@@ -281,6 +281,15 @@ describe('app configuration', () => {
       expect(
         (await runner.dispatchFetch('/api/echo', { method: 'POST', body: 'x'.repeat(101) })).status,
       ).toBe(413)
+      // Chunked, no Content-Length: counted as it comes.
+      const chunked = new ReadableStream({
+        start(c) {
+          for (let i = 0; i < 3; i++) c.enqueue(new TextEncoder().encode('x'.repeat(40)))
+          c.close()
+        },
+      })
+      const init = { method: 'POST', body: chunked, duplex: 'half' } as RequestInit
+      expect((await runner.dispatchFetch('/api/echo', init)).status).toBe(413)
     } finally {
       await runner.dispose()
     }

@@ -163,6 +163,41 @@ describe('createCustomHandlerWorkerClient', () => {
     await client.destroy()
   })
 
+  it('streams a forwarded body: the handler reads its start before the rest was sent', async () => {
+    // Held back until the handler has the first part: a client that buffered it first would wait
+    // forever.
+    let gotFirst!: () => void
+    const first = new Promise<void>((r) => (gotFirst = r))
+    const server = createServer(async (req, res) => {
+      let body = ''
+      for await (const c of req) {
+        body += (c as Buffer).toString()
+        if (body.startsWith('first')) gotFirst()
+      }
+      res.end(`got ${body}`)
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    servers.push(server)
+    const client = createCustomHandlerWorkerClient({
+      client: createCustomHandlerClient({
+        baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        forwarding: true,
+      }),
+      functions: [fn('greet')],
+    })
+    const body = new Readable({ read() {} })
+    body.push('first ')
+    void first.then(() => {
+      body.push('rest')
+      body.push(null)
+    })
+    const headers = { host: 'app.localhost', 'transfer-encoding': 'chunked' }
+    const out = await client.dispatch({ ...input({ method: 'POST', headers }), body })
+    expect([out.status, await text(out.body)]).toEqual([200, 'got first rest'])
+    await client.destroy()
+  })
+
   it('rejects (the front door answers 502) when the handler cannot be reached', async () => {
     const h = await handler((_s, res) => res.end('{}'))
     await new Promise((r) => servers.pop()!.close(r))

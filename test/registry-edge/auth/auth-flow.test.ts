@@ -37,8 +37,9 @@ function challengeOf(res: Response): Record<string, string> {
   return Object.fromEntries([...header.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]))
 }
 
-async function token(scope: string, authorization?: string): Promise<string> {
-  const res = await fetch(`${url}/token?service=edge&scope=${encodeURIComponent(scope)}`, {
+/** A token as docker clients get one: for the service the edge's challenge names (its Host here). */
+async function token(scope: string, authorization?: string, service = new URL(url).host): Promise<string> {
+  const res = await fetch(`${url}/token?service=${encodeURIComponent(service)}&scope=${encodeURIComponent(scope)}`, {
     headers: authorization ? { authorization } : {},
   })
   expect(res.status).toBe(200)
@@ -117,6 +118,33 @@ describe('tokens', () => {
     // A token for one repository is no good for another, even one the user may pull.
     const other = await fetch(`${url}/v2/apps/secret/blobs/${secretDigest}`, { headers: { authorization: `Bearer ${pull}` } })
     expect(other.status).toBe(401)
+  })
+
+  it('rejects a token issued for another service (audience) with invalid_token', async () => {
+    // Without `service` configured the edge issues for the service asked, and accepts only its own.
+    const elsewhere = await token('repository:apps/secret:pull', BOB, 'other-registry.example')
+    const res = await fetch(`${url}/v2/apps/secret/blobs/${secretDigest}`, { headers: { authorization: `Bearer ${elsewhere}` } })
+    expect(res.status).toBe(401)
+    expect(challengeOf(res).error).toBe('invalid_token')
+    const own = await token('repository:apps/secret:pull', BOB)
+    expect((await fetch(`${url}/v2/apps/secret/blobs/${secretDigest}`, { headers: { authorization: `Bearer ${own}` } })).status).toBe(200)
+  })
+
+  it('with a service configured, issues tokens for it alone, and edges sharing a key do not take each other\'s', async () => {
+    const users = { bob: { password: await hashPassword('bob-pw') } }
+    const access = [{ repository: 'apps/**', users: ['bob'], actions: ['pull' as const] }]
+    const tokenKey = 'shared-key-'.repeat(4)
+    const a = await startTestEdge({ auth: { service: 'edge-a', tokenKey, users, access } })
+    const b = await startTestEdge({ auth: { service: 'edge-b', tokenKey, users, access } })
+    const ask = (edge: string, service: string) =>
+      fetch(`${edge}/token?service=${service}&scope=repository:apps/x:pull`, { headers: { authorization: BOB } })
+    const foreign = await ask(a.url, 'edge-b')
+    expect(foreign.status).toBe(403)
+    expect(await errorCode(foreign)).toBe('DENIED')
+    const fromA = ((await (await ask(a.url, 'edge-a')).json()) as { token: string }).token
+    const blob = (edge: string) => fetch(`${edge}/v2/apps/x/blobs/${secretDigest}`, { headers: { authorization: `Bearer ${fromA}` } })
+    expect((await blob(a.url)).status).toBe(404) // accepted: the blob is just not there
+    expect((await blob(b.url)).status).toBe(401)
   })
 
   it('rejects a forged or garbled token with invalid_token', async () => {

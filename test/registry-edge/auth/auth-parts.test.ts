@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { AccessPolicy, globToRegExp } from '../../../registry-edge/auth/access-policy.ts'
 import { authConfigSchema } from '../../../registry-edge/auth/auth-config.ts'
 import { TokenSigner } from '../../../registry-edge/auth/bearer-token.ts'
-import { hashPassword, verifyPassword } from '../../../registry-edge/auth/password-hash.ts'
+import { DUMMY_PASSWORD_HASH, PasswordChecker } from '../../../registry-edge/auth/password-checker.ts'
+import { hashPassword, isPasswordHash, verifyPassword } from '../../../registry-edge/auth/password-hash.ts'
 import { parseScope } from '../../../registry-edge/auth/scope.ts'
 
 describe('password hashes', () => {
@@ -20,25 +21,26 @@ describe('bearer tokens', () => {
   const signer = new TokenSigner({ key: 'k'.repeat(32), ttlSeconds: 300 })
   const access = [{ type: 'repository', name: 'apps/a', actions: ['pull'] }]
 
-  it('round-trips the claims of a token it issued', () => {
-    const { token, expiresIn } = signer.issue('alice', 'edge', access)
+  it('round-trips the claims of a token it issued for the same service', async () => {
+    const { token, expiresIn } = await signer.issue('alice', 'edge', access)
     expect(expiresIn).toBe(300)
-    expect(signer.verify(token)).toMatchObject({ sub: 'alice', aud: 'edge', access })
+    expect(await signer.verify(token, 'edge')).toMatchObject({ sub: 'alice', aud: 'edge', access })
   })
 
   it.each([
-    // tokens that must not verify
-    ['another key', () => new TokenSigner({ key: 'x'.repeat(32), ttlSeconds: 300 }).issue('alice', 'edge', access).token],
-    ['expired', () => signer.issue('alice', 'edge', access, Date.now() - 301_000).token],
-    ['claims edited after signing', () => {
-      const [h, , s] = signer.issue('bob', 'edge', []).token.split('.')
+    // tokens that must not verify at service 'edge'
+    ['another key', async () => (await new TokenSigner({ key: 'x'.repeat(32), ttlSeconds: 300 }).issue('alice', 'edge', access)).token],
+    ['expired', async () => (await signer.issue('alice', 'edge', access, Date.now() - 301_000)).token],
+    ['the same key, for another service (audience)', async () => (await signer.issue('alice', 'other-edge', access)).token],
+    ['claims edited after signing', async () => {
+      const [h, , s] = (await signer.issue('bob', 'edge', [])).token.split('.')
       const forged = Buffer.from(JSON.stringify({ iss: 'thaw-edge', sub: 'bob', aud: 'edge', iat: 0, exp: 9e9, access })).toString('base64url')
       return `${h}.${forged}.${s}`
     }],
-    ['not a JWT', () => 'abc'],
-    ['alg none', () => `${Buffer.from('{"alg":"none"}').toString('base64url')}.e30.`],
-  ])('rejects a token signed with %s', (_name, make) => {
-    expect(signer.verify(make())).toBeUndefined()
+    ['not a JWT', async () => 'abc'],
+    ['alg none', async () => `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: 'thaw-edge', sub: 'bob', aud: 'edge', iat: 0, exp: 9e9, access })).toString('base64url')}.`],
+  ])('rejects a token signed with %s', async (_name, make) => {
+    expect(await signer.verify(await make(), 'edge')).toBeUndefined()
   })
 })
 
@@ -74,6 +76,37 @@ describe('access policy', () => {
     expect(await policy.authenticate('alice', 'pw')).toEqual({ kind: 'user', name: 'alice' })
     expect(await policy.authenticate('alice', 'nope')).toBeUndefined()
     expect(await policy.authenticate('mallory', 'pw')).toBeUndefined()
+  })
+
+  it('checks the password of an unknown user against a dummy hash, as much work as a known one', async () => {
+    const config = authConfigSchema.parse({ users: { alice: { password: await hashPassword('pw') } } })
+    const checked: string[] = []
+    const verify = (password: string, hash: string) => (checked.push(hash), verifyPassword(password, hash))
+    const policy = new AccessPolicy(config, new PasswordChecker({ maxConcurrent: 1, maxQueued: 10, verify }))
+    // Each row: a login that must cost exactly one scrypt, like every other.
+    for (const [user, password] of [['alice', 'wrong'], ['mallory', 'wrong'], ['mallory', 'pw'], ['constructor', 'x'], ['__proto__', 'x']] as const) {
+      checked.length = 0
+      expect(await policy.authenticate(user, password)).toBeUndefined()
+      expect(checked, user).toHaveLength(1)
+      expect(isPasswordHash(checked[0]!), user).toBe(true)
+      expect(checked[0], user).toBe(user === 'alice' ? config.users.alice!.password : DUMMY_PASSWORD_HASH)
+    }
+  })
+
+  it('answers busy at once when too many checks are waiting, and never runs more than allowed', async () => {
+    let running = 0
+    let most = 0
+    const verify = async () => {
+      most = Math.max(most, ++running)
+      await new Promise((r) => setTimeout(r, 20))
+      running--
+      return false
+    }
+    const checker = new PasswordChecker({ maxConcurrent: 2, maxQueued: 3, verify })
+    const results = await Promise.all(Array.from({ length: 8 }, () => checker.check('x', undefined)))
+    expect(results.filter((r) => r === 'busy')).toHaveLength(3) // 2 running + 3 waiting took the first 5
+    expect(results.filter((r) => r === false)).toHaveLength(5)
+    expect(most).toBe(2)
   })
 
   it('parses docker scopes', () => {

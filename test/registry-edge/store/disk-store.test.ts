@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import { appendFile, mkdir, readdir, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, readdir, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseDigest } from '../../../runtime/oci/index.ts'
@@ -57,27 +57,33 @@ describe('disk store', () => {
     expect(await checkStore(dir)).toEqual([])
   })
 
-  it('cleans temp files and broken or stale sessions at startup, and keeps live ones', async () => {
+  it('cleans temp files and broken or idle sessions at startup, and keeps live ones', async () => {
     const dir = await tmpDir()
     const layout = new StoreLayout(dir)
-    await recoverStore(layout, { uploadTtlMs: 1000 })
-    const make = async (id: string, state?: object, data = true) => {
+    await recoverStore(layout)
+    const now = Date.now()
+    const make = async (id: string, state?: object, data = true, lastWrite = now) => {
       await mkdir(layout.upload(id), { recursive: true })
       if (state) await writeFile(layout.uploadState(id), JSON.stringify(state))
-      if (data) await writeFile(layout.uploadData(id), 'abc')
+      if (data) {
+        await writeFile(layout.uploadData(id), 'abc')
+        await utimes(layout.uploadData(id), lastWrite / 1000, lastWrite / 1000)
+      }
     }
-    const now = Date.now()
     const live = randomUUID()
     await make(live, { repository: 'a', startedAt: now })
-    await make(randomUUID(), { repository: 'a', startedAt: now - 5000 }) // older than the TTL
+    const resumed = randomUUID()
+    await make(resumed, { repository: 'a', startedAt: now - 5000 }) // old, but written to lately
+    await make(randomUUID(), { repository: 'a', startedAt: now - 5000 }, true, now - 5000) // idle past the TTL
     await make(randomUUID(), undefined) // crashed before its state was written
     await make(randomUUID(), { repository: 'a', startedAt: now }, false) // crashed after its data moved
     await make('not-a-uuid', { repository: 'a', startedAt: now }) // not made by the store
     await writeFile(join(layout.tmpDir, randomUUID()), 'half a manifest')
-    const report = await recoverStore(layout, { uploadTtlMs: 1000, now })
-    expect(report).toEqual({ tmpRemoved: 1, uploadsRemoved: 4, uploadsKept: 1 })
-    expect(await readdir(layout.uploadsDir)).toEqual([live])
+    const store = await openDiskStore(dir, { uploads: { idleTtlMs: 1000 } })
+    expect(store.recovery).toEqual({ tmpRemoved: 1, uploadsRemoved: 4, uploadsKept: 2 })
+    expect((await readdir(layout.uploadsDir)).sort()).toEqual([live, resumed].sort())
     expect(await readdir(layout.tmpDir)).toEqual([])
+    await store.close()
   })
 
   it('finds corrupted content and dangling links', async () => {

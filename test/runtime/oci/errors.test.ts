@@ -46,7 +46,7 @@ describe('OciError', () => {
 
   it('knows the spec codes and nothing else', () => {
     expect(isOciErrorCode('NAME_UNKNOWN')).toBe(true)
-    expect(isOciErrorCode('TAG_INVALID')).toBe(false)
+    expect(isOciErrorCode('PAGINATION_NUMBER_INVALID')).toBe(false)
     expect(isOciErrorCode('toString')).toBe(false)
   })
 })

@@ -63,11 +63,11 @@ describe('parseImageReference', () => {
     // nothing but a digest
     [`@${D}`, 'NAME_INVALID'],
     // an empty tag
-    ['a/b:', 'MANIFEST_INVALID'],
+    ['a/b:', 'TAG_INVALID'],
     // a tag may not start with '.' or '-'
-    ['a/b:-x', 'MANIFEST_INVALID'],
+    ['a/b:-x', 'TAG_INVALID'],
     // a tag is at most 128 characters
-    [`a/b:${'t'.repeat(129)}`, 'MANIFEST_INVALID'],
+    [`a/b:${'t'.repeat(129)}`, 'TAG_INVALID'],
     // a digest that is not sha256:<64 hex>
     ['a/b@sha256:abc', 'DIGEST_INVALID'],
     ['a/b@md5:0123', 'DIGEST_INVALID'],
@@ -103,7 +103,7 @@ describe('parseManifestRef and parseRepositoryName', () => {
     // something with a colon that is not a valid digest
     ['sha256:xyz', 'DIGEST_INVALID'],
     // a tag with a slash
-    ['a/b', 'MANIFEST_INVALID'],
+    ['a/b', 'TAG_INVALID'],
   ] as const)('rejects %s with %s', (input, code) => {
     expect(() => parseManifestRef(input)).toThrow(expect.objectContaining({ code }))
   })

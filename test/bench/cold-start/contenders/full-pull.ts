@@ -1,15 +1,8 @@
-import { chmod, mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { BenchChild } from '../child.ts'
 import { startContainerd, removeEverything, type BenchContainerd } from '../containerd.ts'
 import type { ColdStartSample, Contender, ContenderContext } from '../contender.ts'
-import {
-  dropCaches,
-  listenWorker,
-  requestHello,
-  WORKER_ARGS,
-  WORKER_ENV,
-} from '../worker-session.ts'
+import { ctrRunWorker } from '../ctr-run-worker.ts'
+import { dropCaches } from '../worker-session.ts'
 
 /**
  * Contender 1: what a host without lazy loading does. The image is removed (content and
@@ -36,54 +29,40 @@ export function fullPullContender(): Contender {
       if (!containerd || !ctx) throw new Error('prepare first')
       const c = containerd
       await removeEverything(c.ctr)
-      const runDir = join(ctx.scratchDir, `run-${runs}`)
-      const id = `bench-${process.pid}-${runs++}`
-      await mkdir(runDir, { recursive: true })
-      await chmod(runDir, 0o777)
+      const run = runs++
       await dropCaches()
       const before = await ctx.registry.counters()
       const cpu0 = await ctx.link.proxyCpuMs()
-      const t0 = performance.now()
-      await c.ctr(['image', 'pull', '--plain-http', ctx.reference], {
-        signal,
-        timeoutMs: 1_800_000,
-      })
-      const t1 = performance.now()
-      const session = await listenWorker(runDir)
-      let run: BenchChild | undefined
       try {
-        run = c.spawnCtr(runArgs(ctx, runDir, id))
-        const failed = run.exited.then((code) => {
-          throw new Error(
-            `ctr run exited (${code}) before the answer: ${run?.output().slice(-2000)}`,
-          )
+        const t0 = performance.now()
+        await c.ctr(['image', 'pull', '--plain-http', ctx.reference], {
+          signal,
+          timeoutMs: 1_800_000,
         })
-        failed.catch(() => {})
-        const hello = await Promise.race([session.hello, failed])
-        const ready = await Promise.race([session.ready, failed])
-        const answer = await requestHello(join(runDir, 'worker.sock'), signal)
+        const t1 = performance.now()
+        const times = await ctrRunWorker(c, {
+          reference: ctx.reference,
+          workerDir: ctx.workerDir,
+          runDir: join(ctx.scratchDir, `run-${run}`),
+          id: `bench-${process.pid}-${run}`,
+          signal,
+        })
         const after = await ctx.registry.counters()
         return {
-          ttfbMs: answer.firstByteAt - t0,
+          ttfbMs: times.firstByteAt - t0,
           bytesFetched: after.bytes - before.bytes,
           requests: after.requests - before.requests,
-          status: answer.status,
+          status: times.status,
           phases: {
             'pull (fetch + unpack)': t1 - t0,
-            'ctr run to worker hello': hello - t1,
-            'app load to ready': ready - hello,
-            'request to first byte': answer.firstByteAt - ready,
+            'ctr run to worker hello': times.hello - t1,
+            'app load to ready': times.ready - times.hello,
+            'request to first byte': times.firstByteAt - times.ready,
           },
           extra: { delayProxyCpuMs: (await ctx.link.proxyCpuMs()) - cpu0 },
         }
       } finally {
-        await session.close()
-        if (run) {
-          await Promise.race([run.exited, new Promise((r) => setTimeout(r, 5000))])
-          await run.stop()
-        }
         await removeEverything(c.ctr)
-        await rm(runDir, { recursive: true, force: true })
       }
     },
     async cleanup() {
@@ -91,20 +70,4 @@ export function fullPullContender(): Contender {
       containerd = undefined
     },
   }
-}
-
-function runArgs(ctx: ContenderContext, runDir: string, id: string): string[] {
-  const env = Object.entries(WORKER_ENV).flatMap(([k, v]) => ['--env', `${k}=${v}`])
-  return [
-    'run',
-    '--rm',
-    '--mount',
-    `type=bind,src=${runDir},dst=/.thaw/run,options=rbind:rw`,
-    '--mount',
-    `type=bind,src=${ctx.workerDir},dst=/.thaw/worker,options=rbind:ro`,
-    ...env,
-    ctx.reference,
-    id,
-    ...WORKER_ARGS,
-  ]
 }

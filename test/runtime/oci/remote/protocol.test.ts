@@ -100,7 +100,7 @@ describe('verification of what the registry sends', () => {
     // a body that is not the spec's shape
     [403, '<html>forbidden</html>', 'DENIED'],
     // a code outside the spec
-    [400, '{"errors":[{"code":"TAG_INVALID","message":"bad tag"}]}', 'UNKNOWN'],
+    [400, '{"errors":[{"code":"PAGINATION_NUMBER_INVALID","message":"bad n"}]}', 'UNKNOWN'],
     [416, '', 'RANGE_INVALID'],
   ] as const)('maps a %i with body %j to %s', async (status, body, code) => {
     const server = await startTestServer((_req, res) => {
