@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises'
 import { registryCredentials, untilSignal } from './command.ts'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ThawError } from '../../runtime/errors.ts'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
@@ -8,6 +8,7 @@ import { serializeProfile } from '../../runtime/profile/profile.ts'
 import { AccessRecorder } from '../profile/access-recorder.ts'
 import { BlobCache } from '../mount/blob-cache.ts'
 import { FileCache } from '../mount/file-cache.ts'
+import { IndexCache } from '../mount/index-cache.ts'
 import { detachStaleMount } from '../mount/fuse-mount.ts'
 import { createFrameDecoder } from '../mount/frame-decoder.ts'
 import { ImageMount } from '../mount/image-mount.ts'
@@ -79,7 +80,8 @@ export async function main(argv: string[]): Promise<number> {
   let mount: ImageMount | undefined
   try {
     const replaying = !values['no-replay']
-    const { image, bundle } = await resolveWithBundle(sources, reference, { replay: replaying, warn })
+    const indexes = new IndexCache(200_000, join(values.cache, 'indexes'))
+    const { image, bundle } = await resolveWithBundle(sources, reference, { replay: replaying, warn, indexes })
     mount = await ImageMount.mount({
       image,
       dir,

@@ -64,11 +64,17 @@ export async function resolveWithBundle(
   options: Omit<ResolveOptions, 'onManifest'> & {
     replay: boolean
     warn?: (message: string) => void
+    /**
+     * True for a manifest whose bundle is better decided once the image is resolved: one whose
+     * bundle this host stored before (ImageMount then asks for it only if some of its frames are
+     * gone from the cache).
+     */
+    defer?: (manifest: Digest) => boolean
   },
 ): Promise<{ image: ResolvedImage; bundle?: PendingBundle }> {
   let bundle: PendingBundle | undefined
   const start = (manifest: Digest) => {
-    if (options.replay)
+    if (options.replay && !options.defer?.(manifest))
       bundle = startBundle(
         sources,
         parseImageReference(reference).repository,
@@ -77,7 +83,10 @@ export async function resolveWithBundle(
       )
   }
   try {
-    return { image: await resolveImage(sources, reference, { ...options, onManifest: start }), bundle }
+    return {
+      image: await resolveImage(sources, reference, { ...options, onManifest: start }),
+      bundle,
+    }
   } catch (err) {
     bundle?.cancel()
     throw err
@@ -106,7 +115,11 @@ export async function requestBundle(
   for (const source of sources.order()) {
     let res: RegistryResponse
     try {
-      res = await source.client.extension(repository, { method: 'GET', path, signal: options.signal })
+      res = await source.client.extension(repository, {
+        method: 'GET',
+        path,
+        signal: options.signal,
+      })
     } catch (err) {
       if (options.signal?.aborted) return { found: false }
       warn(`bundle from ${source.url}: ${describeError(err)}`)

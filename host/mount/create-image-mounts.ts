@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
 import type { CredentialsOption } from '../../runtime/oci/remote/auth.ts'
@@ -9,7 +11,7 @@ import { detachStaleMount, fuseMountsUnder } from './fuse-mount.ts'
 import { createFrameDecoder } from './frame-decoder.ts'
 import { ImageMount } from './image-mount.ts'
 import type { AcquireOptions, ImageMounts, MountLease } from './image-mounts.ts'
-import { digestHex } from '../../runtime/oci/digest.ts'
+import { digestHex, type Digest } from '../../runtime/oci/digest.ts'
 import { resolveWithBundle } from './bundle-replay.ts'
 import { IndexCache } from './index-cache.ts'
 import type { ResolvedImage } from './resolve-image.ts'
@@ -75,8 +77,17 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       : await FileCache.open(options.cacheDir, options.fileCacheBytes ?? options.cacheBytes)
   const decoder = createFrameDecoder({ threads: options.decoderThreads, warn: log.warn })
   const sourceSets = new Map<string, SourceSet>()
-  const mounts = new Map<string, { mount: Promise<ImageMount>; image: ResolvedImage; leases: number }>()
-  const indexes = new IndexCache()
+  const mounts = new Map<
+    string,
+    { mount: Promise<ImageMount>; image: ResolvedImage; leases: number }
+  >()
+  const indexes = new IndexCache(200_000, join(options.cacheDir, 'indexes'))
+  // Manifests whose bundle this host stored whole: their next mount decides after resolving.
+  const replayedDir = join(options.cacheDir, 'replayed')
+  const replayedMark = (manifest: string) => join(replayedDir, digestHex(manifest as Digest))
+  // Acquires of one reference resolve one after the other (a scale-out asks for several leases at
+  // once): the first mounts the image and asks for its bundle, the next stop after the manifest.
+  const settling = new Map<string, Promise<void>>()
   const open = new Set<ImageMount>()
   let closed = false
 
@@ -114,13 +125,28 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       const t0 = performance.now()
       const sources = sourcesFor(parseImageReference(reference).registry)
       const replay = acquire.replay ?? true
-      const { image, bundle } = await resolveWithBundle(sources, reference, {
-        replay,
-        signal: acquire.signal,
-        warn: log.warn,
-        known: (manifest) => mounts.get(manifest)?.image,
-        indexes,
-      })
+      const ahead = settling.get(reference)
+      let settled!: () => void
+      const mine = new Promise<void>((resolve) => (settled = resolve))
+      settling.set(reference, mine)
+      let resolved: Awaited<ReturnType<typeof resolveWithBundle>>
+      try {
+        await ahead
+        resolved = await resolveWithBundle(sources, reference, {
+          replay,
+          signal: acquire.signal,
+          warn: log.warn,
+          known: (manifest) => mounts.get(manifest)?.image,
+          indexes,
+          defer: (manifest) => existsSync(replayedMark(manifest)),
+        })
+      } catch (err) {
+        settled()
+        throw err
+      } finally {
+        if (settling.get(reference) === mine) settling.delete(reference)
+      }
+      const { image, bundle } = resolved
       const t1 = performance.now()
       const key = image.manifest
       let entry = mounts.get(key)
@@ -141,11 +167,21 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
         })
         entry = { mount, image, leases: 0 }
         mounts.set(key, entry)
+        // Its bundle stored whole: the next mount of this manifest asks for it only if needed.
+        void mount
+          .then((m) => m.replay)
+          .then(async (r) => {
+            if (!r.found || r.rejected > 0) return
+            await mkdir(replayedDir, { recursive: true })
+            await writeFile(replayedMark(key), '')
+          })
+          .catch(() => {})
         mount.then(
           (m) => open.add(m),
           () => mounts.delete(key),
         )
       } else bundle?.cancel() // mounted meanwhile by another lease
+      settled() // the entry is there: the next acquire of this reference joins it
       entry.leases++
       let mount: ImageMount
       try {
@@ -190,7 +226,8 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       }
     },
     async clearCache() {
-      indexes.clear()
+      await indexes.clear()
+      await rm(replayedDir, { recursive: true, force: true })
       await cache.clear()
       await files?.clear()
     },

@@ -1,5 +1,6 @@
 import { mkdir, rmdir } from 'node:fs/promises'
 import { createCodec } from '../../runtime/format/codec/codec.ts'
+import type { FsBlob } from '../../runtime/format/fs-index.ts'
 import { digestHex } from '../../runtime/oci/digest.ts'
 import { backgroundFetch } from './background-fetch.ts'
 import type { BlobCache } from './blob-cache.ts'
@@ -34,6 +35,15 @@ export interface ImageMountOptions {
   /** Local copies of whole files for FUSE passthrough; none: every read goes through FUSE. */
   files?: FileCache
   warn: (message: string) => void
+}
+
+/** Whether the image was laid out by a profile and every frame of its profiled region is cached. */
+export function prefetchRegionCached(
+  blobs: readonly FsBlob[],
+  cached: readonly CachedBlob[],
+): boolean {
+  if (!blobs.some((b) => b.prefetchEnd > 0)) return false
+  return blobs.every((b, i) => b.frames.every((f) => f.coff >= b.prefetchEnd || cached[i]!.has(f)))
 }
 
 /** The rest of the image is fetched once on-demand reads have paused this long (startup first). */
@@ -78,8 +88,13 @@ export class ImageMount {
     const none: ReplayResult = { found: false, bytes: 0, records: 0, rejected: 0 }
     let onFound: (found: boolean) => void = () => {}
     this.replayFound = new Promise((resolve) => (onFound = resolve))
+    // A bundle not asked for yet is asked for now, unless every frame it would bring (the
+    // profiled region of each blob, before its prefetchEnd) is in the cache already.
     const bundle = o.replay
-      ? (o.bundle ?? startBundle(o.sources, o.image.repository, o.image.manifest, o.warn))
+      ? (o.bundle ??
+        (prefetchRegionCached(o.image.index.blobs, blobs)
+          ? undefined
+          : startBundle(o.sources, o.image.repository, o.image.manifest, o.warn)))
       : undefined
     if (bundle) signal.addEventListener('abort', () => bundle.cancel(), { once: true })
     this.replay = bundle

@@ -33,7 +33,7 @@ export interface ResolveOptions {
   onManifest?: (manifest: Digest) => void
   /** The image as already resolved for a mount of this manifest: the rest is skipped. */
   known?: (manifest: Digest) => ResolvedImage | undefined
-  /** Parsed indexes of earlier mounts, by index blob digest. */
+  /** Indexes of earlier mounts (in memory, and their blobs on disk), by index blob digest. */
   indexes?: IndexCache
 }
 
@@ -94,17 +94,22 @@ export async function resolveImage(
   }
   const imageConfig = parsed.manifest.config
   const indexBlob = artifact.binaryIndex ?? artifact.index
-  const cached = options.indexes?.get(indexBlob.digest)
-  const [indexBytes, imageConfigBytes] = await Promise.all([
-    cached
-      ? undefined
-      : call(`index ${indexBlob.digest}`, (c, s) =>
-          c.readBlob(repo, indexBlob.digest, {
-            size: indexBlob.size,
-            maxBytes: 64 << 20,
-            signal: s,
-          }),
-        ),
+  const open = (bytes: Uint8Array): IndexTree =>
+    artifact.binaryIndex
+      ? openBinaryIndex(bytes, { digest: indexBlob.digest })
+      : new FsTree(parseFsIndex(bytes, { digest: indexBlob.digest }))
+  const held =
+    options.indexes?.get(indexBlob.digest) ??
+    (await fromDisk(options.indexes, indexBlob.digest, open))
+  const [index, imageConfigBytes] = await Promise.all([
+    held ??
+      call(`index ${indexBlob.digest}`, (c, s) =>
+        c.readBlob(repo, indexBlob.digest, { size: indexBlob.size, maxBytes: 64 << 20, signal: s }),
+      ).then(async (bytes) => {
+        const opened = open(bytes)
+        await options.indexes?.storeBlob(indexBlob.digest, bytes)
+        return opened
+      }),
     call(`config ${imageConfig.digest}`, (c, s) =>
       c.readBlob(repo, imageConfig.digest, {
         size: imageConfig.size,
@@ -113,11 +118,6 @@ export async function resolveImage(
       }),
     ),
   ])
-  const index =
-    cached ??
-    (artifact.binaryIndex
-      ? openBinaryIndex(indexBytes!, { digest: indexBlob.digest })
-      : new FsTree(parseFsIndex(indexBytes!, { digest: indexBlob.digest })))
   const blobDigests = artifact.blobs.map((b) => b.digest)
   if (
     index.blobs.length !== blobDigests.length ||
@@ -136,6 +136,20 @@ export async function resolveImage(
     config: parseImageConfig(imageConfigBytes),
     artifact,
     index,
+  }
+}
+
+/** An index blob kept on disk, opened through its digest check; a bad copy is not used. */
+async function fromDisk(
+  indexes: IndexCache | undefined,
+  digest: Digest,
+  open: (bytes: Uint8Array) => IndexTree,
+): Promise<IndexTree | undefined> {
+  const bytes = await indexes?.readBlob(digest)
+  try {
+    return bytes && open(bytes)
+  } catch {
+    return undefined
   }
 }
 
