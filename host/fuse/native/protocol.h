@@ -68,6 +68,7 @@ enum fuse_opcode {
 #define FUSE_CACHE_SYMLINKS (1ULL << 23)
 #define FUSE_INIT_EXT (1ULL << 30)
 #define FUSE_PASSTHROUGH (1ULL << 37)
+#define FUSE_ALLOW_IDMAP (1ULL << 40)
 
 /* fuse_open_out.open_flags */
 #define FOPEN_KEEP_CACHE (1u << 1)

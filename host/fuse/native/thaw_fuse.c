@@ -346,7 +346,8 @@ static int answer_init(session_t *s) {
     offered |= (uint64_t)init->flags2 << 32;
   uint64_t want = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS | FUSE_PARALLEL_DIROPS |
                   FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS | FUSE_INIT_EXT |
-                  (s->want_passthrough ? FUSE_PASSTHROUGH : 0);
+                  /* idmapped mounts of it (a node's user namespace); needs default_permissions */
+                  FUSE_ALLOW_IDMAP | (s->want_passthrough ? FUSE_PASSTHROUGH : 0);
   uint64_t got = want & offered;
   struct fuse_init_out out = {
       .major = FUSE_KERNEL_VERSION,
