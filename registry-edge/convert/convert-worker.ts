@@ -7,6 +7,7 @@ import { isThawError, ThawError } from '../../runtime/errors.ts'
 import {
   buildFsIndex,
   encodeFsIndex,
+  ExpansionBudget,
   writableSink,
   writeLayer,
   type LayerToc,
@@ -21,6 +22,7 @@ import type { ConvertJob, ConvertReply, ConvertResult } from './convert-job.ts'
  */
 async function convert(job: ConvertJob): Promise<ConvertResult> {
   const tocs: LayerToc[] = []
+  const budget = new ExpansionBudget(job.expansion)
   for (const [i, layer] of job.layers.entries()) {
     const out = createWriteStream(join(job.outDir, `layer-${i}.blob`), { flags: 'wx' })
     let toc: LayerToc
@@ -31,6 +33,7 @@ async function convert(job: ConvertJob): Promise<ConvertResult> {
         level: job.level,
         order: job.order,
         safety: job.safety,
+        budget,
       })
     } catch (err) {
       out.destroy()
