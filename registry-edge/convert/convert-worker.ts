@@ -25,6 +25,10 @@ async function convert(job: ConvertJob): Promise<ConvertResult> {
   const budget = new ExpansionBudget(job.expansion)
   for (const [i, layer] of job.layers.entries()) {
     const out = createWriteStream(join(job.outDir, `layer-${i}.blob`), { flags: 'wx' })
+    // The file's errors reach the job through writableSink and `finished`. Without a listener,
+    // one that comes after a failed layer destroyed the stream mid-write (a limit stops a layer
+    // wherever it is) would be an uncaught exception: this thread, and the edge with it, gone.
+    out.on('error', () => {})
     let toc: LayerToc
     try {
       toc = await writeLayer(() => createReadStream(layer.path), writableSink(out), {
