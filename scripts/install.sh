@@ -15,7 +15,7 @@ PACKAGES=(
   iproute2 jq zstd attr  # netns/tc for emulated links, tools used by tests
   nftables util-linux    # nodes' firewall and loopback forwarding (nft, nsenter)
   curl                   # the benchmark's time-to-first-byte client
-  gcc libc6-dev          # tests build a static custom handler in C (a non-JavaScript app)
+  gcc libc6-dev          # the user namespace helper; tests build static C programs (a handler, a syscall probe)
 )
 
 missing=()
@@ -45,5 +45,12 @@ if [ ! -f "$addon" ] || [ -n "$(find host/fuse/native host/fuse/binding.gyp -new
   echo "install: building host/fuse"
   node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
   (cd host/fuse && ../../node_modules/.bin/node-gyp rebuild --nodedir="$node_prefix" --loglevel=warn)
+fi
+# The user namespace helper (host/sandbox/native/thaw-userns.c): idmapped mounts and namespaces
+# nodes need to run as an unprivileged host id. Without it nodes run without user namespaces.
+helper=host/sandbox/native/build/thaw-userns
+if [ ! -x "$helper" ] || [ host/sandbox/native/thaw-userns.c -nt "$helper" ]; then
+  echo "install: building host/sandbox/native"
+  node_modules/.bin/tsx -e "import('./host/sandbox/user-namespace.ts').then((m) => m.buildUserNamespaceHelper())"
 fi
 echo "install: done"

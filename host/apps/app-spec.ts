@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { ThawError } from '../../runtime/errors.ts'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
+import { CAPABILITIES, type Capability } from '../sandbox/capabilities.ts'
 import { parseBodyLimits } from '../request-body/index.ts'
 
 /** What a node of an app may use, and how the host scales and times it. */
@@ -9,6 +10,12 @@ export interface AppLimits {
   memoryBytes: number
   /** Tasks (processes and threads) per node. */
   pids: number
+  /** CPU time of each node in thousandths of a CPU (cgroup CFS quota per 100 ms period). */
+  cpuMillis: number
+  /** Capabilities the app's nodes get beyond thaw's minimal set (none), if the operator allows. */
+  addCapabilities: Capability[]
+  /** `default`: thaw's seccomp filter; `unconfined`: none, if the operator allows. */
+  seccomp: 'default' | 'unconfined'
   /** Nodes the app may run at once. */
   maxNodes: number
   /** Requests one node serves at once. */
@@ -40,6 +47,9 @@ export interface App {
 export const DEFAULT_LIMITS: AppLimits = {
   memoryBytes: 256 * 1024 * 1024,
   pids: 128,
+  cpuMillis: 1000,
+  addCapabilities: [],
+  seccomp: 'default',
   maxNodes: 4,
   concurrency: 16,
   maxQueue: 100,
@@ -77,6 +87,9 @@ const limits = z
   .object({
     memoryBytes: z.number().int().min(32 * 1024 * 1024, 'must be at least 32 MiB').max(64 * 1024 ** 3),
     pids: z.number().int().min(16).max(65_536),
+    cpuMillis: z.number().int().min(10, 'must be at least 10 (1/100 CPU)').max(1_024_000),
+    addCapabilities: z.array(z.enum(CAPABILITIES)).max(CAPABILITIES.length),
+    seccomp: z.enum(['default', 'unconfined']),
     maxNodes: z.number().int().min(1).max(1024),
     concurrency: z.number().int().min(1).max(10_000),
     maxQueue: z.number().int().min(0).max(100_000),
@@ -127,7 +140,8 @@ const storedApp = z.object({
   image,
   settings,
   keys,
-  limits,
+  // Files written before these limits existed get their defaults.
+  limits: limits.partial({ cpuMillis: true, addCapabilities: true, seccomp: true }),
   createdAt: z.string(),
   updatedAt: z.string(),
 })
@@ -135,7 +149,7 @@ const storedApp = z.object({
 export function parseStoredApps(value: unknown): App[] {
   const r = z.object({ version: z.literal(1), apps: z.array(storedApp) }).safeParse(value)
   if (!r.success) throw invalid('apps file', r.error)
-  return r.data.apps
+  return r.data.apps.map((a) => ({ ...a, limits: { ...DEFAULT_LIMITS, ...a.limits } }))
 }
 
 export function isAppName(value: string): boolean {

@@ -8,13 +8,18 @@ import {
   type AppInput,
   type AppPatch,
 } from './app-spec.ts'
+import {
+  checkOperatorLimits,
+  defaultOperatorLimits,
+  type OperatorLimits,
+} from './operator-limits.ts'
 
 export interface AppStore {
   list(): App[]
   get(name: string): App | undefined
-  /** Creates or replaces; returns the app and whether it was new. */
+  /** Creates or replaces; returns the app and whether it was new. Throws APP_OVER_LIMIT. */
   put(input: AppInput): Promise<{ app: App; created: boolean }>
-  /** Throws APP_NOT_FOUND. */
+  /** Throws APP_NOT_FOUND, APP_OVER_LIMIT. */
   update(name: string, patch: AppPatch): Promise<App>
   /** False when there was no such app. */
   delete(name: string): Promise<boolean>
@@ -25,8 +30,14 @@ export interface AppStore {
  * The host's apps, kept in memory and in `<stateDir>/apps.json` ({"version":1,"apps":[...]}).
  * Every change writes the whole file to a temporary name and renames it over the old one, so a
  * host killed mid-write leaves the old or the new file, never half of one. Writes are serialized.
+ * An app whose limits go past the operator's is refused before anything changes.
  */
-export async function openAppStore(stateDir: string, now = () => new Date()): Promise<AppStore> {
+export async function openAppStore(
+  stateDir: string,
+  options: { now?: () => Date; operatorLimits?: OperatorLimits } = {},
+): Promise<AppStore> {
+  const now = options.now ?? (() => new Date())
+  const operator = options.operatorLimits ?? defaultOperatorLimits()
   await mkdir(stateDir, { recursive: true })
   const file = join(stateDir, 'apps.json')
   const apps = new Map((await readApps(file)).map((a) => [a.name, a]))
@@ -59,6 +70,7 @@ export async function openAppStore(stateDir: string, now = () => new Date()): Pr
         createdAt: old?.createdAt ?? at,
         updatedAt: at,
       }
+      checkOperatorLimits(app.name, app.limits, operator)
       apps.set(app.name, app)
       await persist()
       changed(app.name)
@@ -75,6 +87,7 @@ export async function openAppStore(stateDir: string, now = () => new Date()): Pr
         limits: { ...old.limits, ...patch.limits },
         updatedAt: now().toISOString(),
       }
+      checkOperatorLimits(name, app.limits, operator)
       apps.set(name, app)
       await persist()
       changed(name)

@@ -1,7 +1,10 @@
+import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { registryCredentials, untilSignal } from './command.ts'
 import { parseArgs } from 'node:util'
 import { ThawError } from '../../runtime/errors.ts'
+import { parseOperatorLimits, type OperatorLimits } from '../apps/operator-limits.ts'
+import type { UserNamespacePolicy } from '../sandbox/node-user-namespace.ts'
 import { jsonHostLogger } from '../log/host-logger.ts'
 import { startHost } from '../server/start-host.ts'
 import { createMounts } from './host-mounts.ts'
@@ -20,6 +23,10 @@ options:
       --pool <n>          warm nodes to keep (default 2)
       --state <dir>       state directory: apps, master key, nodes (default ./.thaw-host)
       --master-key <k>    admin key (default: <state>/master.key, made on first start)
+      --limits <file>     JSON: what one app may ask for (maxMemoryBytes, maxPids,
+                          maxCpuMillis, addableCapabilities, allowUnconfined; host/README.md)
+      --user-namespaces <auto|required|off>
+                          a user namespace per node where possible (default auto)
   -h, --help              this help
 
 Registry credentials (for edges and registries with auth on: mounts, prefetch bundles and
@@ -34,6 +41,9 @@ export interface HostFlags {
   pool: number
   state: string
   masterKey: string | undefined
+  /** Path of the operator's limits file. */
+  limits: string | undefined
+  userNamespaces: UserNamespacePolicy
 }
 
 /** `thaw host`: startHost behind flags; runs until SIGINT/SIGTERM. */
@@ -46,6 +56,7 @@ export async function main(argv: string[]): Promise<number> {
   const stateDir = resolve(flags.state)
   // Before anything listens: a host without mounts must say so, not start half-working.
   const credentials = registryCredentials()
+  const operatorLimits = flags.limits ? await readLimits(flags.limits) : undefined
   const mounts = await createMounts({ dir: join(stateDir, 'mounts'), edges: flags.edges, credentials })
   const host = await startHost({
     stateDir,
@@ -54,6 +65,8 @@ export async function main(argv: string[]): Promise<number> {
     warm: flags.pool,
     mounts,
     masterKey: flags.masterKey,
+    operatorLimits,
+    sandbox: { userNamespaces: flags.userNamespaces },
     edgeFor: (registry) => edgeFor(flags.edges, registry),
     credentials,
     logger: jsonHostLogger(),
@@ -85,6 +98,8 @@ export function parseHostFlags(argv: string[]): HostFlags {
         pool: { type: 'string' },
         state: { type: 'string' },
         'master-key': { type: 'string' },
+        limits: { type: 'string' },
+        'user-namespaces': { type: 'string' },
       },
     }))
   } catch (err) {
@@ -100,6 +115,9 @@ export function parseHostFlags(argv: string[]): HostFlags {
   const masterKey = values['master-key']
   if (masterKey !== undefined && masterKey.length < 16)
     throw bad('--master-key must be at least 16 characters')
+  const userNamespaces = values['user-namespaces'] ?? 'auto'
+  if (!['auto', 'required', 'off'].includes(userNamespaces))
+    throw bad(`--user-namespaces must be auto, required or off, not "${userNamespaces}"`)
   return {
     help: values.help ?? false,
     port,
@@ -108,7 +126,20 @@ export function parseHostFlags(argv: string[]): HostFlags {
     pool,
     state: values.state ?? '.thaw-host',
     masterKey,
+    limits: values.limits,
+    userNamespaces: userNamespaces as UserNamespacePolicy,
   }
+}
+
+/** The operator's limits file (JSON; OPERATOR_LIMITS_INVALID names each bad field). */
+async function readLimits(file: string): Promise<OperatorLimits> {
+  let value: unknown
+  try {
+    value = JSON.parse(await readFile(file, 'utf8'))
+  } catch (err) {
+    throw bad(`--limits ${file}: ${(err as Error).message}`)
+  }
+  return parseOperatorLimits(value)
 }
 
 function integer(flag: string, text: string, min: number, max: number): number {

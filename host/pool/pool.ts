@@ -1,11 +1,17 @@
-import type { App } from '../apps/app-spec.ts'
+import type { App, AppLimits } from '../apps/app-spec.ts'
+import {
+  checkOperatorLimits,
+  defaultOperatorLimits,
+  type OperatorLimits,
+} from '../apps/operator-limits.ts'
 import type { HostLogger } from '../log/host-logger.ts'
 import type { ImageMounts, MountLease } from '../mount/image-mounts.ts'
+import { NODE_CAPABILITIES } from '../sandbox/capabilities.ts'
 import type { SandboxNode } from '../sandbox/sandbox-node.ts'
 import { AppNodes, type AppNodesStatus, type PoolNode, type StartedNode } from './app-nodes.ts'
 import type { PoolNodeState } from './node-state.ts'
 import type { ProfileTracker } from './profile-tracker.ts'
-import { startWorkerNode } from './start-worker-node.ts'
+import { startWorkerNode, type NodePrivileges } from './start-worker-node.ts'
 import { createWarmPool, type NodePreparer, type WarmPool } from './warm-pool.ts'
 
 export interface PoolOptions {
@@ -14,6 +20,8 @@ export interface PoolOptions {
   profiles: ProfileTracker
   /** Warm nodes kept ready. */
   warm: number
+  /** Checked again at every cold start: the operator may have lowered them. Default: defaults. */
+  operatorLimits?: OperatorLimits
   logger: HostLogger
   onNodeState?: (app: string, node: PoolNode, from: PoolNodeState, to: PoolNodeState) => void
 }
@@ -90,6 +98,7 @@ async function startNode(
   id: string,
   signal: AbortSignal,
 ): Promise<StartedNode> {
+  checkOperatorLimits(app.name, app.limits, o.operatorLimits ?? defaultOperatorLimits())
   const options = { ...o.profiles.acquireOptions(app.image), signal }
   // The mount and the warm node side by side; if one fails, the other is given back.
   const [leased, taken] = await Promise.allSettled([
@@ -111,6 +120,7 @@ async function startNode(
       settings: app.settings,
       memoryBytes: app.limits.memoryBytes,
       pids: app.limits.pids,
+      privileges: nodePrivileges(app.limits),
       logger: o.logger,
       signal,
     })
@@ -139,6 +149,12 @@ async function startNode(
     await destroyBoth(node, lease)
     throw err
   }
+}
+
+/** An app's node: thaw's minimal capabilities plus what it adds, its CPU, its seccomp filter. */
+export function nodePrivileges(limits: AppLimits): NodePrivileges {
+  const capabilities = [...new Set([...NODE_CAPABILITIES, ...limits.addCapabilities])]
+  return { cpuMillis: limits.cpuMillis, capabilities, seccomp: limits.seccomp }
 }
 
 async function destroyBoth(node: SandboxNode, lease: MountLease): Promise<void> {

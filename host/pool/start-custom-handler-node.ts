@@ -58,6 +58,7 @@ export async function startCustomHandlerNode(
     args: expandArguments(command.argv, { ...envMap(config.Env ?? []), ...env }),
     memoryBytes: o.memoryBytes,
     pids: o.pids,
+    ...o.privileges,
     onOutput: (stream, chunk) =>
       o.logger.log('info', chunk.toString().trimEnd(), { app: o.appName, node: o.node.id, stream }),
     signal: o.signal,

@@ -8,7 +8,7 @@ import { parseBodyLimits } from '../request-body/index.ts'
 import type { HttpFunctionSpec } from '../router/index.ts'
 import { NODE_PATHS } from '../sandbox/node-spec.ts'
 import type { NodeExit, NodeProcess } from '../sandbox/node-handle.ts'
-import type { SandboxNode } from '../sandbox/sandbox-node.ts'
+import type { SandboxNode, SpecializeOptions } from '../sandbox/sandbox-node.ts'
 import { listenControl } from '../worker/control-server.ts'
 import { createWorkerClient, type WorkerClient } from '../worker/worker-client.ts'
 import { readImageAppConfig } from './app-config-in-image.ts'
@@ -18,6 +18,11 @@ import { startFailed, untilReady } from './until-ready.ts'
 /** The bundled worker's file name inside the worker directory (bound at /.thaw/worker). */
 export const WORKER_FILE = 'worker.mjs'
 
+/** What an app's limits say about its nodes' CPU and privileges (pool.ts nodePrivileges). */
+export type NodePrivileges = Required<
+  Pick<SpecializeOptions, 'cpuMillis' | 'capabilities' | 'seccomp'>
+>
+
 export interface StartWorkerNodeOptions {
   node: SandboxNode
   lease: MountLease
@@ -25,6 +30,7 @@ export interface StartWorkerNodeOptions {
   settings: Record<string, string>
   memoryBytes: number
   pids: number
+  privileges?: NodePrivileges
   logger: HostLogger
   signal: AbortSignal
 }
@@ -89,6 +95,7 @@ export async function startWorkerNode(o: StartWorkerNodeOptions): Promise<Runnin
       args: runsWorker ? undefined : ['node', `${NODE_PATHS.worker}/${WORKER_FILE}`],
       memoryBytes: o.memoryBytes,
       pids: o.pids,
+      ...o.privileges,
       onOutput: (stream, chunk) =>
         o.logger.log('info', chunk.toString().trimEnd(), { app: o.appName, node: o.node.id, stream }),
       signal: o.signal,

@@ -3,10 +3,18 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ThawError } from '../../runtime/errors.ts'
 import { copyBinaryWithLibraries } from '../os/host-files.ts'
+import { NODE_CAPABILITIES } from './capabilities.ts'
 import { containerCgroupDirs, hasMemorySwapLimit } from './cgroups.ts'
+import { unmountAll } from './mounts.ts'
 import { nodeSpecTemplate, specializeSpec } from './node-spec.ts'
 import { createOciRuntime, type OciRuntime, type OciRuntimeName } from './oci-runtime.ts'
 import { startContainer } from './start-container.ts'
+import {
+  createUserAndNetworkNamespaces,
+  idmapMount,
+  PROBE_ID_RANGE,
+  type IdRange,
+} from './user-namespace.ts'
 
 export const RUNTIME_NAMES: readonly OciRuntimeName[] = ['runc', 'crun']
 
@@ -23,7 +31,7 @@ export interface DetectRuntimeOptions {
 /**
  * Picks the OCI runtime that works on this machine by running a trivial container with each,
  * in the order runc, crun, with everything a node uses: all its namespaces, a cgroup namespace
- * with /sys/fs/cgroup mounted, memory and pids limits. (On this machine kind crun refuses:
+ * with /sys/fs/cgroup mounted, memory, pids and CPU limits, its capabilities and seccomp filter. (On this machine kind crun refuses:
  * "cgroups in hybrid mode not supported, drop all controllers from cgroupv2".) If none works,
  * the error names each runtime and why it failed.
  */
@@ -49,26 +57,51 @@ export async function detectOciRuntime(options: DetectRuntimeOptions): Promise<O
   )
 }
 
-/** Runs `/bin/sh -c 'echo …'` in a throwaway container and checks its output and status. */
-export async function probeRuntime(runtime: OciRuntime, stateDir: string, signal?: AbortSignal) {
+/**
+ * Runs `/bin/sh -c 'echo …'` in a throwaway container and checks its output and status. With
+ * `userNamespace`, the container runs as nodes that have one do (user-namespace.ts): in a new
+ * user namespace with a network namespace it owns, from an idmapped root, and must see its
+ * root mapped to the probe's host id.
+ */
+export async function probeRuntime(
+  runtime: OciRuntime,
+  stateDir: string,
+  signal?: AbortSignal,
+  options: { userNamespace?: boolean } = {},
+) {
   const token = randomBytes(4).toString('hex')
   const id = `thaw-probe-${process.pid}-${token}`
   const dir = join(stateDir, id)
-  const rootfs = join(dir, 'rootfs')
+  const tree = join(dir, 'rootfs')
+  const range = options.userNamespace ? PROBE_ID_RANGE : undefined
   try {
-    await mkdir(rootfs, { recursive: true })
-    await copyBinaryWithLibraries('/bin/sh', rootfs)
+    await mkdir(tree, { recursive: true })
+    await copyBinaryWithLibraries('/bin/sh', tree)
+    const userns = range && (await probeNamespaces(dir, tree, range, signal))
+    const rootfs = userns?.rootfs ?? tree
     const cgroups = await containerCgroupDirs(id)
+    // Inside a user namespace, uid_map's second field is the host id of root.
+    const print = range ? `read a b c < /proc/self/uid_map; echo probe-${token} $b` : ''
     const spec = specializeSpec(
-      nodeSpecTemplate({ rootfs, cgroupsPath: id, hostname: 'probe', maxOpenFiles: 1024 }),
+      nodeSpecTemplate({
+        rootfs,
+        cgroupsPath: id,
+        hostname: 'probe',
+        maxOpenFiles: 1024,
+        netnsPath: userns?.netns,
+      }),
       {
-        args: ['/bin/sh', '-c', `echo probe-${token}`],
+        args: ['/bin/sh', '-c', print || `echo probe-${token}`],
         env: ['PATH=/bin'],
         cwd: '/',
         user: { uid: 0, gid: 0, additionalGids: [] },
         memoryBytes: 64 * 1024 * 1024,
         limitSwap: await hasMemorySwapLimit(cgroups),
         pids: 16,
+        cpuMillis: 100,
+        capabilities: NODE_CAPABILITIES,
+        seccomp: 'default',
+        userNamespace: userns && { path: userns.userns, range: range! },
       },
     )
     await writeFile(join(dir, 'config.json'), JSON.stringify(spec))
@@ -79,7 +112,8 @@ export async function probeRuntime(runtime: OciRuntime, stateDir: string, signal
       started.child.once('close', (c) => resolve([c]))
     })
     const out = started.output.text('stdout').trim()
-    if (code !== 0 || out !== `probe-${token}`) {
+    const expected = range ? `probe-${token} ${range.hostId}` : `probe-${token}`
+    if (code !== 0 || out !== expected) {
       const err = started.output.text('stderr').trim().split('\n').at(-1)
       throw new Error(
         `the probe container exited with ${code} and printed "${out}"${err ? ` (${err})` : ''}`,
@@ -87,8 +121,19 @@ export async function probeRuntime(runtime: OciRuntime, stateDir: string, signal
     }
   } finally {
     await runtime.delete(id).catch(() => {})
+    await unmountAll(dir).catch(() => {})
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/** The probe's user and network namespaces, and its files idmapped at `<dir>/root`. */
+async function probeNamespaces(dir: string, tree: string, range: IdRange, signal?: AbortSignal) {
+  const ns = { userns: join(dir, 'userns'), netns: join(dir, 'netns') }
+  await createUserAndNetworkNamespaces(ns, range, signal)
+  const rootfs = join(dir, 'root')
+  await mkdir(rootfs)
+  await idmapMount(ns.userns, tree, rootfs, signal)
+  return { ...ns, rootfs }
 }
 
 function describeFailure(err: unknown): string {

@@ -1,6 +1,7 @@
-import { access, readdir } from 'node:fs/promises'
+import { access, mkdir, readdir } from 'node:fs/promises'
 import { runCommand } from '../os/run-command.ts'
 import type { SubnetLease } from './subnet-leases.ts'
+import { createUserAndNetworkNamespaces, type IdRange } from './user-namespace.ts'
 
 /**
  * A node's network: a named network namespace (/run/netns/<name>, as `ip netns add` makes it)
@@ -25,18 +26,28 @@ export function netnsPath(netns: string): string {
   return `${NETNS_DIR}/${netns}`
 }
 
+/**
+ * With `userns`, the namespace is made inside a new user namespace kept at `userns.file`
+ * (user-namespace.ts), one more process; without, by `ip netns add`.
+ */
 export async function createNodeNetwork(
   names: NodeNetworkNames,
   lease: SubnetLease,
   signal?: AbortSignal,
+  userns?: { file: string; range: IdRange },
 ): Promise<void> {
   const cidr = (ip: string) => `${ip}/${lease.prefixLength}`
+  if (userns) {
+    await mkdir(NETNS_DIR, { recursive: true })
+    const files = { userns: userns.file, netns: netnsPath(names.netns) }
+    await createUserAndNetworkNamespaces(files, userns.range, signal)
+  }
   // Two processes in all: one batch in the host namespace, one inside the node's. The node end
   // is created directly in the new namespace, so its name (eth0) never meets the host's names.
   await runCommand('ip', ['-batch', '-'], {
     signal,
     input: [
-      `netns add ${names.netns}`,
+      ...(userns ? [] : [`netns add ${names.netns}`]),
       `link add ${names.hostVeth} type veth peer name eth0 netns ${names.netns}`,
       `addr add ${cidr(lease.hostIp)} dev ${names.hostVeth}`,
       `link set ${names.hostVeth} up`,

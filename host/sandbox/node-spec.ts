@@ -1,10 +1,15 @@
+import { capabilitySets, NODE_CAPABILITIES, type Capability } from './capabilities.ts'
 import type { RuntimeMount, RuntimeSpec } from './runtime-spec.ts'
+import { nodeSeccompProfile } from './seccomp-profile.ts'
+import { idMappings, type IdRange } from './user-namespace.ts'
 
 /**
  * config.json for a node, in two steps: the template (everything that does not depend on the
  * image, built when the node is prepared) and the process part added when it is specialized.
- * The defaults follow `runc spec` (mounts, masked and read-only paths) and Docker's default
- * capability set without NET_RAW and MKNOD.
+ * The defaults follow `runc spec` (mounts, masked and read-only paths), with less privilege than
+ * Docker's defaults: a smaller capability set (capabilities.ts), a stricter seccomp filter
+ * (seccomp-profile.ts), a CPU quota, /sys/fs/cgroup read-only, and a user namespace where the
+ * sandbox can give the node one (user-namespace.ts).
  */
 
 /** Where the host's per-node directories appear inside a node. */
@@ -16,22 +21,6 @@ export const NODE_PATHS = {
   /** Read-write, on the node's scratch tmpfs: unix sockets between the host and the worker. */
   run: '/.thaw/run',
 } as const
-
-/** Docker's default set (moby oci/caps/defaults.go) minus CAP_NET_RAW and CAP_MKNOD. */
-export const NODE_CAPABILITIES = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FSETID',
-  'CAP_FOWNER',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETFCAP',
-  'CAP_SETPCAP',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT',
-  'CAP_KILL',
-  'CAP_AUDIT_WRITE',
-]
 
 // runc spec's defaults (libcontainer/specconv/example.go).
 const MASKED_PATHS = [
@@ -46,7 +35,18 @@ const MASKED_PATHS = [
   '/proc/scsi',
   '/sys/firmware',
 ]
-const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger']
+const READONLY_PATHS = [
+  '/proc/bus',
+  '/proc/fs',
+  '/proc/irq',
+  '/proc/sys',
+  '/proc/sysrq-trigger',
+  // On cgroup v1 runc mounts a writable tmpfs here and the controllers read-only under it.
+  '/sys/fs/cgroup',
+]
+
+/** The period of the CPU quota: 100 ms, the kernel's default (cpu.cfs_period_us). */
+export const CPU_PERIOD_US = 100_000
 
 export interface NodeSpecTemplateOptions {
   /** Absolute host path of the node's root (the overlay mount point). */
@@ -72,7 +72,7 @@ export function nodeSpecTemplate(o: NodeSpecTemplateOptions): RuntimeSpec {
       args: [],
       env: [],
       cwd: '/',
-      capabilities: capabilitiesFor(0),
+      capabilities: capabilitySets(0, NODE_CAPABILITIES),
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: o.maxOpenFiles, soft: o.maxOpenFiles }],
       noNewPrivileges: true,
       // Nodes are disposable: if the host itself runs out of memory, they go first.
@@ -107,10 +107,18 @@ export interface NodeProcessSpec {
   /** Also cap memory+swap at `memoryBytes` (cgroup v1 memsw; only where the kernel has it). */
   limitSwap: boolean
   pids: number
+  /** CPU time per period, in thousandths of a CPU (1000 = one CPU's worth). */
+  cpuMillis: number
+  /** The node's capabilities: its root holds them, other users only in the bounding set. */
+  capabilities: readonly Capability[]
+  /** thaw's default filter (seccomp-profile.ts), or none at all. */
+  seccomp: 'default' | 'unconfined'
+  /** Join this user namespace (made with the node's network namespace), mapping `range`. */
+  userNamespace?: { path: string; range: IdRange }
   readOnlyBinds?: { source: string; destination: string }[]
 }
 
-/** The template with the image's process, the limits and extra read-only binds. */
+/** The template with the image's process, the limits, the privileges and extra binds. */
 export function specializeSpec(template: RuntimeSpec, p: NodeProcessSpec): RuntimeSpec {
   const binds = (p.readOnlyBinds ?? []).map((b): RuntimeMount => ({
     destination: b.destination,
@@ -126,32 +134,30 @@ export function specializeSpec(template: RuntimeSpec, p: NodeProcessSpec): Runti
       args: p.args,
       env: p.env,
       cwd: p.cwd,
-      capabilities: capabilitiesFor(p.user.uid),
+      capabilities: capabilitySets(p.user.uid, p.capabilities),
     },
     mounts: [...template.mounts, ...binds],
     linux: {
       ...template.linux,
+      ...userNamespace(template, p.userNamespace),
       resources: {
         ...template.linux.resources,
         memory: { limit: p.memoryBytes, ...(p.limitSwap ? { swap: p.memoryBytes } : {}) },
         pids: { limit: p.pids },
+        cpu: { quota: Math.round((p.cpuMillis * CPU_PERIOD_US) / 1000), period: CPU_PERIOD_US },
       },
+      ...(p.seccomp === 'default' ? { seccomp: nodeSeccompProfile(p.capabilities) } : {}),
     },
   }
 }
 
-/**
- * root gets the default set; any other user gets none in effect, only the bounding set, as a
- * non-root process gets from execve under Docker (runc would otherwise hand it the set as is).
- */
-function capabilitiesFor(uid: number): RuntimeSpec['process']['capabilities'] {
-  const set = uid === 0 ? NODE_CAPABILITIES : []
+/** runc joins the user namespace first, then makes the others inside it (nsexec.c). */
+function userNamespace(template: RuntimeSpec, u: NodeProcessSpec['userNamespace']) {
+  if (!u) return {}
   return {
-    bounding: NODE_CAPABILITIES,
-    effective: set,
-    permitted: set,
-    inheritable: [],
-    ambient: [],
+    namespaces: [{ type: 'user' as const, path: u.path }, ...template.linux.namespaces],
+    uidMappings: idMappings(u.range),
+    gidMappings: idMappings(u.range),
   }
 }
 

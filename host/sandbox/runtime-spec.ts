@@ -39,16 +39,49 @@ export interface RuntimeMount {
 
 export type NamespaceType = 'pid' | 'network' | 'ipc' | 'uts' | 'mount' | 'cgroup' | 'user'
 
+/** A user namespace mapping: `size` ids from `containerID` inside to `hostID` outside. */
+export interface IdMapping {
+  containerID: number
+  hostID: number
+  size: number
+}
+
 export interface RuntimeLinux {
   namespaces: { type: NamespaceType; path?: string }[]
+  uidMappings?: IdMapping[]
+  gidMappings?: IdMapping[]
   /** Relative: runc places it under the cgroup of the process that runs runc (fs/paths.go). */
   cgroupsPath: string
   resources: {
     devices: { allow: boolean; access?: string; type?: string; major?: number; minor?: number }[]
     memory?: { limit?: number; swap?: number }
     pids?: { limit: number }
+    /** CFS bandwidth: `quota` µs of CPU time per `period` µs (cgroup v1 cpu.cfs_*, v2 cpu.max). */
+    cpu?: { quota: number; period: number }
   }
+  seccomp?: RuntimeSeccomp
   maskedPaths: string[]
   readonlyPaths: string[]
   rootfsPropagation?: string
+}
+
+/** config-linux.md#seccomp, with the actions and operators thaw uses. */
+export interface RuntimeSeccomp {
+  defaultAction: 'SCMP_ACT_ERRNO'
+  defaultErrnoRet?: number
+  architectures: string[]
+  syscalls: SeccompRule[]
+}
+
+export interface SeccompRule {
+  names: string[]
+  action: 'SCMP_ACT_ALLOW' | 'SCMP_ACT_ERRNO'
+  errnoRet?: number
+  /** All must hold. MASKED_EQ: `(arg & value) == valueTwo`. */
+  args?: {
+    index: number
+    value: number
+    valueTwo?: number
+    op: 'SCMP_CMP_EQ' | 'SCMP_CMP_NE' | 'SCMP_CMP_MASKED_EQ'
+  }[]
 }

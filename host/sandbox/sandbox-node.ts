@@ -1,9 +1,9 @@
 import { chmod, chown, mkdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ThawError } from '../../runtime/errors.ts'
-import { containerCgroupDirs, hasMemorySwapLimit } from './cgroups.ts'
-import { resolveImageUser } from './image-user.ts'
-import { mountOverlay, mountsUnder, mountTmpfs, unmountAll } from './mounts.ts'
+import { NODE_CAPABILITIES, type Capability } from './capabilities.ts'
+import { hasMemorySwapLimit } from './cgroups.ts'
+import { mountsUnder, mountTmpfs, unmountAll } from './mounts.ts'
 import { createNodeHandle, type NodeProcess } from './node-handle.ts'
 import {
   createNodeNetwork,
@@ -13,12 +13,18 @@ import {
   type NodeNetworkNames,
 } from './node-network.ts'
 import { mergeEnv, processArgs, workingDir, type ImageProcessConfig } from './node-process.ts'
+import { mountNodeRoot } from './node-root.ts'
 import { nodeSpecTemplate, specializeSpec } from './node-spec.ts'
+import type { NodeUserNamespace, UserNamespaceSupport } from './node-user-namespace.ts'
 import type { OciRuntime } from './oci-runtime.ts'
 import type { OutputListener } from './output-tail.ts'
 import type { RuntimeSpec } from './runtime-spec.ts'
 import { startContainer } from './start-container.ts'
 import { leaseSubnet, releaseSubnet, type SubnetLease, type SubnetRange } from './subnet-leases.ts'
+import { nodeIdRange, type IdRange } from './user-namespace.ts'
+
+/** A node's CPU unless told otherwise: one CPU's worth of time (cgroup quota). */
+export const NODE_DEFAULT_CPU_MILLIS = 1000
 
 /** What every node of one sandbox instance shares. */
 export interface NodeContext {
@@ -31,6 +37,9 @@ export interface NodeContext {
   scratchBytes: number
   workerDir?: string
   maxOpenFiles: number
+  userNamespaces: UserNamespaceSupport
+  /** st_dev of lowers that cannot be idmapped → why (user namespaces are not tried there). */
+  notIdmappable: Map<number, string>
   /** Called once a node is fully destroyed. */
   onDestroyed?: (node: SandboxNode) => void
 }
@@ -46,6 +55,12 @@ export interface SpecializeOptions {
   memoryBytes: number
   /** Tasks (processes and threads) the node may have; node itself needs about a dozen. */
   pids: number
+  /** CPU time in thousandths of a CPU (cgroup CFS quota per 100 ms). Default 1000. */
+  cpuMillis?: number
+  /** The node's capabilities (its root holds them). Default NODE_CAPABILITIES. */
+  capabilities?: readonly Capability[]
+  /** Default 'default': thaw's seccomp filter (seccomp-profile.ts). */
+  seccomp?: 'default' | 'unconfined'
   /** Extra host directories, read-only inside the node. */
   readOnlyBinds?: { source: string; destination: string }[]
   /** Receives every chunk of output from the first byte on. */
@@ -59,9 +74,12 @@ export type NodeState = 'warm' | 'specializing' | 'running' | 'failed' | 'destro
  * One node: prepared ahead of time (`prepareNode`), specialized once for one image, destroyed
  * after. Single use: a node that ran one app never runs another.
  *
- * Its directory (`<instanceDir>/<id>`): `config.json`, `pid`, `runtime.log`, and `fs/`, a
- * tmpfs holding the overlay's `upper/` and `work/`, its mount point `root/`, `thaw/` (bound
- * read-only at /.thaw) and `run/` (bound read-write at /.thaw/run).
+ * Its directory (`<instanceDir>/<id>`): `config.json`, `pid`, `runtime.log`, `userns` (its user
+ * namespace, when it has one), and `fs/`, a tmpfs holding the overlay's `upper/` and `work/`,
+ * its mount point `root/`, `lower/` (the image idmapped for the user namespace), `thaw/` (bound
+ * read-only at /.thaw) and `run/` (bound read-write at /.thaw/run). With a user namespace the
+ * directory is group-owned by the node's host gid 0 and mode 0710: the node's root must reach
+ * its root filesystem, and no other node's may.
  */
 export class SandboxNode {
   readonly id: string
@@ -77,6 +95,9 @@ export class SandboxNode {
   readonly #names: NodeNetworkNames
   readonly #lease: SubnetLease
   readonly #template: RuntimeSpec
+  /** Host ids of the node's user namespace (undefined: it will run without one). */
+  readonly #range: IdRange | undefined
+  #userNamespace: NodeUserNamespace | undefined
   #state: NodeState = 'warm'
   #process: NodeProcess | undefined
   #specializing: Promise<NodeProcess> | undefined
@@ -95,6 +116,7 @@ export class SandboxNode {
     this.ip = lease.nodeIp
     this.hostIp = lease.hostIp
     this.runDir = join(this.dir, 'fs/run')
+    this.#range = ctx.userNamespaces.enabled ? nodeIdRange(lease.index) : undefined
     this.#template = nodeSpecTemplate({
       rootfs: join(this.dir, 'fs/root'),
       netnsPath: netnsPath(this.#names.netns),
@@ -119,10 +141,16 @@ export class SandboxNode {
     const since = (t: number) => () => performance.now() - t
     try {
       await mkdir(join(node.dir, 'fs'), { recursive: true })
+      const range = node.#range
+      if (range) {
+        await chown(node.dir, 0, range.hostId)
+        await chmod(node.dir, 0o710)
+      }
+      const userns = range && { file: join(node.dir, 'userns'), range }
       const t1 = performance.now()
       const [scratchMs, networkMs] = await Promise.all([
         node.#prepareScratch(signal).then(since(t1)),
-        createNodeNetwork(node.#names, lease, signal).then(since(t1)),
+        createNodeNetwork(node.#names, lease, signal, userns).then(since(t1)),
       ])
       node.prepareTimings = { scratchMs, networkMs, totalMs: performance.now() - t0 }
       return node
@@ -140,10 +168,15 @@ export class SandboxNode {
     return this.#process
   }
 
+  /** Whether the node runs in its own user namespace (and why not), once specialized. */
+  get userNamespace(): NodeUserNamespace | undefined {
+    return this.#userNamespace
+  }
+
   async #prepareScratch(signal?: AbortSignal): Promise<void> {
     const fs = join(this.dir, 'fs')
     await mountTmpfs(fs, this.#ctx.scratchBytes, signal)
-    for (const dir of ['upper', 'work', 'root', 'thaw/worker', 'thaw/run', 'run']) {
+    for (const dir of ['upper', 'work', 'root', 'lower', 'thaw/worker', 'thaw/run', 'run']) {
       await mkdir(join(fs, dir), { recursive: true })
     }
   }
@@ -185,21 +218,23 @@ export class SandboxNode {
     if (!info?.isDirectory()) {
       throw new ThawError('LOWER_DIR_MISSING', `image root ${o.lowerDir} is not a directory`)
     }
-    const fs = join(this.dir, 'fs')
-    const dirs = {
-      lower: o.lowerDir,
-      upper: join(fs, 'upper'),
-      work: join(fs, 'work'),
-      target: join(fs, 'root'),
-    }
-    const [user, cgroups] = await Promise.all([
-      resolveImageUser(o.lowerDir, o.imageConfig.User),
-      containerCgroupDirs(this.containerId),
-      mountOverlay(dirs, o.signal),
-    ])
+    const { user, cgroups, userns, host } = await mountNodeRoot({
+      fsDir: join(this.dir, 'fs'),
+      containerId: this.containerId,
+      lowerDir: o.lowerDir,
+      lowerDev: info.dev,
+      imageUser: o.imageConfig.User,
+      range: this.#range,
+      usernsFile: this.#range && join(this.dir, 'userns'),
+      support: this.#ctx.userNamespaces,
+      notIdmappable: this.#ctx.notIdmappable,
+      signal: o.signal,
+    })
+    this.#userNamespace = userns
     const t1 = performance.now()
-    await chown(this.runDir, user.uid, user.gid)
+    await chown(this.runDir, host(user.uid), host(user.gid))
     await chmod(this.runDir, 0o700)
+    const capabilities = o.capabilities ?? NODE_CAPABILITIES
     const spec = specializeSpec(this.#template, {
       args: processArgs(o.imageConfig, o.args),
       env: mergeEnv(o.imageConfig.Env, o.env, { home: user.home, hostname: this.containerId }),
@@ -208,9 +243,14 @@ export class SandboxNode {
       memoryBytes: o.memoryBytes,
       limitSwap: await hasMemorySwapLimit(cgroups),
       pids: o.pids,
+      cpuMillis: o.cpuMillis ?? NODE_DEFAULT_CPU_MILLIS,
+      capabilities,
+      seccomp: o.seccomp ?? 'default',
+      userNamespace: userns.enabled ? { path: userns.path, range: userns.range } : undefined,
       readOnlyBinds: o.readOnlyBinds,
     })
-    await writeFile(join(this.dir, 'config.json'), JSON.stringify(spec))
+    // The app's settings are in its env: readable by root only.
+    await writeFile(join(this.dir, 'config.json'), JSON.stringify(spec), { mode: 0o600 })
     const t2 = performance.now()
     const files = { pidFile: join(this.dir, 'pid'), logFile: join(this.dir, 'runtime.log') }
     const started = await startContainer(

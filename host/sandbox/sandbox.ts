@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rm, stat } from 'node:fs/promises'
+import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { ThawError } from '../../runtime/errors.ts'
 import { installHostFirewall, removeHostFirewall } from './host-firewall.ts'
 import { processStartTime, registerInstance, unregisterInstance } from './instance-registry.ts'
 import { cleanupLeftovers, type LeftoverReport } from './leftovers.ts'
-import { detectOciRuntime, RUNTIME_NAMES } from './detect-runtime.ts'
+import { detectOciRuntime, probeRuntime, RUNTIME_NAMES } from './detect-runtime.ts'
+import type { UserNamespacePolicy, UserNamespaceSupport } from './node-user-namespace.ts'
 import type { OciRuntime, OciRuntimeName } from './oci-runtime.ts'
 import { SandboxNode, type NodeContext } from './sandbox-node.ts'
 import { parseSubnetRange } from './subnet-leases.ts'
+import { helperMissing } from './user-namespace.ts'
 
 export interface SandboxOptions {
   /** Node directories, runtime state roots. Default /var/lib/thaw/sandbox. */
@@ -31,6 +33,11 @@ export interface SandboxOptions {
   firewall?: boolean
   /** Remove what dead instances left behind before starting. Default true. */
   cleanup?: boolean
+  /**
+   * A user namespace per node (node-user-namespace.ts): `auto` (default) where the probe and
+   * the image's mount allow it, `required`, or `off`.
+   */
+  userNamespaces?: UserNamespacePolicy
   signal?: AbortSignal
 }
 
@@ -40,6 +47,8 @@ export interface Sandbox {
   readonly stateDir: string
   /** What the start-up cleanup removed. */
   readonly leftovers: LeftoverReport | undefined
+  /** Whether nodes get user namespaces here, and why not. */
+  readonly userNamespaces: UserNamespaceSupport
   /** A warm node: everything that does not depend on the image is done. */
   prepareNode(options?: { signal?: AbortSignal }): Promise<SandboxNode>
   /** Nodes prepared and not yet destroyed. */
@@ -72,9 +81,13 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
   await mkdir(stateDir, { recursive: true, mode: 0o700 })
   if (options.workerDir) await checkWorkerDir(options.workerDir)
   const runtime = await pickRuntime(options, stateDir)
+  const policy = options.userNamespaces ?? 'auto'
+  // The node's root (an unprivileged host id) must reach its node's directory: no listing.
+  if (policy !== 'off') await chmod(stateDir, 0o711)
+  const userNamespaces = await userNamespaceSupport(policy, runtime, stateDir, options.signal)
   const instanceId = await newInstanceId(registryDir)
   const instanceDir = join(stateDir, instanceId)
-  await mkdir(instanceDir, { recursive: true })
+  await mkdir(instanceDir, { recursive: true, mode: policy === 'off' ? 0o700 : 0o711 })
   await registerInstance(registryDir, {
     id: instanceId,
     pid: process.pid,
@@ -103,6 +116,8 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
     scratchBytes: options.scratchBytes ?? 1024 ** 3,
     workerDir: options.workerDir,
     maxOpenFiles: Math.min(await hardOpenFileLimit(), 65536),
+    userNamespaces,
+    notIdmappable: new Map(),
   }
   const live = new Set<SandboxNode>()
   let counter = 0
@@ -113,6 +128,7 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
     runtime,
     stateDir,
     leftovers,
+    userNamespaces,
     async prepareNode(o = {}) {
       if (closing) throw new ThawError('SANDBOX_CLOSED', 'the sandbox is closed')
       const node = await SandboxNode.prepare(ctx, counter++, o.signal)
@@ -151,6 +167,30 @@ async function pickRuntime(options: SandboxOptions, stateDir: string): Promise<O
     force: (forced || undefined) as OciRuntimeName | undefined,
     signal: options.signal,
   })
+}
+
+/** The probe decides under `auto` and `required` (which fails here when it fails). */
+async function userNamespaceSupport(
+  policy: UserNamespacePolicy,
+  runtime: OciRuntime,
+  stateDir: string,
+  signal?: AbortSignal,
+): Promise<UserNamespaceSupport> {
+  if (policy === 'off') return { policy, enabled: false, reason: 'user namespaces are off' }
+  let reason = await helperMissing()
+  if (!reason) {
+    try {
+      await probeRuntime(runtime, stateDir, signal, { userNamespace: true })
+      return { policy, enabled: true }
+    } catch (err) {
+      signal?.throwIfAborted()
+      reason = `the user namespace probe failed: ${err instanceof Error ? err.message : err}`
+    }
+  }
+  if (policy === 'required') {
+    throw new ThawError('USERNS_UNAVAILABLE', `nodes cannot have user namespaces: ${reason}`)
+  }
+  return { policy, enabled: false, reason }
 }
 
 async function newInstanceId(registryDir: string): Promise<string> {

@@ -2,6 +2,7 @@ import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { bundleWorker } from '../../runtime/worker/bundle.ts'
 import { openAppStore, type AppStore } from '../apps/app-store.ts'
+import type { OperatorLimits } from '../apps/operator-limits.ts'
 import type { HostLogger } from '../log/host-logger.ts'
 import type { ImageMounts } from '../mount/image-mounts.ts'
 import type { CredentialsOption } from '../../runtime/oci/remote/index.ts'
@@ -30,6 +31,8 @@ export interface StartHostOptions {
   /** For edges with auth on: profile uploads (the mounts get their own). */
   credentials?: CredentialsOption
   sandbox?: Omit<SandboxOptions, 'stateDir' | 'workerDir'>
+  /** What an app may ask for (apps/operator-limits.ts). Default: defaultOperatorLimits(). */
+  operatorLimits?: OperatorLimits
   logger: HostLogger
 }
 
@@ -52,7 +55,7 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 })
   const masterKey = o.masterKey ?? (await masterKeyIn(stateDir))
   const workerDir = await installWorker(stateDir)
-  const apps = await openAppStore(stateDir)
+  const apps = await openAppStore(stateDir, { operatorLimits: o.operatorLimits })
   const sandbox = await createSandbox({ ...o.sandbox, stateDir: join(stateDir, 'sandbox'), workerDir })
   const metrics = new HostMetrics()
   const profiles = createProfileTracker({ logger: o.logger, edgeFor: o.edgeFor, credentials: o.credentials })
@@ -61,6 +64,7 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
     mounts: o.mounts,
     profiles,
     warm: o.warm ?? 2,
+    operatorLimits: o.operatorLimits,
     logger: o.logger,
     onNodeState: (_app, _node, from, to) => metrics.nodeState(from, to),
   })

@@ -21,6 +21,10 @@ export const conversionConfigSchema = z.strictObject({
       maxLayers: z.number().int().positive().optional(),
       maxLayerBytes: z.number().int().positive().optional(),
       maxImageBytes: z.number().int().positive().optional(),
+      maxLayerUncompressedBytes: z.number().int().positive().optional(),
+      maxImageUncompressedBytes: z.number().int().positive().optional(),
+      maxLayerEntries: z.number().int().positive().optional(),
+      maxImageEntries: z.number().int().positive().optional(),
       allowDevices: z.boolean().optional(),
     })
     .optional(),

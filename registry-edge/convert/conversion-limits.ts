@@ -1,4 +1,5 @@
 import { ThawError } from '../../runtime/errors.ts'
+import type { ExpansionLimits, TarSafetyOptions } from '../../runtime/format/index.ts'
 import {
   MediaType,
   layerCompression,
@@ -12,18 +13,58 @@ export interface ConversionLimits {
   /** `os/architecture[/variant]` pairs; default linux/amd64 and linux/arm64. */
   platforms: string[]
   maxLayers: number
+  /** Compressed sizes, as the manifest gives them: checked before anything is read. */
   maxLayerBytes: number
   maxImageBytes: number
+  /**
+   * Uncompressed (tar) sizes and tar entries, which only reading the layers tells: checked as
+   * they are decompressed, and the conversion stops at the first byte or entry over a limit.
+   */
+  maxLayerUncompressedBytes: number
+  maxImageUncompressedBytes: number
+  maxLayerEntries: number
+  maxImageEntries: number
   /** Accept character and block device entries (default false). */
   allowDevices: boolean
 }
 
+/**
+ * Compressed sizes bound what a push stores; what a layer expands to is bounded on its own (a
+ * 330 KB zstd layer holds 10 GiB of zeros):
+ * - Uncompressed bytes: 10 GiB an image, about what AWS Lambda accepts for a container image
+ *   (10 GB, all layers uncompressed); a layer may use all of it. Memory does not depend on it (the layers
+ *   are decompressed as they are read), but time does: a worker converted 10 GiB of zeros in
+ *   25 to 52 s here (2 shared cores), so one push asks for about a minute of a worker at most.
+ * - Entries: 200 000 an image (a layer may hold them all), what the hosts' index cache holds
+ *   (host/mount/index-cache.ts, about four images of 50 000 files); the Debian rootfs of the
+ *   format tests has 6 768. Each entry costs the converting edge about 1.1 KB until the image's
+ *   index is written (1 000 000 empty files: 1.28 GB peak), so this bounds that at about 220 MB.
+ */
 export const DEFAULT_CONVERSION_LIMITS: ConversionLimits = {
   platforms: ['linux/amd64', 'linux/arm64'],
   maxLayers: 128,
   maxLayerBytes: 4 * 2 ** 30,
   maxImageBytes: 16 * 2 ** 30,
+  maxLayerUncompressedBytes: 10 * 2 ** 30,
+  maxImageUncompressedBytes: 10 * 2 ** 30,
+  maxLayerEntries: 200_000,
+  maxImageEntries: 200_000,
   allowDevices: false,
+}
+
+/** What a conversion worker checks while reading the layers (convert-job.ts). */
+export function readingLimitsOf(limits: ConversionLimits): {
+  safety: TarSafetyOptions
+  expansion: ExpansionLimits
+} {
+  return {
+    safety: { allowDevices: limits.allowDevices, maxEntries: limits.maxLayerEntries },
+    expansion: {
+      maxLayerBytes: limits.maxLayerUncompressedBytes,
+      maxImageBytes: limits.maxImageUncompressedBytes,
+      maxImageEntries: limits.maxImageEntries,
+    },
+  }
 }
 
 export interface CheckedLayer {
@@ -35,8 +76,9 @@ export interface CheckedLayer {
 /**
  * The checks run before any conversion work: platform, media types, layer count and sizes, and
  * that the config's DiffIDs match the layers one to one. Throws a user-fault ThawError whose code
- * and message become the recorded reason. (Tar content is checked while converting, entry by
- * entry, by the format's TarSafety: it cannot be checked without reading the layers.)
+ * and message become the recorded reason. (Tar content, uncompressed sizes and entry counts are
+ * checked while converting, by the format's TarSafety and ExpansionBudget: they cannot be known
+ * without reading the layers.)
  */
 export function checkImage(
   manifest: ImageManifest,

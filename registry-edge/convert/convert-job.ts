@@ -1,5 +1,5 @@
 import type { Digest } from '../../runtime/oci/index.ts'
-import type { CodecName, TarSafetyOptions } from '../../runtime/format/index.ts'
+import type { CodecName, ExpansionLimits, TarSafetyOptions } from '../../runtime/format/index.ts'
 import type { LayerCompression } from '../../runtime/oci/index.ts'
 
 /**
@@ -15,7 +15,10 @@ export interface ConvertJob {
   outDir: string
   codec: CodecName
   level?: number
+  /** Checks of each layer's entries (TarSafety, per layer). */
   safety: TarSafetyOptions
+  /** Uncompressed bytes per layer and per image, entries per image (one ExpansionBudget). */
+  expansion: ExpansionLimits
 }
 
 export interface ConvertedFile {

@@ -8,6 +8,7 @@ import {
   buildFsIndex,
   encodeBinaryIndex,
   encodeFsIndex,
+  ExpansionBudget,
   writableSink,
   writeLayer,
   type LayerToc,
@@ -22,8 +23,13 @@ import type { ConvertJob, ConvertReply, ConvertResult } from './convert-job.ts'
  */
 async function convert(job: ConvertJob): Promise<ConvertResult> {
   const tocs: LayerToc[] = []
+  const budget = new ExpansionBudget(job.expansion)
   for (const [i, layer] of job.layers.entries()) {
     const out = createWriteStream(join(job.outDir, `layer-${i}.blob`), { flags: 'wx' })
+    // The file's errors reach the job through writableSink and `finished`. Without a listener,
+    // one that comes after a failed layer destroyed the stream mid-write (a limit stops a layer
+    // wherever it is) would be an uncaught exception: this thread, and the edge with it, gone.
+    out.on('error', () => {})
     let toc: LayerToc
     try {
       toc = await writeLayer(() => createReadStream(layer.path), writableSink(out), {
@@ -32,6 +38,7 @@ async function convert(job: ConvertJob): Promise<ConvertResult> {
         level: job.level,
         order: job.order,
         safety: job.safety,
+        budget,
       })
     } catch (err) {
       out.destroy()

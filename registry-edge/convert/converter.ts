@@ -21,6 +21,7 @@ import { ConversionStates } from './conversion-state.ts'
 import {
   checkImage,
   DEFAULT_CONVERSION_LIMITS,
+  readingLimitsOf,
   type ConversionLimits,
 } from './conversion-limits.ts'
 import type { RepositorySettingsStore } from './repository-settings.ts'
@@ -254,7 +255,7 @@ export class Converter {
           outDir: join(work, 'out'),
           codec: this.#options.codec ?? 'zstd',
           level: this.#options.level,
-          safety: { allowDevices: this.#limits.allowDevices },
+          ...readingLimitsOf(this.#limits),
         },
         signal,
       )

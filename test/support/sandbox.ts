@@ -5,6 +5,7 @@ import type { BaseImage } from '../../host/build/base-image.ts'
 import { createSandbox, type Sandbox, type SandboxOptions } from '../../host/sandbox/sandbox.ts'
 import type { SandboxNode, SpecializeOptions } from '../../host/sandbox/sandbox-node.ts'
 import type { NodeExit, NodeProcess } from '../../host/sandbox/node-handle.ts'
+import { buildUserNamespaceHelper } from '../../host/sandbox/user-namespace.ts'
 import { onCleanup } from './cleanup.ts'
 import { tmpDir } from './tmp.ts'
 
@@ -45,8 +46,10 @@ export function nodeBase(): Promise<BaseImage> {
 /**
  * A sandbox in a fresh state directory, closed (every node destroyed, its mounts undone) when the
  * file ends, before the directory is removed (test/support/cleanup.ts). Called from beforeAll.
+ * The user namespace helper is built first if it is missing (scripts/install.sh builds it too).
  */
 export async function testSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
+  await buildUserNamespaceHelper()
   const sandbox = await createSandbox({ stateDir: await tmpDir('thaw-sandbox-'), ...options })
   onCleanup('servers', () => sandbox.close())
   return sandbox

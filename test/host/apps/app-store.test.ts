@@ -29,6 +29,18 @@ describe('app store', () => {
     expect((await store.put(input)).created).toBe(false)
   })
 
+  it('loads an apps.json written before the CPU and privilege limits with their defaults', async () => {
+    const dir = await tmpDir()
+    const { cpuMillis: _c, addCapabilities: _a, seccomp: _s, ...older } = DEFAULT_LIMITS
+    const app = { name: 'old', image: '127.0.0.1:5000/x:1', settings: {}, keys: {}, limits: older }
+    const stamps = { createdAt: '2026-11-01T00:00:00.000Z', updatedAt: '2026-11-01T00:00:00.000Z' }
+    await writeFile(
+      join(dir, 'apps.json'),
+      JSON.stringify({ version: 1, apps: [{ ...app, ...stamps }] }),
+    )
+    expect((await openAppStore(dir)).get('old')?.limits).toEqual(DEFAULT_LIMITS)
+  })
+
   it('refuses to start over a corrupt apps.json instead of dropping the apps in it', async () => {
     const dir = await tmpDir()
     await writeFile(join(dir, 'apps.json'), '{ not json')

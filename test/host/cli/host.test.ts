@@ -24,6 +24,8 @@ describe('thaw host flags', () => {
       pool: 2,
       state: '.thaw-host',
       masterKey: undefined,
+      limits: undefined,
+      userNamespaces: 'auto',
     })
   })
 
@@ -44,6 +46,7 @@ describe('thaw host flags', () => {
     [['--edge', 'ftp://x'], /--edge must be an http\(s\) URL/], // wrong scheme
     [['--edge', 'nope'], /--edge must be an http\(s\) URL/], // not a URL
     [['--master-key', 'short'], /at least 16/], // too short to be a secret
+    [['--user-namespaces', 'maybe'], /auto, required or off/], // not a policy
     [['--bogus'], /Unknown option/], // unknown flag
   ])('refuses %j with a user error', (argv, message) => {
     let err: unknown

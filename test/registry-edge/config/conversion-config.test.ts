@@ -15,14 +15,14 @@ describe('the conversion config', () => {
         streaming: false,
         concurrency: 2,
         codec: 'gzip',
-        limits: { maxLayers: 3, allowDevices: true },
+        limits: { maxLayers: 3, allowDevices: true, maxImageUncompressedBytes: 2 ** 40 },
       },
     })
     expect(conversionOptionsOf(conversion)).toEqual({
       streaming: false,
       concurrency: 2,
       codec: 'gzip',
-      limits: { maxLayers: 3, allowDevices: true },
+      limits: { maxLayers: 3, allowDevices: true, maxImageUncompressedBytes: 2 ** 40 },
     })
   })
 
@@ -42,6 +42,18 @@ describe('the conversion config', () => {
     ['an unknown codec', { conversion: { codec: 'lz4' } }, 'codec'],
     // a platform is os/architecture[/variant]
     ['a malformed platform', { conversion: { limits: { platforms: ['amd64'] } } }, 'platforms'],
+    // a limit of 0 would refuse every image: a limit is a positive integer
+    [
+      'an uncompressed limit of 0',
+      { conversion: { limits: { maxLayerUncompressedBytes: 0 } } },
+      'maxLayerUncompressedBytes',
+    ],
+    // entries are counted one by one
+    [
+      'a fractional entry limit',
+      { conversion: { limits: { maxImageEntries: 1.5 } } },
+      'maxImageEntries',
+    ],
   ]
   it.each(bad)('refuses %s', (_what, input, field) => {
     expect(() => parseEdgeConfig(input)).toThrow(field)

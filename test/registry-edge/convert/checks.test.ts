@@ -160,6 +160,58 @@ describe('checks before and during conversion', () => {
     })
   })
 
+  // Images refused while their layers are read, each by one limit: the layer stops at the first
+  // byte or entry over it, and the reason names the layer (0-based) and the limit. The layers:
+  // 2 048 tar bytes with one entry, then 3 072 with two.
+  const readingChecks: [string, object, string, string][] = [
+    // the second layer is one byte over
+    [
+      'a layer over the uncompressed size limit',
+      { maxLayerUncompressedBytes: 3071 },
+      'LAYER_UNCOMPRESSED_TOO_LARGE',
+      'layer 1: decompresses to more than 3071 bytes, the limit for one layer',
+    ],
+    // each layer is within it, together they are one byte over
+    [
+      'an image over the uncompressed size limit',
+      { maxImageUncompressedBytes: 5119 },
+      'IMAGE_UNCOMPRESSED_TOO_LARGE',
+      'layer 1: the layers decompress to more than 5119 bytes, the limit for an image',
+    ],
+    // the second layer has two entries
+    [
+      'a layer with too many entries',
+      { maxLayerEntries: 1 },
+      'TAR_TOO_MANY_ENTRIES',
+      'layer 1: more than 1 entries: "c"',
+    ],
+    // three entries in all
+    [
+      'an image with too many entries',
+      { maxImageEntries: 2 },
+      'IMAGE_TOO_MANY_ENTRIES',
+      'layer 1: the layers have more than 2 entries, the limit for an image',
+    ],
+  ]
+  it.each(readingChecks)(
+    'skips %s with the layer and the limit in its reason',
+    async (_what, limits, code, reason) => {
+      const { url, store } = await startTestEdge({ conversion: { limits } })
+      const layers = [
+        [{ name: 'a', content: 'a'.repeat(500) }],
+        [
+          { name: 'b', content: 'b' },
+          { name: 'c', content: 'c' },
+        ],
+      ]
+      const image = await pushTarImage(url, 'apps/big', 'v1', layers)
+      const status = await waitForConversion(url, 'apps/big', image.digest)
+      expect(status).toMatchObject({ state: 'skipped', code, reason })
+      expect(status.artifact).toBeUndefined()
+      expect(readdirSync(join(store, 'thaw', 'work'))).toEqual([])
+    },
+  )
+
   it('skips a layer whose media type is not a tar layer', async () => {
     const { url } = await startTestEdge({ conversion: {} })
     const image = await pushTarImage(url, 'apps/mt', 'v1', [[{ name: 'a', content: 'a' }]])

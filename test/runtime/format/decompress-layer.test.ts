@@ -7,7 +7,7 @@ import { CompressStream, compress } from 'zstd-napi'
 import { decompressLayer } from '../../../runtime/format/codec/decompress-layer.ts'
 import { ExpansionBudget } from '../../../runtime/format/expansion-budget.ts'
 import { chunked } from '../../support/tar-builder.ts'
-import { buildZeroBomb, type BombCompression, type BombLayer } from '../../support/zero-bomb.ts'
+import { buildZeroBomb, type BombCompression, type BombLayer } from '../../support/bomb-layers.ts'
 
 const MiB = 2 ** 20
 const codecs: BombCompression[] = ['zstd', 'gzip']
