@@ -95,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
       warn,
     })
     const recorder = values.record ? new AccessRecorder({ subject: image.manifest, limitMs: 3_600_000 }) : undefined
-    if (recorder) mount.fs.observers.add(recorder)
+    if (recorder) await mount.record(recorder)
     await mount.replayFound
     say(`mounted ${reference} (${image.manifest}) at ${dir}`)
     void mount.replay.then((r) => r.found && say(`bundle: ${r.records} records, ${r.bytes} bytes`))

@@ -96,6 +96,8 @@ export interface FuseSession {
   readonly dir: string
   readonly info: FuseInfo
   readonly stats: FuseStats
+  /** Sets how far the kernel reads ahead on this mount (KiB; default the largest request). */
+  setReadAhead(kb: number): Promise<void>
   /** Detaches the mount and stops serving it (processes still inside get ENOTCONN). Idempotent. */
   close(): Promise<void>
 }
@@ -204,6 +206,7 @@ export async function mountFuse(
     dir,
     info: mounted.info,
     stats: dispatcher.stats,
+    setReadAhead: (kb) => setReadAhead(dir, kb),
     close: () =>
       (closing ??= native
         .unmount(mounted.handle)

@@ -197,7 +197,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       const recorder = acquire.record
         ? new AccessRecorder({ subject: image.manifest, limitMs: options.recordLimitMs })
         : undefined
-      if (recorder) mount.fs.observers.add(recorder)
+      if (recorder) await mount.record(recorder)
       let released = false
       return {
         root: mount.dir,
@@ -214,13 +214,13 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
         replayed,
         stopRecording() {
           if (!recorder) return undefined
-          mount.fs.observers.delete(recorder)
+          mount.stopRecording(recorder)
           return recorder.stop()
         },
         async release() {
           if (released) return
           released = true
-          if (recorder) mount.fs.observers.delete(recorder)
+          if (recorder) mount.stopRecording(recorder)
           await release(key)
         },
       }

@@ -11,6 +11,7 @@ export interface FuseMount {
   readonly dir: string
   readonly info: FuseInfo
   readonly stats: FuseStats
+  setReadAhead(kb: number): Promise<void>
   /** Unmounts (detached if busy). Idempotent. */
   close(): Promise<void>
 }

@@ -16,7 +16,7 @@ import type { FileCache } from './file-cache.ts'
 import type { FrameDecoder } from './frame-decoder.ts'
 import { FrameLoader } from './frame-loader.ts'
 import { mountFuse, type FuseMount } from './fuse-mount.ts'
-import { ImageFs } from './image-fs.ts'
+import { ImageFs, type AccessObserver } from './image-fs.ts'
 import type { ResolvedImage } from './resolve-image.ts'
 import type { SourceSet } from './source-set.ts'
 
@@ -46,6 +46,8 @@ export function prefetchRegionCached(
   return blobs.every((b, i) => b.frames.every((f) => f.coff >= b.prefetchEnd || cached[i]!.has(f)))
 }
 
+const RECORDING_READ_AHEAD_KB = 128
+
 /** The rest of the image is fetched once on-demand reads have paused this long (startup first). */
 const BACKGROUND_AFTER_QUIET_MS = 2000
 
@@ -68,6 +70,7 @@ export class ImageMount {
   readonly #blobs: CachedBlob[]
   readonly #cache: BlobCache
   readonly #abort = new AbortController()
+  readonly #warn: (message: string) => void
   #closing: Promise<void> | undefined
 
   private constructor(
@@ -84,6 +87,7 @@ export class ImageMount {
     this.loader = loader
     this.fs = fs
     this.#fuse = fuse
+    this.#warn = o.warn
     const signal = this.#abort.signal
     const none: ReplayResult = { found: false, bytes: 0, records: 0, rejected: 0 }
     let onFound: (found: boolean) => void = () => {}
@@ -150,6 +154,29 @@ export class ImageMount {
       await Promise.all(blobs.map((b) => o.cache.release(b)))
       throw err
     }
+  }
+
+  /**
+   * Records accesses into `observer` until `stopRecording`. While a start is recorded the kernel
+   * reads ahead only 128 KiB (its default), not the 1 MiB it may otherwise: a profile holds what
+   * reached the mount, and read-ahead beyond what the process read would make every bundle of
+   * this image larger. Passthrough is off meanwhile too (image-fs.ts).
+   */
+  async record(observer: AccessObserver): Promise<void> {
+    const first = this.fs.observers.size === 0
+    this.fs.observers.add(observer)
+    if (first) await this.#readAhead(RECORDING_READ_AHEAD_KB)
+  }
+
+  stopRecording(observer: AccessObserver): void {
+    if (!this.fs.observers.delete(observer) || this.fs.observers.size > 0) return
+    void this.#readAhead(this.#fuse.info.maxPages * 4)
+  }
+
+  async #readAhead(kb: number): Promise<void> {
+    await this.#fuse
+      .setReadAhead(kb)
+      .catch((err: Error) => this.#warn(`read-ahead: ${err.message}`))
   }
 
   /** What the FUSE layer answered (READs that reached thaw, passthrough opens). */

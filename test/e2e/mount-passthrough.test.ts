@@ -17,6 +17,11 @@ import { randomUmociImage, umociUnpack } from '../support/umoci-image.ts'
  * and the kernel reads it itself; none of its reads reach thaw. Reads run in child processes:
  * this process serves the mounts.
  */
+/** The mount's read-ahead (its bdi, found by device number in mountinfo). */
+function readAheadKb(dir: string): number {
+  const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === dir)!
+  return Number(readFileSync(`/sys/class/bdi/${line.split(' ')[2]}/read_ahead_kb`, 'utf8'))
+}
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex')
 const python = (code: string, ...args: string[]) => runReader('python3', ['-c', code, ...args])
 
@@ -112,15 +117,20 @@ describe.skipIf(fuseUnavailable)('mount: passthrough of local files', () => {
     }
   })
 
-  it('does not pass through while a start is recorded: every read reaches the recorder', async () => {
+  it('does not pass through while a start is recorded, and reads ahead only 128 KiB then: every read reaches the recorder as the process made it', async () => {
     const { mount } = await mountOnce()
+    expect(readAheadKb(mount.dir)).toBe(1024)
     const lease = await mounts!.acquire(image.reference, { record: true })
+    expect(readAheadKb(mount.dir)).toBe(128)
     try {
       const [first] = large // local since the first test: passthrough would hide its reads
       expect(await hashThrough(lease.root, first!)).toBe(expected(first!))
       expect(mount.fuseStats.passthroughOpens).toBe(0)
       const profile = lease.stopRecording()
       expect(profile?.entries.map((e) => e.path)).toContain(`/${first}`)
+      // Raised again in the background once the recording stops.
+      for (let i = 0; i < 100 && readAheadKb(mount.dir) !== 1024; i++) await new Promise((r) => setTimeout(r, 50))
+      expect(readAheadKb(mount.dir)).toBe(1024)
     } finally {
       await lease.release()
     }
