@@ -1,5 +1,9 @@
 import { PassThrough } from 'node:stream'
-import { BundleDecoder, type BundleHeader } from '../../runtime/artifact/bundle.ts'
+import {
+  BundleDecoder,
+  type BundleHeader,
+  type BundleRecordData,
+} from '../../runtime/artifact/bundle.ts'
 import { thawPaths } from '../../runtime/artifact/thaw-api.ts'
 import { describeError } from '../../runtime/errors.ts'
 import type { Digest } from '../../runtime/oci/digest.ts'
@@ -28,9 +32,24 @@ interface Expected {
 /** The answer to a bundle request: its body, or none (no profile, or no source answered). */
 export type BundleAnswer = { found: false } | { found: true; body: AsyncIterable<Uint8Array> }
 
+/**
+ * A bundle whose header and record 0 (the index blob) have arrived: with the header's `start`,
+ * everything a mount needs. The rest of the body is still streaming.
+ */
+export interface OpenedBundle {
+  header: BundleHeader
+  decoder: BundleDecoder
+  /** Records complete so far, record 0 first. */
+  records: BundleRecordData[]
+  rest: AsyncIterator<Uint8Array>
+  /** Body bytes read so far. */
+  bytes: number
+}
+
 /** A bundle request under way, cancelled (its body too) when the mount closes or is not made. */
 export interface PendingBundle {
-  answer: Promise<BundleAnswer>
+  /** The answer read up to record 0; undefined when there is no bundle or it is unreadable. */
+  opened: Promise<OpenedBundle | undefined>
   cancel(): void
 }
 
@@ -44,13 +63,31 @@ export function startBundle(
   const abort = new AbortController()
   // Never rejects: a bundle that cannot be had means on-demand reads, and a cancelled request
   // may have nobody awaiting it.
-  const answer = requestBundle(sources, repository, manifest, { signal: abort.signal, warn }).catch(
-    (err: unknown): BundleAnswer => {
+  const opened = requestBundle(sources, repository, manifest, { signal: abort.signal, warn })
+    .then((answer) => (answer.found ? openBundle(answer.body) : undefined))
+    .catch((err: unknown) => {
       if (!abort.signal.aborted) warn?.(`bundle: ${describeError(err)}`)
-      return { found: false }
-    },
-  )
-  return { answer, cancel: () => abort.abort() }
+      return undefined
+    })
+  return { opened, cancel: () => abort.abort() }
+}
+
+/** Reads a bundle body until its header and record 0 are complete. */
+export async function openBundle(body: AsyncIterable<Uint8Array>): Promise<OpenedBundle> {
+  const rest = body[Symbol.asyncIterator]()
+  const decoder = new BundleDecoder()
+  const records: BundleRecordData[] = []
+  let bytes = 0
+  while (!decoder.header || (records.length === 0 && !decoder.done)) {
+    const next = await rest.next()
+    if (next.done) {
+      decoder.end() // throws: cut short
+      break
+    }
+    bytes += next.value.length
+    records.push(...decoder.push(next.value))
+  }
+  return { header: decoder.header!, decoder, records, rest, bytes }
 }
 
 /**
@@ -83,10 +120,18 @@ export async function resolveWithBundle(
       )
   }
   try {
-    return {
-      image: await resolveImage(sources, reference, { ...options, onManifest: start }),
-      bundle,
+    const bundleStart = async () => {
+      const opened = await bundle?.opened
+      const record0 = opened?.records[0]
+      if (!opened || record0?.index !== 0) return undefined
+      return { header: opened.header, record0: record0.bytes }
     }
+    const image = await resolveImage(sources, reference, {
+      ...options,
+      onManifest: start,
+      bundleStart,
+    })
+    return { image, bundle }
   } catch (err) {
     bundle?.cancel()
     throw err
@@ -153,7 +198,7 @@ export async function requestBundle(
  */
 export async function replayBundle(
   image: ResolvedImage,
-  answer: Promise<BundleAnswer>,
+  opened: Promise<OpenedBundle | undefined>,
   loader: FrameLoader,
   options: {
     warn?: (message: string) => void
@@ -165,56 +210,56 @@ export async function replayBundle(
   const warn = options.warn ?? (() => {})
   const found = options.onFound ?? (() => {})
   const result: ReplayResult = { found: false, bytes: 0, records: 0, rejected: 0 }
-  const got = await answer
-  if (!got.found) {
+  const bundle = await opened
+  if (!bundle) {
     found(false)
     return result
   }
   result.found = true
-  await stream(got.body, image, loader, result, warn, found)
+  await stream(bundle, image, loader, result, warn, found)
   return result
 }
 
 async function stream(
-  body: AsyncIterable<Uint8Array>,
+  bundle: OpenedBundle,
   image: ResolvedImage,
   loader: FrameLoader,
   result: ReplayResult,
   warn: (message: string) => void,
   found: (found: boolean) => void,
 ): Promise<void> {
-  const decoder = new BundleDecoder()
-  let expected: (Expected | undefined)[] = []
+  const { header, decoder, rest } = bundle
+  if (header.artifact !== image.artifact.digest) {
+    warn(`bundle is for artifact ${header.artifact}, not ${image.artifact.digest}: ignored`)
+    found(false)
+    return
+  }
+  const expected = announce(header, image, loader)
+  found(true)
   const stores: Promise<void>[] = []
+  const store = (records: BundleRecordData[]) => {
+    for (const r of records) {
+      const e = expected[r.index]
+      if (!e) continue
+      result.records++
+      stores.push(
+        loader.storeRun(e.blob, e.first, r.bytes).then(
+          () => e.resolve(),
+          (err: Error) => {
+            result.rejected++
+            warn(`bundle record ${r.index} rejected: ${describeError(err)}`)
+            e.reject(err)
+          },
+        ),
+      )
+    }
+  }
+  result.bytes = bundle.bytes
   try {
-    for await (const chunk of body) {
-      result.bytes += chunk.length
-      const hadHeader = decoder.header !== undefined
-      const records = decoder.push(chunk)
-      const header: BundleHeader | undefined = decoder.header
-      if (!hadHeader && header) {
-        if (header.artifact !== image.artifact.digest) {
-          warn(`bundle is for artifact ${header.artifact}, not ${image.artifact.digest}: ignored`)
-          return
-        }
-        expected = announce(header, image, loader)
-        found(true)
-      }
-      for (const r of records) {
-        const e = expected[r.index]
-        if (!e) continue
-        result.records++
-        stores.push(
-          loader.storeRun(e.blob, e.first, r.bytes).then(
-            () => e.resolve(),
-            (err: Error) => {
-              result.rejected++
-              warn(`bundle record ${r.index} rejected: ${describeError(err)}`)
-              e.reject(err)
-            },
-          ),
-        )
-      }
+    store(bundle.records)
+    for (let next = await rest.next(); !next.done; next = await rest.next()) {
+      result.bytes += next.value.length
+      store(decoder.push(next.value))
     }
     decoder.end()
   } catch (err) {

@@ -102,7 +102,7 @@ export class ImageMount {
       : undefined
     if (bundle) signal.addEventListener('abort', () => bundle.cancel(), { once: true })
     this.replay = bundle
-      ? replayBundle(o.image, bundle.answer, loader, { warn: o.warn, onFound })
+      ? replayBundle(o.image, bundle.opened, loader, { warn: o.warn, onFound })
       : Promise.resolve(none)
     this.replay.then(
       () => onFound(false),

@@ -7,7 +7,9 @@ import { openBinaryIndex } from '../../runtime/format/binary-index.ts'
 import { FsTree } from '../../runtime/format/fs-tree.ts'
 import { parseFsIndex } from '../../runtime/format/index-codec.ts'
 import type { IndexTree } from '../../runtime/format/index-tree.ts'
-import type { Digest } from '../../runtime/oci/digest.ts'
+import type { BundleHeader } from '../../runtime/artifact/bundle.ts'
+import { describeError } from '../../runtime/errors.ts'
+import { sha256Of, type Digest } from '../../runtime/oci/digest.ts'
 import { MediaType } from '../../runtime/oci/media-types.ts'
 import { selectManifest } from '../../runtime/oci/platform.ts'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
@@ -29,10 +31,16 @@ export interface ResolvedImage {
 
 export interface ResolveOptions {
   signal?: AbortSignal
+  warn?: (message: string) => void
   /** Told the image manifest's digest as soon as it is known (to start the bundle request). */
   onManifest?: (manifest: Digest) => void
   /** The image as already resolved for a mount of this manifest: the rest is skipped. */
   known?: (manifest: Digest) => ResolvedImage | undefined
+  /**
+   * The prefetch bundle's header and record 0, once they arrived (undefined: no bundle). With the
+   * header's `start`, the image resolves from them: no referrers, artifact or index request.
+   */
+  bundleStart?: () => Promise<{ header: BundleHeader; record0: Uint8Array } | undefined>
   /** Indexes of earlier mounts (in memory, and their blobs on disk), by index blob digest. */
   indexes?: IndexCache
 }
@@ -73,6 +81,24 @@ export async function resolveImage(
   const known = options.known?.(manifest)
   if (known) return { ...known, reference, repository: repo }
   onManifest?.(manifest)
+  const imageConfig = parsed.manifest.config
+  const finish = (artifact: StreamingArtifact, index: IndexTree, imageConfigBytes: Uint8Array) => {
+    checkResolved(artifact, manifest, index)
+    options.indexes?.set((artifact.binaryIndex ?? artifact.index).digest, index)
+    const config = parseImageConfig(imageConfigBytes)
+    return { reference, repository: repo, manifest, config, artifact, index }
+  }
+  const started = await options.bundleStart?.()
+  if (started?.header.start) {
+    try {
+      const { artifact, index, imageConfigBytes } = fromBundle(started, imageConfig.digest)
+      const resolved = finish(artifact, index, imageConfigBytes)
+      await options.indexes?.storeBlob(started.header.records[0]!.blob, started.record0)
+      return resolved
+    } catch (err) {
+      options.warn?.(`the bundle's start was not used: ${describeError(err)}`)
+    }
+  }
   const referrers = await call(`referrers of ${manifest}`, (c, s) =>
     c.referrers(repo, manifest, { artifactType: MediaType.thawStreaming, signal: s }),
   )
@@ -89,15 +115,8 @@ export async function resolveImage(
     c.readBlob(repo, cfg.digest, { size: cfg.size, maxBytes: 1 << 20, signal: s }),
   )
   const artifact = parseStreamingArtifact(fetched.bytes, configBytes)
-  if (artifact.subject.digest !== manifest || artifact.config.source.manifest !== manifest) {
-    throw new MountError('ARTIFACT_MISMATCH', `artifact ${artifact.digest} is not for ${manifest}`)
-  }
-  const imageConfig = parsed.manifest.config
   const indexBlob = artifact.binaryIndex ?? artifact.index
-  const open = (bytes: Uint8Array): IndexTree =>
-    artifact.binaryIndex
-      ? openBinaryIndex(bytes, { digest: indexBlob.digest })
-      : new FsTree(parseFsIndex(bytes, { digest: indexBlob.digest }))
+  const open = (bytes: Uint8Array) => openIndex(artifact, bytes)
   const held =
     options.indexes?.get(indexBlob.digest) ??
     (await fromDisk(options.indexes, indexBlob.digest, open))
@@ -118,6 +137,47 @@ export async function resolveImage(
       }),
     ),
   ])
+  return finish(artifact, index, imageConfigBytes)
+}
+
+/** The artifact's index from its blob's bytes, through the blob's digest check. */
+function openIndex(artifact: StreamingArtifact, bytes: Uint8Array): IndexTree {
+  const digest = (artifact.binaryIndex ?? artifact.index).digest
+  return artifact.binaryIndex
+    ? openBinaryIndex(bytes, { digest })
+    : new FsTree(parseFsIndex(bytes, { digest }))
+}
+
+/**
+ * The artifact, index and image config from a bundle's header and record 0, each checked against
+ * a digest already trusted: the artifact manifest against the header's `artifact` (the edge's
+ * answer for this manifest), its config against the artifact's descriptor, record 0 against the
+ * artifact's index descriptor, the image config against the image manifest's.
+ */
+function fromBundle(
+  started: { header: BundleHeader; record0: Uint8Array },
+  imageConfigDigest: Digest,
+): { artifact: StreamingArtifact; index: IndexTree; imageConfigBytes: Uint8Array } {
+  const { header, record0 } = started
+  const bytes = (b64: string) => Buffer.from(b64, 'base64')
+  const manifestBytes = bytes(header.start!.artifact)
+  const configBytes = bytes(header.start!.config)
+  const imageConfigBytes = bytes(header.start!.imageConfig)
+  if (sha256Of(manifestBytes) !== header.artifact) throw mismatch('its artifact manifest')
+  const artifact = parseStreamingArtifact(manifestBytes, configBytes)
+  if (sha256Of(configBytes) !== artifact.manifest.config.digest)
+    throw mismatch('its artifact config')
+  if (sha256Of(imageConfigBytes) !== imageConfigDigest) throw mismatch('its image config')
+  if (header.records[0]?.blob !== (artifact.binaryIndex ?? artifact.index).digest)
+    throw mismatch('its record 0')
+  return { artifact, index: openIndex(artifact, record0), imageConfigBytes }
+}
+
+/** The artifact is this manifest's, and its index names the artifact's blobs. */
+function checkResolved(artifact: StreamingArtifact, manifest: Digest, index: IndexTree): void {
+  if (artifact.subject.digest !== manifest || artifact.config.source.manifest !== manifest) {
+    throw new MountError('ARTIFACT_MISMATCH', `artifact ${artifact.digest} is not for ${manifest}`)
+  }
   const blobDigests = artifact.blobs.map((b) => b.digest)
   if (
     index.blobs.length !== blobDigests.length ||
@@ -128,15 +188,10 @@ export async function resolveImage(
       `index of ${artifact.digest} names other blobs than its manifest`,
     )
   }
-  options.indexes?.set(indexBlob.digest, index)
-  return {
-    reference,
-    repository: repo,
-    manifest,
-    config: parseImageConfig(imageConfigBytes),
-    artifact,
-    index,
-  }
+}
+
+function mismatch(what: string): MountError {
+  return new MountError('ARTIFACT_MISMATCH', `the bundle's start does not match ${what}`)
 }
 
 /** An index blob kept on disk, opened through its digest check; a bad copy is not used. */

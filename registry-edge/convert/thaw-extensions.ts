@@ -1,4 +1,10 @@
-import { MediaType, OciError, isDigest, type Digest } from '../../runtime/oci/index.ts'
+import {
+  MediaType,
+  OciError,
+  isDigest,
+  parseManifest,
+  type Digest,
+} from '../../runtime/oci/index.ts'
 import { PROFILE_LIMITS, parseProfile } from '../../runtime/profile/index.ts'
 import { parseFsIndex } from '../../runtime/format/index.ts'
 import type { EdgeExtension, ExtensionRequest } from '../edge-extension.ts'
@@ -120,14 +126,27 @@ export async function prepareBundle(
   const [artifact] = await listArtifacts(backend, repository, manifest)
   if (!artifact) throw new OciError('MANIFEST_UNKNOWN', `no streaming artifact of ${manifest} yet`)
   const plan = async () => {
-    const indexBytes = await readSmallBlob(backend, repository, artifact.index.digest, 64 * 2 ** 20)
-    return planBundle({
+    const read = (digest: Digest, max: number) => readSmallBlob(backend, repository, digest, max)
+    const indexBytes = await read(artifact.index.digest, 64 * 2 ** 20)
+    const header = planBundle({
       artifact: artifact.digest,
       profile: merged.digest,
-      indexBlob: artifact.index,
+      // Record 0: the index the host will read (the binary one when there is one).
+      indexBlob: artifact.binaryIndex ?? artifact.index,
       index: parseFsIndex(indexBytes, { digest: artifact.index.digest }),
       merged: merged.profile,
     })
+    const image = await backend.getManifest(repository, { digest: manifest })
+    const config = image && parseManifest(image.bytes, image.mediaType)
+    if (config?.kind !== 'image') return header
+    const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
+    const imageConfig = await read(config.manifest.config.digest, 8 * 2 ** 20)
+    const start = {
+      artifact: b64(artifact.bytes),
+      config: b64(artifact.configBytes),
+      imageConfig: b64(imageConfig),
+    }
+    return { ...header, start }
   }
   return deps.bundles.get({ artifact: artifact.digest, profile: merged.digest }, plan, signal)
 }

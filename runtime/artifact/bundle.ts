@@ -10,10 +10,16 @@ import { isDigest, type Digest } from '../oci/digest.ts'
  *   offset 8       4 bytes   H, the header's length (u32, big-endian)
  *   offset 12      H bytes   header, UTF-8 JSON:
  *                              { "version": 1, "artifact": "sha256:…", "profile": "sha256:…",
+ *                                "start": { "artifact": "<base64>", "config": "<base64>",
+ *                                           "imageConfig": "<base64>" },
  *                                "records": [ { "blob": "sha256:…", "offset": 0, "length": 91234 }, … ] }
  *   offset 12+H    the records' bytes, back to back, in header order
  *
- * Record 0 is the artifact's whole index blob. Every other record is a run of whole frames of one
+ * `start` (optional) carries the artifact manifest, its config and the image's config, so that with
+ * record 0 a host has everything it needs to mount: a cold start with a profile makes this one
+ * request once it knows the manifest digest. Each is checked against a digest the host already
+ * trusts (`artifact`, then the artifact's and the image manifest's descriptors).
+ * Record 0 is the artifact's whole index blob (the binary index when the artifact has one). Every other record is a run of whole frames of one
  * streaming blob (`offset`/`length` address the blob's compressed bytes, frame-aligned), in global
  * first-access order. The bundle is deterministic for (artifact, profile), so its byte offsets are
  * stable and a broken transfer resumes with `Range: bytes=<position>-`. Readers verify every frame
@@ -38,6 +44,8 @@ export interface BundleHeader {
   artifact: Digest
   /** The merged profile that chose them. */
   profile: Digest
+  /** What a host needs besides record 0 to mount without another request (base64 bytes). */
+  start?: { artifact: string; config: string; imageConfig: string }
   records: BundleRecord[]
 }
 
@@ -49,10 +57,12 @@ export interface BundleRecordData {
 }
 
 const digest = z.string().refine(isDigest, 'must be sha256:<64 lowercase hex>')
+const base64 = z.string().max(8 * 2 ** 20).regex(/^[A-Za-z0-9+/]*={0,2}$/)
 const headerSchema = z.object({
   version: z.literal(1),
   artifact: digest,
   profile: digest,
+  start: z.object({ artifact: base64, config: base64, imageConfig: base64 }).optional(),
   records: z.array(
     z.object({
       blob: digest,

@@ -103,7 +103,7 @@ async function fetchIndex(
   url: string,
   repo: string,
   artifact: string,
-): Promise<{ index: FsIndex; descriptor: Descriptor }> {
+): Promise<{ index: FsIndex; descriptor: Descriptor; binary: Descriptor }> {
   const manifest = await getJson<{ layers: Descriptor[]; subject: Descriptor }>(
     `${url}/v2/${repo}/manifests/${artifact}`,
   )
@@ -122,7 +122,7 @@ async function fetchIndex(
     const { ino: _b, ...got } = view.lookup(e.path)!
     expect(got).toEqual(want)
   }
-  return { index, descriptor }
+  return { index, descriptor, binary }
 }
 
 let image: TestImage
@@ -256,7 +256,7 @@ describe('conversion in a running edge, with skopeo', () => {
 
     // Profiled files come first in their blobs (after their parent directories' headers), before
     // the prefetch end; the other files of those blobs come after it.
-    const { index, descriptor } = await fetchIndex(edge.url, repo, status.artifact as string)
+    const { index, binary } = await fetchIndex(edge.url, repo, status.artifact as string)
     const tree = new FsTree(index)
     const node = (path: string) => tree.lookup(path) as Parameters<typeof framesFor>[1]
     const whole = (path: string) => framesFor(index, node(path), 0, node(path).size)!
@@ -302,13 +302,16 @@ describe('conversion in a running edge, with skopeo', () => {
     decoder.end()
     expect(decoder.header!.artifact).toBe(status.artifact)
     expect(decoder.header!.profile).toBe(answer!.profile)
-    // Record 0: the whole index blob.
-    expect(records[0]!.record).toEqual({
-      blob: descriptor.digest,
-      offset: 0,
-      length: descriptor.size,
-    })
-    expect(sha256(records[0]!.bytes)).toBe(descriptor.digest)
+    // Record 0: the whole index blob the host reads (the binary one), and the header's start:
+    // the artifact manifest (by its digest), its config and the image's config.
+    expect(records[0]!.record).toEqual({ blob: binary.digest, offset: 0, length: binary.size })
+    expect(sha256(records[0]!.bytes)).toBe(binary.digest)
+    const start = decoder.header!.start!
+    expect(sha256(Buffer.from(start.artifact, 'base64'))).toBe(status.artifact)
+    const artifactManifest = JSON.parse(Buffer.from(start.artifact, 'base64').toString()) as { config: Descriptor; subject: Descriptor }
+    expect(sha256(Buffer.from(start.config, 'base64'))).toBe(artifactManifest.config.digest)
+    expect(artifactManifest.subject.digest).toBe(subject)
+    expect(JSON.parse(Buffer.from(start.imageConfig, 'base64').toString())).toHaveProperty('rootfs')
     // The rest: the expected frames' bytes exactly, in order (runs of adjacent frames may merge).
     const got = records.slice(1)
     const flat = got.flatMap(({ record }) => splitIntoFrames(record, expected))

@@ -78,13 +78,12 @@ describe.skipIf(fuseUnavailable)('thaw mount: record a profile, then replay its 
       edges: [edge.url], args: ['--no-background'],
     })
     try {
-      // The bundle is asked for as soon as the manifest digest is known, before the artifact's
-      // index is fetched (its bytes arrive while the index is parsed and the mount set up).
-      const bundleAt = edge.requests.findIndex((r) => r.includes('/_thaw/bundle/'))
-      const indexAt = edge.requests.findIndex((r) => r.includes((image.artifact.binaryIndex ?? image.artifact.index).digest))
-      expect(indexAt).toBeGreaterThan(0)
-      expect(bundleAt).toBeGreaterThanOrEqual(0)
-      expect(bundleAt).toBeLessThan(indexAt)
+      // One request once the manifest digest is known: the bundle, whose header carries the
+      // artifact manifest, its config and the image config, and whose record 0 is the index.
+      expect(edge.requests).toEqual([
+        'GET /v2/replay/app/manifests/t',
+        `GET /v2/replay/app/_thaw/bundle/${image.manifest}`,
+      ])
       await readAll(m.dir, profiled)
       expect(bundles(edge)).toBe(1)
       expect(edge.requests.filter((r) => r.includes(' bytes='))).toEqual([])
@@ -94,6 +93,43 @@ describe.skipIf(fuseUnavailable)('thaw mount: record a profile, then replay its 
     } finally {
       const report = await m.stop()
       expect(report.rejected).toBe(0)
+    }
+  })
+
+  it('with a bundle from an edge that sends no start, resolves by requests and asks for the bundle first', async () => {
+    const dir = await tmpDir('thaw-mount-replay-o-')
+    const edge = await startFaultProxy(registry.url)
+    edge.bundle = await buildBundle(image, profiled, { start: false })
+    const m = await startMount({
+      reference: image.reference, dir: join(dir, 'mnt'), cache: join(dir, 'cache'),
+      edges: [edge.url], args: ['--no-background'],
+    })
+    try {
+      const bundleAt = edge.requests.findIndex((r) => r.includes('/_thaw/bundle/'))
+      const indexAt = edge.requests.findIndex((r) => r.includes((image.artifact.binaryIndex ?? image.artifact.index).digest))
+      expect(bundleAt).toBe(1)
+      expect(indexAt).toBeGreaterThan(bundleAt)
+      await readAll(m.dir, profiled)
+      expect(edge.requests.filter((r) => r.includes(' bytes='))).toEqual([])
+    } finally {
+      expect((await m.stop()).rejected).toBe(0)
+    }
+  })
+
+  it("does not trust a bundle's start that does not match the digests it is checked against: the image resolves by requests", async () => {
+    const dir = await tmpDir('thaw-mount-replay-t-')
+    const edge = await startFaultProxy(registry.url)
+    edge.bundle = await buildBundle(image, profiled, { start: 'tampered' })
+    const m = await startMount({
+      reference: image.reference, dir: join(dir, 'mnt'), cache: join(dir, 'cache'),
+      edges: [edge.url], args: ['--no-background'],
+    })
+    try {
+      expect(edge.requests.some((r) => r.includes('/referrers/'))).toBe(true)
+      await readAll(m.dir, profiled)
+      expect(m.process.output()).toMatch(/the bundle's start was not used: .*image config/)
+    } finally {
+      expect((await m.stop()).rejected).toBe(0)
     }
   })
 

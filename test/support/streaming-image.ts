@@ -33,6 +33,10 @@ export interface PushedStreamingImage {
   /** Streaming blobs on local disk (index order), to build bundles from. */
   blobPaths: string[]
   indexBytes: Buffer
+  /** The binary index blob, when the artifact has one. */
+  binaryIndexBytes?: Buffer
+  /** The original image's config blob. */
+  imageConfigBytes: Buffer
 }
 
 export interface PushStreamingOptions {
@@ -77,8 +81,9 @@ export async function pushStreamingImage(options: PushStreamingOptions): Promise
     const indexDesc = { mediaType: MediaType.thawIndex, digest: sha256Of(indexBytes), size: indexBytes.length }
     await client.pushBlob(repository, indexBytes, indexDesc)
     let binaryIndex: { mediaType: string; digest: Digest; size: number } | undefined
+    let binary: Buffer | undefined
     if (options.binaryIndex !== false) {
-      const binary = encodeBinaryIndex(fsIndex)
+      binary = encodeBinaryIndex(fsIndex)
       binaryIndex = { mediaType: MediaType.thawIndexBinary, digest: sha256Of(binary), size: binary.length }
       await client.pushBlob(repository, binary, binaryIndex)
     }
@@ -104,6 +109,8 @@ export async function pushStreamingImage(options: PushStreamingOptions): Promise
       index: parseFsIndex(indexBytes, { digest: indexDesc.digest }),
       blobPaths,
       indexBytes,
+      binaryIndexBytes: binary,
+      imageConfigBytes: await readFile(blobFile((JSON.parse(Buffer.from(original.bytes).toString()) as { config: { digest: string } }).config.digest)),
     }
   } finally {
     await client.close()
@@ -114,9 +121,16 @@ export async function pushStreamingImage(options: PushStreamingOptions): Promise
  * A prefetch bundle (runtime/artifact/bundle.ts layout) of an image for the given files: the index
  * blob, then for each file (in order) the run of frames holding it. What the edge will serve.
  */
-export async function buildBundle(image: PushedStreamingImage, paths: readonly string[]): Promise<Buffer> {
-  const records: BundleRecord[] = [{ blob: image.artifact.index.digest, offset: 0, length: image.indexBytes.length }]
-  const parts: Buffer[] = [image.indexBytes]
+export async function buildBundle(
+  image: PushedStreamingImage,
+  paths: readonly string[],
+  /** start: false for an edge that sends none; 'tampered' for an image config that is not the image's. */
+  options: { start?: boolean | 'tampered' } = {},
+): Promise<Buffer> {
+  // Record 0 is the index the host reads: the binary one when the artifact has it (as the edge).
+  const index = image.binaryIndexBytes ?? image.indexBytes
+  const records: BundleRecord[] = [{ blob: sha256Of(index), offset: 0, length: index.length }]
+  const parts: Buffer[] = [index]
   const seen = new Set<string>()
   for (const p of paths) {
     const e = image.index.entries.find((x) => x.path === p.replace(/^\//, ''))
@@ -134,6 +148,12 @@ export async function buildBundle(image: PushedStreamingImage, paths: readonly s
     records.push({ blob: image.index.blobs[e.blob]!.digest, offset, length })
     parts.push(bytes)
   }
-  const prefix = encodeBundlePrefix({ version: 1, artifact: image.artifact.digest, profile: sha256Of('test profile'), records })
+  const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
+  const start = options.start === false ? undefined : {
+    artifact: b64(image.artifact.bytes),
+    config: b64(image.artifact.configBytes),
+    imageConfig: b64(options.start === 'tampered' ? Buffer.from('{"os":"plan9"}') : image.imageConfigBytes),
+  }
+  const prefix = encodeBundlePrefix({ version: 1, artifact: image.artifact.digest, profile: sha256Of('test profile'), start, records })
   return Buffer.concat([prefix, ...parts])
 }
