@@ -14,8 +14,10 @@ import type { BenchLink } from './link.ts'
 export interface BenchContainerd {
   readonly socket: string
   ctr(args: string[], options?: CtrOptions): Promise<CommandResult>
-  /** A long-running `ctr` (e.g. `ctr run`), stopped by its PID. */
-  spawnCtr(args: string[]): BenchChild
+  /** stargz-snapshotter's `ctr-remote` (rpull, optimize), the same way. */
+  ctrRemote(args: string[], options?: CtrOptions): Promise<CommandResult>
+  /** A long-running `ctr` (e.g. `ctr run`) or `ctr-remote`, stopped by its PID. */
+  spawnCtr(args: string[], binary?: 'ctr' | 'ctr-remote'): BenchChild
   close(): Promise<void>
 }
 
@@ -24,9 +26,18 @@ export interface CtrOptions {
   timeoutMs?: number
 }
 
+export interface ContainerdOptions {
+  /** Snapshotters served by other processes: name → their gRPC socket (`[proxy_plugins]`). */
+  proxySnapshotters?: Record<string, string>
+}
+
 export const CTR_NAMESPACE = 'thawbench'
 
-export async function startContainerd(dir: string, link: BenchLink): Promise<BenchContainerd> {
+export async function startContainerd(
+  dir: string,
+  link: BenchLink,
+  options: ContainerdOptions = {},
+): Promise<BenchContainerd> {
   const root = join(dir, 'root')
   const state = join(dir, 'state')
   const socket = join(state, 'containerd.sock')
@@ -46,6 +57,11 @@ export async function startContainerd(dir: string, link: BenchLink): Promise<Ben
       `  address = "${socket}.ttrpc"`,
       '[plugins."io.containerd.internal.v1.opt"]',
       `  path = "${join(dir, 'opt')}"`,
+      ...Object.entries(options.proxySnapshotters ?? {}).flatMap(([name, address]) => [
+        `[proxy_plugins.${name}]`,
+        '  type = "snapshot"',
+        `  address = "${address}"`,
+      ]),
       '',
     ].join('\n'),
   )
@@ -76,7 +92,8 @@ export async function startContainerd(dir: string, link: BenchLink): Promise<Ben
   return {
     socket,
     ctr,
-    spawnCtr: (args) => startChild(...client('ctr', args)),
+    ctrRemote: run('ctr-remote'),
+    spawnCtr: (args, binary = 'ctr') => startChild(...client(binary, args)),
     close() {
       closing ??= (async () => {
         await removeEverything(ctr)

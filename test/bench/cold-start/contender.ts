@@ -35,6 +35,8 @@ export interface ContenderContext {
   link: BenchLink
   /** Host directory with the thaw worker (`worker.mjs`), mode o+rx. */
   workerDir: string
+  /** The benchmark's cache (built images, registry storage, tools built for the bench). */
+  cacheDir: string
   /** Scratch space for this contender (removed by the runner afterwards). */
   scratchDir: string
   log: (line: string) => void

@@ -18,6 +18,11 @@ export async function machineFacts(): Promise<Record<string, string | number>> {
     containerd: await version('containerd', ['--version']),
     runc: await version('runc', ['--version']),
     registry: await version('docker-registry', ['--version']),
+    'stargz-snapshotter': await version('dpkg-query', [
+      '-W',
+      '-f=${Version}',
+      'golang-github-containerd-stargz-snapshotter-dev',
+    ]),
     disk: await version('sh', ['-c', 'df -h /var/tmp | tail -1']),
   }
 }

@@ -21,7 +21,8 @@ export const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--links a,b]
   default        images multi,single,small; links ${Object.keys(LINKS).join(',')}; 5 runs
   --links        ${Object.keys(LINKS).join(', ')}
   --images       ${IMAGE_NAMES.join(', ')}
-  --contenders   full-pull, cached-cold, cached-warm; thaw-cold, thaw-profile with THAW_BENCH_THAW=1
+  --contenders   full-pull, cached-cold, cached-warm, stargz-optimized (builds its daemon with
+                 scripts/install-bench.sh); thaw-cold, thaw-profile with THAW_BENCH_THAW=1
   --cache-dir    built images, registry storage (default /var/tmp/thaw-cache)
   --out          where results go (default test/bench/cold-start/results)`
 

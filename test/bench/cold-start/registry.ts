@@ -17,6 +17,10 @@ export interface BenchRegistry {
   readonly port: number
   /** Requests and response body bytes served so far. */
   counters(): Promise<{ requests: number; bytes: number }>
+  /** Is `<repository>:<tag>` there (an OCI image manifest)? */
+  hasManifest(repository: string, tag: string): Promise<boolean>
+  /** The parsed image manifest of `<repository>:<tag>`. */
+  manifest(repository: string, tag: string): Promise<unknown>
   /** Pushes `<layout>:<tag>` as `<repository>:<targetTag>` unless it is there already. */
   push(layout: string, tag: string, repository: string, targetTag: string): Promise<boolean>
   close(): Promise<void>
@@ -38,6 +42,13 @@ export async function startRegistry(cacheDir: string, runDir: string): Promise<B
   child.stderr!.pipe(log)
   const address = `127.0.0.1:${port}`
   await waitUntilUp(`http://${address}/v2/`, child)
+  const manifestRequest = (repository: string, tag: string, method: 'HEAD' | 'GET') =>
+    fetch(`http://${address}/v2/${repository}/manifests/${tag}`, {
+      method,
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    })
+  const hasManifest = async (repository: string, tag: string) =>
+    (await manifestRequest(repository, tag, 'HEAD')).ok
   let closing: Promise<void> | undefined
   return {
     address,
@@ -54,13 +65,14 @@ export async function startRegistry(cacheDir: string, runDir: string): Promise<B
       }
       return { requests, bytes }
     },
+    hasManifest,
+    async manifest(repository, tag) {
+      const res = await manifestRequest(repository, tag, 'GET')
+      if (!res.ok) throw new Error(`${repository}:${tag}: registry answered ${res.status}`)
+      return res.json()
+    },
     async push(layout, tag, repository, targetTag) {
-      const url = `http://${address}/v2/${repository}/manifests/${targetTag}`
-      const head = await fetch(url, {
-        method: 'HEAD',
-        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
-      })
-      if (head.ok) return false
+      if (await hasManifest(repository, targetTag)) return false
       await runCommand(
         'skopeo',
         [

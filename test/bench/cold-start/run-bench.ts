@@ -106,6 +106,7 @@ export async function runBench(ctx: RunContext): Promise<BenchResults> {
             registry,
             link,
             workerDir,
+            cacheDir: options.cacheDir,
             scratchDir: join(runDir, `${name}-${image.name}-${c.id}`),
             log,
           })

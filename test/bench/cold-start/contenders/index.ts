@@ -2,6 +2,7 @@ import type { Contender } from '../contender.ts'
 import { cachedSandboxContender } from './cached-sandbox.ts'
 import { fullPullContender } from './full-pull.ts'
 import { pendingContenders } from './pending.ts'
+import { stargzOptimizedContender } from './stargz-optimized.ts'
 import { thawContender } from './thaw.ts'
 
 /**
@@ -19,6 +20,7 @@ export function allContenders(env: NodeJS.ProcessEnv = process.env): Contender[]
     fullPullContender(),
     cachedSandboxContender('cold'),
     cachedSandboxContender('warm'),
+    stargzOptimizedContender(),
     ...(thawEnabled(env) ? [thawContender('cold'), thawContender('profile')] : []),
   ]
 }
