@@ -68,15 +68,17 @@ function ratios(r: BenchResults, rows: SummaryRow[]): string[] {
     rows.find((row) => row.contender === contender && row.image === image)?.ttfbMs.median
   const images = [...new Set(rows.map((row) => row.image))]
   const out = [
-    '| image | full pull / cached (dropped) | full pull / cached (warm) | thaw / cached (dropped) | full pull / thaw |',
-    '|---|---|---|---|---|',
+    '| image | full pull / cached (dropped) | full pull / cached (warm) | stargz optimized / cached (dropped) | thaw / cached (dropped) | full pull / thaw | stargz optimized / thaw |',
+    '|---|---|---|---|---|---|---|',
   ]
   for (const image of images) {
     // the single-layer image has the same tree as multi: its cached start is multi's
     const cachedImage = image === 'single' ? 'multi' : image
     const thaw = med('thaw-profile', image)
+    const stargz = med('stargz-optimized', image)
+    const vsThaw = (v: number | undefined) => (thaw === undefined ? 'pending' : x(ratio(v, thaw)))
     out.push(
-      `| ${image} | ${x(ratio(med('full-pull', image), med('cached-cold', cachedImage)))} | ${x(ratio(med('full-pull', image), med('cached-warm', cachedImage)))} | ${thaw === undefined ? 'pending' : x(ratio(thaw, med('cached-cold', cachedImage)))} | ${thaw === undefined ? 'pending' : x(ratio(med('full-pull', image), thaw))} |`,
+      `| ${image} | ${x(ratio(med('full-pull', image), med('cached-cold', cachedImage)))} | ${x(ratio(med('full-pull', image), med('cached-warm', cachedImage)))} | ${x(ratio(stargz, med('cached-cold', cachedImage)))} | ${thaw === undefined ? 'pending' : x(ratio(thaw, med('cached-cold', cachedImage)))} | ${vsThaw(med('full-pull', image))} | ${vsThaw(stargz)} |`,
     )
   }
   return out

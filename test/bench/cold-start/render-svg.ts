@@ -10,6 +10,7 @@ const COLORS: Record<string, string> = {
   'full-pull': '#c0504d',
   'cached-cold': '#4f81bd',
   'cached-warm': '#9bbb59',
+  'stargz-optimized': '#4bacc6',
   'thaw-cold': '#f79646',
   'thaw-profile': '#8064a2',
 }
