@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto'
-import { readdir, writeFile } from 'node:fs/promises'
+import { readdir } from 'node:fs/promises'
 import { request } from 'node:http'
 import { join, resolve } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { buildTestImage, type TestImage } from '../support/edge-image.ts'
 import { errorCode, pushImage, sha256 } from '../support/edge-client.ts'
 import { fetchFrom } from '../support/fetch-from.ts'
-import { freePort, run, startProcess, type TestProcess } from '../support/processes.ts'
+import { startEdgeProcess } from '../support/edge-process.ts'
+import { run } from '../support/processes.ts'
 import { tmpDir } from '../support/tmp.ts'
 
 /**
@@ -23,20 +24,15 @@ const MiB = 1024 * 1024
 
 interface Edge {
   url: string
+  /** host:port, for skopeo's docker:// references. */
   address: string
+  /** The edge's store directory. */
   store: string
-  process: TestProcess
 }
 
 async function startEdge(config: Record<string, unknown>): Promise<Edge> {
-  const dir = await tmpDir('thaw-adversarial-edge-')
-  const file = join(dir, 'edge.json')
-  await writeFile(file, JSON.stringify(config))
-  const port = await freePort()
-  const store = join(dir, 'store')
-  const process = startProcess(THAW, ['edge', '--port', String(port), '--store', store, '--config', file])
-  await process.waitFor(/"msg":"listening"/)
-  return { url: `http://127.0.0.1:${port}`, address: `127.0.0.1:${port}`, store, process }
+  const edge = await startEdgeProcess({ config })
+  return { url: edge.url, address: new URL(edge.url).host, store: join(edge.store, 'store') }
 }
 
 const sessionsOnDisk = async (edge: Edge) => (await readdir(join(edge.store, 'uploads'))).length
