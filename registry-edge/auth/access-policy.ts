@@ -29,13 +29,17 @@ export class AccessPolicy {
   }
 
   /** The user, if the password is theirs; 'busy' when too many checks are already waiting. */
-  async authenticate(user: string, password: string): Promise<Subject | undefined | 'busy'> {
+  async authenticate(
+    user: string,
+    password: string,
+    priority = false,
+  ): Promise<Subject | undefined | 'busy'> {
     const hash = Object.hasOwn(this.#config.users, user)
       ? this.#config.users[user]!.password
       : undefined
     const key = createHash('sha256').update(`${user}\0${password}\0${hash}`).digest('base64')
     if (hash === undefined || !this.#verified.has(key)) {
-      const matches = await this.#checker.check(password, hash)
+      const matches = await this.#checker.check(password, hash, priority)
       if (matches !== true) return matches === 'busy' ? 'busy' : undefined
       this.#verified.set(key, true)
     }

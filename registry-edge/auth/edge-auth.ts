@@ -127,7 +127,8 @@ export class EdgeAuth {
     const user = decoded.slice(0, colon)
     const wait = this.#throttle.wait(address, user)
     if (wait) return this.#refuse(wait.by, wait.ms)
-    const subject = await this.policy.authenticate(user, decoded.slice(colon + 1))
+    const known = this.#throttle.isKnown(address, user)
+    const subject = await this.policy.authenticate(user, decoded.slice(colon + 1), known)
     if (subject === 'busy') return this.#refuse('busy', 1000)
     if (subject === undefined) {
       this.#throttle.failed(address, user)

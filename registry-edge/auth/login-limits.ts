@@ -13,7 +13,10 @@ export interface LoginLimits {
   forgetAfterMs: number
   /** Password checks (scrypt) running at once; the others wait in line. */
   maxConcurrentChecks: number
-  /** Checks that may wait in line; past it a login is answered 429 at once. */
+  /**
+   * Checks that may wait in line; past it a login is answered 429 at once. A user at an address
+   * they signed in from before waits in a line of their own, served first.
+   */
   maxQueuedChecks: number
 }
 

@@ -41,10 +41,15 @@ export class LoginThrottle {
   ): { ms: number; by: 'address' | 'user' } | undefined {
     const byAddress = this.#addresses.get(address)
     if (byAddress && byAddress.until > now) return { ms: byAddress.until - now, by: 'address' }
-    if (this.#known.has(pair(address, user))) return undefined
+    if (this.isKnown(address, user)) return undefined
     const byUser = this.#users.get(user)
     if (byUser && byUser.until > now) return { ms: byUser.until - now, by: 'user' }
     return undefined
+  }
+
+  /** Whether `user` has signed in from `address` lately (a known device). */
+  isKnown(address: string, user: string): boolean {
+    return this.#known.has(pair(address, user))
   }
 
   failed(address: string, user: string, now = Date.now()): void {

@@ -20,7 +20,8 @@ export interface PasswordCheckerOptions {
 /**
  * Password checks with bounded cost: at most `maxConcurrent` scrypts at once (each holds one of
  * libuv's four threads for tens of milliseconds, which file reads of every other request need
- * too), at most `maxQueued` waiting; past that the answer is 'busy' at once rather than later.
+ * too), at most `maxQueued` waiting (per lane); past that the answer is 'busy' at once rather
+ * than later.
  */
 export class PasswordChecker {
   readonly #limiter: Limiter
@@ -35,13 +36,22 @@ export class PasswordChecker {
     this.#events = options.events ?? {}
   }
 
-  /** Whether `password` matches `hash` (undefined: an unknown user, checked against the dummy). */
-  async check(password: string, hash: string | undefined): Promise<boolean | 'busy'> {
-    if (this.#limiter.waiting >= this.#maxQueued) return 'busy'
+  /**
+   * Whether `password` matches `hash` (undefined: an unknown user, checked against the dummy).
+   * A `priority` check (a user at an address they signed in from before) waits only behind other
+   * priority checks, in a line of its own, so a flood of guesses does not hold it up.
+   */
+  async check(
+    password: string,
+    hash: string | undefined,
+    priority = false,
+  ): Promise<boolean | 'busy'> {
+    const lane = priority ? 'priority' : 'normal'
+    if (this.#limiter.waiting(lane) >= this.#maxQueued) return 'busy'
     return this.#limiter.run(async () => {
       this.#events.checked?.()
       const matches = await this.#verify(password, hash ?? DUMMY_PASSWORD_HASH)
       return matches && hash !== undefined
-    })
+    }, lane)
   }
 }

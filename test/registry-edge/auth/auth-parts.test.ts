@@ -93,6 +93,20 @@ describe('access policy', () => {
     }
   })
 
+  it('runs a check for a known user and address before the guesses waiting in line', async () => {
+    const order: string[] = []
+    const verify = async (password: string) => {
+      order.push(password)
+      await new Promise((r) => setTimeout(r, 10))
+      return false
+    }
+    const checker = new PasswordChecker({ maxConcurrent: 1, maxQueued: 10, verify })
+    const guesses = ['g1', 'g2', 'g3', 'g4'].map((g) => checker.check(g, undefined))
+    const known = checker.check('known', undefined, true)
+    await Promise.all([...guesses, known])
+    expect(order).toEqual(['g1', 'known', 'g2', 'g3', 'g4'])
+  })
+
   it('answers busy at once when too many checks are waiting, and never runs more than allowed', async () => {
     let running = 0
     let most = 0
