@@ -47,7 +47,9 @@ describe('thaw up', () => {
     const [record, replay] = row('edge requests')
     expect(record).toMatch(/^0 bundle \+ [1-9]\d* range/)
     expect(replay).toMatch(/^1 bundle \+ \d+ range/)
-    expect(Number(row('prefetch ms')[1])).toBeGreaterThan(0)
+    // The bundle's header and index arrive during resolve (the image resolves from them), so the
+    // prefetch phase, the wait for a bundle after the mount, is empty: it was asked for earlier.
+    expect(Number(row('prefetch ms')[1])).toBeLessThan(Number(row('resolve ms')[1]))
   })
 
   it('recorded a profile that the edge laid the image out by', () => {
