@@ -22,16 +22,28 @@ export class TarFramer {
   readonly #o: FramingOptions
   #splitting = false
   #size = 0
+  /** In-file offsets where a frame must start (profile range edges), ascending; and the next. */
+  #cuts: readonly number[] = []
+  #nextCut = 0
+  #written = 0
 
   constructor(writer: FrameWriter, options: FramingOptions) {
     this.#w = writer
     this.#o = options
   }
 
-  begin(path: string, h: TarHeader): void {
+  /**
+   * Starts an entry. `cuts` (in-file offsets, ascending) are where the file's frames must start
+   * besides every `splitBytes`: the edges of the byte ranges a profile says are read, so a
+   * bundle carries those ranges and little else.
+   */
+  begin(path: string, h: TarHeader, cuts: readonly number[] = []): void {
     const header = encodeTarHeader({ ...h, name: path })
     const w = this.#w
-    this.#splitting = h.type === 'file' && h.size > this.#o.splitBytes
+    this.#cuts = cuts
+    this.#nextCut = 0
+    this.#written = 0
+    this.#splitting = h.type === 'file' && (h.size > this.#o.splitBytes || cuts.length > 0)
     if (this.#splitting) w.cut()
     else if (
       w.pending > 0 &&
@@ -64,10 +76,16 @@ export class TarFramer {
     if (!this.#splitting) return w.append(bytes)
     const split = this.#o.splitBytes
     for (let pos = 0; pos < bytes.length;) {
+      if (this.#cuts[this.#nextCut] === this.#written) {
+        w.cut()
+        this.#nextCut++
+      }
       if (w.pending >= split) w.cut()
-      const take = Math.min(split - w.pending, bytes.length - pos)
+      const cut = this.#cuts[this.#nextCut] ?? Infinity
+      const take = Math.min(split - w.pending, bytes.length - pos, cut - this.#written)
       w.append(bytes.subarray(pos, pos + take))
       pos += take
+      this.#written += take
     }
   }
 
