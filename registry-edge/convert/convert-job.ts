@@ -11,10 +11,6 @@ export interface ConvertJob {
   layers: { path: string; compression: LayerCompression }[]
   /** Profile paths to place first; empty for the original order. */
   order: string[]
-  /** The byte ranges the profile read, by path: frames of placed files are cut at their edges. */
-  ranges?: Record<string, [number, number][]>
-  /** Level of the placed part. */
-  profiledLevel?: number
   /** Where `layer-<i>.blob` and `index.blob` are written; nothing is written elsewhere. */
   outDir: string
   codec: CodecName

@@ -36,8 +36,6 @@ async function convert(job: ConvertJob): Promise<ConvertResult> {
         compression: layer.compression,
         codec: job.codec,
         level: job.level,
-        ranges: new Map(Object.entries(job.ranges ?? {})),
-        orderedLevel: job.profiledLevel,
         order: job.order,
         safety: job.safety,
         budget,

@@ -32,9 +32,7 @@ export interface ProfileSource {
   current(
     repository: string,
     manifest: Digest,
-  ): Promise<
-    { digest: Digest; order: string[]; ranges?: Record<string, [number, number][]> } | undefined
-  >
+  ): Promise<{ digest: Digest; order: string[] } | undefined>
 }
 
 export interface ConverterOptions {
@@ -50,8 +48,6 @@ export interface ConverterOptions {
   limits?: Partial<ConversionLimits>
   codec?: CodecName
   level?: number
-  /** Level of the part a profile places first (default 9): re-layout runs offline. */
-  profiledLevel?: number
   /** Called after an image was converted or re-laid out by a profile (not awaited). */
   onConverted?: (repository: string, manifest: Digest, profile: Digest | undefined) => void
 }
@@ -256,8 +252,6 @@ export class Converter {
         {
           layers: inputs,
           order: profile?.order ?? [],
-          ranges: profile?.ranges ?? {},
-          profiledLevel: this.#options.profiledLevel ?? DEFAULT_PROFILED_LEVEL,
           outDir: join(work, 'out'),
           codec: this.#options.codec ?? 'zstd',
           level: this.#options.level,
@@ -311,12 +305,6 @@ export class Converter {
     return join(this.#options.dir, 'work')
   }
 }
-
-/**
- * zstd level of a profile's part: against level 3, about 8 % fewer bytes for 128 KiB frames of a
- * node binary at ~25 MB/s (level 19 saves ~13 % at ~2 MB/s: too slow for an edge's worker).
- */
-const DEFAULT_PROFILED_LEVEL = 9
 
 function userError(code: string, message: string): ThawError {
   return new ThawError(code, message, { fault: 'user' })

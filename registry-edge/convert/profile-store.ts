@@ -78,13 +78,7 @@ export class ProfileStore implements ProfileSource {
 
   async current(repository: string, manifest: Digest) {
     const merged = await this.merged(repository, manifest)
-    if (!merged) return undefined
-    const { entries } = merged.profile
-    return {
-      digest: merged.digest,
-      order: entries.map((e) => e.path),
-      ranges: Object.fromEntries(entries.map((e) => [e.path, e.ranges])),
-    }
+    return merged && { digest: merged.digest, order: merged.profile.entries.map((e) => e.path) }
   }
 
   async #runs(dir: string): Promise<Profile[]> {

@@ -23,13 +23,6 @@ export interface WriteLayerOptions {
   level?: number
   /** Paths to place first, in this order (a profile); the rest follows in the original order. */
   order?: readonly string[]
-  /**
-   * The byte ranges a profile says are read, by path (as in `order`): the placed files' frames are
-   * cut at their edges (rangeCuts), so a prefetch bundle of those ranges carries little else.
-   */
-  ranges?: ReadonlyMap<string, readonly (readonly [number, number])[]>
-  /** Compression level of the placed part (re-layout runs offline: compress it harder). */
-  orderedLevel?: number
   groupBytes?: number
   splitBytes?: number
   /** Most content held in memory for the ordered part (default 256 MiB). */
@@ -86,14 +79,9 @@ export async function writeLayer(
       meter,
       signal,
     })
-    const ranges = new Map(
-      [...(options.ranges ?? [])].map(([p, r]) => [p.replace(/^\/+/, ''), r] as const),
-    )
-    if (options.orderedLevel) writer.useCodec(createCodec(codec.name, options.orderedLevel))
-    for (const path of order) placeOrdered(path, ahead, framer, placed, ranges)
+    for (const path of order) placeOrdered(path, ahead, framer, placed)
     writer.cut()
     await writer.drain()
-    writer.useCodec(codec)
     prefetchEnd = writer.coff
   }
 
@@ -164,14 +152,13 @@ function placeOrdered(
   ahead: OrderedRead,
   framer: TarFramer,
   placed: Map<string, number>,
-  ranges: ReadonlyMap<string, readonly (readonly [number, number])[]>,
 ): void {
   const held = ahead.held.get(path)
   if (held === undefined || placed.has(path)) return
   if (held.header.type === 'hardlink') {
     // The target must come first in the tar; without its content at hand the link keeps its place.
     if (!ahead.held.has(held.header.linkName)) return
-    placeOrdered(held.header.linkName, ahead, framer, placed, ranges)
+    placeOrdered(held.header.linkName, ahead, framer, placed)
   }
   for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
     const dir = path.slice(0, i)
@@ -182,37 +169,8 @@ function placeOrdered(
       placed.set(dir, 0)
     }
   }
-  framer.begin(path, held.header, rangeCuts(ranges.get(path) ?? [], held.header.size))
+  framer.begin(path, held.header)
   framer.data(held.content)
   framer.end()
   placed.set(path, held.header.size)
-}
-
-const PAGE = 4096
-/** No frame is cut shorter than this for a range edge (tiny frames compress badly). */
-const MIN_CUT_BYTES = 16 * 1024
-
-/**
- * Where a file's frames start for its profiled ranges: the edges of their union, rounded out to
- * pages (what the kernel reads), ascending, inside the file, at least MIN_CUT_BYTES apart.
- */
-export function rangeCuts(ranges: readonly (readonly [number, number])[], size: number): number[] {
-  // The ranges in pages, overlapping or touching ones merged: only the edges of their union cut.
-  const pages = ranges
-    .map(([o, l]) => [Math.floor(o / PAGE) * PAGE, Math.ceil((o + l) / PAGE) * PAGE] as const)
-    .sort((a, b) => a[0] - b[0])
-  const edges: number[] = []
-  for (const [start, end] of pages) {
-    if (edges.length > 0 && start <= edges[edges.length - 1]!)
-      edges[edges.length - 1] = Math.max(edges[edges.length - 1]!, end)
-    else edges.push(start, end)
-  }
-  const cuts: number[] = []
-  let last = 0
-  for (const edge of edges) {
-    if (edge <= 0 || edge >= size || edge - last < MIN_CUT_BYTES) continue
-    cuts.push(edge)
-    last = edge
-  }
-  return cuts
 }

@@ -22,28 +22,16 @@ export class TarFramer {
   readonly #o: FramingOptions
   #splitting = false
   #size = 0
-  /** In-file offsets where a frame must start (profile range edges), ascending; and the next. */
-  #cuts: readonly number[] = []
-  #nextCut = 0
-  #written = 0
 
   constructor(writer: FrameWriter, options: FramingOptions) {
     this.#w = writer
     this.#o = options
   }
 
-  /**
-   * Starts an entry. `cuts` (in-file offsets, ascending) are where the file's frames must start
-   * besides every `splitBytes`: the edges of the byte ranges a profile says are read, so a
-   * bundle carries those ranges and little else.
-   */
-  begin(path: string, h: TarHeader, cuts: readonly number[] = []): void {
+  begin(path: string, h: TarHeader): void {
     const header = encodeTarHeader({ ...h, name: path })
     const w = this.#w
-    this.#cuts = cuts
-    this.#nextCut = 0
-    this.#written = 0
-    this.#splitting = h.type === 'file' && (h.size > this.#o.splitBytes || cuts.length > 0)
+    this.#splitting = h.type === 'file' && h.size > this.#o.splitBytes
     if (this.#splitting) w.cut()
     else if (
       w.pending > 0 &&
@@ -76,16 +64,10 @@ export class TarFramer {
     if (!this.#splitting) return w.append(bytes)
     const split = this.#o.splitBytes
     for (let pos = 0; pos < bytes.length;) {
-      if (this.#cuts[this.#nextCut] === this.#written) {
-        w.cut()
-        this.#nextCut++
-      }
       if (w.pending >= split) w.cut()
-      const cut = this.#cuts[this.#nextCut] ?? Infinity
-      const take = Math.min(split - w.pending, bytes.length - pos, cut - this.#written)
+      const take = Math.min(split - w.pending, bytes.length - pos)
       w.append(bytes.subarray(pos, pos + take))
       pos += take
-      this.#written += take
     }
   }
 

@@ -9,7 +9,7 @@ import { memorySink } from '../../../runtime/format/blob-sink.ts'
 import { createCodec } from '../../../runtime/format/codec/codec.ts'
 import { decodeFrame } from '../../../runtime/format/frame.ts'
 import type { LayerToc } from '../../../runtime/format/layer-toc.ts'
-import { rangeCuts, writeLayer, type WriteLayerOptions } from '../../../runtime/format/layer-writer.ts'
+import { writeLayer, type WriteLayerOptions } from '../../../runtime/format/layer-writer.ts'
 import { buildTar, chunked, type TarSpec } from '../../support/tar-builder.ts'
 import { tmpDir } from '../../support/tmp.ts'
 
@@ -131,44 +131,6 @@ describe('writeLayer', () => {
     expect(toc.diffId).toBe(`sha256:${createHash('sha256').update(tar).digest('hex')}`)
     const noOrder = await convert(tar)
     expect(noOrder.toc.prefetchEnd).toBe(0)
-  })
-
-  it('cuts a placed file’s frames at the edges of its profiled ranges, rounded to pages', async () => {
-    const ranges = new Map([['/dir/big', [[40_000, 10_000], [200_000, 50]] as [number, number][]]])
-    const { toc, blob } = await convert(tar, { order: ['dir/big'], ranges })
-    const start = toc.entries.find((e) => e.path === 'dir/big')!.offset
-    const starts = toc.frames.map((f) => f.uoff - start)
-    // 36 864 = 40 000 down to a page, 53 248 = 50 000 up; 196 608 and 200 704 are 4 KiB apart,
-    // closer than the 16 KiB a frame must have, so only the first stays; 131 072 + 36 864 is
-    // the splitBytes cut counted from the frame before.
-    for (const cut of [36_864, 53_248, 196_608]) expect(starts).toContain(cut)
-    expect(starts).not.toContain(200_704)
-    const plain = await convert(tar, { order: ['dir/big'] })
-    expect(decodeAll(toc, blob).equals(decodeAll(plain.toc, plain.blob))).toBe(true)
-  })
-
-  it('compresses the placed part at its own level, the rest at the layer’s', async () => {
-    const text = Buffer.from('the quick brown fox jumps over the lazy dog; '.repeat(20_000))
-    const layer = buildTar([{ name: 'a.txt', content: text }, { name: 'b.txt', content: text }])
-    const at = async (orderedLevel: number) =>
-      (await convert(layer, { order: ['a.txt'], orderedLevel, level: 1 })).toc
-    const [low, high] = [await at(1), await at(19)]
-    expect(high.prefetchEnd).toBeLessThan(low.prefetchEnd)
-    const rest = (t: LayerToc) => t.blob.size - t.prefetchEnd
-    expect(rest(high)).toBe(rest(low))
-  })
-
-  it('rangeCuts: page-rounded edges inside the file, ascending, at least 16 KiB apart', () => {
-    const table: [string, [number, number][], number, number[]][] = [
-      // name, ranges, file size, cuts
-      ['no ranges', [], 100_000, []],
-      ['a range from 0 cuts only at its end', [[0, 20_000]], 100_000, [20_480]],
-      ['a range to the end cuts only at its start', [[50_000, 50_000]], 100_000, [49_152]],
-      ['edges closer than 16 KiB merge', [[20_000, 100], [24_000, 100]], 100_000, [16_384]],
-      ['overlapping and unsorted ranges: the edges of their union', [[60_000, 10_000], [30_000, 35_000]], 200_000, [28_672, 73_728]],
-      ['the whole file', [[0, 100_000]], 100_000, []],
-    ]
-    for (const [name, ranges, size, cuts] of table) expect(rangeCuts(ranges, size), name).toEqual(cuts)
   })
 
   it('places a hard link’s target before it when both are ordered', async () => {
