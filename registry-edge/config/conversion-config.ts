@@ -12,6 +12,7 @@ export const conversionConfigSchema = z.strictObject({
   concurrency: z.number().int().min(1).max(64).default(1),
   codec: z.enum(['zstd', 'gzip']).optional(),
   level: z.number().int().min(1).max(19).optional(),
+  profiledLevel: z.number().int().min(1).max(19).optional(),
   limits: z
     .strictObject({
       platforms: z
@@ -35,9 +36,9 @@ export type ConversionConfig = z.infer<typeof conversionConfigSchema>
 /** The ConversionOptions of a parsed config, or undefined when conversion is off. */
 export function conversionOptionsOf(config: ConversionConfig): ConversionOptions | undefined {
   if (!config.enabled) return undefined
-  const { streaming, concurrency, codec, level, limits } = config
+  const { streaming, concurrency, codec, level, profiledLevel, limits } = config
   const defined = Object.fromEntries(
     Object.entries(limits ?? {}).filter(([, v]) => v !== undefined),
   )
-  return { streaming, concurrency, codec, level, limits: defined }
+  return { streaming, concurrency, codec, level, profiledLevel, limits: defined }
 }

@@ -25,6 +25,8 @@ export interface ConversionOptions {
   limits?: Partial<ConversionLimits>
   codec?: CodecName
   level?: number
+  /** Level of the part a profile places first (default 9). */
+  profiledLevel?: number
 }
 
 export interface Conversion {
@@ -78,6 +80,7 @@ export async function startConversion(input: {
     limits: options.limits,
     codec: options.codec,
     level: options.level,
+    profiledLevel: options.profiledLevel,
     onConverted: prebuild,
   })
   await converter.start()

@@ -36,6 +36,7 @@ async function convert(job: ConvertJob): Promise<ConvertResult> {
         compression: layer.compression,
         codec: job.codec,
         level: job.level,
+        orderedLevel: job.profiledLevel,
         order: job.order,
         safety: job.safety,
         budget,

@@ -48,6 +48,8 @@ export interface ConverterOptions {
   limits?: Partial<ConversionLimits>
   codec?: CodecName
   level?: number
+  /** Level of the part a profile places first (default 9): re-layout runs offline. */
+  profiledLevel?: number
   /** Called after an image was converted or re-laid out by a profile (not awaited). */
   onConverted?: (repository: string, manifest: Digest, profile: Digest | undefined) => void
 }
@@ -252,6 +254,7 @@ export class Converter {
         {
           layers: inputs,
           order: profile?.order ?? [],
+          profiledLevel: this.#options.profiledLevel ?? DEFAULT_PROFILED_LEVEL,
           outDir: join(work, 'out'),
           codec: this.#options.codec ?? 'zstd',
           level: this.#options.level,
@@ -305,6 +308,12 @@ export class Converter {
     return join(this.#options.dir, 'work')
   }
 }
+
+/**
+ * zstd level of a profile's part: against level 3, 7 % fewer bytes for 1 MiB frames of a node
+ * binary at ~23 MB/s (level 19 saves 15 % at ~2 MB/s: too slow for an edge's worker thread).
+ */
+const DEFAULT_PROFILED_LEVEL = 9
 
 function userError(code: string, message: string): ThawError {
   return new ThawError(code, message, { fault: 'user' })

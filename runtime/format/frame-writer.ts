@@ -13,7 +13,7 @@ import type { Frame } from './frame.ts'
  */
 export class FrameWriter {
   readonly frames: Frame[] = []
-  readonly #codec: Codec
+  #codec: Codec
   readonly #sink: BlobSink
   readonly #blobHash = createHash('sha256')
   #buf: Buffer
@@ -26,6 +26,11 @@ export class FrameWriter {
     this.#codec = codec
     this.#sink = sink
     this.#buf = Buffer.allocUnsafe(capacity)
+  }
+
+  /** Compresses the frames cut from now on with `codec` (the same format, e.g. another level). */
+  useCodec(codec: Codec): void {
+    this.#codec = codec
   }
 
   /** Uncompressed offset (in the blob's tar stream) of the next appended byte. */

@@ -23,6 +23,8 @@ export interface WriteLayerOptions {
   level?: number
   /** Paths to place first, in this order (a profile); the rest follows in the original order. */
   order?: readonly string[]
+  /** Compression level of the placed part (re-layout runs offline: compress it harder). */
+  orderedLevel?: number
   groupBytes?: number
   splitBytes?: number
   /** Most content held in memory for the ordered part (default 256 MiB). */
@@ -79,9 +81,11 @@ export async function writeLayer(
       meter,
       signal,
     })
+    if (options.orderedLevel) writer.useCodec(createCodec(codec.name, options.orderedLevel))
     for (const path of order) placeOrdered(path, ahead, framer, placed)
     writer.cut()
     await writer.drain()
+    writer.useCodec(codec)
     prefetchEnd = writer.coff
   }
 

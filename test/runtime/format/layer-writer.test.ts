@@ -133,6 +133,17 @@ describe('writeLayer', () => {
     expect(noOrder.toc.prefetchEnd).toBe(0)
   })
 
+  it('compresses the placed part at its own level, the rest at the layer’s', async () => {
+    const text = Buffer.from('the quick brown fox jumps over the lazy dog; '.repeat(20_000))
+    const layer = buildTar([{ name: 'a.txt', content: text }, { name: 'b.txt', content: text }])
+    const at = async (orderedLevel: number) =>
+      (await convert(layer, { order: ['a.txt'], orderedLevel, level: 1 })).toc
+    const [low, high] = [await at(1), await at(19)]
+    expect(high.prefetchEnd).toBeLessThan(low.prefetchEnd)
+    const rest = (t: LayerToc) => t.blob.size - t.prefetchEnd
+    expect(rest(high)).toBe(rest(low))
+  })
+
   it('places a hard link’s target before it when both are ordered', async () => {
     const { toc } = await convert(tar, { order: ['dir/link', 'dir/big'] })
     expect(toc.entries.slice(0, 3).map((e) => e.path)).toEqual(['dir', 'dir/big', 'dir/link'])
