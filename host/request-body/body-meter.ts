@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import type { RequestBodyLimits } from './body-limits.ts'
 import { bodyTimedOut, bodyTooLarge, type BodyRefusal } from './body-refusal.ts'
+import { ClientClock, type ClientTooSlow } from './client-clock.ts'
 
 /** A request body on its way to a node, counted and timed. */
 export interface MeteredBody extends Readable {
@@ -15,8 +16,8 @@ export interface MeteredBody extends Readable {
  * average than `minBytesPerSecond` once `timeoutMs` has passed, fails it with BODY_TIMEOUT. Only
  * the time spent waiting for the client counts: while the node does not take the body (the
  * function has not read it yet), the clock stops, so a slow function is never blamed on its
- * client. Nothing is buffered beyond the stream's high-water mark: the client is paused with the
- * node (backpressure all the way).
+ * client (client-clock.ts). Nothing is buffered beyond the stream's high-water mark: the client
+ * is paused with the node (backpressure all the way).
  */
 export function meterBody(source: IncomingMessage, limits: RequestBodyLimits): MeteredBody {
   return new BodyMeter(source, limits)
@@ -33,17 +34,11 @@ export function closeAfterAnswerIfUnread(req: IncomingMessage, res: ServerRespon
 
 class BodyMeter extends Readable implements MeteredBody {
   refusal: MeteredBody['refusal']
-  #received = 0
-  /** Time spent waiting for the client before the current wait, ms. */
-  #waited = 0
-  /** Since when we wait for the client (undefined: the consumer is full, the client paused). */
-  #waitingSince: number | undefined
-  #lastByte = 0
-  #timer: NodeJS.Timeout | undefined
+  readonly #clock: ClientClock
   #started = false
   readonly #onData = (chunk: Buffer) => this.#data(chunk)
   readonly #onEnd = () => {
-    this.#stopWaiting()
+    this.#clock.stop()
     this.push(null)
   }
   readonly #onAborted = () => {
@@ -56,6 +51,7 @@ class BodyMeter extends Readable implements MeteredBody {
     readonly limits: RequestBodyLimits,
   ) {
     super({ highWaterMark: 64 * 1024 })
+    this.#clock = new ClientClock(limits, (why) => this.#refuse(bodyTimedOut(slowness(why))))
   }
 
   override _read(): void {
@@ -66,12 +62,12 @@ class BodyMeter extends Readable implements MeteredBody {
       this.source.once('close', this.#onAborted)
       this.source.once('error', this.#onError)
     }
-    this.#startWaiting()
+    this.#clock.waiting()
     this.source.resume()
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    clearTimeout(this.#timer)
+    this.#clock.stop()
     this.source.off('data', this.#onData)
     this.source.off('end', this.#onEnd)
     this.source.off('close', this.#onAborted)
@@ -81,12 +77,12 @@ class BodyMeter extends Readable implements MeteredBody {
   }
 
   #data(chunk: Buffer) {
-    this.#received += chunk.length
-    this.#lastByte = performance.now()
-    if (this.#received > this.limits.maxBytes) return this.#refuse(bodyTooLarge(this.limits))
+    this.#clock.progress(chunk.length)
+    if (this.#clock.moved > this.limits.maxBytes) return this.#refuse(bodyTooLarge(this.limits))
     if (!this.push(chunk)) {
+      // The node is not taking the body (yet): the client is paused, and not to blame.
       this.source.pause()
-      this.#stopWaiting()
+      this.#clock.notWaiting()
     }
   }
 
@@ -94,45 +90,9 @@ class BodyMeter extends Readable implements MeteredBody {
     this.refusal = err
     this.destroy(err)
   }
+}
 
-  #startWaiting() {
-    if (this.#waitingSince !== undefined) return
-    this.#waitingSince = performance.now()
-    this.#arm()
-  }
-
-  #stopWaiting() {
-    if (this.#waitingSince === undefined) return
-    this.#waited += performance.now() - this.#waitingSince
-    this.#waitingSince = undefined
-    clearTimeout(this.#timer)
-    this.#timer = undefined
-  }
-
-  /**
-   * One timer per wait, set for the earliest moment a rule could be broken; when it fires the
-   * rules are checked again with what arrived meanwhile (every byte only moves the deadlines
-   * later), so the data path never touches a timer.
-   */
-  #arm() {
-    if (this.#waitingSince === undefined) return
-    const now = performance.now()
-    const { timeoutMs, minBytesPerSecond } = this.limits
-    const silentFrom = Math.max(this.#waitingSince, this.#lastByte)
-    const silence = now - silentFrom
-    if (silence >= timeoutMs) return this.#refuse(bodyTimedOut(`no data for ${timeoutMs} ms`))
-    let next = timeoutMs - silence
-    if (minBytesPerSecond > 0) {
-      const waited = this.#waited + (now - this.#waitingSince)
-      const allowed = timeoutMs + (this.#received / minBytesPerSecond) * 1000
-      if (waited >= allowed) {
-        const why = `${this.#received} bytes in ${Math.round(waited)} ms, under ${minBytesPerSecond} bytes/s`
-        return this.#refuse(bodyTimedOut(why))
-      }
-      next = Math.min(next, allowed - waited)
-    }
-    clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => this.#arm(), Math.max(1, Math.ceil(next)))
-    this.#timer.unref()
-  }
+function slowness(why: ClientTooSlow): string {
+  if (why.rule === 'silence') return `no data for ${why.timeoutMs} ms`
+  return `${why.moved} bytes in ${why.waitedMs} ms, under ${why.minBytesPerSecond} bytes/s`
 }

@@ -18,3 +18,5 @@ export {
   type BodyRefusal,
   type BodyRefusalCode,
 } from './body-refusal.ts'
+export { isAnswerCut, relayAnswer, type AnswerCut, type AnswerCutCode } from './answer-relay.ts'
+export { ClientClock, type ClientPaceLimits, type ClientTooSlow } from './client-clock.ts'

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { pipeline } from 'node:stream/promises'
 import { isThawError } from '../../runtime/errors.ts'
 import type { App } from '../apps/app-spec.ts'
 import { answer, header } from '../local/http-answers.ts'
@@ -11,9 +10,11 @@ import {
   acceptBody,
   checkDeclaredLength,
   closeAfterAnswerIfUnread,
+  isAnswerCut,
   meterBody,
   parseBodyLimits,
   refuseBody,
+  relayAnswer,
   type MeteredBody,
   type RequestBodyLimits,
 } from '../request-body/index.ts'
@@ -36,7 +37,7 @@ type Routed = { entry: RouteEntry; params: Record<string, string | null> }
  * acquired) or a body that grows past it; 408 for a body that comes too slowly; 429 with
  * Retry-After when the app's queue is full; 503 when the app cannot start; 504 when the function
  * has no answer head within the app's request timeout; 502 (with the invocation id) when the node
- * fails under the request.
+ * fails under the request. An answer the client does not take in time is cut (the body's deadline).
  */
 export async function serveFunction(
   ctx: FunctionDoorContext,
@@ -194,11 +195,17 @@ async function dispatch(
   }
   if (body) closeAfterAnswerIfUnread(req, res)
   res.writeHead(out.status, headers)
-  await pipeline(out.body, res).catch(async (err: unknown) => {
+  // The answer goes out under the body's deadline: a client that does not take it loses it and
+  // the slot is free again (request-body/answer-relay.ts).
+  await relayAnswer(out.body, res, o.limits).catch(async (err: unknown) => {
     res.destroy()
-    // A premature close is the client's side going away (or a refused body cutting it).
-    const premature = (err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE'
-    if (!premature && !body?.refusal) await nodeFailed(ctx, app, slot, o.invocationId, err)
+    if (isAnswerCut(err)) {
+      // The client's side: it went away (or a refused body cut it), or took the answer too slowly.
+      if (err.code === 'ANSWER_TIMEOUT') {
+        const fields = { app: app.name, node: slot.node.id, invocationId: o.invocationId }
+        ctx.logger.log('info', `answer cut: ${err.message}`, fields)
+      }
+    } else if (!body?.refusal) await nodeFailed(ctx, app, slot, o.invocationId, err)
   })
   return out.status
 }
