@@ -6,6 +6,7 @@ import { ThawError } from '../../runtime/errors.ts'
 import { parseOperatorLimits, type OperatorLimits } from '../apps/operator-limits.ts'
 import type { UserNamespacePolicy } from '../sandbox/node-user-namespace.ts'
 import { jsonHostLogger } from '../log/host-logger.ts'
+import { DEFAULT_SERVER_LIMITS } from '../server/http-server.ts'
 import { startHost } from '../server/start-host.ts'
 import { createMounts } from './host-mounts.ts'
 
@@ -23,6 +24,13 @@ options:
       --pool <n>          warm nodes to keep (default 2)
       --state <dir>       state directory: apps, master key, nodes (default ./.thaw-host)
       --master-key <k>    admin key (default: <state>/master.key, made on first start)
+      --metrics-key <k>   key that opens /metrics only, as a bearer token (default:
+                          <state>/metrics.key, made on first start; the master key works too)
+      --max-connections <n>
+                          open connections in all (default 4096)
+      --max-connections-per-address <n>
+                          open connections from one client address, an IPv6 client by its /64
+                          (default 256; raise it behind a proxy or load balancer)
       --limits <file>     JSON: what one app may ask for (maxMemoryBytes, maxPids,
                           maxCpuMillis, addableCapabilities, allowUnconfined; host/README.md)
       --user-namespaces <auto|required|off>
@@ -41,6 +49,9 @@ export interface HostFlags {
   pool: number
   state: string
   masterKey: string | undefined
+  metricsKey: string | undefined
+  maxConnections: number
+  maxConnectionsPerAddress: number
   /** Path of the operator's limits file. */
   limits: string | undefined
   userNamespaces: UserNamespacePolicy
@@ -65,6 +76,11 @@ export async function main(argv: string[]): Promise<number> {
     warm: flags.pool,
     mounts,
     masterKey: flags.masterKey,
+    metricsKey: flags.metricsKey,
+    server: {
+      maxConnections: flags.maxConnections,
+      maxConnectionsPerAddress: flags.maxConnectionsPerAddress,
+    },
     operatorLimits,
     sandbox: { userNamespaces: flags.userNamespaces },
     edgeFor: (registry) => edgeFor(flags.edges, registry),
@@ -98,6 +114,9 @@ export function parseHostFlags(argv: string[]): HostFlags {
         pool: { type: 'string' },
         state: { type: 'string' },
         'master-key': { type: 'string' },
+        'metrics-key': { type: 'string' },
+        'max-connections': { type: 'string' },
+        'max-connections-per-address': { type: 'string' },
         limits: { type: 'string' },
         'user-namespaces': { type: 'string' },
       },
@@ -115,6 +134,22 @@ export function parseHostFlags(argv: string[]): HostFlags {
   const masterKey = values['master-key']
   if (masterKey !== undefined && masterKey.length < 16)
     throw bad('--master-key must be at least 16 characters')
+  const metricsKey = values['metrics-key']
+  if (metricsKey !== undefined && !/^\S{16,}$/.test(metricsKey))
+    throw bad('--metrics-key must be at least 16 characters, none of them spaces')
+  const limits = DEFAULT_SERVER_LIMITS
+  const maxConnections = integer(
+    '--max-connections',
+    values['max-connections'] ?? String(limits.maxConnections),
+    1,
+    1_000_000,
+  )
+  const maxConnectionsPerAddress = integer(
+    '--max-connections-per-address',
+    values['max-connections-per-address'] ?? String(limits.maxConnectionsPerAddress),
+    1,
+    1_000_000,
+  )
   const userNamespaces = values['user-namespaces'] ?? 'auto'
   if (!['auto', 'required', 'off'].includes(userNamespaces))
     throw bad(`--user-namespaces must be auto, required or off, not "${userNamespaces}"`)
@@ -126,6 +161,9 @@ export function parseHostFlags(argv: string[]): HostFlags {
     pool,
     state: values.state ?? '.thaw-host',
     masterKey,
+    metricsKey,
+    maxConnections,
+    maxConnectionsPerAddress,
     limits: values.limits,
     userNamespaces: userNamespaces as UserNamespacePolicy,
   }

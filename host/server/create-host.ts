@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { AppStore } from '../apps/app-store.ts'
 import { answer } from '../local/http-answers.ts'
@@ -11,6 +11,8 @@ import { handleAdmin, type AdminContext } from './admin-api.ts'
 import { appAddress } from './app-address.ts'
 import { serveFunction } from './function-door.ts'
 import type { HostMetrics } from './host-metrics.ts'
+import { createHostServer, DEFAULT_SERVER_LIMITS, type ServerLimits } from './http-server.ts'
+import { mayReadMetrics, METRICS_CHALLENGE } from './metrics-access.ts'
 
 export interface HostOptions {
   apps: AppStore
@@ -19,6 +21,10 @@ export interface HostOptions {
   profiles: ProfileTracker
   metrics: HostMetrics
   masterKey: string
+  /** Opens `/metrics` (as does the master key) and nothing else. */
+  metricsKey?: string
+  /** Deadlines and connection caps of the HTTP server (http-server.ts; DEFAULT_SERVER_LIMITS). */
+  server?: Partial<ServerLimits>
   /** Apps answer at `<app>.<domain>`. Default `localhost`. */
   domain?: string
   logger: HostLogger
@@ -33,7 +39,8 @@ export interface Host {
 }
 
 /**
- * The host's HTTP entry: `/healthz`, `/metrics`, `/admin/...` (admin-api.ts), and every other
+ * The host's HTTP entry: `/healthz` (open), `/metrics` (metrics or master key,
+ * metrics-access.ts), `/admin/...` (admin-api.ts, master key), and every other
  * request for an app by host name or path (app-address.ts) through the function door. Changing
  * or deleting an app drains its nodes; requests already in flight finish.
  */
@@ -50,7 +57,7 @@ export function createHost(o: HostOptions): Host {
     const address = appAddress(req.headers.host, raw, domain)
     if (address?.by !== 'host') {
       if (url.pathname === '/healthz') return answer(res, 200, 'ok')
-      if (url.pathname === '/metrics') return metrics(res)
+      if (url.pathname === '/metrics') return metrics(req, res)
       if (/^\/admin(\/|$)/.test(url.pathname)) {
         acceptBody(req, res)
         return handleAdmin(admin, req, res, url)
@@ -62,7 +69,11 @@ export function createHost(o: HostOptions): Host {
     return serveFunction(o, app, o.pool.nodesOf(app), address.path, req, res)
   }
 
-  async function metrics(res: ServerResponse) {
+  async function metrics(req: IncomingMessage, res: ServerResponse) {
+    if (!mayReadMetrics(req, { master: o.masterKey, metrics: o.metricsKey })) {
+      res.setHeader('www-authenticate', METRICS_CHALLENGE)
+      return answer(res, 401, 'metrics need the metrics or master key (Authorization: Bearer)')
+    }
     o.metrics.warmNodes.set(o.pool.warmPool.size)
     const text = await o.metrics.registry.metrics()
     res.writeHead(200, { 'content-type': o.metrics.registry.contentType })
@@ -78,11 +89,15 @@ export function createHost(o: HostOptions): Host {
       })
     },
     async listen(port, hostname = '127.0.0.1') {
-      server = createServer((req, res) => this.handle(req, res))
+      const limits = { ...DEFAULT_SERVER_LIMITS, ...o.server }
+      server = createHostServer(
+        limits,
+        (req, res) => this.handle(req, res),
+        (reason) => o.metrics.connectionsRefused.inc({ reason }),
+      )
       // `Expect: 100-continue` is answered by the function door after its body limit (a 413
       // instead, before any byte of the body is sent).
       server.on('checkContinue', (req, res) => this.handle(req, res))
-      server.keepAliveTimeout = 65_000
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject)
         server!.listen(port, hostname, () => resolve())

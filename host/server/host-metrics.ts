@@ -14,6 +14,7 @@ export class HostMetrics {
   readonly coldStartPhase: Histogram<'phase'>
   readonly nodes: Gauge<'state'>
   readonly warmNodes: Gauge
+  readonly connectionsRefused: Counter<'reason'>
 
   constructor(registry = new Registry()) {
     this.registry = registry
@@ -41,6 +42,12 @@ export class HostMetrics {
     })
     this.nodes = new Gauge({ name: 'thaw_host_nodes', help: 'Nodes of apps by state', labelNames: ['state'], registers })
     this.warmNodes = new Gauge({ name: 'thaw_host_warm_nodes', help: 'Warm nodes ready in the pool', registers })
+    this.connectionsRefused = new Counter({
+      name: 'thaw_host_connections_refused_total',
+      help: 'Connections closed at once: over the cap in all (total) or per address (per_address)',
+      labelNames: ['reason'],
+      registers,
+    })
   }
 
   coldStart(app: string, t: ColdStartTimings): void {

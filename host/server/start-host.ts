@@ -13,6 +13,7 @@ import { generateKey } from '../router/index.ts'
 import { createSandbox, type Sandbox, type SandboxOptions } from '../sandbox/sandbox.ts'
 import { createHost, type Host } from './create-host.ts'
 import { HostMetrics } from './host-metrics.ts'
+import type { ServerLimits } from './http-server.ts'
 
 export interface StartHostOptions {
   /** apps.json, master.key, the worker, the sandbox's node directories. */
@@ -25,6 +26,10 @@ export interface StartHostOptions {
   mounts: ImageMounts
   /** Default: `<stateDir>/master.key`, made on first start. */
   masterKey?: string
+  /** Opens `/metrics` only (scrapers). Default: `<stateDir>/metrics.key`, made at first start. */
+  metricsKey?: string
+  /** Deadlines and connection caps of the HTTP server (server/http-server.ts). */
+  server?: Partial<ServerLimits>
   domain?: string
   /** Base URL of the edge that takes profiles for a registry host (default http://<registry>). */
   edgeFor?: (registry: string) => string
@@ -39,6 +44,7 @@ export interface StartHostOptions {
 export interface RunningHost {
   url: string
   masterKey: string
+  metricsKey: string
   host: Host
   apps: AppStore
   pool: Pool
@@ -53,7 +59,8 @@ export interface RunningHost {
 export async function startHost(o: StartHostOptions): Promise<RunningHost> {
   const stateDir = resolve(o.stateDir)
   await mkdir(stateDir, { recursive: true, mode: 0o700 })
-  const masterKey = o.masterKey ?? (await masterKeyIn(stateDir))
+  const masterKey = o.masterKey ?? (await keyIn(stateDir, 'master.key'))
+  const metricsKey = o.metricsKey ?? (await keyIn(stateDir, 'metrics.key'))
   const workerDir = await installWorker(stateDir)
   const apps = await openAppStore(stateDir, { operatorLimits: o.operatorLimits })
   const sandbox = await createSandbox({ ...o.sandbox, stateDir: join(stateDir, 'sandbox'), workerDir })
@@ -68,7 +75,18 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
     logger: o.logger,
     onNodeState: (_app, _node, from, to) => metrics.nodeState(from, to),
   })
-  const host = createHost({ apps, pool, mounts: o.mounts, profiles, metrics, masterKey, domain: o.domain, logger: o.logger })
+  const host = createHost({
+    apps,
+    pool,
+    mounts: o.mounts,
+    profiles,
+    metrics,
+    masterKey,
+    metricsKey,
+    server: o.server,
+    domain: o.domain,
+    logger: o.logger,
+  })
   let url: string
   try {
     url = (await host.listen(o.port ?? 7071, o.hostname)).url
@@ -81,6 +99,7 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
   return {
     url,
     masterKey,
+    metricsKey,
     host,
     apps,
     pool,
@@ -97,8 +116,9 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
   }
 }
 
-async function masterKeyIn(stateDir: string): Promise<string> {
-  const file = join(stateDir, 'master.key')
+/** A key kept in `<stateDir>/<name>` (mode 0600), made on first start. */
+async function keyIn(stateDir: string, name: string): Promise<string> {
+  const file = join(stateDir, name)
   try {
     return (await readFile(file, 'utf8')).trim()
   } catch {

@@ -24,6 +24,9 @@ describe('thaw host flags', () => {
       pool: 2,
       state: '.thaw-host',
       masterKey: undefined,
+      metricsKey: undefined,
+      maxConnections: 4096,
+      maxConnectionsPerAddress: 256,
       limits: undefined,
       userNamespaces: 'auto',
     })
@@ -39,6 +42,16 @@ describe('thaw host flags', () => {
     expect(f).toMatchObject({ state: '/tmp/s', masterKey: 'k'.repeat(20) })
   })
 
+  it('takes --metrics-key and the connection caps', () => {
+    const f = parseHostFlags(
+      ['--metrics-key', 'm'.repeat(16), '--max-connections', '100'].concat(
+        ['--max-connections-per-address', '10'],
+      ),
+    )
+    expect(f).toMatchObject({ metricsKey: 'm'.repeat(16), maxConnections: 100 })
+    expect(f).toMatchObject({ maxConnectionsPerAddress: 10 })
+  })
+
   it.each([
     [['--port', '70000'], /--port must be a whole number/], // out of range
     [['--port', '1.5'], /--port must be a whole number/], // not an integer
@@ -46,6 +59,10 @@ describe('thaw host flags', () => {
     [['--edge', 'ftp://x'], /--edge must be an http\(s\) URL/], // wrong scheme
     [['--edge', 'nope'], /--edge must be an http\(s\) URL/], // not a URL
     [['--master-key', 'short'], /at least 16/], // too short to be a secret
+    [['--metrics-key', 'short'], /at least 16/], // too short to be a secret
+    [['--metrics-key', 'a key with spaces in it'], /none of them spaces/], // not a bearer token
+    [['--max-connections', '0'], /--max-connections must be a whole number/], // would refuse all
+    [['--max-connections-per-address', 'x'], /per-address must be a whole number/], // not a number
     [['--user-namespaces', 'maybe'], /auto, required or off/], // not a policy
     [['--bogus'], /Unknown option/], // unknown flag
   ])('refuses %j with a user error', (argv, message) => {
