@@ -1,7 +1,8 @@
 import { sha256Of, type Digest } from '../oci/digest.ts'
 import type { CodecName } from './codec/codec.ts'
-import { createZstdCodec, zstdBinding } from './codec/zstd.ts'
+import { createZstdCodec } from './codec/zstd.ts'
 import { FormatError } from './errors.ts'
+import { decodeIndexBlob } from './index-blob.ts'
 import type { Frame } from './frame.ts'
 import type { FsBlob, FsEntryType, FsIndex } from './fs-index.ts'
 import type { FsNode } from './fs-tree.ts'
@@ -215,28 +216,7 @@ export function openBinaryIndex(
   bytes: Uint8Array,
   expected: { digest?: Digest } = {},
 ): BinaryIndex {
-  if (expected.digest !== undefined && sha256Of(bytes) !== expected.digest) {
-    throw new FormatError(
-      'INDEX_DIGEST_MISMATCH',
-      `index blob digest does not match ${expected.digest}`,
-    )
-  }
-  if (bytes.length > BINARY_INDEX_LIMITS.maxCompressed)
-    throw new FormatError('INDEX_TOO_LARGE', `index blob of ${bytes.length} bytes`)
-  let declared: number | null
-  try {
-    declared = zstdBinding.getFrameContentSize(bytes)
-  } catch (err) {
-    throw new FormatError('INDEX_INVALID', 'index blob is not a zstd frame', { cause: err })
-  }
-  if (declared === null || declared > BINARY_INDEX_LIMITS.maxDecoded)
-    throw new FormatError('INDEX_TOO_LARGE', `binary index of ${declared ?? 'unknown'} bytes`)
-  let decoded: Buffer
-  try {
-    decoded = createZstdCodec(3).decode(bytes, declared)
-  } catch (err) {
-    throw new FormatError('INDEX_INVALID', 'index blob does not decode', { cause: err })
-  }
+  const decoded = decodeIndexBlob(bytes, BINARY_INDEX_LIMITS, expected)
   return new BinaryIndex(decoded)
 }
 

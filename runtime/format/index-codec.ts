@@ -1,10 +1,11 @@
 import { z } from 'zod'
 import { isDigest, sha256Of, type Digest } from '../oci/digest.ts'
 import { isCodecName } from './codec/codec.ts'
-import { createZstdCodec, zstdBinding } from './codec/zstd.ts'
+import { createZstdCodec } from './codec/zstd.ts'
 import { FormatError } from './errors.ts'
 import type { Frame } from './frame.ts'
 import type { FsBlob, FsEntry, FsEntryType, FsIndex } from './fs-index.ts'
+import { decodeIndexBlob } from './index-blob.ts'
 import { checkFsIndex } from './index-check.ts'
 
 /**
@@ -99,28 +100,15 @@ const wireSchema = z.object({
  * size limits, schema, and that every entry and frame points inside its blob.
  */
 export function parseFsIndex(bytes: Uint8Array, expected: { digest?: Digest } = {}): FsIndex {
-  if (expected.digest !== undefined && sha256Of(bytes) !== expected.digest) {
-    throw new FormatError(
-      'INDEX_DIGEST_MISMATCH',
-      `index blob digest ${sha256Of(bytes)} does not match ${expected.digest}`,
-    )
-  }
-  if (bytes.length > INDEX_LIMITS.maxCompressed)
-    throw new FormatError('INDEX_TOO_LARGE', `index blob of ${bytes.length} bytes`)
-  let declared: number | null
-  try {
-    declared = zstdBinding.getFrameContentSize(bytes)
-  } catch (err) {
-    throw new FormatError('INDEX_INVALID', 'index blob is not a zstd frame', { cause: err })
-  }
-  if (declared === null || declared > INDEX_LIMITS.maxJson)
-    throw new FormatError('INDEX_TOO_LARGE', `index JSON of ${declared ?? 'unknown'} bytes`)
+  const json = decodeIndexBlob(
+    bytes,
+    { maxCompressed: INDEX_LIMITS.maxCompressed, maxDecoded: INDEX_LIMITS.maxJson },
+    expected,
+  )
   let wire: z.infer<typeof wireSchema>
   try {
-    const json = createZstdCodec(3).decode(bytes, declared)
     wire = wireSchema.parse(JSON.parse(json.toString('utf8')))
   } catch (err) {
-    if (err instanceof FormatError) throw err
     throw new FormatError(
       'INDEX_INVALID',
       `index blob does not parse: ${(err as Error).message.slice(0, 500)}`,
