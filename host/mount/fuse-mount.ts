@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { detachMount, mountFuse as mountSession, type FuseInfo, type FuseStats } from '../fuse/fuse-session.ts'
+import { detachMount, mountFuse as mountSession, type FuseSession } from '../fuse/fuse-session.ts'
 import { MountError } from './errors.ts'
 import type { ImageFs } from './image-fs.ts'
 
@@ -7,14 +7,7 @@ import type { ImageFs } from './image-fs.ts'
  * An image's filesystem on thaw's own FUSE layer (host/fuse): read-only, everything the kernel may
  * cache it caches (the content never changes), passthrough where the kernel has it.
  */
-export interface FuseMount {
-  readonly dir: string
-  readonly info: FuseInfo
-  readonly stats: FuseStats
-  setReadAhead(kb: number): Promise<void>
-  /** Unmounts (detached if busy). Idempotent. */
-  close(): Promise<void>
-}
+export type FuseMount = FuseSession
 
 export async function mountFuse(
   dir: string,
