@@ -55,6 +55,8 @@ export function relayAnswer(
       clock.stop()
       source.off('data', onData).off('end', onEnd)
       source.off('error', onSourceError).off('close', onSourceClose)
+      // A source destroyed here may still report it (undici's body: RequestAbortedError).
+      source.on('error', () => {})
       res.off('drain', onDrain).off('finish', onFinish).off('close', onClose)
       if (err) reject(err)
       else resolve()

@@ -3,7 +3,6 @@ import { once } from 'node:events'
 import { createServer, get, type Server } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import { relayAnswer, type ClientPaceLimits } from '../../../host/request-body/index.ts'
 
@@ -13,17 +12,25 @@ type Outcome = { ok: true } | { ok: false; code: string | undefined; sourceDestr
 const MiB = 1024 * 1024
 const QUICK: ClientPaceLimits = { timeoutMs: 300, minBytesPerSecond: 0 }
 
-/** `size` bytes of a repeating pattern, made as they are read, after `pauseMs` between chunks. */
+/**
+ * `size` bytes of a repeating pattern, made as they are read, after `pauseMs` between chunks.
+ * Destroyed early, it fails with an error, as undici's answer bodies do (RequestAbortedError).
+ */
 function answerSource(size: number, pauseMs = 0): Readable {
   const chunk = Buffer.alloc(64 * 1024, 'thaw')
-  return Readable.from(
-    (async function* () {
-      for (let sent = 0; sent < size; sent += chunk.length) {
-        if (pauseMs) await sleep(pauseMs)
-        yield chunk.subarray(0, Math.min(chunk.length, size - sent))
-      }
-    })(),
-  )
+  let sent = 0
+  return new Readable({
+    read() {
+      if (sent >= size) return void this.push(null)
+      const next = chunk.subarray(0, Math.min(chunk.length, size - sent))
+      sent += next.length
+      if (pauseMs) setTimeout(() => this.push(next), pauseMs)
+      else this.push(next)
+    },
+    destroy(err, callback) {
+      callback(err ?? (sent < size ? new Error('aborted') : null))
+    },
+  })
 }
 
 function patternHash(size: number): string {
