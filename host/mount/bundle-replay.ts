@@ -20,6 +20,8 @@ export interface ReplayResult {
   records: number
   /** Records whose frames did not verify (their frames are fetched on demand instead). */
   rejected: number
+  /** The bundle's records (its header's), when one was found. */
+  header?: BundleHeader
 }
 
 interface Expected {
@@ -216,6 +218,7 @@ export async function replayBundle(
     return result
   }
   result.found = true
+  result.header = bundle.header
   await stream(bundle, image, loader, result, warn, found)
   return result
 }

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
 import type { CredentialsOption } from '../../runtime/oci/remote/auth.ts'
@@ -9,7 +9,7 @@ import { FileCache } from './file-cache.ts'
 import { MountError } from './errors.ts'
 import { detachStaleMount, fuseMountsUnder } from './fuse-mount.ts'
 import { createFrameDecoder } from './frame-decoder.ts'
-import { ImageMount } from './image-mount.ts'
+import { ImageMount, type BundleRecords } from './image-mount.ts'
 import type { AcquireOptions, ImageMounts, MountLease } from './image-mounts.ts'
 import { digestHex, type Digest } from '../../runtime/oci/digest.ts'
 import { resolveWithBundle } from './bundle-replay.ts'
@@ -119,6 +119,17 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
     await mount.close()
   }
 
+  /** The records of the artifact's bundle this host stored whole, if it did. */
+  const heldBundle = async (manifest: string, artifact: string) => {
+    const text = await readFile(replayedMark(manifest), 'utf8').catch(() => '')
+    try {
+      const held = JSON.parse(text) as { artifact?: string; records?: BundleRecords }
+      return held.artifact === artifact && Array.isArray(held.records) ? held.records : undefined
+    } catch {
+      return undefined
+    }
+  }
+
   return {
     async acquire(reference: string, acquire: AcquireOptions = {}): Promise<MountLease> {
       if (closed) throw new MountError('MOUNT_CLOSED', 'image mounts are closed')
@@ -149,6 +160,10 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       const { image, bundle } = resolved
       const t1 = performance.now()
       const key = image.manifest
+      const held =
+        replay && !bundle && !mounts.has(key)
+          ? await heldBundle(key, image.artifact.digest)
+          : undefined
       let entry = mounts.get(key)
       const fresh = !entry
       if (!entry) {
@@ -163,6 +178,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
           decoder,
           background: options.background,
           files,
+          heldBundle: held,
           warn: log.warn,
         })
         entry = { mount, image, leases: 0 }
@@ -171,9 +187,10 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
         void mount
           .then((m) => m.replay)
           .then(async (r) => {
-            if (!r.found || r.rejected > 0) return
+            if (!r.found || r.rejected > 0 || !r.header) return
             await mkdir(replayedDir, { recursive: true })
-            await writeFile(replayedMark(key), '')
+            const { artifact, records } = r.header
+            await writeFile(replayedMark(key), JSON.stringify({ artifact, records }))
           })
           .catch(() => {})
         mount.then(

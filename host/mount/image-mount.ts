@@ -1,5 +1,6 @@
 import { mkdir, rmdir } from 'node:fs/promises'
 import { createCodec } from '../../runtime/format/codec/codec.ts'
+import type { BundleRecord } from '../../runtime/artifact/bundle.ts'
 import type { FsBlob } from '../../runtime/format/fs-index.ts'
 import { digestHex } from '../../runtime/oci/digest.ts'
 import { backgroundFetch } from './background-fetch.ts'
@@ -34,16 +35,29 @@ export interface ImageMountOptions {
   background?: boolean
   /** Local copies of whole files for FUSE passthrough; none: every read goes through FUSE. */
   files?: FileCache
+  /** The records of this artifact's bundle, when this host stored it whole before. */
+  heldBundle?: BundleRecords
   warn: (message: string) => void
 }
 
-/** Whether the image was laid out by a profile and every frame of its profiled region is cached. */
-export function prefetchRegionCached(
+/** A bundle's records (blob digest, compressed offset, length): what it brings. */
+export type BundleRecords = readonly BundleRecord[]
+
+/** Whether every frame those records bring is in the cache already. */
+export function recordsCached(
+  records: BundleRecords,
   blobs: readonly FsBlob[],
   cached: readonly CachedBlob[],
 ): boolean {
-  if (!blobs.some((b) => b.prefetchEnd > 0)) return false
-  return blobs.every((b, i) => b.frames.every((f) => f.coff >= b.prefetchEnd || cached[i]!.has(f)))
+  const byDigest = new Map<string, number>(blobs.map((b, i) => [b.digest, i]))
+  return records.every((r) => {
+    const i = byDigest.get(r.blob)
+    if (i === undefined) return true // the index blob (record 0)
+    const end = r.offset + r.length
+    return blobs[i]!.frames.every(
+      (f) => f.coff + f.clen <= r.offset || f.coff >= end || cached[i]!.has(f),
+    )
+  })
 }
 
 const RECORDING_READ_AHEAD_KB = 128
@@ -92,13 +106,12 @@ export class ImageMount {
     const none: ReplayResult = { found: false, bytes: 0, records: 0, rejected: 0 }
     let onFound: (found: boolean) => void = () => {}
     this.replayFound = new Promise((resolve) => (onFound = resolve))
-    // A bundle not asked for yet is asked for now, unless every frame it would bring (the
-    // profiled region of each blob, before its prefetchEnd) is in the cache already.
+    // A bundle not asked for yet is asked for now, unless this host stored this artifact's
+    // bundle before and every frame it brings is still in the cache.
+    const held = o.heldBundle && recordsCached(o.heldBundle, o.image.index.blobs, blobs)
     const bundle = o.replay
       ? (o.bundle ??
-        (prefetchRegionCached(o.image.index.blobs, blobs)
-          ? undefined
-          : startBundle(o.sources, o.image.repository, o.image.manifest, o.warn)))
+        (held ? undefined : startBundle(o.sources, o.image.repository, o.image.manifest, o.warn)))
       : undefined
     if (bundle) signal.addEventListener('abort', () => bundle.cancel(), { once: true })
     this.replay = bundle

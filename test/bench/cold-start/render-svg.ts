@@ -13,6 +13,7 @@ const COLORS: Record<string, string> = {
   'stargz-optimized': '#4bacc6',
   'thaw-cold': '#f79646',
   'thaw-profile': '#8064a2',
+  'thaw-again': '#2c4d75',
 }
 
 /**

@@ -21,7 +21,9 @@ export function allContenders(env: NodeJS.ProcessEnv = process.env): Contender[]
     cachedSandboxContender('cold'),
     cachedSandboxContender('warm'),
     stargzOptimizedContender(),
-    ...(thawEnabled(env) ? [thawContender('cold'), thawContender('profile')] : []),
+    ...(thawEnabled(env)
+      ? [thawContender('cold'), thawContender('profile'), thawContender('again')]
+      : []),
   ]
 }
 

@@ -27,6 +27,13 @@ export function pendingContenders(thawOn: boolean, imageNames: readonly string[]
           'as thaw-cold, after one recorded start: the prefetch bundle replayed (host cache cleared, page cache dropped)',
         pending: NEEDS,
       },
+      {
+        id: 'thaw-again',
+        label: 'thaw, cold again on the same host',
+        description:
+          'as thaw-profile, but the host cache is kept between runs (index, frames, whole-file copies): app drained, page cache dropped',
+        pending: NEEDS,
+      },
     )
   }
   if (!thawOn || !imageNames.includes('multi') || !imageNames.includes('single')) {

@@ -6,7 +6,7 @@ import { startEdge, type BenchEdge } from '../thaw/thaw-edge.ts'
 import { expectOk, startBenchHost, type BenchHost } from '../thaw/thaw-host.ts'
 import { dropCaches } from '../worker-session.ts'
 
-export type ThawVariant = 'cold' | 'profile'
+export type ThawVariant = 'cold' | 'profile' | 'again'
 
 /** Link indices for the edge's links: apart from the runner's (0, 1, 2) so names never clash. */
 let nextLinkIndex = 10
@@ -24,6 +24,9 @@ let nextLinkIndex = 10
  *   earlier run is replayed (the conversion is waited for before t0).
  * - `profile`: one recorded start in prepare, waited until the edge has re-laid the artifact by
  *   the profile; every run then replays the prefetch bundle.
+ * - `again`: as `profile`, plus one replaying start in prepare; the host's cache is then kept
+ *   between runs (not cleared), only the app drained and the page cache dropped: a cold start on
+ *   a host that ran the image before (index, frames and whole-file copies cached).
  */
 export function thawContender(variant: ThawVariant): Contender {
   let ctx: ContenderContext | undefined
@@ -34,12 +37,9 @@ export function thawContender(variant: ThawVariant): Contender {
   let app = ''
   let bytesRead: number | undefined
   return {
-    id: variant === 'cold' ? 'thaw-cold' : 'thaw-profile',
-    label: variant === 'cold' ? 'thaw, cold, no profile' : 'thaw, cold, with profile',
-    description:
-      variant === 'cold'
-        ? 'thaw host + edge: streaming artifact, lazy FUSE mount, app drained, host cache cleared and page cache dropped, no prefetch profile'
-        : 'as thaw-cold, after one recorded start: the prefetch bundle is replayed',
+    id: `thaw-${variant}`,
+    label: LABELS[variant],
+    description: DESCRIPTIONS[variant],
     offline: false,
     appliesTo: () => true,
     async prepare(context) {
@@ -52,9 +52,9 @@ export function thawContender(variant: ThawVariant): Contender {
         stateDir: join(context.scratchDir, 'host-state'),
         pool: 1,
       })
-      if (variant === 'profile') {
-        app = `bench-${context.image.name}-profile`
-        const repository = `thaw-profile/${context.image.name}`
+      if (variant !== 'cold') {
+        app = `bench-${context.image.name}-${variant}`
+        const repository = `thaw-${variant}/${context.image.name}`
         const manifest = await deploy(context, edge, host, edgeLink, repository, app)
         context.log(`thaw-profile ${context.image.name}: recording start`)
         expectOk('recording start', await host.request(`/${app}/api/hello`))
@@ -63,6 +63,10 @@ export function thawContender(variant: ThawVariant): Contender {
           timeoutMs: 30 * 60_000,
         })
         bytesRead = await edge.profileBytesRead(repository, manifest)
+        if (variant === 'again') {
+          expectOk('drain', await host.admin('POST', `/admin/apps/${app}/drain`))
+          expectOk('first replaying start', await host.request(`/${app}/api/hello`))
+        }
         // The recording node would hold the mount (and fetch the rest in the background) while
         // the other contenders run.
         expectOk('drain', await host.admin('POST', `/admin/apps/${app}/drain`))
@@ -88,7 +92,8 @@ export function thawContender(variant: ThawVariant): Contender {
         }
       }
       expectOk('drain', await host.admin('POST', `/admin/apps/${app}/drain`, undefined, signal))
-      expectOk('cache clear', await host.admin('POST', '/admin/cache/clear', undefined, signal))
+      if (variant !== 'again')
+        expectOk('cache clear', await host.admin('POST', '/admin/cache/clear', undefined, signal))
       await host.waitWarm(120_000, signal)
       await dropCaches()
       const before = await edge.counters()
@@ -127,6 +132,17 @@ export function thawContender(variant: ThawVariant): Contender {
       host = edgeLink = edge = undefined
     },
   }
+}
+
+const LABELS: Record<ThawVariant, string> = {
+  cold: 'thaw, cold, no profile',
+  profile: 'thaw, cold, with profile',
+  again: 'thaw, cold again on the same host',
+}
+const DESCRIPTIONS: Record<ThawVariant, string> = {
+  cold: 'thaw host + edge: streaming artifact, lazy FUSE mount, app drained, host cache cleared and page cache dropped, no prefetch profile',
+  profile: 'as thaw-cold, after one recorded start: the prefetch bundle is replayed',
+  again: 'as thaw-profile, but the host cache is kept between runs (index, frames, whole-file copies): app drained, page cache dropped',
 }
 
 // requests: the edge's request counter between two /metrics scrapes, so it may include one scrape.
