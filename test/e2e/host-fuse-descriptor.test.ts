@@ -20,7 +20,8 @@ const THAW = resolve(import.meta.dirname, '../../bin/thaw')
 const MASTER = 'master-key-of-this-test'
 const skip = sandboxUnavailable || (fuseUnavailable ? 'no /dev/fuse' : false)
 
-/** Walks every process the node has (its own PID namespace) and reports each descriptor. */
+/** Walks every process the node has (its own PID namespace) and reports each descriptor, and the
+ * node's uid map. */
 const APP = `const { app } = require('@azure/functions')
 const fs = require('node:fs')
 app.http('fds', { authLevel: 'anonymous', handler: async () => {
@@ -32,7 +33,7 @@ app.http('fds', { authLevel: 'anonymous', handler: async () => {
       try { out.push({ pid, fd, target: fs.readlinkSync('/proc/' + pid + '/fd/' + fd) }) } catch {}
     }
   }
-  return { jsonBody: out }
+  return { jsonBody: { fds: out, uidMap: fs.readFileSync('/proc/self/uid_map', 'utf8') } }
 } })
 `
 
@@ -79,7 +80,10 @@ describe.skipIf(skip)(skip ? `host FUSE descriptor (skipped: ${skip})` : 'host F
       expect(created.status, await created.clone().text()).toBe(201)
       const res = await fetch(`${url}/fds/api/fds`)
       expect(res.status).toBe(200)
-      const fds = (await res.json()) as { pid: string; fd: string; target: string }[]
+      const { fds, uidMap } = (await res.json()) as { fds: { pid: string; fd: string; target: string }[]; uidMap: string }
+      // The FUSE layer allows idmapped mounts (FUSE_ALLOW_IDMAP, Linux 6.12+), so a node started
+      // from a lazily mounted image gets its own user namespace: its root is not the host's.
+      expect(uidMap.trim().split(/\s+/).slice(0, 2)).not.toEqual(['0', '0'])
       expect(fds.length).toBeGreaterThan(3) // the walk saw the node's processes
       expect(fds.filter((f) => f.target === '/dev/fuse')).toEqual([])
       expect(fds.filter((f) => f.target.startsWith(state))).toEqual([])
