@@ -8,6 +8,13 @@ import { ClientClock, type ClientTooSlow } from './client-clock.ts'
 export interface MeteredBody extends Readable {
   /** Why the body was refused, once it was (the stream is then destroyed with this error). */
   readonly refusal: BodyRefusal | undefined
+  /**
+   * Reads ahead, under the same limits, until `bytes` of the body are held (at most the stream's
+   * 64 KiB high-water mark) or the whole body came; rejects as the stream fails (`refusal`, or the
+   * client gone). Nothing is consumed: the stream still yields every byte. From then on the
+   * stream's 'error' needs no listener (a body refused while it waits for a node is `refusal`).
+   */
+  readAhead(bytes: number): Promise<void>
 }
 
 /**
@@ -36,10 +43,15 @@ class BodyMeter extends Readable implements MeteredBody {
   refusal: MeteredBody['refusal']
   readonly #clock: ClientClock
   #started = false
+  #complete = false
+  /** Told of every change while readAhead waits. */
+  #onProgress: (() => void) | undefined
   readonly #onData = (chunk: Buffer) => this.#data(chunk)
   readonly #onEnd = () => {
     this.#clock.stop()
+    this.#complete = true
     this.push(null)
+    this.#onProgress?.()
   }
   readonly #onAborted = () => {
     if (!this.source.complete) this.destroy(new Error('the client closed the connection mid-body'))
@@ -52,6 +64,24 @@ class BodyMeter extends Readable implements MeteredBody {
   ) {
     super({ highWaterMark: 64 * 1024 })
     this.#clock = new ClientClock(limits, (why) => this.#refuse(bodyTimedOut(slowness(why))))
+  }
+
+  readAhead(bytes: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.destroyed) return settle(this.refusal ?? this.errored ?? new Error('body closed'))
+        if (this.#complete || this.readableLength >= bytes) settle()
+      }
+      const settle = (err?: Error) => {
+        this.#onProgress = undefined
+        if (err) reject(err)
+        else resolve()
+      }
+      this.#onProgress = check
+      this.on('error', () => {})
+      this.read(0) // starts reading from the client, up to the high-water mark
+      check()
+    })
   }
 
   override _read(): void {
@@ -74,6 +104,7 @@ class BodyMeter extends Readable implements MeteredBody {
     this.source.off('error', this.#onError)
     this.source.pause()
     callback(err)
+    this.#onProgress?.()
   }
 
   #data(chunk: Buffer) {
@@ -84,6 +115,7 @@ class BodyMeter extends Readable implements MeteredBody {
       this.source.pause()
       this.#clock.notWaiting()
     }
+    this.#onProgress?.()
   }
 
   #refuse(err: BodyRefusal) {

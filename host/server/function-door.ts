@@ -31,13 +31,15 @@ type Routed = { entry: RouteEntry; params: Record<string, string | null> }
 
 /**
  * One function request, as a chain of small steps: route (when the app's routes are known) →
- * body limit → acquire a slot on a ready node (waiting, or a cold start) → route (first request
- * of a new image) → keys → dispatch with the body metered → release. Answers: 404/405/401 as
+ * body limit → the body's first 16 KiB (all of a shorter one) → acquire a slot on a ready node
+ * (waiting, or a cold start) → route (first request of a new image) → keys → dispatch, the
+ * body metered → relay the answer under the body's deadline → release. Answers: 404/405/401 as
  * Azure's host; 413 for a declared Content-Length over the app's limit (before any node is
- * acquired) or a body that grows past it; 408 for a body that comes too slowly; 429 with
- * Retry-After when the app's queue is full; 503 when the app cannot start; 504 when the function
- * has no answer head within the app's request timeout; 502 (with the invocation id) when the node
- * fails under the request. An answer the client does not take in time is cut (the body's deadline).
+ * acquired) or a body that grows past it; 408 for a body that comes too slowly (before a slot is
+ * taken, when its first 16 KiB do); 429 with Retry-After when the app's queue is full; 503 when
+ * the app cannot start; 504 when the function has no answer head within the app's request
+ * timeout; 502 (with the invocation id) when the node fails under the request. An answer the
+ * client does not take in time is cut.
  */
 export async function serveFunction(
   ctx: FunctionDoorContext,
@@ -69,11 +71,21 @@ export async function serveFunction(
   const tooLarge = checkDeclaredLength(req, limits)
   if (tooLarge) return done(refuseBody(res, tooLarge))
   acceptBody(req, res)
+  const body: MeteredBody | null = hasBody(req) ? meterBody(req, limits) : null
+  // The start of the body comes before a node slot is taken (nginx's client_body_buffer_size):
+  // a client trickling it meets its deadline without holding a slot.
+  const ahead = await body?.readAhead(BODY_AHEAD_BYTES).then(
+    () => undefined,
+    () => (body.refusal ? refuseBody(res, body.refusal) : 499),
+  )
+  if (ahead !== undefined) return done(ahead)
   const invocationId = randomUUID()
   let slot: NodeSlot
   try {
     slot = await nodes.acquire(signal, invocationId)
   } catch (err) {
+    if (body) closeAfterAnswerIfUnread(req, res)
+    body?.destroy()
     return done(acquireFailed(err, timeout.aborted, res))
   }
   try {
@@ -83,11 +95,18 @@ export async function serveFunction(
       routed = r
     }
     const o = { invocationId, limits, arrived, signal, timedOut: () => timeout.aborted }
-    const status = await dispatch(ctx, app, slot, routed, path, req, res, o)
+    const status = await dispatch(ctx, app, slot, routed, path, req, res, body, o)
     done(status)
   } finally {
     slot.release()
   }
+}
+
+/** Bytes of a body read before a slot is taken (or all of it, if shorter). */
+const BODY_AHEAD_BYTES = 16 * 1024
+
+function hasBody(req: IncomingMessage): boolean {
+  return req.method !== 'GET' && req.method !== 'HEAD'
 }
 
 const bodyLimits = new WeakMap<App, RequestBodyLimits>()
@@ -139,6 +158,7 @@ async function dispatch(
   path: string,
   req: IncomingMessage,
   res: ServerResponse,
+  body: MeteredBody | null,
   o: {
     invocationId: string
     limits: RequestBodyLimits
@@ -148,8 +168,6 @@ async function dispatch(
   },
 ): Promise<number> {
   const sent = performance.now()
-  const hasBody = req.method !== 'GET' && req.method !== 'HEAD'
-  const body: MeteredBody | null = hasBody ? meterBody(req, o.limits) : null
   // A body refused after the answer started: only closing the connection cuts the upload.
   body?.once('error', () => {
     if (body.refusal && res.headersSent) refuseBody(res, body.refusal)

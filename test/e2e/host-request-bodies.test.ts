@@ -171,16 +171,17 @@ describe.skipIf(sandboxUnavailable)(title, { timeout: 240_000 }, () => {
     expect(await nodeOf('big')).toEqual(before)
   })
 
-  it('answers 408 to bodies that trickle in and frees their slots: a GET waiting for one succeeds', async () => {
+  it('answers 408 to bodies that trickle in before they take a node slot', async () => {
     await createApp({
       name: 'trickle',
       settings: { FUNCTIONS_REQUEST_BODY_TIMEOUT_SECONDS: '2' },
-      // Two slots in all, and a request timeout that an unbounded slow body would run into.
-      limits: { maxNodes: 1, concurrency: 2, requestTimeoutMs: 60_000 },
+      limits: { maxNodes: 1, concurrency: 2 },
     })
     const before = await nodeOf('trickle')
-    // One byte every 250 ms of a declared 1000: both slots taken by functions reading the body.
-    const slow = [0, 1].map(() =>
+    const served = (await nodesOf('trickle'))[0]!.served
+    // One byte every 250 ms of a declared 1000 to a function that reads its body: the host reads
+    // a body's first 16 KiB before it takes a slot, so these never get one.
+    const slow = [0, 1, 2].map(() =>
       upload(`${host.url}/trickle/api/length`, {
         size: 1000,
         chunk: 1,
@@ -189,11 +190,39 @@ describe.skipIf(sandboxUnavailable)(title, { timeout: 240_000 }, () => {
         giveUpMs: 90_000,
       }),
     )
-    await waitFor(async () => (await nodesOf('trickle'))[0]?.inflight === 2)
-    const get = await fetch(`${host.url}/trickle/api/who`)
+    expect((await Promise.all(slow)).map((s) => s.status)).toEqual([408, 408, 408])
+    expect((await nodesOf('trickle'))[0]!.served).toBe(served) // none reached the node
+    expect(await nodeOf('trickle')).toEqual(before)
+  })
+
+  it('frees the slots of bodies that start at once and then trickle, at their deadline: a GET waiting for one succeeds', async () => {
+    await createApp({
+      name: 'burst',
+      // 2 s, then 100 000 bytes/s: the first 16 KiB buy 0.16 s more.
+      settings: {
+        FUNCTIONS_REQUEST_BODY_TIMEOUT_SECONDS: '2',
+        FUNCTIONS_REQUEST_BODY_MIN_RATE: '100000',
+      },
+      // Two slots in all, and a request timeout that an unbounded slow body would run into.
+      limits: { maxNodes: 1, concurrency: 2, requestTimeoutMs: 60_000 },
+    })
+    const before = await nodeOf('burst')
+    // 16 KiB at once (a slot is taken for each), then one byte every 250 ms of 100 000.
+    const slow = [0, 1].map(() =>
+      upload(`${host.url}/burst/api/length`, {
+        size: 100_000,
+        burst: 16 * 1024,
+        chunk: 1,
+        intervalMs: 250,
+        stopOnAnswer: true,
+        giveUpMs: 90_000,
+      }),
+    )
+    await waitFor(async () => (await nodesOf('burst'))[0]?.inflight === 2)
+    const get = await fetch(`${host.url}/burst/api/who`)
     expect([get.status, await get.json()]).toEqual([200, { boot: before.boot }])
     expect((await Promise.all(slow)).map((s) => s.status)).toEqual([408, 408])
-    expect(await nodeOf('trickle')).toEqual(before)
+    expect(await nodeOf('burst')).toEqual(before)
   })
 
   it('logs which requests died with an OOM-killed node and why, and answers each 502 with its invocation id', async () => {
@@ -247,6 +276,8 @@ function upload(
     giveUpMs?: number
     /** Send `Expect: 100-continue` and the body only after a 100. */
     expectContinue?: boolean
+    /** Bytes sent at once before the first `chunk` (with `intervalMs`). */
+    burst?: number
   },
 ): Promise<Upload> {
   return new Promise((resolve) => {
@@ -277,6 +308,10 @@ function upload(
     }
     const stopped = () => req.destroyed || req.writableEnded || (o.stopOnAnswer && answered)
     const start = () => {
+      if (o.burst) {
+        out.sent += o.burst
+        req.write(Buffer.alloc(o.burst))
+      }
       if (o.intervalMs) {
         timer = setInterval(() => (stopped() ? clearInterval(timer) : next()), o.intervalMs)
       } else {

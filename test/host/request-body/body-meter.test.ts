@@ -3,7 +3,11 @@ import { once } from 'node:events'
 import { createServer, request, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { meterBody, type RequestBodyLimits } from '../../../host/request-body/index.ts'
+import {
+  meterBody,
+  type MeteredBody,
+  type RequestBodyLimits,
+} from '../../../host/request-body/index.ts'
 
 /** What the server side saw: the body it was given, or why it was refused. */
 type Outcome =
@@ -23,6 +27,7 @@ describe('meterBody', () => {
   async function serve(
     limits: RequestBodyLimits,
     consume: (body: AsyncIterable<Buffer>) => AsyncIterable<Buffer> = (b) => b,
+    before: (body: MeteredBody) => Promise<void> = async () => {},
   ): Promise<{ url: string; outcome: Promise<Outcome> }> {
     let settle!: (o: Outcome) => void
     const outcome = new Promise<Outcome>((r) => (settle = r))
@@ -31,6 +36,7 @@ describe('meterBody', () => {
       const hash = createHash('sha256')
       let size = 0
       try {
+        await before(body)
         for await (const chunk of consume(body)) {
           hash.update(chunk)
           size += chunk.length
@@ -125,6 +131,75 @@ describe('meterBody', () => {
     const data = randomBytes(8 << 20)
     post(url, { 'content-length': String(data.length) }).end(data)
     expect(await outcome).toEqual({ ok: true, size: data.length, sha256: sha256(data) })
+  })
+})
+
+describe('readAhead', () => {
+  let server: Server | undefined
+  afterEach(async () => {
+    server?.closeAllConnections()
+    await new Promise((r) => server?.close(r))
+  })
+
+  /** A real server that reads ahead `bytes`, says how much it held, then reads the rest. */
+  async function serve(limits: RequestBodyLimits, bytes: number) {
+    let settle!: (o: { held: number; size: number; sha256: string } | { code?: string }) => void
+    const outcome = new Promise<Parameters<typeof settle>[0]>((r) => (settle = r))
+    server = createServer(async (req, res) => {
+      const body = meterBody(req, limits)
+      try {
+        await body.readAhead(bytes)
+        const held = body.readableLength
+        const hash = createHash('sha256')
+        let size = 0
+        for await (const chunk of body) {
+          hash.update(chunk as Buffer)
+          size += (chunk as Buffer).length
+        }
+        settle({ held, size, sha256: hash.digest('hex') })
+        res.end()
+      } catch {
+        settle({ code: body.refusal?.code })
+        res.destroy()
+      }
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, outcome }
+  }
+
+  it('holds at least what it was asked for of a longer body, and loses no byte of it', async () => {
+    const { url, outcome } = await serve(LOOSE, 16 * 1024)
+    const data = randomBytes(4 << 20)
+    post(url, { 'content-length': String(data.length) }).end(data)
+    const o = await outcome
+    expect(o).toEqual({ held: expect.any(Number), size: data.length, sha256: sha256(data) })
+    expect('held' in o && o.held).toBeGreaterThanOrEqual(16 * 1024)
+  })
+
+  it('holds all of a body shorter than it was asked for', async () => {
+    const { url, outcome } = await serve(LOOSE, 16 * 1024)
+    const data = randomBytes(100)
+    post(url, { 'transfer-encoding': 'chunked' }).end(data)
+    expect(await outcome).toEqual({ held: 100, size: 100, sha256: sha256(data) })
+  })
+
+  it('refuses a body that trickles in while it reads ahead, with BODY_TIMEOUT', async () => {
+    const { url, outcome } = await serve({ ...LOOSE, timeoutMs: 300, minBytesPerSecond: 0 }, 16384)
+    const req = post(url, { 'content-length': '100000' })
+    const timer = setInterval(() => req.write('x'), 400) // a byte now and then, never 16 KiB
+    try {
+      expect(await outcome).toEqual({ code: 'BODY_TIMEOUT' })
+    } finally {
+      clearInterval(timer)
+      req.destroy()
+    }
+  })
+
+  it('refuses a body over the limit while it reads ahead, with BODY_TOO_LARGE', async () => {
+    const { url, outcome } = await serve({ ...LOOSE, maxBytes: 1000 }, 16384)
+    post(url, { 'transfer-encoding': 'chunked' }).end(randomBytes(5000))
+    expect(await outcome).toEqual({ code: 'BODY_TOO_LARGE' })
   })
 })
 
