@@ -12,7 +12,7 @@ export type AnswerCut = ThawError & { readonly code: AnswerCutCode }
  * Relays a function's answer body to the client under the same deadline as request bodies
  * (client-clock.ts; nginx's send_timeout, Kestrel's MinResponseDataRate): a client that takes
  * nothing of it for `timeoutMs`, or less than `minBytesPerSecond` on average once that has passed,
- * is disconnected (ANSWER_TIMEOUT) and the source destroyed, so a client that never reads cannot
+ * is reset (ANSWER_TIMEOUT) and the source destroyed, so a client that never reads cannot
  * keep a node slot, however large the answer. Only time the answer waits on the client counts
  * (`res` full until it drains, and the last bytes after the end); a node that is slow to produce
  * it is never the client's fault. Resolves once every byte is handed to the kernel; rejects with
@@ -26,7 +26,12 @@ export function relayAnswer(
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     let settled = false
-    const clock = new ClientClock(pace, (why) => fail(cut('ANSWER_TIMEOUT', slowness(why))))
+    const clock = new ClientClock(pace, (why) => {
+      // A reset, not a FIN: a FIN would wait behind the unsent answer the client does not take,
+      // keeping the connection and its buffers in the kernel; a reset drops both at once.
+      res.socket?.resetAndDestroy()
+      fail(cut('ANSWER_TIMEOUT', slowness(why)))
+    })
     const onData = (chunk: Buffer) => {
       const more = res.write(chunk, (err) => err || clock.progress(chunk.length))
       if (!more) {
