@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 
 /** A process's resident memory in bytes, from /proc/<pid>/status (Linux, proc(5)). */
 export interface ProcMemory {
@@ -16,4 +16,12 @@ export async function procMemory(pid: number): Promise<ProcMemory> {
     return Number(m[1]) * 1024
   }
   return { rss: kib('VmRSS'), peakRss: kib('VmHWM') }
+}
+
+/**
+ * Starts a new peak: VmHWM is set back to the current VmRSS (writing 5 to /proc/<pid>/clear_refs,
+ * proc(5), Linux 4.0+), so a later procMemory() says the peak since now.
+ */
+export async function resetPeakRss(pid: number): Promise<void> {
+  await writeFile(`/proc/${pid}/clear_refs`, '5')
 }
