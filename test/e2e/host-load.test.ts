@@ -1,4 +1,3 @@
-import { release } from 'node:os'
 import { resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitForStreamingArtifact } from '../../host/deploy/wait-for-artifact.ts'
@@ -53,14 +52,7 @@ app.http('hello', { methods: ['GET'], authLevel: 'anonymous',
 app.http('length', { methods: ['POST'], authLevel: 'anonymous',
   handler: async (req) => ({ body: String((await req.text()).length) }) })
 app.http('big', { methods: ['GET'], authLevel: 'anonymous', handler: async () => ({ body: BIG }) })
-app.http('ids', { methods: ['GET'], authLevel: 'anonymous', handler: async () => ({ jsonBody: {
-  uidMap: require('fs').readFileSync('/proc/self/uid_map', 'utf8').trim().split(/\\s+/),
-  owner: require('fs').statSync('/home/site/wwwroot/index.js').uid } }) })
 `
-
-/** FUSE_ALLOW_IDMAP came with Linux 6.12. */
-const [major = 0, minor = 0] = release().split('.').map(Number)
-const idmappableFuse = major > 6 || (major === 6 && minor >= 12)
 
 const skip = sandboxUnavailable || (fuseUnavailable ? 'no /dev/fuse' : false)
 const title = skip ? `host under load (skipped: ${skip})` : 'host under load'
@@ -142,21 +134,6 @@ describe.skipIf(skip)(title, { timeout: 300_000 }, () => {
     expect((await metrics(`Bearer ${MASTER}`)).status).toBe(200)
     expect((await fetch(`${url}/healthz`)).status).toBe(200)
   })
-
-  it.skipIf(!idmappableFuse)(
-    'runs its nodes over the FUSE mount in user namespaces of their own',
-    async () => {
-      // thaw's FUSE layer offers FUSE_ALLOW_IDMAP (host/fuse), so the image mount can be idmapped
-      // for a node's user namespace: its root is an unprivileged host id, and owns the image files.
-      const ids = (await (await fetch(`${url}/load/api/ids`)).json()) as {
-        uidMap: string[]
-        owner: number
-      }
-      expect(ids.uidMap).toEqual(['0', expect.any(String), '65536'])
-      expect(Number(ids.uidMap[1])).toBeGreaterThanOrEqual(2 ** 30)
-      expect(ids.owner).toBe(0)
-    },
-  )
 
   it('answers 500 clients 200 while 50 slow ones are cut at their deadlines, within memory budgets', async () => {
     const port = Number(new URL(url).port)
