@@ -36,10 +36,10 @@ const SLOW = { heads: 21, bodies: 21, nonReaders: 8 }
 const MB = 1000 * 1000
 
 /**
- * Peak RSS (VmHWM) over the run, counted from just before it. Measured here (2 shared cores, 3
- * runs): the host from 186-190 MB to peaks of 303-320 MB; the edge 270-347 MB before and at most
- * 2 MB more over the run (it only served the mount's first reads; what it holds before is from
- * converting the image and laying it out again by the profile).
+ * Peak RSS (VmHWM) over the run, counted from just before it. Measured here (2 shared cores, two
+ * runs): the host from 190 and 239 MB to peaks of 303 and 314 MB; the edge at 347 and 275 MB
+ * before, at most 2 MB more over the run (it had served the mount's first reads; what it holds
+ * is from converting the image and laying it out again by the profile).
  */
 const HOST_BUDGET = 400 * MB
 const EDGE_BUDGET = 400 * MB
