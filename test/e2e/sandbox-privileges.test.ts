@@ -201,8 +201,8 @@ describe.skipIf(why)(title, () => {
   })
 
   it('runs without a user namespace, saying why, where the image cannot be idmapped (auto)', async () => {
-    // An overlay as the image root: overlayfs cannot be idmapped, as thaw's FUSE mounts cannot
-    // until they offer FUSE_ALLOW_IDMAP.
+    // An overlay as the image root: overlayfs can never be idmapped (thaw's FUSE mounts can, since
+    // they offer FUSE_ALLOW_IDMAP; host-fuse-descriptor.test.ts checks a node over one).
     const dir = await tmpDir('thaw-overlay-lower-')
     const dirs = {
       lower: (await nodeBase()).rootfs,
