@@ -1,5 +1,6 @@
 import { chmod, mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { ColdStartSample } from './contender.ts'
 import type { BenchChild } from './child.ts'
 import type { BenchContainerd } from './containerd.ts'
 import { listenWorker, requestHello, WORKER_ARGS, WORKER_ENV } from './worker-session.ts'
@@ -19,6 +20,35 @@ export interface CtrRunTimes {
  * the given snapshotter, runc), the host's end listening on `<runDir>/control.sock`, then
  * `GET /api/hello` on the worker's socket. Stops the container and removes `runDir` afterwards.
  */
+/**
+ * A containerd start as a sample: from t0, the caller's pull phase (to t1), then the worker's own
+ * phases; bytes and requests are what the registry counted between `before` and `after`.
+ */
+export function ctrRunSample(o: {
+  t0: number
+  t1: number
+  pullPhase: string
+  times: CtrRunTimes
+  before: { requests: number; bytes: number }
+  after: { requests: number; bytes: number }
+  extra: Record<string, number>
+}): ColdStartSample {
+  const { t0, t1, times } = o
+  return {
+    ttfbMs: times.firstByteAt - t0,
+    bytesFetched: o.after.bytes - o.before.bytes,
+    requests: o.after.requests - o.before.requests,
+    status: times.status,
+    phases: {
+      [o.pullPhase]: t1 - t0,
+      'ctr run to worker hello': times.hello - t1,
+      'app load to ready': times.ready - times.hello,
+      'request to first byte': times.firstByteAt - times.ready,
+    },
+    extra: o.extra,
+  }
+}
+
 export async function ctrRunWorker(
   containerd: BenchContainerd,
   options: {

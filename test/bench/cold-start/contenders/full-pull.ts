@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { startContainerd, removeEverything, type BenchContainerd } from '../containerd.ts'
 import type { ColdStartSample, Contender, ContenderContext } from '../contender.ts'
-import { ctrRunWorker } from '../ctr-run-worker.ts'
+import { ctrRunSample, ctrRunWorker } from '../ctr-run-worker.ts'
 import { dropCaches } from '../worker-session.ts'
 
 /**
@@ -48,19 +48,15 @@ export function fullPullContender(): Contender {
           signal,
         })
         const after = await ctx.registry.counters()
-        return {
-          ttfbMs: times.firstByteAt - t0,
-          bytesFetched: after.bytes - before.bytes,
-          requests: after.requests - before.requests,
-          status: times.status,
-          phases: {
-            'pull (fetch + unpack)': t1 - t0,
-            'ctr run to worker hello': times.hello - t1,
-            'app load to ready': times.ready - times.hello,
-            'request to first byte': times.firstByteAt - times.ready,
-          },
+        return ctrRunSample({
+          t0,
+          t1,
+          pullPhase: 'pull (fetch + unpack)',
+          times,
+          before,
+          after,
           extra: { delayProxyCpuMs: (await ctx.link.proxyCpuMs()) - cpu0 },
-        }
+        })
       } finally {
         await removeEverything(c.ctr)
       }

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { startContainerd, type BenchContainerd } from '../containerd.ts'
 import type { ColdStartSample, Contender, ContenderContext } from '../contender.ts'
-import { ctrRunWorker } from '../ctr-run-worker.ts'
+import { ctrRunSample, ctrRunWorker } from '../ctr-run-worker.ts'
 import { OPTIMIZE_VERSION, optimizeImage, type OptimizedImage } from '../stargz/optimize-image.ts'
 import { buildStargzDaemon, startStargzDaemon, type StargzDaemon } from '../stargz/stargz-daemon.ts'
 import { dropCaches } from '../worker-session.ts'
@@ -83,22 +83,18 @@ export function stargzOptimizedContender(): Contender {
           signal,
         })
         const after = await ctx.registry.counters()
-        return {
-          ttfbMs: times.firstByteAt - t0,
-          bytesFetched: after.bytes - before.bytes,
-          requests: after.requests - before.requests,
-          status: times.status,
-          phases: {
-            'rpull (manifest, config, lazy layer mounts)': t1 - t0,
-            'ctr run to worker hello': times.hello - t1,
-            'app load to ready': times.ready - times.hello,
-            'request to first byte': times.firstByteAt - times.ready,
-          },
+        return ctrRunSample({
+          t0,
+          t1,
+          pullPhase: 'rpull (manifest, config, lazy layer mounts)',
+          times,
+          before,
+          after,
           extra: {
             delayProxyCpuMs: (await ctx.link.proxyCpuMs()) - cpu0,
             estargzImageBytes: image.compressedBytes,
           },
-        }
+        })
       } finally {
         // containerd first: removing its images removes the snapshots through the daemon.
         await containerd?.close()
