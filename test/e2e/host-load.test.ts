@@ -39,10 +39,12 @@ const MB = 1000 * 1000
  * Peak RSS (VmHWM) over the run, counted from just before it. Measured here (2 shared cores, two
  * runs): the host from 190 and 239 MB to peaks of 303 and 314 MB; the edge at 347 and 275 MB
  * before, at most 2 MB more over the run (it had served the mount's first reads; what it holds
- * is from converting the image and laying it out again by the profile).
+ * is from converting the image and laying it out again by the profile: its conversion thread
+ * stays, with its heap). A third run (a CI run from a fresh clone) had the edge at 426 MB, so its
+ * budget is 512 MB: what the edge holds after a conversion varies by ~150 MB from run to run.
  */
 const HOST_BUDGET = 400 * MB
-const EDGE_BUDGET = 400 * MB
+const EDGE_BUDGET = 512 * MB
 
 const APP = `const { app } = require('@azure/functions')
 // An answer far larger than the socket buffers between a node and a client, made once.
