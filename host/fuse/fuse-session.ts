@@ -150,6 +150,9 @@ const Op = {
   statfs: 9,
 } as const
 
+/** A request as the addon hands it over (after handle and op); what a, b, c mean depends on op. */
+type Request = [unique: number, nodeid: number, a: number, b: number, c: number, name?: string]
+
 const ATTR_FIELDS = 10
 const { EIO, ERANGE } = constants.errno
 
@@ -160,21 +163,11 @@ export async function mountFuse(
 ): Promise<FuseSession> {
   const native = load()
   const cache = options.cacheSeconds ?? 3600
-  let handle: Handle | undefined
   const onError = options.onError ?? (() => {})
   const dispatcher = new Dispatcher(native, ops, onError)
-  const handler = (
-    op: number,
-    unique: number,
-    nodeid: number,
-    a: number,
-    b: number,
-    c: number,
-    name: string | undefined,
-  ) => {
-    if (op === Op.gone) return options.onGone?.()
-    if (handle !== undefined) dispatcher.dispatch(handle, op, unique, nodeid, a, b, c, name)
-  }
+  // Requests come with the session's handle: the first may arrive before mount() settles.
+  const handler = (h: Handle, op: number, ...request: Request) =>
+    op === Op.gone ? options.onGone?.() : dispatcher.dispatch(h, op, ...request)
   let mounted: { handle: Handle; info: FuseInfo }
   try {
     mounted = await native.mount(
@@ -195,7 +188,6 @@ export async function mountFuse(
       errno: (err as { errno?: number }).errno,
     })
   }
-  handle = mounted.handle
   // The kernel reads ahead 128 KiB by default whatever max_pages allows; sequential reads and
   // page faults of files read through FUSE then come in requests of 1 MiB instead of 128 KiB.
   await setReadAhead(dir, mounted.info.maxPages * 4).catch((err: Error) =>
@@ -244,16 +236,7 @@ class Dispatcher {
     readonly onError: (message: string) => void,
   ) {}
 
-  dispatch(
-    h: Handle,
-    op: number,
-    unique: number,
-    nodeid: number,
-    a: number,
-    b: number,
-    c: number,
-    name: string | undefined,
-  ): void {
+  dispatch(h: Handle, op: number, ...[unique, nodeid, a, b, c, name]: Request): void {
     const { native, ops } = this
     this.stats.requests++
     try {

@@ -491,25 +491,30 @@ static void unmount_complete(napi_env env, napi_status status, void *data) {
 
 /* ---------- JS thread: requests to the handler ---------- */
 
+/*
+ * handler(handle, op, unique, nodeid, a, b, c, name): the session's handle comes with every
+ * request, so a request that arrives before mount()'s promise has settled can be answered too.
+ */
 static void call_js(napi_env env, napi_value handler, void *context, void *data) {
-  (void)context;
+  session_t *s = context;
   pending_t *p = data;
   if (env == NULL) {
     free(p);
     return;
   }
-  napi_value argv[7], undefined;
+  napi_value argv[8], undefined;
   napi_get_undefined(env, &undefined);
-  napi_create_uint32(env, p->op, &argv[0]);
-  napi_create_double(env, (double)p->unique, &argv[1]);
-  napi_create_double(env, (double)p->nodeid, &argv[2]);
-  napi_create_double(env, (double)p->a, &argv[3]);
-  napi_create_double(env, (double)p->b, &argv[4]);
-  napi_create_uint32(env, p->c, &argv[5]);
+  napi_get_reference_value(env, s->self, &argv[0]);
+  napi_create_uint32(env, p->op, &argv[1]);
+  napi_create_double(env, (double)p->unique, &argv[2]);
+  napi_create_double(env, (double)p->nodeid, &argv[3]);
+  napi_create_double(env, (double)p->a, &argv[4]);
+  napi_create_double(env, (double)p->b, &argv[5]);
+  napi_create_uint32(env, p->c, &argv[6]);
   if (p->op == OP_LOOKUP || p->op == OP_GETXATTR)
-    napi_create_string_utf8(env, p->name, p->namelen, &argv[6]);
-  else argv[6] = undefined;
-  napi_call_function(env, undefined, handler, 7, argv, NULL);
+    napi_create_string_utf8(env, p->name, p->namelen, &argv[7]);
+  else argv[7] = undefined;
+  napi_call_function(env, undefined, handler, 8, argv, NULL);
   free(p);
 }
 
