@@ -158,9 +158,19 @@ export class ProxyBackend implements RegistryBackend {
     return this.#deleteUpstream(repository, digest)
   }
 
+  /**
+   * A tag DELETE goes upstream. A registry that cannot delete tags (distribution 2.8 parses the
+   * reference as a digest and answers 400 DIGEST_INVALID) is answered to the client as the spec's
+   * "Deleting tags" says a registry without tag deletion does: 405 UNSUPPORTED.
+   */
   async deleteTag(repository: string, tag: string): Promise<boolean> {
     this.#p.manifests.forgetTag(repository, tag)
-    return this.#deleteUpstream(repository, tag)
+    try {
+      return await this.#deleteUpstream(repository, tag)
+    } catch (err) {
+      if (!isOciError(err, 'DIGEST_INVALID')) throw err
+      throw new OciError('UNSUPPORTED', `the upstream registry does not delete tags (${err.message})`, { cause: err })
+    }
   }
 
   async listTags(repository: string): Promise<string[] | undefined> {

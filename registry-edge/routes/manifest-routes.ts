@@ -1,6 +1,7 @@
 import {
   MAX_MANIFEST_BYTES,
   OciError,
+  isTag,
   parseManifest,
   parseManifestRef,
   sha256Of,
@@ -10,8 +11,16 @@ import { readLimitedBody } from '../http/request-body.ts'
 import { acceptsManifest, checkReferences, referrerOf } from './manifest-checks.ts'
 import type { RouteHandler } from './route-deps.ts'
 
-/** GET/HEAD /v2/<name>/manifests/<reference> (end-3): the stored bytes, exactly as pushed. */
+/**
+ * GET/HEAD /v2/<name>/manifests/<reference> (end-3): the stored bytes, exactly as pushed. A
+ * reference that is no valid tag (`.INVALID`) names a manifest that cannot exist: 404
+ * MANIFEST_UNKNOWN, as the spec's conformance suite expects of a pull, where a PUT under it is
+ * 400 TAG_INVALID. A malformed digest stays 400 DIGEST_INVALID.
+ */
 export const getManifest: RouteHandler = async (c, { repository, param }, { backend }) => {
+  if (!param.includes(':') && !isTag(param)) {
+    throw new OciError('MANIFEST_UNKNOWN', `manifest ${JSON.stringify(param.slice(0, 200))} is not in ${repository}`)
+  }
   const ref = parseManifestRef(param)
   const stored = await backend.getManifest(repository, ref)
   if (!stored) throw new OciError('MANIFEST_UNKNOWN', `manifest ${param} is not in ${repository}`)

@@ -151,6 +151,19 @@ describe('proxy mode in front of distribution', () => {
     expect(tagGets()).toBeGreaterThan(gets)
   })
 
+  it('answers a tag DELETE the upstream refuses (its 400 DIGEST_INVALID) with 405 UNSUPPORTED, the tag kept', async () => {
+    const pushed = await pushImage(upstream.url, 'apps/undeletable', 'v1', [randomBytes(100)])
+    const res = await fetch(`${edge.url}/v2/apps/undeletable/manifests/v1`, { method: 'DELETE' })
+    expect(upstreamCount(/^DELETE \/v2\/apps\/undeletable\/manifests\/v1$/)).toBe(1)
+    expect(res.status).toBe(405)
+    expect(((await res.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('UNSUPPORTED')
+    const head = await fetch(`${edge.url}/v2/apps/undeletable/manifests/v1`, { method: 'HEAD' })
+    expect(head.headers.get('docker-content-digest')).toBe(pushed.digest)
+    // A pull by a reference that cannot be a tag is a manifest that is not there, in proxy mode too.
+    const invalid = await fetch(`${edge.url}/v2/apps/undeletable/manifests/.INVALID`, { method: 'HEAD' })
+    expect(invalid.status).toBe(404)
+  })
+
   it('keeps referrers in the upstream fallback tag sha256-<hex> and lists them from it', async () => {
     const subject = await pushImage(upstream.url, 'apps/signed', 'v1', [randomBytes(2000)])
     const empty = Buffer.from('{}')

@@ -105,6 +105,9 @@ const cases: Case[] = [
   { name: 'tag starting with a dot', send: () => put('/v2/apps/ok/manifests/.hidden', manifestWith({})), status: 400, code: 'TAG_INVALID' },
   { name: 'encoded slashes in a tag', send: () => put('/v2/apps/ok/manifests/..%2F..%2Fx', manifestWith({})), status: 400, code: 'TAG_INVALID' },
   { name: 'tag longer than 128 characters', send: () => put(`/v2/apps/ok/manifests/${'t'.repeat(129)}`, manifestWith({})), status: 400, code: 'TAG_INVALID' },
+  // A pull by a reference that cannot be a tag asks for a manifest that is not there (the spec's conformance suite pulls `.INVALID`).
+  { name: 'manifest GET by a tag outside the grammar', send: () => fetch(`${url}/v2/apps/ok/manifests/.INVALID`), status: 404, code: 'MANIFEST_UNKNOWN' },
+  { name: 'manifest GET by a malformed digest', send: () => fetch(`${url}/v2/apps/ok/manifests/sha256:zz`), status: 400, code: 'DIGEST_INVALID' },
   { name: 'blob GET with a malformed digest', send: () => fetch(`${url}/v2/apps/ok/blobs/sha256:zz`), status: 400, code: 'DIGEST_INVALID' },
   { name: 'referrers of a malformed digest', send: () => fetch(`${url}/v2/apps/ok/referrers/latest`), status: 400, code: 'DIGEST_INVALID' },
   { name: 'method the endpoint does not have', send: () => fetch(`${url}/v2/apps/ok/tags/list`, { method: 'DELETE' }), status: 405, code: 'UNSUPPORTED' },
@@ -122,6 +125,11 @@ describe('bad input', () => {
     expect(body.errors[0]!.code).toBe(code)
     expect(body.errors[0]!.message.length).toBeGreaterThan(5)
     expect(await visibleFiles()).toEqual(before)
+  })
+
+  it('answers HEAD of a manifest by a tag outside the grammar 404, as a manifest that is not there', async () => {
+    const res = await fetch(`${url}/v2/apps/ok/manifests/.INVALID`, { method: 'HEAD' })
+    expect(res.status).toBe(404)
   })
 
   it('leaves a consistent store and no stray temp files behind', async () => {
