@@ -16,6 +16,7 @@ PACKAGES=(
   nftables util-linux    # nodes' firewall and loopback forwarding (nft, nsenter)
   curl                   # the benchmark's time-to-first-byte client
   gcc libc6-dev          # the user namespace helper; tests build static C programs (a handler, a syscall probe)
+  chromium               # the dashboard's browser test drives Debian's chromium (puppeteer-core; no browser download)
 )
 
 missing=()
