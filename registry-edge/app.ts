@@ -100,7 +100,15 @@ export async function createRegistryEdge(options: RegistryEdgeOptions): Promise<
     : undefined
   if (conversion) events.subscribe((event) => conversion.onManifestPut(event))
   const extensions = [...(options.extensions ?? []), ...(conversion?.extensions ?? [])]
-  const deps = { backend, events, deletion: options.deletion ?? true, extensions, logger, policy: auth?.policy }
+  const deps = {
+    backend,
+    events,
+    deletion: options.deletion ?? true,
+    extensions,
+    logger,
+    policy: auth?.policy,
+    onReferrersListed: conversion?.onReferrersListed,
+  }
 
   const app = new Hono<EdgeEnv>()
   app.use('*', requestLog(logger, metrics))

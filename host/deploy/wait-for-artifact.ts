@@ -100,7 +100,11 @@ async function poll(o: WaitOptions): Promise<ArtifactReady> {
   }
 }
 
-async function fetchStatus(
+/**
+ * The edge's conversion status of an image: 'unknown' for a 404 MANIFEST_UNKNOWN (or a passing
+ * 5xx), 'unsupported' when the registry has no `_thaw/status` (it is not a thaw edge).
+ */
+export async function fetchStatus(
   client: RegistryClient,
   repository: string,
   manifest: Digest,

@@ -1,6 +1,5 @@
 import {
   parseStreamingArtifact,
-  pickStreamingArtifact,
   type StreamingArtifact,
 } from '../../runtime/artifact/streaming-artifact.ts'
 import { openBinaryIndex } from '../../runtime/format/binary-index.ts'
@@ -10,10 +9,10 @@ import type { IndexTree } from '../../runtime/format/index-tree.ts'
 import type { BundleHeader } from '../../runtime/artifact/bundle.ts'
 import { describeError } from '../../runtime/errors.ts'
 import { sha256Of, type Digest } from '../../runtime/oci/digest.ts'
-import { MediaType } from '../../runtime/oci/media-types.ts'
 import { selectManifest } from '../../runtime/oci/platform.ts'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
 import { parseImageConfig, parseManifest, type ImageConfig } from '../../runtime/oci/schemas.ts'
+import { awaitStreamingArtifact } from './await-artifact.ts'
 import { MountError } from './errors.ts'
 import type { IndexCache } from './index-cache.ts'
 import type { SourceSet } from './source-set.ts'
@@ -43,11 +42,19 @@ export interface ResolveOptions {
   bundleStart?: () => Promise<{ header: BundleHeader; record0: Uint8Array } | undefined>
   /** Indexes of earlier mounts (in memory, and their blobs on disk), by index blob digest. */
   indexes?: IndexCache
+  /**
+   * How long to wait for an edge that converts the image when it is first asked for (an image
+   * pushed straight to the registry behind it). Default 120 s; 0 fails at once.
+   */
+  artifactWaitMs?: number
 }
+
+const DEFAULT_ARTIFACT_WAIT_MS = 120_000
 
 /**
  * reference → manifest digest → referrers (artifactType thaw streaming; the client falls back to
- * the `sha256-<hex>` tag where the registry has no referrers API) → the newest artifact → its
+ * the `sha256-<hex>` tag where the registry has no referrers API; an edge that is converting the
+ * image is waited for, await-artifact.ts) → the newest artifact → its
  * config and index blob (verified by digest) → FsIndex. Every blob is read verified. A manifest
  * that is mounted already (`known`) stops after the first request; an index in `indexes` is not
  * fetched again.
@@ -99,11 +106,11 @@ export async function resolveImage(
       options.warn?.(`the bundle's start was not used: ${describeError(err)}`)
     }
   }
-  const referrers = await call(`referrers of ${manifest}`, (c, s) =>
-    c.referrers(repo, manifest, { artifactType: MediaType.thawStreaming, signal: s }),
-  )
-  const chosen = pickStreamingArtifact(referrers)
-  if (!chosen) throw notStreamable(reference, `no streaming artifact refers to ${manifest}`)
+  const chosen = await awaitStreamingArtifact(sources, reference, repo, manifest, {
+    timeoutMs: options.artifactWaitMs ?? DEFAULT_ARTIFACT_WAIT_MS,
+    signal,
+    warn: options.warn,
+  })
   const fetched = await call(`artifact ${chosen.digest}`, (c, s) =>
     c.getManifest(repo, chosen.digest, { signal: s }),
   )

@@ -1,12 +1,13 @@
 import { join } from 'node:path'
 import type { Registry } from 'prom-client'
 import type { CodecName } from '../../runtime/format/index.ts'
-import type { Digest } from '../../runtime/oci/index.ts'
+import type { Descriptor, Digest } from '../../runtime/oci/index.ts'
 import type { RegistryBackend } from '../backend/registry-backend.ts'
 import type { EdgeExtension } from '../edge-extension.ts'
 import type { ManifestPutEvent } from '../manifest-events.ts'
 import type { EdgeLogger } from '../observability/edge-logger.ts'
 import { BundleCache } from './bundle-cache.ts'
+import { ConvertOnAsk } from './convert-on-ask.ts'
 import { ConversionMetrics } from './conversion-metrics.ts'
 import type { ConversionLimits } from './conversion-limits.ts'
 import { Converter } from './converter.ts'
@@ -35,6 +36,10 @@ export interface Conversion {
   readonly extensions: EdgeExtension[]
   /** The ManifestEvents listener. */
   onManifestPut(event: ManifestPutEvent): Promise<void>
+  /** After a referrers request: converts an image that has no streaming artifact yet. */
+  onReferrersListed(repository: string, subject: Digest, found: readonly Descriptor[]): void
+  /** Converts images nobody pushed through this edge, when asked for (convert-on-ask.ts). */
+  readonly onAsk: ConvertOnAsk
   /** Stops the converter (unfinished conversions resume at the next start). Idempotent. */
   close(): Promise<void>
 }
@@ -84,11 +89,15 @@ export async function startConversion(input: {
     onConverted: prebuild,
   })
   await converter.start()
+  const onAsk = new ConvertOnAsk({ converter, backend, logger })
   return {
     converter,
     profiles,
-    extensions: thawExtensions({ converter, settings, profiles, bundles }),
+    onAsk,
+    extensions: thawExtensions({ converter, onAsk, settings, profiles, bundles }),
     onManifestPut: (event) => converter.onManifestPut(event),
+    onReferrersListed: (repository, subject, found) =>
+      onAsk.onReferrersListed(repository, subject, found),
     close: () => converter.close(),
   }
 }

@@ -16,12 +16,14 @@ import { readSmallBlob } from './backend-blobs.ts'
 import type { BundleCache, CachedBundle } from './bundle-cache.ts'
 import type { RegistryBackend } from '../backend/registry-backend.ts'
 import { planBundle } from './bundle-plan.ts'
+import type { ConvertOnAsk } from './convert-on-ask.ts'
 import type { Converter } from './converter.ts'
 import type { ProfileStore } from './profile-store.ts'
 import { parseRepositorySettings, type RepositorySettingsStore } from './repository-settings.ts'
 
 export interface ThawExtensionDeps {
   converter: Converter
+  onAsk: ConvertOnAsk
   settings: RepositorySettingsStore
   profiles: ProfileStore
   bundles: BundleCache
@@ -40,7 +42,8 @@ export function thawExtensions(deps: ThawExtensionDeps): EdgeExtension[] {
 async function status({ repository, subpath, request }: ExtensionRequest, deps: ThawExtensionDeps) {
   only(request, ['GET', 'HEAD'])
   const manifest = digestOf(subpath)
-  const found = await deps.converter.states.get(repository, manifest)
+  // An image the edge has no record of (pushed straight to the upstream) is converted now.
+  const found = await deps.onAsk.ask(repository, manifest)
   if (!found)
     throw new OciError('MANIFEST_UNKNOWN', `no conversion of ${manifest} in ${repository}`)
   return jsonResponse(found)

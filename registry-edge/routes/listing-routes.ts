@@ -31,12 +31,14 @@ export async function listCatalog(c: Context<EdgeEnv>, deps: RouteDeps): Promise
 /**
  * GET /v2/<name>/referrers/<digest>[?artifactType=] (end-12a/12b): an image index of the
  * manifests whose subject is <digest>; an empty list (never 404) when there are none. The
- * artifactType filter is applied here, and `OCI-Filters-Applied: artifactType` says so.
+ * artifactType filter is applied here, and `OCI-Filters-Applied: artifactType` says so. The
+ * converter hears of every listing (an image without a streaming artifact is converted then).
  */
-export const listReferrers: RouteHandler = async (c, { repository, param }, { backend }) => {
+export const listReferrers: RouteHandler = async (c, { repository, param }, deps) => {
   const subject = parseDigest(param)
   const artifactType = new URL(c.req.url).searchParams.get('artifactType')
-  let manifests = await backend.listReferrers(repository, subject)
+  let manifests = await deps.backend.listReferrers(repository, subject)
+  deps.onReferrersListed?.(repository, subject, manifests)
   const headers: Record<string, string> = { 'content-type': MediaType.ociIndex }
   if (artifactType !== null) {
     manifests = manifests.filter((d) => d.artifactType === artifactType)

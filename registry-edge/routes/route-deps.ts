@@ -1,4 +1,5 @@
 import type { Context } from 'hono'
+import type { Descriptor, Digest } from '../../runtime/oci/index.ts'
 import type { AccessPolicy } from '../auth/access-policy.ts'
 import type { RegistryBackend } from '../backend/registry-backend.ts'
 import type { EdgeEnv } from '../edge-env.ts'
@@ -16,6 +17,8 @@ export interface RouteDeps {
   logger: EdgeLogger
   /** Set when auth is on: the catalog lists only what the caller may pull. */
   policy?: AccessPolicy
+  /** Told what a referrers request found (unfiltered), after it is answered (convert-on-ask). */
+  onReferrersListed?: (repository: string, subject: Digest, found: readonly Descriptor[]) => void
 }
 
 /** A matched /v2 route whose repository name has been validated. */
