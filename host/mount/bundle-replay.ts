@@ -207,11 +207,13 @@ export async function replayBundle(
     /** Called when it is known whether there is a bundle: with true once its header arrived and
      * its frames are registered as in flight (reads from then on wait for them). */
     onFound?: (found: boolean) => void
+    /** Filled in as the bundle streams (what it brought so far); the result is this object. */
+    progress?: ReplayResult
   } = {},
 ): Promise<ReplayResult> {
   const warn = options.warn ?? (() => {})
   const found = options.onFound ?? (() => {})
-  const result: ReplayResult = { found: false, bytes: 0, records: 0, rejected: 0 }
+  const result = options.progress ?? { found: false, bytes: 0, records: 0, rejected: 0 }
   const bundle = await opened
   if (!bundle) {
     found(false)

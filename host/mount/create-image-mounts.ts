@@ -208,6 +208,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
         throw err
       }
       const t2 = performance.now()
+      const before = fresh ? { requests: 0, bytes: 0 } : mount.fetched
       // One round trip: whether a bundle is being streamed (not its arrival: reads wait per frame).
       const replayed = await mount.replayFound
       const t3 = performance.now()
@@ -229,6 +230,10 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
           ? { resolveMs: t1 - t0, mountMs: t2 - t1, prefetchMs: t3 - t2 }
           : { resolveMs: 0, mountMs: 0, prefetchMs: 0 },
         replayed,
+        fetched: () => {
+          const now = mount.fetched
+          return { requests: now.requests - before.requests, bytes: now.bytes - before.bytes }
+        },
         stopRecording() {
           if (!recorder) return undefined
           mount.stopRecording(recorder)

@@ -14,6 +14,7 @@ import {
 import type { CachedBlob } from './cached-blob.ts'
 import type { FuseStats } from '../fuse/fuse-session.ts'
 import type { FileCache } from './file-cache.ts'
+import type { Fetched } from './image-mounts.ts'
 import type { FrameDecoder } from './frame-decoder.ts'
 import { FrameLoader } from './frame-loader.ts'
 import { mountFuse, type FuseMount } from './fuse-mount.ts'
@@ -85,6 +86,7 @@ export class ImageMount {
   readonly #cache: BlobCache
   readonly #abort = new AbortController()
   readonly #warn: (message: string) => void
+  readonly #replayed: ReplayResult = { found: false, bytes: 0, records: 0, rejected: 0 }
   #closing: Promise<void> | undefined
 
   private constructor(
@@ -115,7 +117,7 @@ export class ImageMount {
       : undefined
     if (bundle) signal.addEventListener('abort', () => bundle.cancel(), { once: true })
     this.replay = bundle
-      ? replayBundle(o.image, bundle.opened, loader, { warn: o.warn, onFound })
+      ? replayBundle(o.image, bundle.opened, loader, { warn: o.warn, onFound, progress: this.#replayed })
       : Promise.resolve(none)
     this.replay.then(
       () => onFound(false),
@@ -190,6 +192,19 @@ export class ImageMount {
     await this.#fuse
       .setReadAhead(kb)
       .catch((err: Error) => this.#warn(`read-ahead: ${err.message}`))
+  }
+
+  /**
+   * Image data fetched from the edge so far: the frame loader's range requests (reads that
+   * missed, background fetch) and their bytes, and the prefetch bundle (one request) with the
+   * bytes of it that arrived. Not the manifest, artifact and index the resolve read.
+   */
+  get fetched(): Fetched {
+    const bundle = this.#replayed.found
+    return {
+      requests: this.loader.stats.requests + (bundle ? 1 : 0),
+      bytes: this.loader.stats.bytes + (bundle ? this.#replayed.bytes : 0),
+    }
   }
 
   /** What the FUSE layer answered (READs that reached thaw, passthrough opens). */

@@ -40,10 +40,21 @@ export interface MountLease {
   readonly timings: { resolveMs: number; mountMs: number; prefetchMs: number }
   /** A prefetch bundle was (or is being) streamed into the cache for this mount. */
   readonly replayed: boolean
+  /**
+   * Image data the mount fetched from the edge since this acquire began (ImageMount.fetched: the
+   * bundle and range requests, not the resolve's manifest and index). The mount is shared, so
+   * it includes what other nodes of the image read meanwhile.
+   */
+  fetched(): Fetched
   /** Stops recording and returns what was recorded; undefined when this lease did not record. */
   stopRecording(): Profile | undefined
   /** Idempotent. */
   release(): Promise<void>
+}
+
+export interface Fetched {
+  requests: number
+  bytes: number
 }
 
 export interface MountedImage {

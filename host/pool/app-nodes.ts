@@ -3,6 +3,7 @@ import type { AppLimits } from '../apps/app-spec.ts'
 import type { HostLogger } from '../log/host-logger.ts'
 import type { HttpFunctionSpec } from '../router/index.ts'
 import type { WorkerClient } from '../worker/worker-client.ts'
+import type { Fetched } from '../mount/image-mounts.ts'
 import type { ColdStartTimings } from './cold-start.ts'
 import { NodeStateMachine, type PoolNodeState } from './node-state.ts'
 
@@ -14,6 +15,8 @@ export interface StartedNode {
   readonly routePrefix: string
   /** The cold start's phases except `first` and `total`. */
   readonly timings: Omit<ColdStartTimings, 'first' | 'total'>
+  /** Image data fetched from the edge since the cold start's acquire (MountLease.fetched). */
+  fetched(): Fetched
   /** Resolves when the node's process is gone, with why (sandbox/node-handle.ts NodeExit). */
   readonly exited: Promise<{ message: string; reason?: string; oomKills?: number }>
   /** At the node's first response (record/replay hooks in). */

@@ -18,19 +18,29 @@ export interface ColdStartTimings {
   total: number
 }
 
+/**
+ * A cold start's timings and the image data its mount fetched from the edge meanwhile (from the
+ * acquire to the first response: the prefetch bundle and range requests; MountLease.fetched).
+ */
+export interface ColdStart extends ColdStartTimings {
+  bytes: number
+  requests: number
+}
+
 export const COLD_START_HEADER = 'x-thaw-cold-start'
 export const COLD_START_PHASES = ['resolve', 'mount', 'prefetch', 'sandbox', 'load', 'first', 'total'] as const
 
-/** `resolve=12.3;mount=3.1;...`: the header value (and the log line). */
-export function formatColdStart(t: ColdStartTimings): string {
-  return COLD_START_PHASES.map((k) => `${k}=${t[k].toFixed(1)}`).join(';')
+/** `resolve=12.3;mount=3.1;...;total=…;bytes=…;requests=…`: the header value (and the log line). */
+export function formatColdStart(t: ColdStart): string {
+  const phases = COLD_START_PHASES.map((k) => `${k}=${t[k].toFixed(1)}`)
+  return [...phases, `bytes=${t.bytes}`, `requests=${t.requests}`].join(';')
 }
 
-export function parseColdStart(value: string): ColdStartTimings {
+export function parseColdStart(value: string): ColdStart {
   const out: Record<string, number> = {}
   for (const part of value.split(';')) {
     const [k, v] = part.split('=')
     if (k && v !== undefined) out[k.trim()] = Number(v)
   }
-  return out as unknown as ColdStartTimings
+  return out as unknown as ColdStart
 }

@@ -137,6 +137,7 @@ async function startNode(
         sandbox: running.timings.sandboxMs,
         load: running.timings.loadMs,
       },
+      fetched: () => lease.fetched(),
       exited: running.exited,
       firstResponse: () => o.profiles.firstResponse(app.image, lease),
       destroy: () =>

@@ -5,7 +5,7 @@ import type { App } from '../apps/app-spec.ts'
 import { answer, header } from '../local/http-answers.ts'
 import type { HostLogger } from '../log/host-logger.ts'
 import type { AppNodes, NodeSlot } from '../pool/app-nodes.ts'
-import { COLD_START_HEADER, formatColdStart, type ColdStartTimings } from '../pool/cold-start.ts'
+import { COLD_START_HEADER, formatColdStart, type ColdStart } from '../pool/cold-start.ts'
 import {
   acceptBody,
   checkDeclaredLength,
@@ -205,7 +205,12 @@ async function dispatch(
   const headers = { ...out.headers }
   if (slot.first) {
     const now = performance.now()
-    const cold: ColdStartTimings = { ...slot.started.timings, first: now - sent, total: now - o.arrived }
+    const cold: ColdStart = {
+      ...slot.started.timings,
+      first: now - sent,
+      total: now - o.arrived,
+      ...slot.started.fetched(),
+    }
     headers[COLD_START_HEADER] = formatColdStart(cold)
     ctx.metrics.coldStart(app.name, cold)
     ctx.logger.log('info', 'cold start', { app: app.name, node: slot.node.id, ...cold })

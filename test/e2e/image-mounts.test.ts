@@ -74,6 +74,17 @@ describe.skipIf(fuseUnavailable)('createImageMounts: leases of shared lazy mount
     expect(profile?.subject).toBe(image.manifest)
     expect(profile?.entries.map((e) => e.path.replace(/^\//, ''))).toEqual(files.slice(0, 4))
     expect(b.stopRecording()).toBeUndefined()
+    // What each lease's cold start fetched (the x-thaw-cold-start header's bytes and requests):
+    // range requests of reads the bundle did not cover, and for the lease that mounted, the bundle.
+    const last = files[files.length - 1]!
+    expect(await hashThrough(b.root, last)).toBe(sha256(readFileSync(join(rootfs, last))))
+    await mounts.mounted()[0]!.replay
+    const ranges = edge.requests.slice(before).filter((r) => r.startsWith('GET /v2/pool/app/blobs/'))
+    expect(b.fetched().requests).toBe(ranges.length)
+    expect(a.fetched()).toEqual({
+      requests: b.fetched().requests + 1,
+      bytes: b.fetched().bytes + edge.bundle!.length,
+    })
     await a.release()
     await a.release()
     expect(mountedAt(a.root)).toBe(true)
@@ -94,6 +105,8 @@ describe.skipIf(fuseUnavailable)('createImageMounts: leases of shared lazy mount
     const again = await mounts!.acquire(image.reference, { replay: false })
     await hashThrough(again.root, files[0]!)
     expect(mounts!.mounted()[0]!.loader.stats.requests).toBeGreaterThan(0)
+    const { requests, bytes } = mounts!.mounted()[0]!.loader.stats
+    expect(again.fetched()).toEqual({ requests, bytes }) // no bundle: the range requests alone
     expect(indexGets(edge.requests.slice(cleared))).toBe(1)
     await again.release()
     await mounts!.close()

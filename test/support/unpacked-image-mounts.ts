@@ -95,6 +95,7 @@ export function createUnpackedImageMounts(dir: string): UnpackedImageMounts {
       image: entry.image,
       timings,
       replayed: false,
+      fetched: () => ({ requests: 0, bytes: 0 }), // unpacked from a tar up front: nothing on demand
       stopRecording(): Profile | undefined {
         if (!recording) return undefined
         recording = false

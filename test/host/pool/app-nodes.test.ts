@@ -25,6 +25,7 @@ function fakeStarter() {
             functions: [],
             routePrefix: 'api',
             timings: { resolve: 0, mount: 0, prefetch: 0, sandbox: 0, load: 0 },
+            fetched: () => ({ requests: 0, bytes: 0 }),
             exited,
             firstResponse() {},
             async destroy() {
