@@ -6,7 +6,8 @@ import { runCli, type Command } from '../host/cli/command.ts'
 
 const commands: Record<string, Command> = {
   up: {
-    summary: 'run the whole thing here: edge, host, the sample app deployed as an image and called cold',
+    summary:
+      'run the whole thing here: edge, host, the sample app deployed as an image and called cold',
     load: () => import('../host/cli/up.ts'),
   },
   edge: {
@@ -18,12 +19,18 @@ const commands: Record<string, Command> = {
     load: () => import('../host/cli/start.ts'),
   },
   host: {
-    summary: 'run the function host: admin API, sandboxed nodes from lazily mounted images, warm pool',
+    summary:
+      'run the function host: admin API, sandboxed nodes from lazily mounted images, warm pool',
     load: () => import('../host/cli/host.ts'),
   },
   mount: {
     summary: 'mount an image lazily with FUSE in the foreground (inspection, debugging)',
     load: () => import('../host/cli/mount.ts'),
+  },
+  snapshotter: {
+    summary:
+      'a containerd remote snapshotter: thaw images start lazily under containerd and Kubernetes',
+    load: () => import('../host/cli/snapshotter.ts'),
   },
   init: {
     summary:

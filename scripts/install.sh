@@ -10,7 +10,8 @@ PACKAGES=(
   runc crun              # OCI runtimes for nodes (runc works on cgroup v1 here; crun is probed)
   docker-registry        # CNCF distribution, the real upstream registry in tests
   skopeo umoci           # real OCI clients and image tools
-  containerd             # ctr, for the full-pull benchmark contender
+  containerd             # ctr, for the full-pull benchmark contender and the snapshotter's tests
+  stargz-snapshotter     # ctr-remote: pulls with remote-snapshot labels (thaw snapshotter's tests)
   debootstrap            # realistic Debian base images for benchmarks
   iproute2 jq zstd attr  # netns/tc for emulated links, tools used by tests
   nftables util-linux    # nodes' firewall and loopback forwarding (nft, nsenter)
@@ -18,6 +19,9 @@ PACKAGES=(
   gcc libc6-dev          # the user namespace helper; tests build static C programs (a handler, a syscall probe)
   chromium               # the dashboard's browser test drives Debian's chromium (puppeteer-core; no browser download)
 )
+# kubectl validates the Kubernetes manifests offline (deploy/kubernetes): Debian's
+# kubernetes-client, unless a kubectl is installed already (another package owns the same path).
+command -v kubectl >/dev/null || PACKAGES+=(kubernetes-client)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -35,7 +35,7 @@ export const CTR_NAMESPACE = 'thawbench'
 
 export async function startContainerd(
   dir: string,
-  link: BenchLink,
+  link: Pick<BenchLink, 'wrap'>,
   options: ContainerdOptions = {},
 ): Promise<BenchContainerd> {
   const root = join(dir, 'root')

@@ -1,0 +1,62 @@
+import { readFile } from 'node:fs/promises'
+import { z } from 'zod'
+import { ThawError } from '../../runtime/errors.ts'
+
+const httpUrl = z
+  .string()
+  .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'must be an http(s) URL')
+
+/**
+ * `thaw snapshotter --config FILE` (JSON). Every field has a default; flags override the file.
+ * @example {"edges": ["http://thaw-edge.thaw.svc:5000"], "dockerConfig": "/etc/thaw/config.json"}
+ */
+export const snapshotterConfigSchema = z
+  .object({
+    /** The gRPC socket containerd's `[proxy_plugins.thaw]` points at. */
+    socket: z.string().min(1).default('/run/thaw/snapshotter.sock'),
+    /** Metadata, overlay snapshots, the frame cache and the lazy mounts. */
+    root: z.string().min(1).default('/var/lib/thaw/snapshotter'),
+    /** Edges the images are pulled through, nearest first; an image's own registry comes last. */
+    edges: z.array(httpUrl).default([]),
+    /** Bound of the frame cache in bytes (decoded). */
+    cacheBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(10 * 2 ** 30),
+    /** Fetch the rest of a lazily mounted image in the background (default true). */
+    background: z.boolean().default(true),
+    /** Registry credentials by host, from a docker config.json (or a mounted image-pull secret). */
+    dockerConfig: z.string().min(1).optional(),
+    /** `host:port` of a plain-HTTP `/metrics` endpoint (Prometheus); none by default. */
+    metricsAddress: z
+      .string()
+      .regex(/^[^\s:]*:\d+$/, 'must be host:port')
+      .optional(),
+    logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  })
+  .strict()
+
+export type SnapshotterConfig = z.infer<typeof snapshotterConfigSchema>
+
+export function parseSnapshotterConfig(value: unknown, source = 'config'): SnapshotterConfig {
+  const parsed = snapshotterConfigSchema.safeParse(value)
+  if (parsed.success) return parsed.data
+  const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+  throw new ThawError('SNAPSHOTTER_CONFIG_INVALID', `${source}: ${problems.join('; ')}`, {
+    fault: 'user',
+  })
+}
+
+export async function readSnapshotterConfig(file: string): Promise<Record<string, unknown>> {
+  try {
+    const value: unknown = JSON.parse(await readFile(file, 'utf8'))
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      throw new Error('not a JSON object')
+    return value as Record<string, unknown>
+  } catch (err) {
+    throw new ThawError('SNAPSHOTTER_CONFIG_INVALID', `${file}: ${(err as Error).message}`, {
+      fault: 'user',
+    })
+  }
+}

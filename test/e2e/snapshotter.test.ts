@@ -1,0 +1,232 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { onCleanup } from '../support/cleanup.ts'
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts'
+import { fuseUnavailable } from '../support/fuse.ts'
+import { readLayoutImage } from '../support/edge-image.ts'
+import { run, startProcess, type TestProcess } from '../support/processes.ts'
+import { startDistribution, type TestRegistry } from '../support/registry.ts'
+import { pushStreamingImage, type PushedStreamingImage } from '../support/streaming-image.ts'
+import { tmpDir } from '../support/tmp.ts'
+import { startContainerd, type BenchContainerd } from '../bench/cold-start/containerd.ts'
+
+const THAW = resolve(import.meta.dirname, '../../bin/thaw')
+const onPath = (c: string) => process.env.PATH!.split(':').some((d) => existsSync(join(d, c)))
+const missing = ['containerd', 'ctr', 'ctr-remote', 'umoci', 'skopeo', 'gcc', 'runc'].filter(
+  (c) => !onPath(c),
+)
+const unavailable = fuseUnavailable || (missing.length > 0 && `${missing.join(', ')} not installed`)
+const BIG = 8 * 2 ** 20
+
+/**
+ * `thaw snapshotter` as containerd 1.6's proxy snapshotter (Debian's containerd with its own root,
+ * state and socket; stargz's `ctr-remote image rpull` passes the remote-snapshot labels). The image:
+ * layer 1 a static program, a file to be deleted and 8 MiB of random bytes nobody reads; layer 2
+ * a message and the whiteout. Every pull crosses a counting proxy in front of a real registry.
+ */
+describe.skipIf(unavailable)('thaw snapshotter under containerd', () => {
+  let registry: TestRegistry
+  let proxy: FaultProxy
+  let layout: string
+  let image: PushedStreamingImage
+  let snapshotter: TestProcess
+  let containerd: BenchContainerd
+  let root: string
+  const ctr = (args: string[]) => containerd.ctr(args, { timeoutMs: 120_000 })
+  const runIn = async (reference: string, id: string): Promise<string> =>
+    (
+      await ctr([
+        'run',
+        '--rm',
+        '--snapshotter',
+        'thaw',
+        reference,
+        id,
+        '/bin/show',
+        '/data/msg',
+        '/data/gone',
+      ])
+    ).stdout
+
+  beforeAll(async () => {
+    const dir = await tmpDir('thaw-snap-')
+    layout = await buildLayout(join(dir, 'a'), 'hello from layer 2')
+    const plain = await buildLayout(join(dir, 'p'), 'hello from a plain image')
+    registry = await startDistribution()
+    proxy = await startFaultProxy(registry.url)
+    image = await pushStreamingImage({
+      registry: registry.url,
+      repository: 'snap/app',
+      layout,
+      tag: 't',
+    })
+    await run('skopeo', [
+      'copy',
+      '--dest-tls-verify=false',
+      `oci:${plain}:t`,
+      `docker://${registry.address}/snap/plain:t`,
+    ])
+    root = join(dir, 'r')
+    const socket = join(dir, 's.sock')
+    snapshotter = startProcess(THAW, [
+      'snapshotter',
+      '--socket',
+      socket,
+      '--root',
+      root,
+      '--no-background',
+    ])
+    await snapshotter.waitFor(/"msg":"listening"/)
+    containerd = await startContainerd(
+      join(dir, 'c'),
+      { wrap: (c, a) => [c, a] },
+      {
+        proxySnapshotters: { thaw: socket },
+      },
+    )
+    onCleanup('servers', () => containerd.close())
+  }, 120_000)
+
+  afterAll(async () => {
+    // containerd first: removing its images removes their snapshots through the snapshotter.
+    await containerd?.close()
+    await snapshotter?.stop()
+  })
+
+  it('runs a thaw image lazily: the layers are never downloaded, the edge serves only what was read', async () => {
+    const reference = `${proxy.address}/snap/app:t`
+    const before = proxy.requests.length
+    const bytesBefore = proxy.bytes
+    await containerd.ctrRemote(
+      ['image', 'rpull', '--plain-http', '--snapshotter', 'thaw', reference],
+      {
+        timeoutMs: 120_000,
+      },
+    )
+    expect(await runIn(reference, `snap-${process.pid}-lazy`)).toBe(
+      'hello from layer 2\nmissing /data/gone\n',
+    )
+
+    const requests = proxy.requests.slice(before)
+    const original = await readLayoutImage(layout, 't')
+    const layers = JSON.parse(original.bytes.toString()).layers.map(
+      (l: { digest: string }) => l.digest,
+    )
+    for (const layer of layers) expect(requests.filter((r) => r.includes(layer))).toEqual([])
+    // What crossed: manifests, the artifact and its index, and frames of the files read. The
+    // 8 MiB nobody read (random: frames as large as the file) never did.
+    const streamBlobs = image.artifact.blobs.map((b) => b.digest)
+    const ranges = requests.filter((r) => streamBlobs.some((d) => r.includes(d)))
+    expect(ranges.length).toBeGreaterThan(0)
+    expect(proxy.bytes - bytesBefore).toBeLessThan(BIG / 2)
+
+    // The lazy layer is one FUSE mount; containerd sees every layer committed under its chain ID.
+    const fuse = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(join(root, 'mnt')))
+    expect(fuse).toHaveLength(1)
+    const list = (await ctr(['snapshots', '--snapshotter', 'thaw', 'ls'])).stdout
+    expect(
+      list
+        .trim()
+        .split('\n')
+        .slice(1)
+        .filter((l) => /Committed/.test(l)),
+    ).toHaveLength(layers.length)
+  }, 180_000)
+
+  it('answers the rest of the API through containerd: view, label (Update), usage, info', async () => {
+    const chain = (await ctr(['snapshots', '--snapshotter', 'thaw', 'ls'])).stdout
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .filter((c) => c[2] === 'Committed')
+    // The top layer: the committed snapshot that is nobody's parent.
+    const top = chain.find((c) => !chain.some((o) => o[1] === c[0]))![0]!
+    const view = `v-${process.pid}`
+    const mounts = JSON.parse(
+      (await ctr(['snapshots', '--snapshotter', 'thaw', 'view', '--mounts', view, top])).stdout,
+    )
+    // A view of the lazy layer alone: its FUSE mount, bound read-only.
+    expect(mounts).toEqual([
+      {
+        Type: 'bind',
+        Source: expect.stringContaining(join(root, 'mnt')),
+        Options: ['ro', 'rbind'],
+      },
+    ])
+    await ctr(['snapshots', '--snapshotter', 'thaw', 'label', view, 'test=yes'])
+    const info = JSON.parse(
+      (await ctr(['snapshots', '--snapshotter', 'thaw', 'info', view])).stdout,
+    )
+    expect(info).toMatchObject({ Name: view, Parent: top, Kind: 'View', Labels: { test: 'yes' } })
+    const usage = (await ctr(['snapshots', '--snapshotter', 'thaw', 'usage', view])).stdout
+    expect(usage).toMatch(new RegExp(`${view}\\s`))
+    await ctr(['snapshots', '--snapshotter', 'thaw', 'rm', view])
+    await expect(ctr(['snapshots', '--snapshotter', 'thaw', 'info', view])).rejects.toThrow(
+      /not found/,
+    )
+  }, 60_000)
+
+  it('falls back to an ordinary pull and unpack for an image without a streaming artifact', async () => {
+    const reference = `${proxy.address}/snap/plain:t`
+    const before = proxy.requests.length
+    await containerd.ctrRemote(
+      ['image', 'rpull', '--plain-http', '--snapshotter', 'thaw', reference],
+      {
+        timeoutMs: 120_000,
+      },
+    )
+    expect(await runIn(reference, `snap-${process.pid}-plain`)).toBe(
+      'hello from a plain image\nmissing /data/gone\n',
+    )
+    const manifest = (await ctr(['image', 'ls'])).stdout
+      .split('\n')
+      .find((l) => l.startsWith(reference))
+    expect(manifest).toBeDefined()
+    // Both layers were downloaded (skopeo may have recompressed them: count by GETs of blobs).
+    const gets = proxy.requests
+      .slice(before)
+      .filter((r) => r.startsWith('GET /v2/snap/plain/blobs/'))
+    expect(gets.length).toBeGreaterThanOrEqual(3) // config + two layers
+  }, 180_000)
+
+  it('removes the snapshots and the lazy mount when the images are removed', async () => {
+    for (const ref of [`${proxy.address}/snap/app:t`, `${proxy.address}/snap/plain:t`])
+      await ctr(['image', 'rm', '--sync', ref])
+    const list = (await ctr(['snapshots', '--snapshotter', 'thaw', 'ls'])).stdout.trim().split('\n')
+    expect(list.slice(1)).toEqual([])
+    const metadata = JSON.parse(await readFile(join(root, 'metadata.json'), 'utf8'))
+    expect(metadata.snapshots).toEqual([])
+    const fuse = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(join(root, 'mnt')))
+    expect(fuse).toEqual([])
+  }, 60_000)
+})
+
+/**
+ * umoci layout (tag t): layer 1 /bin/show, /data/gone, /data/big (random, so each layout's layers
+ * are its own); layer 2 /data/msg with `message`, /data/gone removed.
+ */
+async function buildLayout(dir: string, message: string): Promise<string> {
+  const layout = join(dir, 'layout')
+  const bundle = join(dir, 'bundle')
+  await run('umoci', ['init', '--layout', layout])
+  await run('umoci', ['new', '--image', `${layout}:t`])
+  await run('umoci', ['unpack', '--image', `${layout}:t`, bundle])
+  const rootfs = join(bundle, 'rootfs')
+  await mkdir(join(rootfs, 'bin'), { recursive: true })
+  await mkdir(join(rootfs, 'data'), { recursive: true })
+  const source = join(import.meta.dirname, 'fixtures/snapshotter/show.c')
+  await run('gcc', ['-static', '-O2', '-o', join(rootfs, 'bin/show'), source])
+  await writeFile(join(rootfs, 'data/gone'), 'deleted in layer 2\n')
+  await writeFile(join(rootfs, 'data/big'), randomBytes(BIG))
+  await run('umoci', ['repack', '--refresh-bundle', '--image', `${layout}:t`, bundle])
+  await writeFile(join(rootfs, 'data/msg'), `${message}\n`)
+  await rm(join(rootfs, 'data/gone'))
+  await run('umoci', ['repack', '--refresh-bundle', '--image', `${layout}:t`, bundle])
+  return layout
+}
