@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { FuseKeeper } from '../fuse/fuse-keeper.ts'
 import { createImageMounts, type MountLogger } from '../mount/create-image-mounts.ts'
 import type { ImageMounts } from '../mount/image-mounts.ts'
 import type { CredentialsOption } from '../../runtime/oci/remote/index.ts'
@@ -13,16 +14,22 @@ export interface HostMountsOptions {
   logger?: MountLogger
   /** For edges and registries with auth on. */
   credentials?: CredentialsOption
+  /**
+   * Keep the mounts' FUSE connections in thaw-fuse-keeper (default true): a host that dies leaves
+   * its nodes' image mounts waiting, not broken, and the next host on the same state serves them.
+   */
+  keep?: boolean
 }
 
 const DEFAULT_CACHE_BYTES = 8 * 1024 ** 3
 
 /**
  * The lazy FUSE mounts `thaw host` runs on: one frame cache under `<dir>/cache` shared by every
- * image, mountpoints under `<dir>/mnt` (kept stable so a restarted host detaches what a dead one
- * left there). Tests pass their own ImageMounts to startHost instead.
+ * image, mountpoints under `<dir>/mnt` (kept stable so a restarted host serves again, or detaches,
+ * what a dead one left there). Tests pass their own ImageMounts to startHost instead.
  */
-export function createMounts(options: HostMountsOptions): Promise<ImageMounts> {
+export async function createMounts(options: HostMountsOptions): Promise<ImageMounts> {
+  const keeper = options.keep === false ? undefined : await FuseKeeper.open()
   return createImageMounts({
     edges: options.edges,
     cacheDir: join(options.dir, 'cache'),
@@ -30,5 +37,6 @@ export function createMounts(options: HostMountsOptions): Promise<ImageMounts> {
     cacheBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES,
     logger: options.logger,
     credentials: options.credentials,
+    keeper,
   })
 }

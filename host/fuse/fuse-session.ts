@@ -4,6 +4,7 @@ import { createRequire } from 'node:module'
 import { constants } from 'node:os'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { FuseKeeper, KeptSession } from './fuse-keeper.ts'
 
 /**
  * thaw's own FUSE layer (native/thaw_fuse.c, built by scripts/install.sh): a read-only
@@ -63,6 +64,11 @@ export interface FuseOps {
 export interface FuseMountOptions {
   /** Shown as the mount's source in /proc/mounts. */
   name: string
+  /**
+   * Hand the connection to a keeper (fuse-keeper.ts), so it outlives this process; `data` is kept
+   * with it for the process that adopts it. close() takes it back from the keeper first.
+   */
+  keep?: { keeper: FuseKeeper; data: unknown }
   /** Threads reading /dev/fuse (default 2). */
   threads?: number
   /** Ask for passthrough (default true; used only where the kernel offers it). */
@@ -79,6 +85,10 @@ export interface FuseInfo {
   maxReadahead: number
   passthrough: boolean
   readdirplus: boolean
+  /** The INIT flags agreed (a process adopting the session needs them). */
+  flags: number
+  /** Adopted sessions: the errno of FUSE_NOTIFY_RESEND (0: what the dead server read is resent). */
+  resendError: number
 }
 
 /** What the session answered, for tests and reports. */
@@ -103,13 +113,18 @@ export interface FuseSession {
 }
 
 type Handle = { readonly __brand: 'FuseHandle' }
+type Start = (
+  dir: string,
+  name: string,
+  options: Record<string, number>,
+  handler: (...args: never[]) => void,
+) => Promise<{ handle: Handle; info: FuseInfo }>
 interface Addon {
-  mount(
-    dir: string,
-    name: string,
-    options: Record<string, number>,
-    handler: (...args: never[]) => void,
-  ): Promise<{ handle: Handle; info: FuseInfo }>
+  mount: Start
+  /** Like mount, on a connection an earlier server set up (options: fd, ioFd and its INIT values). */
+  adopt: Start
+  descriptors(h: Handle): [fuse: number, io: number]
+  keeperCall(socket: string, message: string, fds: number[]): { text: string; fds: number[] }[]
   unmount(handle: Handle): Promise<void>
   detach(dir: string): number
   replyError(h: Handle, unique: number, errno: number): void
@@ -132,7 +147,7 @@ interface Addon {
 
 const ADDON_PATH = fileURLToPath(new URL('./build/Release/thaw_fuse.node', import.meta.url))
 let addon: Addon | undefined
-function load(): Addon {
+export function loadAddon(): Addon {
   return (addon ??= createRequire(import.meta.url)(ADDON_PATH) as Addon)
 }
 
@@ -156,12 +171,44 @@ type Request = [unique: number, nodeid: number, a: number, b: number, c: number,
 const ATTR_FIELDS = 10
 const { EIO, ERANGE } = constants.errno
 
-export async function mountFuse(
+export function mountFuse(
   dir: string,
   ops: FuseOps,
   options: FuseMountOptions,
 ): Promise<FuseSession> {
-  const native = load()
+  const native = loadAddon()
+  return serve(dir, ops, options, native.mount, {})
+}
+
+/**
+ * Serves a session whose server died, from the descriptors its keeper held (`FuseKeeper.orphans`):
+ * the same mount, the same inode numbers (ops must number them as the dead server did), and the
+ * requests it read but never answered are asked for again.
+ */
+export function adoptFuse(
+  kept: KeptSession,
+  ops: FuseOps,
+  options: FuseMountOptions,
+): Promise<FuseSession> {
+  const native = loadAddon()
+  const { info, fds } = kept
+  return serve(kept.dir, ops, options, native.adopt, {
+    fd: fds[0],
+    ioFd: fds[1],
+    protocolMinor: info.protocolMinor,
+    flags: info.flags,
+    maxReadahead: info.maxReadahead,
+  })
+}
+
+async function serve(
+  dir: string,
+  ops: FuseOps,
+  options: FuseMountOptions,
+  start: Start,
+  adopted: Record<string, number>,
+): Promise<FuseSession> {
+  const native = loadAddon()
   const cache = options.cacheSeconds ?? 3600
   const onError = options.onError ?? (() => {})
   const dispatcher = new Dispatcher(native, ops, onError)
@@ -170,7 +217,7 @@ export async function mountFuse(
     op === Op.gone ? options.onGone?.() : dispatcher.dispatch(h, op, ...request)
   let mounted: { handle: Handle; info: FuseInfo }
   try {
-    mounted = await native.mount(
+    mounted = await start(
       dir,
       options.name,
       {
@@ -180,6 +227,7 @@ export async function mountFuse(
         attrTimeout: cache,
         negativeTimeout: cache,
         allowOther: 1,
+        ...adopted,
       },
       handler as (...args: never[]) => void,
     )
@@ -188,21 +236,39 @@ export async function mountFuse(
       errno: (err as { errno?: number }).errno,
     })
   }
+  const { keep } = options
+  if (keep) {
+    try {
+      keep.keeper.store(dir, native.descriptors(mounted.handle), {
+        info: mounted.info,
+        data: keep.data,
+      })
+    } catch (err) {
+      onError(`${dir} is not kept: it ends with this process (${(err as Error).message})`)
+    }
+  }
   // The kernel reads ahead 128 KiB by default whatever max_pages allows; sequential reads and
   // page faults of files read through FUSE then come in requests of 1 MiB instead of 128 KiB.
   await setReadAhead(dir, mounted.info.maxPages * 4).catch((err: Error) =>
     onError(`read-ahead of ${dir} not raised: ${err.message}`),
   )
   let closing: Promise<void> | undefined
+  const close = async () => {
+    try {
+      keep?.keeper.drop(dir)
+    } catch (err) {
+      onError(`the keeper did not let go of ${dir}: ${(err as Error).message}`)
+    }
+    await native
+      .unmount(mounted.handle)
+      .catch((err: Error) => onError(`unmount of ${dir}: ${err.message}`))
+  }
   return {
     dir,
     info: mounted.info,
     stats: dispatcher.stats,
     setReadAhead: (kb) => setReadAhead(dir, kb),
-    close: () =>
-      (closing ??= native
-        .unmount(mounted.handle)
-        .catch((err: Error) => onError(`unmount of ${dir}: ${err.message}`))),
+    close: () => (closing ??= close()),
   }
 }
 
@@ -221,7 +287,7 @@ async function setReadAhead(dir: string, kb: number): Promise<void> {
 
 /** Detaches whatever is mounted on `dir` (`umount -l`); false if nothing was. */
 export function detachMount(dir: string): boolean {
-  return load().detach(dir) === 0
+  return loadAddon().detach(dir) === 0
 }
 
 /** Answers requests: from the filesystem's values or promises to the addon's reply functions. */

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { closeSync, existsSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
@@ -14,7 +14,9 @@ import type { AcquireOptions, ImageMounts, MountLease } from './image-mounts.ts'
 import { digestHex, type Digest } from '../../runtime/oci/digest.ts'
 import { resolveWithBundle } from './bundle-replay.ts'
 import { IndexCache } from './index-cache.ts'
-import type { ResolvedImage } from './resolve-image.ts'
+import { resolveKept, type KeptImage, type ResolvedImage } from './resolve-image.ts'
+import type { FuseKeeper } from '../fuse/fuse-keeper.ts'
+import { describeError } from '../../runtime/errors.ts'
 import { SourceSet } from './source-set.ts'
 
 export interface MountLogger {
@@ -49,6 +51,11 @@ export interface ImageMountsOptions {
   passthrough?: boolean
   /** Bound of those copies (default: cacheBytes). */
   fileCacheBytes?: number
+  /**
+   * Hand every mount's FUSE connection to this keeper: processes using a mount keep it if this
+   * process dies, and the next createImageMounts on the same mountRoot serves it again.
+   */
+  keeper?: FuseKeeper
 }
 
 export interface ImageMountsHandle extends ImageMounts {
@@ -58,8 +65,10 @@ export interface ImageMountsHandle extends ImageMounts {
 
 /**
  * Lazy image mounts for a host: one FUSE mount per image (by manifest digest), shared by leases
- * and unmounted by the last release; a frame cache shared by all images. At creation, FUSE mounts
- * left under `mountRoot` by a host that died are detached (`umount -l`).
+ * and unmounted by the last release; a frame cache shared by all images. At creation, the mounts
+ * a host that died left under `mountRoot` are served again when its keeper still holds them (the
+ * processes inside go on; the mount is there for the next acquire of its image); other FUSE
+ * mounts left there are detached (`umount -l`).
  */
 export async function createImageMounts(options: ImageMountsOptions): Promise<ImageMountsHandle> {
   const log = options.logger ?? {
@@ -67,7 +76,10 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
     warn: (m: string) => process.stderr.write(`thaw mount: ${m}\n`),
   }
   const mountRoot = resolve(options.mountRoot)
-  for (const dir of await fuseMountsUnder(mountRoot)) {
+  const orphans = options.keeper ? await options.keeper.orphans(mountRoot) : []
+  const live = new Set(await fuseMountsUnder(mountRoot))
+  for (const dir of live) {
+    if (orphans.some((o) => o.dir === dir)) continue
     if (await detachStaleMount(dir)) log.warn(`detached a stale mount left by a dead host: ${dir}`)
   }
   const cache = await BlobCache.open(options.cacheDir, options.cacheBytes)
@@ -130,6 +142,36 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
     }
   }
 
+  // Mounts a dead host left with the keeper: served again, with no lease until an acquire.
+  for (const kept of orphans) {
+    try {
+      if (!live.has(kept.dir)) throw new Error('it is no longer mounted')
+      const image = await resolveKept(kept.data as KeptImage, indexes)
+      const mount = await ImageMount.mount({
+        image,
+        dir: kept.dir,
+        cache,
+        sources: sourcesFor(parseImageReference(image.reference).registry),
+        replay: false,
+        decoder,
+        background: options.background,
+        files,
+        keeper: options.keeper,
+        adopt: kept,
+        warn: log.warn,
+      })
+      mounts.set(image.manifest, { mount: Promise.resolve(mount), image, leases: 0 })
+      open.add(mount)
+      log.info(`serving again the mount a dead host left: ${kept.dir} (${image.reference})`)
+    } catch (err) {
+      // Its connection ends: processes still inside get ENOTCONN, as without a keeper.
+      log.warn(`not serving ${kept.dir} again: ${describeError(err)}`)
+      for (const fd of kept.fds) closeSync(fd)
+      options.keeper!.drop(kept.dir)
+      await detachStaleMount(kept.dir)
+    }
+  }
+
   return {
     async acquire(reference: string, acquire: AcquireOptions = {}): Promise<MountLease> {
       if (closed) throw new MountError('MOUNT_CLOSED', 'image mounts are closed')
@@ -179,6 +221,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
           background: options.background,
           files,
           heldBundle: held,
+          keeper: options.keeper,
           warn: log.warn,
         })
         entry = { mount, image, leases: 0 }

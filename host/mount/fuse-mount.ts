@@ -1,5 +1,11 @@
 import { readFile } from 'node:fs/promises'
-import { detachMount, mountFuse as mountSession, type FuseSession } from '../fuse/fuse-session.ts'
+import type { FuseKeeper, KeptSession } from '../fuse/fuse-keeper.ts'
+import {
+  adoptFuse,
+  detachMount,
+  mountFuse as mountSession,
+  type FuseSession,
+} from '../fuse/fuse-session.ts'
 import { MountError } from './errors.ts'
 import type { ImageFs } from './image-fs.ts'
 
@@ -9,19 +15,33 @@ import type { ImageFs } from './image-fs.ts'
  */
 export type FuseMount = FuseSession
 
+export interface FuseMountOptions {
+  name: string
+  warn?: (message: string) => void
+  passthrough?: boolean
+  /** Hand the connection to this keeper, with `data`, so the mount outlives this process. */
+  keep?: { keeper: FuseKeeper; data: unknown }
+  /** Serve this session a dead process left with the keeper instead of mounting anew. */
+  adopt?: KeptSession
+}
+
 export async function mountFuse(
   dir: string,
   fs: ImageFs,
-  options: { name: string; warn?: (message: string) => void; passthrough?: boolean },
+  options: FuseMountOptions,
 ): Promise<FuseMount> {
   const warn = options.warn ?? (() => {})
+  const session = {
+    name: `thaw-${options.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`,
+    passthrough: options.passthrough,
+    keep: options.keep,
+    onError: warn,
+    onGone: () => warn(`the FUSE connection of ${dir} ended`),
+  }
   try {
-    return await mountSession(dir, fs, {
-      name: `thaw-${options.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`,
-      passthrough: options.passthrough,
-      onError: warn,
-      onGone: () => warn(`the FUSE connection of ${dir} ended`),
-    })
+    return options.adopt
+      ? await adoptFuse(options.adopt, fs, session)
+      : await mountSession(dir, fs, session)
   } catch (err) {
     throw new MountError('MOUNT_FAILED', (err as Error).message, { cause: err })
   }

@@ -19,7 +19,8 @@ import type { FrameDecoder } from './frame-decoder.ts'
 import { FrameLoader } from './frame-loader.ts'
 import { mountFuse, type FuseMount } from './fuse-mount.ts'
 import { ImageFs, type AccessObserver } from './image-fs.ts'
-import type { ResolvedImage } from './resolve-image.ts'
+import { keptImage, type ResolvedImage } from './resolve-image.ts'
+import type { FuseKeeper, KeptSession } from '../fuse/fuse-keeper.ts'
 import type { SourceSet } from './source-set.ts'
 
 export interface ImageMountOptions {
@@ -38,6 +39,10 @@ export interface ImageMountOptions {
   files?: FileCache
   /** The records of this artifact's bundle, when this host stored it whole before. */
   heldBundle?: BundleRecords
+  /** Hand the FUSE connection to this keeper: the mount then outlives this process. */
+  keeper?: FuseKeeper
+  /** Serve the mount a dead process left with the keeper (`dir` is its), instead of mounting. */
+  adopt?: KeptSession
   warn: (message: string) => void
 }
 
@@ -156,11 +161,14 @@ export class ImageMount {
         onStored: () => void (++stored % 64 === 0 && o.cache.enforceLimit()),
       })
       const fs = new ImageFs(o.image.index, loader)
-      await mkdir(o.dir, { recursive: true })
+      // An adopted mount is there already, and nobody serves it yet: not a stat of it here.
+      if (!o.adopt) await mkdir(o.dir, { recursive: true })
       const fuse = await mountFuse(o.dir, fs, {
         name: digestHex(o.image.manifest).slice(0, 12),
         warn: o.warn,
         passthrough: o.files !== undefined,
+        keep: o.keeper && { keeper: o.keeper, data: keptImage(o.image) },
+        adopt: o.adopt,
       })
       if (o.files && fuse.info.passthrough) fs.passThrough(o.files)
       return new ImageMount(o, blobs, loader, fs, fuse)

@@ -218,3 +218,62 @@ async function fromDisk(
 function notStreamable(reference: string, why: string): MountError {
   return new MountError('IMAGE_NOT_STREAMABLE', `${reference} cannot be mounted lazily: ${why}`)
 }
+
+/**
+ * An image as a mount's keeper holds it (fuse-keeper.ts), so a host restarted after a crash can
+ * serve the mount again without a request: the artifact as bytes (checked by digest again when
+ * used) and the image config as resolved.
+ */
+export interface KeptImage {
+  reference: string
+  repository: string
+  manifest: Digest
+  artifact: { digest: Digest; manifest: string; config: string }
+  config: ImageConfig
+}
+
+export function keptImage(image: ResolvedImage): KeptImage {
+  const { reference, repository, manifest, artifact, config } = image
+  const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
+  return {
+    reference,
+    repository,
+    manifest,
+    artifact: {
+      digest: artifact.digest,
+      manifest: b64(artifact.bytes),
+      config: b64(artifact.configBytes),
+    },
+    config,
+  }
+}
+
+/** The image of a kept mount, its index from the host's index cache (never the network). */
+export async function resolveKept(kept: KeptImage, indexes: IndexCache): Promise<ResolvedImage> {
+  const manifestBytes = Buffer.from(kept.artifact.manifest, 'base64')
+  if (sha256Of(manifestBytes) !== kept.artifact.digest) {
+    throw new MountError(
+      'ARTIFACT_MISMATCH',
+      `the kept artifact of ${kept.reference} is not ${kept.artifact.digest}`,
+    )
+  }
+  const artifact = parseStreamingArtifact(
+    manifestBytes,
+    Buffer.from(kept.artifact.config, 'base64'),
+  )
+  const digest = (artifact.binaryIndex ?? artifact.index).digest
+  const index =
+    indexes.get(digest) ?? (await fromDisk(indexes, digest, (b) => openIndex(artifact, b)))
+  if (!index)
+    throw new MountError('MOUNT_FAILED', `the index of ${kept.reference} is no longer in the cache`)
+  checkResolved(artifact, kept.manifest, index)
+  indexes.set(digest, index)
+  return {
+    reference: kept.reference,
+    repository: kept.repository,
+    manifest: kept.manifest,
+    config: kept.config,
+    artifact,
+    index,
+  }
+}

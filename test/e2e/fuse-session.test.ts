@@ -1,66 +1,20 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { constants } from 'node:fs'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import {
-  mountFuse,
-  type FuseOps,
-  type FuseSession,
-  type FuseStat,
-} from '../../host/fuse/fuse-session.ts'
+import { mountFuse, type FuseSession } from '../../host/fuse/fuse-session.ts'
 import { fuseUnavailable } from '../support/fuse.ts'
+import { HELLO, memoryFs } from '../support/memory-fs.ts'
 import { forceUnmount, runReader } from '../support/mount-process.ts'
+import { startProcess } from '../support/processes.ts'
 import { tmpDir } from '../support/tmp.ts'
 
 /**
- * thaw's FUSE layer on its own, with a filesystem of five inodes in memory: what reaches the
- * filesystem, what the kernel is answered, and a request that arrives while mount() is settling.
- * Readers run in child processes (this process serves the mount).
+ * thaw's FUSE layer on its own, with a filesystem of five inodes in memory (test/support/memory-fs.ts):
+ * what reaches the filesystem, what the kernel is answered, a request that arrives while mount()
+ * is settling, and a connection that outlives its server. Readers run in child processes (this
+ * process serves the mount).
  */
-const HELLO = Buffer.from('hello, fuse\n')
-const stat = (ino: number, mode: number, size = 0): FuseStat => ({
-  ino,
-  mode,
-  nlink: 1,
-  uid: 0,
-  gid: 0,
-  rdev: 0,
-  size,
-  mtime: 1_700_000_000,
-  mtimeNsec: 0,
-})
-const inodes: Record<string, FuseStat> = {
-  hello: stat(2, constants.S_IFREG | 0o644, HELLO.length),
-  link: stat(3, constants.S_IFLNK | 0o777, 5),
-  broken: stat(4, constants.S_IFREG | 0o644, 10),
-  later: stat(5, constants.S_IFREG | 0o644, HELLO.length),
-}
-const root = stat(1, constants.S_IFDIR | 0o755)
-const byIno = new Map([root, ...Object.values(inodes)].map((s) => [s.ino, s]))
-const enoent = () => Object.assign(new Error('no such inode'), { code: 'ENOENT' })
-
-const ops: FuseOps = {
-  lookup: (parent, name) => (parent === 1 ? inodes[name] : undefined),
-  getattr: (ino) =>
-    byIno.get(ino) ??
-    (() => {
-      throw enoent()
-    })(),
-  readlink: () => 'hello',
-  open: () => ({}),
-  read(ino, offset, size) {
-    if (ino === 4) throw new Error('the frame store is on fire')
-    const bytes = HELLO.subarray(offset, offset + size)
-    // A reply given later, from a promise: nothing waits on the reading thread meanwhile.
-    return ino === 5 ? new Promise((r) => setTimeout(() => r(bytes), 50)) : bytes
-  },
-  readdir: () => ({ names: Object.keys(inodes), stats: Object.values(inodes) }),
-  getxattr: (ino, name) =>
-    ino === 2 && name === 'user.origin' ? Buffer.from('memory') : undefined,
-  listxattr: (ino) => (ino === 2 ? ['user.origin'] : []),
-  statfs: () => ({ blocks: 1, files: byIno.size }),
-}
-
 const PROBE = `
 import os, sys, errno
 d = sys.argv[1]
@@ -75,6 +29,7 @@ print(os.getxattr(d + '/hello', 'user.origin').decode(), os.listxattr(d + '/hell
 print(err(lambda: os.stat(d + '/missing')), err(lambda: open(d + '/broken').read()))
 print(err(lambda: os.getxattr(d + '/hello', 'user.none')))
 `
+const SERVER = join(import.meta.dirname, '../support/memory-fs-server.ts')
 
 describe.skipIf(fuseUnavailable)('host/fuse: a session over /dev/fuse', () => {
   let session: FuseSession | undefined
@@ -87,7 +42,10 @@ describe.skipIf(fuseUnavailable)('host/fuse: a session over /dev/fuse', () => {
   it('answers lookups, reads (also later, from a promise), links, listings and xattrs; errors keep their errno', async () => {
     dir = await tmpDir('thaw-fuse-session-')
     const errors: string[] = []
-    session = await mountFuse(dir, ops, { name: 'thaw-test', onError: (m) => errors.push(m) })
+    session = await mountFuse(dir, memoryFs(), {
+      name: 'thaw-test',
+      onError: (m) => errors.push(m),
+    })
     const { stdout } = await runReader('python3', ['-c', PROBE, dir])
     expect(stdout.split('\n')).toEqual([
       'hello, fuse',
@@ -125,7 +83,7 @@ while True:
     let out = ''
     child.stdout.on('data', (c: Buffer) => (out += c.toString()))
     try {
-      session = await mountFuse(dir, ops, { name: 'thaw-test' })
+      session = await mountFuse(dir, memoryFs(), { name: 'thaw-test' })
       const exited = once(child, 'close')
       const timeout = new Promise((_, reject) =>
         setTimeout(() => reject(new Error('the stat never got an answer')), 10_000),
@@ -134,6 +92,32 @@ while True:
       expect(out.trim()).toBe(String(HELLO.length))
     } finally {
       child.kill('SIGKILL')
+    }
+  })
+
+  it('a kept connection outlives its server: a read it held and a new lookup wait, and the next server answers both', async () => {
+    dir = await tmpDir('thaw-fuse-kept-')
+    const socket = join(await tmpDir('thaw-keeper-'), 'keeper.sock')
+    const server = (how: string, ...args: string[]) =>
+      startProcess(process.execPath, ['--import', 'tsx', SERVER, dir, socket, how, ...args])
+    const first = server('mount', 'stall')
+    await first.waitFor(/^serving mount/m)
+    let settled = false
+    const held = runReader('cat', [join(dir, 'later')]).finally(() => (settled = true))
+    await first.waitFor(/^a read stalled/m) // the first server read the request and never answers
+    await first.kill() // SIGKILL
+    const looked = runReader('readlink', [join(dir, 'link')]).finally(() => (settled = true))
+    // Without a keeper the kernel ends the connection with the server: both fail at once (ENOTCONN).
+    await new Promise((r) => setTimeout(r, 500))
+    expect(settled).toBe(false)
+    const second = server('adopt')
+    try {
+      // resendError=0: the kernel queued the request the first server held again.
+      await second.waitFor(/^serving adopt resendError=0$/m)
+      expect((await held).stdout).toBe(HELLO.toString())
+      expect((await looked).stdout).toBe('hello\n')
+    } finally {
+      await second.stop() // SIGTERM: takes the connection back from the keeper and unmounts
     }
   })
 })

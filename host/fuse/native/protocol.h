@@ -243,6 +243,14 @@ struct fuse_backing_map {
 #define FUSE_DEV_IOC_BACKING_OPEN _IOW(FUSE_DEV_IOC_MAGIC, 1, struct fuse_backing_map)
 #define FUSE_DEV_IOC_BACKING_CLOSE _IOW(FUSE_DEV_IOC_MAGIC, 2, uint32_t)
 
+/*
+ * FUSE_NOTIFY_RESEND (7.40, Linux 6.9): written as an out header with unique 0 and this code as
+ * its error, it makes the kernel queue again every request a server read and never answered. The
+ * resent requests carry FUSE_UNIQUE_RESEND in their unique; replies must too.
+ */
+#define FUSE_NOTIFY_RESEND 7
+#define FUSE_UNIQUE_RESEND (1ULL << 63)
+
 #define FUSE_DIRENT_ALIGN(x) (((x) + 7) & ~(size_t)7)
 
 _Static_assert(sizeof(struct fuse_in_header) == 40, "fuse_in_header");

@@ -31,8 +31,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "protocol.h"
@@ -86,10 +90,15 @@ typedef struct session {
   uint64_t flags;
   uint32_t max_readahead;
   int passthrough;
-  /* inode io table, indexed by nodeid */
+  /*
+   * inode io table, indexed by nodeid: a shared mapping of a memfd, so that a process that adopts
+   * the session (adopt()) knows which inodes are in passthrough and with which backing ids.
+   */
   pthread_mutex_t io_lock;
+  int io_fd;
   struct inode_io *io;
   size_t io_len;
+  int resend_error;
   /* a failure of mount or unmount, for the promise */
   int error;
   char error_message[256];
@@ -142,13 +151,27 @@ static struct inode_io *io_of(session_t *s, uint64_t nodeid) {
   if (nodeid >= s->io_len) {
     size_t len = s->io_len ? s->io_len : 1024;
     while (len <= nodeid) len *= 2;
-    struct inode_io *grown = realloc(s->io, len * sizeof *grown);
-    if (!grown) return NULL;
-    memset(grown + s->io_len, 0, (len - s->io_len) * sizeof *grown);
+    if (ftruncate(s->io_fd, (off_t)(len * sizeof *s->io)) != 0) return NULL; /* zero-filled */
+    void *grown = s->io ? mremap(s->io, s->io_len * sizeof *s->io, len * sizeof *s->io, MREMAP_MAYMOVE)
+                        : mmap(NULL, len * sizeof *s->io, PROT_READ | PROT_WRITE, MAP_SHARED, s->io_fd, 0);
+    if (grown == MAP_FAILED) return NULL;
     s->io = grown;
     s->io_len = len;
   }
   return &s->io[nodeid];
+}
+
+/* Maps the io table an earlier server of the session left in io_fd. */
+static int io_map_existing(session_t *s) {
+  struct stat st;
+  if (fstat(s->io_fd, &st) != 0) return errno;
+  size_t len = (size_t)st.st_size / sizeof *s->io;
+  if (len == 0) return 0;
+  void *p = mmap(NULL, len * sizeof *s->io, PROT_READ | PROT_WRITE, MAP_SHARED, s->io_fd, 0);
+  if (p == MAP_FAILED) return errno;
+  s->io = p;
+  s->io_len = len;
+  return 0;
 }
 
 /* fh of an open: which count its release gives back. */
@@ -379,11 +402,21 @@ static void set_error(session_t *s, int error, const char *what) {
   snprintf(s->error_message, sizeof s->error_message, "%s: %s", what, strerror(error));
 }
 
+static void start_threads(session_t *s) {
+  for (int i = 0; i < s->nthreads; i++) {
+    int e = pthread_create(&s->threads[i], NULL, reader, s);
+    if (e != 0) return set_error(s, e, "pthread_create");
+    s->started_threads++;
+  }
+}
+
 static void mount_execute(napi_env env, void *data) {
   (void)env;
   session_t *s = data;
   s->fd = open("/dev/fuse", O_RDWR | O_CLOEXEC | O_NONBLOCK);
   if (s->fd < 0) return set_error(s, errno, "open /dev/fuse");
+  s->io_fd = memfd_create("thaw-fuse-io", MFD_CLOEXEC);
+  if (s->io_fd < 0) return set_error(s, errno, "memfd_create");
   s->wake_fd = eventfd(0, EFD_CLOEXEC);
   if (s->wake_fd < 0) return set_error(s, errno, "eventfd");
   char options[512];
@@ -396,13 +429,27 @@ static void mount_execute(napi_env env, void *data) {
     umount2(s->dir, MNT_DETACH);
     return set_error(s, e, "FUSE_INIT");
   }
-  for (int i = 0; i < s->nthreads; i++) {
-    if ((e = pthread_create(&s->threads[i], NULL, reader, s)) != 0) {
-      set_error(s, e, "pthread_create");
-      break;
-    }
-    s->started_threads++;
-  }
+  start_threads(s);
+}
+
+/*
+ * A session whose connection an earlier server set up (its descriptors kept by thaw-fuse-keeper):
+ * no mount and no INIT, the negotiated values come from the caller. Requests that server read and
+ * never answered are asked for again (FUSE_NOTIFY_RESEND, Linux 6.9+; on older kernels they stay
+ * unanswered).
+ */
+static void adopt_execute(napi_env env, void *data) {
+  (void)env;
+  session_t *s = data;
+  if (s->error) return;
+  int e = io_map_existing(s);
+  if (e) return set_error(s, e, "mmap of the io table");
+  s->wake_fd = eventfd(0, EFD_CLOEXEC);
+  if (s->wake_fd < 0) return set_error(s, errno, "eventfd");
+  start_threads(s);
+  if (s->error) return;
+  struct fuse_out_header resend = {.len = sizeof resend, .error = FUSE_NOTIFY_RESEND};
+  if (write(s->fd, &resend, sizeof resend) < 0) s->resend_error = errno;
 }
 
 static void stop_threads(session_t *s) {
@@ -457,6 +504,8 @@ static napi_value session_info(napi_env env, session_t *s) {
   napi_set_named_property(env, obj, "passthrough", b);
   napi_get_boolean(env, (s->flags & FUSE_DO_READDIRPLUS) != 0, &b);
   napi_set_named_property(env, obj, "readdirplus", b);
+  set_number(env, obj, "flags", (double)s->flags);
+  set_number(env, obj, "resendError", s->resend_error);
   return obj;
 }
 
@@ -492,6 +541,20 @@ static void unmount_complete(napi_env env, napi_status status, void *data) {
 /* ---------- JS thread: requests to the handler ---------- */
 
 /*
+ * A request's unique crosses to JS as a double. The kernel counts them in steps of 2 (the low bit
+ * marks interrupts, which are never answered); a resent request has bit 63 set, which a double
+ * cannot hold next to a counter: it travels as the low bit instead.
+ */
+static double js_unique(uint64_t unique) {
+  return (double)((unique & ~FUSE_UNIQUE_RESEND) | ((unique & FUSE_UNIQUE_RESEND) ? 1 : 0));
+}
+
+static uint64_t kernel_unique(double js) {
+  uint64_t u = (uint64_t)js;
+  return (u & 1) ? ((u & ~1ULL) | FUSE_UNIQUE_RESEND) : u;
+}
+
+/*
  * handler(handle, op, unique, nodeid, a, b, c, name): the session's handle comes with every
  * request, so a request that arrives before mount()'s promise has settled can be answered too.
  */
@@ -506,7 +569,7 @@ static void call_js(napi_env env, napi_value handler, void *context, void *data)
   napi_get_undefined(env, &undefined);
   napi_get_reference_value(env, s->self, &argv[0]);
   napi_create_uint32(env, p->op, &argv[1]);
-  napi_create_double(env, (double)p->unique, &argv[2]);
+  napi_create_double(env, js_unique(p->unique), &argv[2]);
   napi_create_double(env, (double)p->nodeid, &argv[3]);
   napi_create_double(env, (double)p->a, &argv[4]);
   napi_create_double(env, (double)p->b, &argv[5]);
@@ -535,7 +598,8 @@ static void session_finalize(napi_env env, void *data, void *hint) {
   free(s->source);
   free(s->fstype);
   free(s->mount_options);
-  free(s->io);
+  if (s->io) munmap(s->io, s->io_len * sizeof *s->io);
+  if (s->io_fd >= 0) close(s->io_fd);
   pthread_mutex_destroy(&s->io_lock);
   free(s);
 }
@@ -559,19 +623,25 @@ static double number_prop(napi_env env, napi_value obj, const char *key, double 
   return napi_get_value_double(env, v, &d) == napi_ok ? d : fallback;
 }
 
-/* mount(dir, name, options, handler) → Promise<{ handle, info }> */
-static napi_value js_mount(napi_env env, napi_callback_info info) {
+/* A session from (dir, name, options, handler), its promise started; NULL after a throw. */
+static session_t *session_new(napi_env env, napi_callback_info info, napi_value *promise,
+                              napi_value *options) {
   size_t argc = 4;
-  napi_value argv[4], promise, resource;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4) return throw_error(env, "mount(dir, name, options, handler)");
+  if (argc < 4) {
+    throw_error(env, "(dir, name, options, handler)");
+    return NULL;
+  }
   session_t *s = calloc(1, sizeof *s);
-  if (!s) return throw_error(env, "out of memory");
-  s->fd = s->wake_fd = -1;
+  if (!s) {
+    throw_error(env, "out of memory");
+    return NULL;
+  }
+  s->fd = s->wake_fd = s->io_fd = -1;
   pthread_mutex_init(&s->io_lock, NULL);
   s->dir = string_arg(env, argv[0]);
-  char *name = string_arg(env, argv[1]);
-  s->source = name;
+  s->source = string_arg(env, argv[1]);
   s->fstype = strdup("fuse.thaw");
   int threads = (int)number_prop(env, argv[2], "threads", 2);
   s->nthreads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
@@ -585,18 +655,71 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   s->mount_options = strdup(opts);
   if (!s->dir || !s->source || !s->fstype || !s->mount_options) {
     session_finalize(env, s, NULL);
-    return throw_error(env, "out of memory");
+    throw_error(env, "out of memory");
+    return NULL;
   }
-  napi_value handle;
+  napi_value handle, resource;
   napi_create_external(env, s, session_finalize, NULL, &handle);
   napi_create_reference(env, handle, 1, &s->self); /* alive until unmounted */
   napi_create_string_utf8(env, "thaw-fuse", NAPI_AUTO_LENGTH, &resource);
   napi_create_threadsafe_function(env, argv[3], NULL, resource, 0, 1, s, tsfn_finalize, s, call_js,
                                   &s->tsfn);
-  napi_create_promise(env, &s->deferred, &promise);
-  napi_create_async_work(env, NULL, resource, mount_execute, mount_complete, s, &s->work);
+  napi_create_promise(env, &s->deferred, promise);
+  *options = argv[2];
+  return s;
+}
+
+static void queue(napi_env env, session_t *s, napi_async_execute_callback execute) {
+  napi_value resource;
+  napi_create_string_utf8(env, "thaw-fuse", NAPI_AUTO_LENGTH, &resource);
+  napi_create_async_work(env, NULL, resource, execute, mount_complete, s, &s->work);
   napi_queue_async_work(env, s->work);
+}
+
+/* mount(dir, name, options, handler) → Promise<{ handle, info }> */
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  napi_value promise, options;
+  session_t *s = session_new(env, info, &promise, &options);
+  if (!s) return NULL;
+  queue(env, s, mount_execute);
   return promise;
+}
+
+/*
+ * adopt(dir, name, options, handler) → Promise<{ handle, info }>: serves a connection set up by an
+ * earlier server. options: fd and ioFd (owned by the session from here on), and the values INIT
+ * negotiated then (protocolMinor, flags, maxReadahead), as its info reported them.
+ */
+static napi_value js_adopt(napi_env env, napi_callback_info info) {
+  napi_value promise, options;
+  session_t *s = session_new(env, info, &promise, &options);
+  if (!s) return NULL;
+  s->fd = (int)number_prop(env, options, "fd", -1);
+  s->io_fd = (int)number_prop(env, options, "ioFd", -1);
+  s->proto_minor = (uint32_t)number_prop(env, options, "protocolMinor", 0);
+  s->flags = (uint64_t)number_prop(env, options, "flags", 0);
+  s->max_readahead = (uint32_t)number_prop(env, options, "maxReadahead", 0);
+  s->passthrough = (s->flags & FUSE_PASSTHROUGH) != 0;
+  if (s->fd < 0 || s->io_fd < 0) set_error(s, EBADF, "adopt: fd and ioFd are needed");
+  queue(env, s, adopt_execute);
+  return promise;
+}
+
+/* descriptors(handle) → [fd, ioFd]: the connection and the io table, to hand to a keeper. */
+static napi_value js_descriptors(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, v;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *p = NULL;
+  if (argc < 1 || napi_get_value_external(env, argv[0], &p) != napi_ok || !p)
+    return throw_error(env, "descriptors(handle)");
+  session_t *s = p;
+  napi_create_array_with_length(env, 2, &out);
+  napi_create_int32(env, s->fd, &v);
+  napi_set_element(env, out, 0, v);
+  napi_create_int32(env, s->io_fd, &v);
+  napi_set_element(env, out, 1, v);
+  return out;
 }
 
 static session_t *session_arg(napi_env env, napi_value v) {
@@ -629,7 +752,7 @@ static napi_value js_unmount(napi_env env, napi_callback_info info) {
   if (!s) return throw_error(env, "not a FUSE session");                                           \
   double unique_d;                                                                                 \
   napi_get_value_double(env, argv[1], &unique_d);                                                  \
-  uint64_t unique = (uint64_t)unique_d;
+  uint64_t unique = kernel_unique(unique_d);
 
 static int64_t int_arg(napi_env env, napi_value v) {
   int64_t out = 0;
@@ -853,6 +976,126 @@ static napi_value js_detach(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * keeperCall(socketPath, message, fds) → [{ text, fds }]: one request to thaw-fuse-keeper and its
+ * answers, up to the one that ends it ("ok", "end" or "error …"). Synchronous: the keeper is a
+ * local process that answers at once (and never touches a mount). Throws with errno when it
+ * cannot be reached.
+ */
+#define KEEPER_MAX_FDS 4
+#define KEEPER_MAX_MESSAGE 65536
+static napi_value keeper_throw(napi_env env, int e, const char *what) {
+  char text[256];
+  snprintf(text, sizeof text, "thaw-fuse-keeper: %s: %s", what, strerror(e));
+  napi_value msg, err, code;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, NULL, msg, &err);
+  napi_create_int32(env, e, &code);
+  napi_set_named_property(env, err, "errno", code);
+  napi_throw(env, err);
+  return NULL;
+}
+
+static napi_value js_keeper_call(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3) return throw_error(env, "keeperCall(socketPath, message, fds)");
+  char *path = string_arg(env, argv[0]);
+  char *text = string_arg(env, argv[1]);
+  uint32_t nfds = 0;
+  napi_get_array_length(env, argv[2], &nfds);
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (!path || !text || strlen(path) >= sizeof addr.sun_path || nfds > KEEPER_MAX_FDS) {
+    free(path);
+    free(text);
+    return throw_error(env, "keeperCall: bad arguments");
+  }
+  strcpy(addr.sun_path, path);
+  free(path);
+  int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  struct timeval timeout = {.tv_sec = 5};
+  if (sock < 0 || setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) != 0 ||
+      connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    int e = errno;
+    if (sock >= 0) close(sock);
+    free(text);
+    return keeper_throw(env, e, "connect");
+  }
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * KEEPER_MAX_FDS)];
+    struct cmsghdr align;
+  } control;
+  memset(&control, 0, sizeof control);
+  struct iovec iov = {.iov_base = text, .iov_len = strlen(text)};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (nfds > 0) {
+    int fds[KEEPER_MAX_FDS];
+    for (uint32_t i = 0; i < nfds; i++) {
+      napi_value v;
+      napi_get_element(env, argv[2], i, &v);
+      napi_get_value_int32(env, v, &fds[i]);
+    }
+    msg.msg_control = control.buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  }
+  ssize_t sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  free(text);
+  if (sent < 0) {
+    int e = errno;
+    close(sock);
+    return keeper_throw(env, e, "send");
+  }
+  napi_value answers;
+  napi_create_array(env, &answers);
+  char *buf = malloc(KEEPER_MAX_MESSAGE + 1);
+  if (!buf) {
+    close(sock);
+    return throw_error(env, "out of memory");
+  }
+  for (uint32_t count = 0;; count++) {
+    iov = (struct iovec){.iov_base = buf, .iov_len = KEEPER_MAX_MESSAGE};
+    msg = (struct msghdr){.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                          .msg_controllen = sizeof control.buf};
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n <= 0) {
+      int e = n < 0 ? errno : ECONNRESET;
+      free(buf);
+      close(sock);
+      return keeper_throw(env, e, "receive");
+    }
+    buf[n] = 0;
+    napi_value answer, str, fdlist;
+    napi_create_object(env, &answer);
+    napi_create_string_utf8(env, buf, (size_t)n, &str);
+    napi_set_named_property(env, answer, "text", str);
+    napi_create_array(env, &fdlist);
+    uint32_t got = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < k; i++) {
+        int fd;
+        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+        napi_value v;
+        napi_create_int32(env, fd, &v);
+        napi_set_element(env, fdlist, got++, v);
+      }
+    }
+    napi_set_named_property(env, answer, "fds", fdlist);
+    napi_set_element(env, answers, count, answer);
+    if (strcmp(buf, "ok") == 0 || strcmp(buf, "end") == 0 || strncmp(buf, "error", 5) == 0) break;
+  }
+  free(buf);
+  close(sock);
+  return answers;
+}
+
 #define EXPORT(name, fn)                                                                           \
   do {                                                                                             \
     napi_value f;                                                                                  \
@@ -862,6 +1105,9 @@ static napi_value js_detach(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   EXPORT("mount", js_mount);
+  EXPORT("adopt", js_adopt);
+  EXPORT("descriptors", js_descriptors);
+  EXPORT("keeperCall", js_keeper_call);
   EXPORT("unmount", js_unmount);
   EXPORT("detach", js_detach);
   EXPORT("replyError", js_reply_error);
