@@ -71,6 +71,38 @@ mv "$2.tmp" "$2"`
   return { path: tar }
 }
 
+/**
+ * The layer as a one-layer OCI image layout (tag `debian`, made by umoci from the same tar),
+ * cached beside it: what mount tests push through a registry.
+ */
+export async function debianLayout(): Promise<Prepared> {
+  const tar = await debianLayerTar()
+  if (tar.skipped !== undefined) return tar
+  const dir = join(THAW_CACHE, 'debian-bookworm-minbase')
+  const layout = join(dir, 'layout')
+  if (existsSync(join(layout, 'index.json'))) return { path: layout }
+  const script = `set -e
+[ -f "$2/index.json" ] && exit 0
+rm -rf "$2.tmp"
+umoci init --layout "$2.tmp"
+umoci new --image "$2.tmp:debian"
+umoci raw add-layer --image "$2.tmp:debian" "$3"
+mv "$2.tmp" "$2"`
+  const code = await runQuiet('flock', [
+    join(dir, 'lock'),
+    'sh',
+    '-c',
+    script,
+    'sh',
+    dir,
+    layout,
+    tar.path,
+  ])
+  if (code !== 0)
+    return { skipped: `making an OCI layout of the Debian layer failed (exit ${code})` }
+  return { path: layout }
+}
+
 async function mirrorReachable(): Promise<true | string> {
   try {
     const res = await fetch(`${MIRROR}/dists/bookworm/Release`, {
