@@ -9,7 +9,7 @@ const ROOT = resolve(import.meta.dirname, '..')
 async function sources(dir: string): Promise<string[]> {
   const out: string[] = []
   for (const entry of await readdir(join(ROOT, dir), { withFileTypes: true, recursive: true })) {
-    if (entry.isFile() && /\.(ts|mts|js|mjs)$/.test(entry.name) && !entry.parentPath.includes('node_modules')) {
+    if (entry.isFile() && /\.(ts|tsx|mts|js|mjs)$/.test(entry.name) && !entry.parentPath.includes('node_modules')) {
       out.push(relative(ROOT, join(entry.parentPath, entry.name)))
     }
   }

@@ -7,7 +7,10 @@ import type { HostLogger } from '../log/host-logger.ts'
 import type { ImageMounts } from '../mount/image-mounts.ts'
 import type { Pool } from '../pool/pool.ts'
 import type { ProfileTracker } from '../pool/profile-tracker.ts'
+import { RecentColdStarts } from '../pool/recent-cold-starts.ts'
 import { handleAdmin, type AdminContext } from './admin-api.ts'
+import { createDashboard } from './dashboard/dashboard.tsx'
+import { EdgeStats } from './dashboard/edge-stats.ts'
 import { appAddress } from './app-address.ts'
 import { serveFunction } from './function-door.ts'
 import type { HostMetrics } from './host-metrics.ts'
@@ -27,6 +30,8 @@ export interface HostOptions {
   server?: Partial<ServerLimits>
   /** Apps answer at `<app>.<domain>`. Default `localhost`. */
   domain?: string
+  /** The dashboard's view of the edges (edge-stats.ts); default: `http://<registry>` of each image. */
+  edges?: EdgeStats
   logger: HostLogger
 }
 
@@ -40,13 +45,18 @@ export interface Host {
 
 /**
  * The host's HTTP entry: `/healthz` (open), `/metrics` (metrics or master key,
- * metrics-access.ts), `/admin/...` (admin-api.ts, master key), and every other
+ * metrics-access.ts), `/admin/ui` (the dashboard, dashboard/; a login with the master key),
+ * `/admin/...` (admin-api.ts, master key), and every other
  * request for an app by host name or path (app-address.ts) through the function door. Changing
  * or deleting an app drains its nodes; requests already in flight finish.
  */
 export function createHost(o: HostOptions): Host {
   const domain = o.domain ?? 'localhost'
   const admin: AdminContext = { ...o, startedAt: new Date() }
+  const coldStarts = new RecentColdStarts()
+  const door = { ...o, coldStarts }
+  const edges = o.edges ?? new EdgeStats()
+  const dashboard = createDashboard({ ...admin, coldStarts, edges, logger: o.logger })
   o.apps.onChange((name) => void o.pool.forget(name))
   let server: Server | undefined
   let closing: Promise<void> | undefined
@@ -58,6 +68,10 @@ export function createHost(o: HostOptions): Host {
     if (address?.by !== 'host') {
       if (url.pathname === '/healthz') return answer(res, 200, 'ok')
       if (url.pathname === '/metrics') return metrics(req, res)
+      if (/^\/admin\/ui(\/|$)/.test(url.pathname)) {
+        acceptBody(req, res)
+        return dashboard.handle(req, res)
+      }
       if (/^\/admin(\/|$)/.test(url.pathname)) {
         acceptBody(req, res)
         return handleAdmin(admin, req, res, url)
@@ -66,7 +80,7 @@ export function createHost(o: HostOptions): Host {
     if (!address) return answer(res, 404, `no app here: use http://<app>.${domain}/... or /<app>/...`)
     const app = o.apps.get(address.app)
     if (!app) return answer(res, 404, `no app named "${address.app}"`)
-    return serveFunction(o, app, o.pool.nodesOf(app), address.path, req, res)
+    return serveFunction(door, app, o.pool.nodesOf(app), address.path, req, res)
   }
 
   async function metrics(req: IncomingMessage, res: ServerResponse) {
@@ -113,6 +127,7 @@ export function createHost(o: HostOptions): Host {
         server?.closeAllConnections()
         await closed
         await o.profiles.settled()
+        await edges.close()
       })()
       return closing
     },

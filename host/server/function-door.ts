@@ -19,12 +19,15 @@ import {
   type RequestBodyLimits,
 } from '../request-body/index.ts'
 import { authorize, createRouteTable, type RouteEntry, type RouteTable } from '../router/index.ts'
+import type { RecentColdStarts } from '../pool/recent-cold-starts.ts'
 import type { HostMetrics } from './host-metrics.ts'
 
 export interface FunctionDoorContext {
   masterKey: string
   metrics: HostMetrics
   logger: HostLogger
+  /** Each cold start's figures, for the dashboard. */
+  coldStarts?: RecentColdStarts
 }
 
 type Routed = { entry: RouteEntry; params: Record<string, string | null> }
@@ -213,6 +216,8 @@ async function dispatch(
     }
     headers[COLD_START_HEADER] = formatColdStart(cold)
     ctx.metrics.coldStart(app.name, cold)
+    const who = { invocationId: o.invocationId, app: app.name, image: app.image, node: slot.node.id }
+    ctx.coldStarts?.add({ ...who, ...cold })
     ctx.logger.log('info', 'cold start', { app: app.name, node: slot.node.id, ...cold })
     slot.started.firstResponse()
   }

@@ -12,6 +12,7 @@ import { WORKER_FILE } from '../pool/start-worker-node.ts'
 import { generateKey } from '../router/index.ts'
 import { createSandbox, type Sandbox, type SandboxOptions } from '../sandbox/sandbox.ts'
 import { createHost, type Host } from './create-host.ts'
+import { EdgeStats } from './dashboard/edge-stats.ts'
 import { HostMetrics } from './host-metrics.ts'
 import type { ServerLimits } from './http-server.ts'
 
@@ -85,6 +86,7 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
     metricsKey,
     server: o.server,
     domain: o.domain,
+    edges: new EdgeStats({ edgeFor: o.edgeFor, credentials: o.credentials }),
     logger: o.logger,
   })
   let url: string

@@ -1,0 +1,201 @@
+import { copyFile, mkdir } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import puppeteer, { type Browser, type Page } from 'puppeteer-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { waitForStreamingArtifact } from '../../host/deploy/wait-for-artifact.ts'
+import { jsonHostLogger } from '../../host/log/host-logger.ts'
+import { createImageMounts } from '../../host/mount/create-image-mounts.ts'
+import { COLD_START_PHASES, parseColdStart } from '../../host/pool/cold-start.ts'
+import { startHost, type RunningHost } from '../../host/server/start-host.ts'
+import { createRegistryClient } from '../../runtime/oci/remote/index.ts'
+import { onCleanup } from '../support/cleanup.ts'
+import { startEdgeProcess, type EdgeProcess } from '../support/edge-process.ts'
+import { fuseUnavailable } from '../support/fuse.ts'
+import { pushAppImage } from '../support/push-test-image.ts'
+import { nodeBase, sandboxUnavailable } from '../support/sandbox.ts'
+import { tmpDir } from '../support/tmp.ts'
+
+/**
+ * The host's dashboard in a real browser (Debian's chromium driven by puppeteer-core; no browser
+ * is downloaded): a real edge converts the pushed app, a host with lazy FUSE mounts and runc nodes
+ * runs it. A wrong key is refused; the right one logs in (a cookie, never a URL); a cold start
+ * caused from outside appears in the waterfall through server-sent events, without a reload,
+ * with the figures of its `x-thaw-cold-start` header; the edge's figures appear too.
+ *
+ * THAW_DASHBOARD_SCREENSHOT=docs/dashboard.png also writes the screenshot the README shows.
+ */
+const CHROMIUM = '/usr/bin/chromium'
+const skip =
+  sandboxUnavailable ||
+  (fuseUnavailable ? 'no /dev/fuse' : false) ||
+  (existsSync(CHROMIUM) ? false : `no ${CHROMIUM} (scripts/install.sh installs it)`)
+
+const APP = `const { app } = require('@azure/functions')
+app.http('hello', { authLevel: 'anonymous', handler: async () => ({ body: 'hello from the dashboard test' }) })
+`
+
+describe.skipIf(skip)(
+  skip ? `dashboard in a browser (skipped: ${skip})` : 'dashboard in a browser',
+  { timeout: 180_000 },
+  () => {
+    let edge: EdgeProcess
+    let host: RunningHost
+    let image: string
+    let browser: Browser
+    let page: Page
+    const visited: string[] = []
+    const hostLog: string[] = []
+
+    beforeAll(async () => {
+      edge = await startEdgeProcess()
+      const registry = new URL(edge.url).host
+      image = await pushAppImage({
+        registry,
+        repository: 'apps/dash',
+        tag: 'v1',
+        base: await nodeBase(),
+        files: {
+          'host.json': '{ "version": "2.0" }',
+          'package.json': '{ "name": "dash", "main": "index.js" }',
+          'index.js': APP,
+        },
+      })
+      const client = createRegistryClient({ registry: edge.url })
+      const manifest = (await client.getManifest('apps/dash', 'v1')).digest
+      await waitForStreamingArtifact({ client, repository: 'apps/dash', manifest })
+      await client.close()
+
+      const state = await tmpDir('thaw-dashboard-')
+      const mounts = await createImageMounts({
+        edges: [edge.url],
+        cacheDir: join(state, 'cache'),
+        mountRoot: join(state, 'mnt'),
+        cacheBytes: 1 << 30,
+        background: false,
+        logger: { info: () => {}, warn: () => {} },
+      })
+      const logger = jsonHostLogger((line) => void hostLog.push(line), 'debug')
+      host = await startHost({ stateDir: state, port: 0, warm: 1, mounts, logger })
+      onCleanup('servers', () => host.close())
+      const res = await fetch(`${host.url}/admin/apps/dash`, {
+        method: 'PUT',
+        headers: { 'x-functions-key': host.masterKey, 'content-type': 'application/json' },
+        body: JSON.stringify({ image }),
+      })
+      expect(res.status, await res.clone().text()).toBe(201)
+
+      browser = await puppeteer.launch({
+        executablePath: CHROMIUM,
+        args: ['--no-sandbox'],
+        headless: true,
+      })
+      onCleanup('servers', () => browser.close())
+      page = await browser.newPage()
+      await page.setViewport({ width: 1280, height: 900 })
+      page.on('request', (r) => void visited.push(r.url()))
+    }, 600_000)
+
+    afterAll(async () => {
+      await browser?.close()
+      await host?.close()
+    })
+
+    const text = (selector: string) =>
+      page.evaluate(
+        `document.querySelector(${JSON.stringify(selector)})?.textContent ?? null`,
+      ) as Promise<string | null>
+
+    it('refuses a wrong key, and logs in with the master key into a cookie', async () => {
+      await page.goto(`${host.url}/admin/ui`)
+      await page.type('#key', 'not-the-key')
+      const [refused] = await Promise.all([
+        page.waitForNavigation(),
+        page.click('button[type=submit]'),
+      ])
+      expect(refused?.status()).toBe(401)
+      expect(await text('[role=alert]')).toMatch(/not the master key/)
+      expect(await browser.cookies()).toEqual([])
+      // Without a session the live view answers nothing.
+      expect((await fetch(`${host.url}/admin/ui/events`)).status).toBe(401)
+
+      await page.type('#key', host.masterKey)
+      const [loggedIn] = await Promise.all([
+        page.waitForNavigation(),
+        page.click('button[type=submit]'),
+      ])
+      expect(loggedIn?.status()).toBe(200)
+      expect(page.url()).toBe(`${host.url}/admin/ui`)
+      expect(await text('#apps')).toContain('dash')
+      const [cookie, ...others] = await browser.cookies()
+      expect(others).toEqual([])
+      expect(cookie).toMatchObject({
+        name: 'thaw_ui',
+        httpOnly: true,
+        sameSite: 'Strict',
+        path: '/admin/ui',
+      })
+      expect(cookie!.value).not.toContain(host.masterKey)
+    })
+
+    it('shows a cold start caused elsewhere, live, with the figures of its x-thaw-cold-start header', async () => {
+      let navigations = 0
+      page.on('framenavigated', () => navigations++)
+      expect(await text('#cold-starts')).toContain('No cold start yet')
+
+      const res = await fetch(`${host.url}/dash/api/hello`)
+      expect(await res.text()).toBe('hello from the dashboard test')
+      const header = parseColdStart(res.headers.get('x-thaw-cold-start')!)
+      expect(header.bytes).toBeGreaterThan(0) // a lazy mount from a cold cache fetched the image's start
+
+      await page.waitForSelector('#cold-starts tr[data-invocation]')
+      const cells = (await page.evaluate(`Object.fromEntries([...document.querySelectorAll(
+      '#cold-starts tr[data-invocation] td[data-phase], #cold-starts tr[data-invocation] td[data-figure]'
+    )].map((td) => [td.dataset.phase ?? td.dataset.figure, td.textContent]))`)) as Record<
+        string,
+        string
+      >
+      const expected = Object.fromEntries([
+        ...COLD_START_PHASES.map((p) => [p, header[p].toFixed(1)]),
+        ['bytes', String(header.bytes)],
+        ['requests', String(header.requests)],
+      ])
+      expect(cells).toEqual(expected)
+      expect(await page.$$('#cold-starts svg.waterfall rect')).toHaveLength(6)
+      expect(navigations).toBe(0) // it came over the event stream, not a reload
+
+      // The node that served it, and later the edge's figures and the image's state.
+      await page.waitForFunction(`document.querySelector('#nodes')?.textContent.includes('ready')`)
+      await page.waitForFunction(
+        `document.querySelector('#edges')?.textContent.includes(${JSON.stringify(edge.url)})`,
+        { timeout: 30_000 },
+      )
+      expect(await text('#edges')).toMatch(/\d+ converted/)
+      await page.waitForFunction(
+        `document.querySelector('#images')?.textContent.includes('uploaded')`,
+        { timeout: 30_000 },
+      )
+      expect(await text('#images')).toContain(image)
+
+      const shot = process.env.THAW_DASHBOARD_SCREENSHOT
+      if (shot) {
+        await mkdir(dirname(resolve(shot)), { recursive: true })
+        const tmp = join(await tmpDir('thaw-dashboard-shot-'), 'dashboard.png')
+        await page.screenshot({ path: tmp as `${string}.png`, fullPage: true })
+        await copyFile(tmp, resolve(shot))
+      }
+    })
+
+    it('never put the key in a URL or a log line, and logs out', async () => {
+      expect(visited.length).toBeGreaterThan(3)
+      for (const url of visited) expect(url).not.toContain(host.masterKey)
+      expect(visited.some((u) => u.endsWith('/admin/ui/events'))).toBe(true)
+      expect(hostLog.join('')).not.toContain(host.masterKey)
+      expect(hostLog.join('')).toMatch(/dashboard login refused/)
+
+      await Promise.all([page.waitForNavigation(), page.click('header form button')])
+      expect(await page.$('#key')).not.toBeNull()
+      expect(await browser.cookies()).toEqual([])
+    })
+  },
+)
