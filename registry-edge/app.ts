@@ -20,6 +20,9 @@ import { openProxyBackend, type ProxyBackendOptions } from './proxy/proxy-backen
 import { openDiskStore } from './store/disk-store.ts'
 import type { UploadLimits } from './store/upload-limits.ts'
 import { startConversion, type Conversion, type ConversionOptions } from './convert/conversion.ts'
+import { EdgeGc, type GcPolicy } from './gc/edge-gc.ts'
+import { gcRoute } from './gc/gc-route.ts'
+import { GC_CONFIG_DEFAULTS, gcPolicyOf } from './config/gc-config.ts'
 
 export interface RegistryEdgeOptions {
   /** Where images live. Give a backend, or a directory for the on-disk store (origin mode). */
@@ -49,6 +52,11 @@ export interface RegistryEdgeOptions {
    * `<store>/thaw`; with a `backend` instead of a store it must be given.
    */
   conversion?: ConversionOptions
+  /**
+   * Garbage collection (gc/edge-gc.ts): periodic every `intervalMs`, and on `POST /_thaw/gc`
+   * from the edge's own machine. Defaults: config/gc-config.ts.
+   */
+  gc?: Partial<GcPolicy>
 }
 
 export type UpstreamOptions = Omit<ProxyBackendOptions, 'root' | 'metrics' | 'logger' | 'uploads'>
@@ -63,6 +71,8 @@ export interface RegistryEdge {
   readonly metrics: EdgeMetrics
   /** The converter and its stores, when conversion is on. */
   readonly conversion: Conversion | undefined
+  /** The garbage collector (`run({ dryRun })`). */
+  readonly gc: EdgeGc
   /** Subscribes to manifest pushes; returns the unsubscribe function. */
   onManifestPut(listener: ManifestPutListener): () => void
   /** Closes the backend (if the edge opened it). Idempotent. */
@@ -99,6 +109,14 @@ export async function createRegistryEdge(options: RegistryEdgeOptions): Promise<
       })
     : undefined
   if (conversion) events.subscribe((event) => conversion.onManifestPut(event))
+  const gc = new EdgeGc({
+    backend,
+    conversion,
+    policy: { ...gcPolicyOf(GC_CONFIG_DEFAULTS), ...options.gc },
+    metricsRegistry: metrics.registry,
+    logger,
+  })
+  gc.start()
   const extensions = [...(options.extensions ?? []), ...(conversion?.extensions ?? [])]
   const deps = {
     backend,
@@ -127,6 +145,7 @@ export async function createRegistryEdge(options: RegistryEdgeOptions): Promise<
     return new Response(text, { headers: { 'content-type': contentType } })
   })
   if (auth) app.get('/token', (c) => tokenRoute(c, auth))
+  app.post('/_thaw/gc', (c) => gcRoute(c, gc))
   app.use('/v2/*', matchV2Route)
   if (auth) app.use('/v2/*', authMiddleware(auth, extensions))
   app.all('/v2/*', dispatchV2(deps))
@@ -140,9 +159,11 @@ export async function createRegistryEdge(options: RegistryEdgeOptions): Promise<
     logger,
     metrics,
     conversion,
+    gc,
     onManifestPut: (listener) => events.subscribe(listener),
     close: () =>
       (closed ??= (async () => {
+        await gc.close()
         await conversion?.close()
         if (ownsBackend) await backend.close()
       })()),

@@ -4,6 +4,8 @@ import { hashPassword } from './auth/password-hash.ts'
 import { conversionOptionsOf } from './config/conversion-config.ts'
 import { parseEdgeConfig, readConfigFile, type EdgeConfig } from './config/edge-config.ts'
 import { uploadLimitsOf } from './config/upload-config.ts'
+import { gcPolicyOf } from './config/gc-config.ts'
+import { formatGcReport, requestGc } from './gc/gc-client.ts'
 import { jsonLogger } from './observability/edge-logger.ts'
 import type { UpstreamOptions } from './app.ts'
 import { startRegistryEdge } from './server.ts'
@@ -12,6 +14,10 @@ import { checkStore } from './store/check-store.ts'
 const USAGE = `usage: thaw edge [options]              run a registry edge (origin mode, or proxy mode with --upstream)
        thaw edge hash-password           print a password hash for the auth config (password on stdin)
        thaw edge check-store --store DIR verify a store's blobs and links
+       thaw edge gc [--dry-run] [--edge URL] [--json]
+                                         collect garbage on the running edge (default: the
+                                         one --config or the defaults describe); --dry-run
+                                         only reports what would be freed
 
 options (each overrides the same field of the config file):
   --port N          port to listen on (default 5000)
@@ -37,6 +43,7 @@ const OPTIONS = {
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'hash-password') return printPasswordHash()
   if (argv[0] === 'check-store') return runCheckStore(argv.slice(1))
+  if (argv[0] === 'gc') return runGc(argv.slice(1))
   const { values } = parseFlags(argv)
   if (values.help) {
     process.stdout.write(USAGE)
@@ -57,6 +64,7 @@ async function serve(config: EdgeConfig): Promise<number> {
     uploads: uploadLimitsOf(config.uploads, config.uploadTtlSeconds),
     upstream: config.upstream ? upstreamOptions(config.upstream, config.proxy) : undefined,
     conversion: conversionOptionsOf(config.conversion),
+    gc: gcPolicyOf(config.gc),
     logger,
   })
   const mode = config.upstream ? { upstream: config.upstream } : {}
@@ -130,4 +138,28 @@ async function runCheckStore(argv: string[]): Promise<number> {
   for (const p of problems) process.stdout.write(`${p}\n`)
   process.stdout.write(problems.length ? `${problems.length} problems\n` : 'store is consistent\n')
   return problems.length ? 1 : 0
+}
+
+async function runGc(argv: string[]): Promise<number> {
+  const options = {
+    'dry-run': { type: 'boolean' },
+    edge: { type: 'string' },
+    config: { type: 'string' },
+    json: { type: 'boolean' },
+  } as const
+  let values
+  try {
+    ;({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }))
+  } catch (err) {
+    throw new ThawError('USAGE', `${(err as Error).message}\n\n${USAGE}`, { fault: 'user' })
+  }
+  let url = values.edge
+  if (!url) {
+    const config = parseEdgeConfig(values.config ? await readConfigFile(values.config) : {})
+    const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host === '::' ? '[::1]' : config.host
+    url = `http://${host}:${config.port}`
+  }
+  const report = await requestGc(url, { dryRun: values['dry-run'] ?? false })
+  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatGcReport(report))
+  return 0
 }

@@ -1,4 +1,5 @@
 import type { DeployEvent } from './deploy-app.ts'
+import { formatBytes } from '../../runtime/text/format-bytes.ts'
 
 export interface OutputStream {
   write(text: string): unknown
@@ -71,9 +72,4 @@ function sum(blobs: Array<{ size: number }>): number {
   return blobs.reduce((n, b) => n + b.size, 0)
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`
-  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MiB`
-  return `${(n / 1024 ** 3).toFixed(2)} GiB`
-}
+export { formatBytes }

@@ -4,6 +4,7 @@ import { ThawError } from '../../runtime/errors.ts'
 import { authConfigSchema } from '../auth/auth-config.ts'
 import { DEFAULT_UPLOAD_LIMITS } from '../store/upload-limits.ts'
 import { conversionConfigSchema } from './conversion-config.ts'
+import { GC_CONFIG_DEFAULTS, gcConfigSchema } from './gc-config.ts'
 import { parseWithZod } from './parse-with-zod.ts'
 import { UPLOAD_CONFIG_DEFAULTS, uploadConfigSchema } from './upload-config.ts'
 
@@ -21,6 +22,8 @@ import { UPLOAD_CONFIG_DEFAULTS, uploadConfigSchema } from './upload-config.ts'
  *                "fillConcurrency": 2, "username": "…", "password": "…" }   // all optional
  *     "conversion": { "enabled": true, "streaming": true, "concurrency": 1, "codec": "zstd",
  *                     "limits": { "maxLayers": 128, … } }  // see convert/README.md; all optional
+ *     "gc": { "intervalSeconds": 3600, "graceSeconds": 3600, "keepGenerations": 2,
+ *             "bundleCacheMiB": 2048, "compactProfileRuns": true }  // see config/gc-config.ts
  *   }
  */
 export const edgeConfigSchema = z.strictObject({
@@ -49,6 +52,7 @@ export const edgeConfigSchema = z.strictObject({
     })
     .default({ tagTtlSeconds: 30, memoryCacheMiB: 256, diskCacheMiB: 10_240, fillConcurrency: 2 }),
   conversion: conversionConfigSchema.default({ enabled: true, streaming: true, concurrency: 1 }),
+  gc: gcConfigSchema.default(GC_CONFIG_DEFAULTS),
 })
 
 export type EdgeConfig = z.infer<typeof edgeConfigSchema>

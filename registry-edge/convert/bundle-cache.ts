@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
-import { mkdir, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -30,6 +30,8 @@ export class BundleCache {
   readonly #dir: string
   readonly #backend: RegistryBackend
   readonly #building = new Map<string, Promise<CachedBundle>>()
+  /** When each bundle was last asked for (ms), so pruning spares the ones being served. */
+  readonly #used = new Map<string, number>()
 
   constructor(dir: string, backend: RegistryBackend) {
     this.#dir = dir
@@ -47,6 +49,7 @@ export class BundleCache {
     signal?: AbortSignal,
   ): Promise<CachedBundle> {
     const name = `${digestHex(key.artifact)}-${digestHex(key.profile)}`
+    this.#used.set(name, Date.now())
     let build = this.#building.get(name)
     if (!build) {
       build = this.#load(name, plan, signal).finally(() => this.#building.delete(name))
@@ -83,6 +86,47 @@ export class BundleCache {
     const built = { digest: hasher.digest(), size: hasher.size }
     await writeFileAtomic(join(this.#dir, `${name}.json`), JSON.stringify(built))
     return { path, ...built }
+  }
+
+  /**
+   * Garbage collection: removes the bundles of artifacts `isLive` says are gone, then the least
+   * recently used until the rest fit in `maxBytes`. A bundle asked for in the last `busyMs`
+   * (default 60 s: a response may be opening it) or being built stays. Returns what was (or would be) removed.
+   */
+  async prune(options: {
+    maxBytes: number
+    isLive?: (artifact: Digest) => boolean
+    busyMs?: number
+    dryRun: boolean
+  }): Promise<{ count: number; bytes: number }> {
+    const now = Date.now()
+    const bundles = []
+    for (const file of await readdir(this.#dir).catch(() => [] as string[])) {
+      if (!file.endsWith('.bundle')) continue
+      const name = file.slice(0, -'.bundle'.length)
+      const info = await stat(join(this.#dir, file)).catch(() => undefined)
+      if (!info) continue
+      const used = Math.max(this.#used.get(name) ?? 0, info.mtimeMs)
+      bundles.push({ name, size: info.size, used, artifact: `sha256:${name.split('-')[0]}` as Digest })
+    }
+    bundles.sort((a, b) => a.used - b.used)
+    const busy = (b: { name: string; used: number }) =>
+      this.#building.has(b.name) || now - b.used < (options.busyMs ?? 60_000)
+    let total = bundles.reduce((n, b) => n + b.size, 0)
+    const freed = { count: 0, bytes: 0 }
+    for (const b of bundles) {
+      const orphan = options.isLive !== undefined && !options.isLive(b.artifact)
+      if (busy(b) || (!orphan && total <= options.maxBytes)) continue
+      if (!options.dryRun) {
+        await rm(join(this.#dir, `${b.name}.json`), { force: true })
+        await rm(join(this.#dir, `${b.name}.bundle`), { force: true })
+        this.#used.delete(b.name)
+      }
+      total -= b.size
+      freed.count++
+      freed.bytes += b.size
+    }
+    return freed
   }
 
   async *#bytes(header: BundleHeader, signal?: AbortSignal): AsyncGenerator<Uint8Array> {

@@ -33,6 +33,7 @@ export interface ConversionOptions {
 export interface Conversion {
   readonly converter: Converter
   readonly profiles: ProfileStore
+  readonly bundles: BundleCache
   readonly extensions: EdgeExtension[]
   /** The ManifestEvents listener. */
   onManifestPut(event: ManifestPutEvent): Promise<void>
@@ -94,6 +95,7 @@ export async function startConversion(input: {
     converter,
     profiles,
     onAsk,
+    bundles,
     extensions: thawExtensions({ converter, onAsk, settings, profiles, bundles }),
     onManifestPut: (event) => converter.onManifestPut(event),
     onReferrersListed: (repository, subject, found) =>

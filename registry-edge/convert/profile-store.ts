@@ -1,4 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   MediaType,
@@ -81,6 +81,33 @@ export class ProfileStore implements ProfileSource {
     return merged && { digest: merged.digest, order: merged.profile.entries.map((e) => e.path) }
   }
 
+  /**
+   * Garbage collection: the runs of each image and workload merged into one run (the merged
+   * profile, its `runs` count kept), so `runs/` stops growing with every cold start. Later
+   * uploads merge with it as with one run. Returns how many run files were (or, with `dryRun`,
+   * would be) removed and their bytes less the compacted run's.
+   */
+  async compactRuns(dryRun: boolean): Promise<{ count: number; bytes: number }> {
+    const freed = { count: 0, bytes: 0 }
+    for (const repoDir of await listDir(this.#dir)) {
+      for (const hex of await listDir(join(this.#dir, repoDir))) {
+        const key = `${decodeURIComponent(repoDir)}@sha256:${hex}`
+        const dir = join(this.#dir, repoDir, hex, 'runs')
+        const done = await this.#mutex.run(key, () => compactDir(dir, dryRun))
+        freed.count += done.count
+        freed.bytes += done.bytes
+      }
+    }
+    return freed
+  }
+
+  /** Removes everything kept for an image (its manifest was deleted). */
+  async forget(repository: string, manifest: Digest): Promise<void> {
+    await this.#mutex.run(`${repository}@${manifest}`, () =>
+      rm(this.#imageDir(repository, manifest), { recursive: true, force: true }),
+    )
+  }
+
   async #runs(dir: string): Promise<Profile[]> {
     const files = (await readdir(join(dir, 'runs'))).filter((f) => f.endsWith('.json')).sort()
     return Promise.all(files.map(async (f) => parseProfile(await readFile(join(dir, 'runs', f)))))
@@ -131,5 +158,41 @@ export class ProfileStore implements ProfileSource {
 
   #imageDir(repository: string, manifest: Digest): string {
     return join(this.#dir, encodeURIComponent(repository), digestHex(manifest))
+  }
+}
+
+/** One image's runs/: per workload, the runs replaced by their merge when there are several. */
+async function compactDir(dir: string, dryRun: boolean): Promise<{ count: number; bytes: number }> {
+  const byWorkload = new Map<string, { file: string; size: number; profile: Profile }[]>()
+  for (const file of (await listDir(dir)).filter((f) => f.endsWith('.json'))) {
+    const bytes = await readFile(join(dir, file))
+    const profile = parseProfile(bytes)
+    const group = byWorkload.get(profile.workload) ?? []
+    group.push({ file, size: bytes.length, profile })
+    byWorkload.set(profile.workload, group)
+  }
+  const freed = { count: 0, bytes: 0 }
+  for (const runs of byWorkload.values()) {
+    if (runs.length < 2) continue
+    const merged = serializeProfile(mergeProfiles(runs.map((r) => r.profile)))
+    const name = `${digestHex(sha256Of(merged))}.json`
+    if (!dryRun) await writeFileAtomic(join(dir, name), merged)
+    for (const run of runs) {
+      if (run.file === name) continue
+      if (!dryRun) await rm(join(dir, run.file), { force: true })
+      freed.count++
+      freed.bytes += run.size
+    }
+    freed.bytes -= merged.length
+  }
+  return freed
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort()
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return []
+    throw err
   }
 }

@@ -16,6 +16,7 @@ import { BlobFiles } from './blob-files.ts'
 import { recoverStore, type RecoveryReport } from './recover-store.ts'
 import { RepositoryLinks } from './repository-links.ts'
 import { StoreLayout } from './store-layout.ts'
+import { SweepGuard } from './sweep-guard.ts'
 import type { UploadEvents, UploadLimits } from './upload-limits.ts'
 import { UploadSessions } from './upload-sessions.ts'
 
@@ -58,6 +59,8 @@ export class DiskStore implements RegistryBackend {
   readonly layout: StoreLayout
   /** What startup recovery cleaned up. */
   readonly recovery: RecoveryReport
+  /** Keeps a running garbage collection off what pushes use meanwhile (store-gc.ts). */
+  readonly guard = new SweepGuard()
   readonly #blobs: BlobFiles
   readonly #links: RepositoryLinks
   readonly #uploads: UploadSessions
@@ -86,6 +89,7 @@ export class DiskStore implements RegistryBackend {
 
   // Order: content, revision, referrer, tag; so a crash between steps leaves no dangling link.
   async putManifest(repository: string, m: ManifestWrite): Promise<void> {
+    await this.guard.touch(m.digest)
     await this.#blobs.writeBytes(m.digest, m.bytes)
     await this.#links.linkRevision(repository, m.digest, m.mediaType)
     if (m.referrer)
@@ -122,7 +126,10 @@ export class DiskStore implements RegistryBackend {
     return this.#links.listReferrers(repository, subject)
   }
 
+  // A HEAD (also the check of a manifest's references) makes the blob live for a running
+  // collection: the client is about to link it.
   async statBlob(repository: string, digest: Digest): Promise<BlobInfo | undefined> {
+    await this.guard.touch(digest)
     const [linked, size] = await Promise.all([
       this.#links.hasLayer(repository, digest),
       this.#blobs.size(digest),
@@ -158,6 +165,7 @@ export class DiskStore implements RegistryBackend {
 
   async finishUpload(repository: string, id: string, digest: Digest): Promise<BlobInfo> {
     const size = await this.#uploads.finish(repository, id, digest, async (file) => {
+      await this.guard.touch(digest)
       await this.#blobs.commitFile(file, digest)
       await this.#links.linkLayer(repository, digest)
     })
