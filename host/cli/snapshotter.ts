@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { mkdir } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
@@ -94,9 +95,16 @@ async function runSnapshotter(config: SnapshotterConfig): Promise<void> {
   const logger = jsonHostLogger(undefined, config.logLevel)
   const root = resolve(config.root)
   const socket = resolve(config.socket)
-  const credentials = config.dockerConfig
-    ? await readDockerConfig(config.dockerConfig)
-    : registryCredentials()
+  // A docker config that is not there (an optional secret not created) means anonymous.
+  const hasDockerConfig = config.dockerConfig !== undefined && existsSync(config.dockerConfig)
+  if (config.dockerConfig && !hasDockerConfig)
+    logger.log('warn', 'no docker config: pulling anonymously', {
+      dockerConfig: config.dockerConfig,
+    })
+  const credentials =
+    config.dockerConfig && hasDockerConfig
+      ? await readDockerConfig(config.dockerConfig)
+      : registryCredentials()
   const metrics = new SnapshotterMetrics()
   const mounts = await createImageMounts({
     edges: config.edges,

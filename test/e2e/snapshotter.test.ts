@@ -11,6 +11,7 @@ import { run, startProcess, type TestProcess } from '../support/processes.ts'
 import { startDistribution, type TestRegistry } from '../support/registry.ts'
 import { pushStreamingImage, type PushedStreamingImage } from '../support/streaming-image.ts'
 import { tmpDir } from '../support/tmp.ts'
+import { criClient } from '../support/cri-client.ts'
 import { startContainerd, type BenchContainerd } from '../bench/cold-start/containerd.ts'
 
 const THAW = resolve(import.meta.dirname, '../../bin/thaw')
@@ -35,6 +36,7 @@ describe.skipIf(unavailable)('thaw snapshotter under containerd', () => {
   let snapshotter: TestProcess
   let containerd: BenchContainerd
   let root: string
+  const layoutOf = { cri: '' }
   const ctr = (args: string[]) => containerd.ctr(args, { timeoutMs: 120_000 })
   const runIn = async (reference: string, id: string): Promise<string> =>
     (
@@ -55,12 +57,19 @@ describe.skipIf(unavailable)('thaw snapshotter under containerd', () => {
     const dir = await tmpDir('thaw-snap-')
     layout = await buildLayout(join(dir, 'a'), 'hello from layer 2')
     const plain = await buildLayout(join(dir, 'p'), 'hello from a plain image')
+    layoutOf.cri = await buildLayout(join(dir, 'k'), 'hello through the CRI')
     registry = await startDistribution()
     proxy = await startFaultProxy(registry.url)
     image = await pushStreamingImage({
       registry: registry.url,
       repository: 'snap/app',
       layout,
+      tag: 't',
+    })
+    await pushStreamingImage({
+      registry: registry.url,
+      repository: 'snap/cri',
+      layout: layoutOf.cri,
       tag: 't',
     })
     await run('skopeo', [
@@ -85,6 +94,7 @@ describe.skipIf(unavailable)('thaw snapshotter under containerd', () => {
       { wrap: (c, a) => [c, a] },
       {
         proxySnapshotters: { thaw: socket },
+        cri: { snapshotter: 'thaw', plainHttp: [proxy.address] },
       },
     )
     onCleanup('servers', () => containerd.close())
@@ -193,7 +203,44 @@ describe.skipIf(unavailable)('thaw snapshotter under containerd', () => {
     expect(gets.length).toBeGreaterThanOrEqual(3) // config + two layers
   }, 180_000)
 
+  it("pulls through containerd's CRI plugin (the kubelet's PullImage) lazily: the CRI labels", async () => {
+    const reference = `${proxy.address}/snap/cri:t`
+    const before = proxy.requests.length
+    const cri = criClient(containerd.socket)
+    try {
+      expect(await cri.pullImage(reference)).toMatch(/^sha256:/)
+    } finally {
+      cri.close()
+    }
+    const labels = snapshotter
+      .output()
+      .match(/"msg":"remote layer".*"reference":"[^"]*snap\/cri@sha256:/g)
+    expect(labels).toHaveLength(2) // both layers, by the CRI labels (pinned to cri.manifest-digest)
+    const run = await containerd.ctr(
+      [
+        'run',
+        '--rm',
+        '--snapshotter',
+        'thaw',
+        reference,
+        `snap-${process.pid}-cri`,
+        '/bin/show',
+        '/data/msg',
+      ],
+      { namespace: 'k8s.io', timeoutMs: 120_000 },
+    )
+    expect(run.stdout).toBe('hello through the CRI\n')
+    const original = await readLayoutImage(layoutOf.cri, 't')
+    for (const layer of original.blobs.slice(1))
+      expect(proxy.requests.slice(before).filter((r) => r.includes(layer))).toEqual([])
+  }, 120_000)
+
   it('removes the snapshots and the lazy mount when the images are removed', async () => {
+    // The CRI plugin keeps each image under its tag, its digest and its ID.
+    const k8s = { namespace: 'k8s.io' }
+    const criImages = (await containerd.ctr(['image', 'ls', '-q'], k8s)).stdout.split('\n')
+    for (const ref of criImages.filter(Boolean))
+      await containerd.ctr(['image', 'rm', '--sync', ref], k8s)
     for (const ref of [`${proxy.address}/snap/app:t`, `${proxy.address}/snap/plain:t`])
       await ctr(['image', 'rm', '--sync', ref])
     const list = (await ctr(['snapshots', '--snapshotter', 'thaw', 'ls'])).stdout.trim().split('\n')

@@ -18,17 +18,27 @@ export interface BenchContainerd {
   ctrRemote(args: string[], options?: CtrOptions): Promise<CommandResult>
   /** A long-running `ctr` (e.g. `ctr run`) or `ctr-remote`, stopped by its PID. */
   spawnCtr(args: string[], binary?: 'ctr' | 'ctr-remote'): BenchChild
+  /** The daemon's log so far (the last MB). */
+  output(): string
   close(): Promise<void>
 }
 
 export interface CtrOptions {
   signal?: AbortSignal
   timeoutMs?: number
+  /** Another containerd namespace than the benchmark's (the CRI plugin's is `k8s.io`). */
+  namespace?: string
 }
 
 export interface ContainerdOptions {
   /** Snapshotters served by other processes: name → their gRPC socket (`[proxy_plugins]`). */
   proxySnapshotters?: Record<string, string>
+  /**
+   * Turn the CRI plugin on (off by default), pulling with this snapshotter and passing it the
+   * remote-snapshot labels (`disable_snapshot_annotations = false`); `plainHttp` registries
+   * (`host:port`) are reached over http. Its socket is the daemon's (`runtime.v1` services).
+   */
+  cri?: { snapshotter: string; plainHttp: string[] }
 }
 
 export const CTR_NAMESPACE = 'thawbench'
@@ -50,7 +60,7 @@ export async function startContainerd(
       'version = 2',
       `root = "${root}"`,
       `state = "${state}"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      ...(options.cri ? [] : ['disabled_plugins = ["io.containerd.grpc.v1.cri"]']),
       '[grpc]',
       `  address = "${socket}"`,
       '[ttrpc]',
@@ -62,17 +72,21 @@ export async function startContainerd(
         '  type = "snapshot"',
         `  address = "${address}"`,
       ]),
+      ...(options.cri ? criConfig(dir, options.cri) : []),
       '',
     ].join('\n'),
   )
   const [command, args] = link.wrap('containerd', ['--config', config])
   const daemon = startChild(command, args)
-  const client = (binary: string, args: string[]) =>
-    link.wrap(binary, ['--address', socket, '-n', CTR_NAMESPACE, ...args])
+  const client = (binary: string, args: string[], namespace = CTR_NAMESPACE) =>
+    link.wrap(binary, ['--address', socket, '-n', namespace, ...args])
   const run =
     (binary: string) =>
     (args: string[], o: CtrOptions = {}) =>
-      runCommand(...client(binary, args), { timeoutMs: o.timeoutMs ?? 600_000, signal: o.signal })
+      runCommand(...client(binary, args, o.namespace), {
+        timeoutMs: o.timeoutMs ?? 600_000,
+        signal: o.signal,
+      })
   const ctr = run('ctr')
   for (let i = 0; ; i++) {
     if (daemon.child.exitCode !== null)
@@ -94,6 +108,7 @@ export async function startContainerd(
     ctr,
     ctrRemote: run('ctr-remote'),
     spawnCtr: (args, binary = 'ctr') => startChild(...client(binary, args)),
+    output: () => daemon.output(),
     close() {
       closing ??= (async () => {
         await removeEverything(ctr)
@@ -106,6 +121,21 @@ export async function startContainerd(
       return closing
     },
   }
+}
+
+function criConfig(dir: string, cri: NonNullable<ContainerdOptions['cri']>): string[] {
+  return [
+    '[plugins."io.containerd.grpc.v1.cri".containerd]',
+    `  snapshotter = "${cri.snapshotter}"`,
+    '  disable_snapshot_annotations = false',
+    '[plugins."io.containerd.grpc.v1.cri".cni]',
+    `  bin_dir = "${join(dir, 'cni-bin')}"`,
+    `  conf_dir = "${join(dir, 'cni-conf')}"`,
+    ...cri.plainHttp.flatMap((host) => [
+      `[plugins."io.containerd.grpc.v1.cri".registry.mirrors."${host}"]`,
+      `  endpoint = ["http://${host}"]`,
+    ]),
+  ]
 }
 
 /** Every task, container and image of the benchmark's namespace, then content GC. */
