@@ -3,6 +3,7 @@ import { ThawError } from '../../runtime/errors.ts'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
 import { CAPABILITIES, type Capability } from '../sandbox/capabilities.ts'
 import { parseBodyLimits } from '../request-body/index.ts'
+import type { AppRecord } from './revision.ts'
 
 /** What a node of an app may use, and how the host scales and times it. */
 export interface AppLimits {
@@ -41,7 +42,10 @@ export interface App {
   keys: Record<string, string>
   limits: AppLimits
   createdAt: string
+  /** When the active revision was made. */
   updatedAt: string
+  /** The active revision's number (apps/revision.ts). */
+  revision: number
 }
 
 export const DEFAULT_LIMITS: AppLimits = {
@@ -81,7 +85,8 @@ const settings = z.record(settingName, z.string().max(32_768)).refine(
 const inputSettings = settings.superRefine((s, ctx) => {
   for (const message of parseBodyLimits(s).problems) ctx.addIssue({ code: 'custom', message })
 })
-const keys = z.record(z.string().regex(/^[\w.-]{1,64}$/, 'is not a valid key name'), z.string().min(16, 'keys must be at least 16 characters'))
+const keyName = z.string().regex(/^[\w.-]{1,64}$/, 'is not a valid key name')
+const keys = z.record(keyName, z.string().min(16, 'keys must be at least 16 characters'))
 const ms = (max: number) => z.number().int().min(1).max(max)
 const limits = z
   .object({
@@ -99,7 +104,7 @@ const limits = z
   })
   .strict()
 
-/** Body of `PUT /admin/apps/<name>` (create or replace) and `POST /admin/apps`. */
+/** Body of `PUT /admin/apps/<name>` and `POST /admin/apps`: fields left out carry over. */
 const appInput = z
   .object({
     name,
@@ -113,8 +118,40 @@ const appInput = z
 /** Body of `PATCH /admin/apps/<name>`: any field but the name. */
 const appPatch = appInput.omit({ name: true }).partial().strict()
 
+const names = z.array(z.string()).max(1000)
+
+/**
+ * Body of `POST /admin/apps/<name>/revisions` (what `thaw deploy` sends): settings and keys
+ * merge into the active revision's, `unset` removes settings, limits merge; an image is needed
+ * only for a new app.
+ */
+const deployInput = z
+  .object({
+    image: image.optional(),
+    settings: settings.optional(),
+    unset: names.optional(),
+    keys: keys.optional(),
+    limits: limits.partial().optional(),
+  })
+  .strict()
+
+/** Body of `PATCH /admin/apps/<name>/settings`. */
+const settingsPatch = z.object({ set: settings.optional(), unset: names.optional() }).strict()
+
+/** Body of `POST /admin/apps/<name>/rollback`: default the revision before the active one. */
+const rollbackInput = z.object({ revision: z.number().int().min(1).optional() }).strict()
+
+/** Body of `PUT /admin/apps/<name>/keys/<key>`: without a value, the host makes one (renew). */
+const keyInput = z
+  .object({ value: z.string().min(16, 'keys must be at least 16 characters').max(1024).optional() })
+  .strict()
+
 export type AppInput = z.infer<typeof appInput>
 export type AppPatch = z.infer<typeof appPatch>
+export type DeployInput = z.infer<typeof deployInput>
+export type SettingsPatch = z.infer<typeof settingsPatch>
+export type RollbackInput = z.infer<typeof rollbackInput>
+export type KeyInput = z.infer<typeof keyInput>
 
 /** Thrown for an admin body that does not validate; the message lists every problem. */
 function invalid(what: string, error: z.ZodError): ThawError {
@@ -122,34 +159,107 @@ function invalid(what: string, error: z.ZodError): ThawError {
   return new ThawError('APP_INVALID', `invalid ${what}: ${problems.join('; ')}`, { fault: 'user' })
 }
 
-export function parseAppInput(value: unknown): AppInput {
-  const r = appInput.safeParse(value)
-  if (!r.success) throw invalid('app', r.error)
-  return r.data
+function parser<T>(schema: z.ZodType<T>, what: string): (value: unknown) => T {
+  return (value) => {
+    const r = schema.safeParse(value)
+    if (!r.success) throw invalid(what, r.error)
+    return r.data
+  }
 }
 
-export function parseAppPatch(value: unknown): AppPatch {
-  const r = appPatch.safeParse(value)
-  if (!r.success) throw invalid('app update', r.error)
-  return r.data
+export const parseAppInput = parser(appInput, 'app')
+export const parseAppPatch = parser(appPatch, 'app update')
+export const parseDeployInput = parser(deployInput, 'deploy')
+export const parseSettingsPatch = parser(settingsPatch, 'settings change')
+export const parseRollbackInput = parser(rollbackInput, 'rollback')
+export const parseKeyInput = parser(keyInput, 'key')
+
+/** Problems of a revision's settings as a whole (after a merge): the host's own settings. */
+export function settingsProblems(s: Record<string, string>): string[] {
+  const r = inputSettings.safeParse(s)
+  return r.success
+    ? []
+    : r.error.issues.map(
+        (i) => `settings${i.path.length ? '.' + i.path.join('.') : ''} ${i.message}`,
+      )
 }
 
-/** The stored app (apps.json): trusted once written, parsed again because files can be edited. */
-const storedApp = z.object({
+export function isKeyName(value: string): boolean {
+  return keyName.safeParse(value).success
+}
+
+const storedLimits = limits.partial({ cpuMillis: true, addCapabilities: true, seccomp: true })
+const storedRevision = z.object({
+  number: z.number().int().min(1),
+  image,
+  settings,
+  keys,
+  limits: storedLimits,
+  createdAt: z.string(),
+  cause: z.union([
+    z.object({ kind: z.enum(['create', 'deploy', 'settings', 'keys', 'limits', 'replace']) }),
+    z.object({ kind: z.literal('rollback'), to: z.number().int() }),
+  ]),
+  functions: z
+    .array(
+      z.object({
+        name: z.string(),
+        path: z.string(),
+        methods: z.array(z.string()).nullable(),
+        authLevel: z.string(),
+      }),
+    )
+    .optional(),
+  failed: z.object({ error: z.string(), logs: z.array(z.string()) }).optional(),
+})
+
+/** An app in apps.json (version 2): its revisions, newest first, and which one is active. */
+const storedRecord = z.object({
+  name,
+  createdAt: z.string(),
+  active: z.number().int().min(1),
+  revisions: z.array(storedRevision).min(1),
+})
+
+/** Version 1 had one record per app, no history: it becomes the app's revision 1. */
+const storedAppV1 = z.object({
   name,
   image,
   settings,
   keys,
   // Files written before these limits existed get their defaults.
-  limits: limits.partial({ cpuMillis: true, addCapabilities: true, seccomp: true }),
+  limits: storedLimits,
   createdAt: z.string(),
   updatedAt: z.string(),
 })
 
-export function parseStoredApps(value: unknown): App[] {
-  const r = z.object({ version: z.literal(1), apps: z.array(storedApp) }).safeParse(value)
+/** apps.json, either version, as version 2 records (limits completed with their defaults). */
+export function parseStoredApps(value: unknown): AppRecord[] {
+  const r = z
+    .union([
+      z.object({ version: z.literal(2), apps: z.array(storedRecord) }),
+      z.object({ version: z.literal(1), apps: z.array(storedAppV1) }),
+    ])
+    .safeParse(value)
   if (!r.success) throw invalid('apps file', r.error)
-  return r.data.apps.map((a) => ({ ...a, limits: { ...DEFAULT_LIMITS, ...a.limits } }))
+  const records =
+    r.data.version === 2
+      ? r.data.apps
+      : r.data.apps.map(({ updatedAt, createdAt, name, ...content }) => ({
+          name,
+          createdAt,
+          active: 1,
+          revisions: [
+            { number: 1, createdAt: updatedAt, cause: { kind: 'create' as const }, ...content },
+          ],
+        }))
+  return records.map((record) => ({
+    ...record,
+    revisions: record.revisions.map((rev) => ({
+      ...rev,
+      limits: { ...DEFAULT_LIMITS, ...rev.limits },
+    })),
+  }))
 }
 
 export function isAppName(value: string): boolean {

@@ -54,10 +54,38 @@ export interface NodeSlot {
 export interface AppNodesStatus {
   nodes: { id: string; state: PoolNodeState; inflight: number; served: number }[]
   waiting: number
+  /** Set while starts fail: how many in a row, the last error, when the next may be tried. */
+  startFailures?: { count: number; lastError: string; retryAt: string }
+}
+
+/** Backoff of failing starts: `baseMs` after the first failure, doubling, at most `maxMs`. */
+export interface StartBackoff {
+  baseMs: number
+  maxMs: number
+}
+
+export const DEFAULT_START_BACKOFF: StartBackoff = { baseMs: 1000, maxMs: 60_000 }
+
+/**
+ * An app that cannot start: APP_START_FAILED for the requests that waited on the start that
+ * failed, APP_START_BACKOFF for those refused while the host waits before trying again. The
+ * message is the host's (internal: for the log and master-key callers), `retryAfterMs` when to
+ * come back.
+ */
+export class AppStartError extends ThawError {
+  constructor(
+    code: 'APP_START_FAILED' | 'APP_START_BACKOFF',
+    message: string,
+    readonly retryAfterMs: number,
+    cause?: unknown,
+  ) {
+    super(code, message, { cause })
+  }
 }
 
 interface Waiter {
   invocationId: string | undefined
+  signal: AbortSignal | undefined
   resolve: (slot: NodeSlot) => void
   reject: (err: unknown) => void
 }
@@ -77,6 +105,10 @@ export class AppNodes {
   readonly #abort = new AbortController()
   #counter = 0
   #closed = false
+  /** Starts that failed in a row, the last one's error, and when a start may be tried again. */
+  #failures = 0
+  #lastError = ''
+  #retryAt = 0
   /** Routes of the running image, known once one node was ready. */
   routes: { functions: HttpFunctionSpec[]; routePrefix: string } | undefined
 
@@ -87,6 +119,7 @@ export class AppNodes {
       start: NodeStarter
       logger: HostLogger
       onState?: (node: PoolNode, from: PoolNodeState, to: PoolNodeState) => void
+      backoff?: StartBackoff
     },
   ) {}
 
@@ -95,6 +128,12 @@ export class AppNodes {
     if (this.#closed) return Promise.reject(new ThawError('APP_GONE', `app ${this.name} was removed or changed`))
     const node = this.#pick()
     if (node) return Promise.resolve(this.#slot(node, invocationId))
+    // Starts fail: nothing is tried again per request until the backoff has passed.
+    const wait = this.#retryAt - Date.now()
+    if (wait > 0 && !this.#live()) {
+      const message = `app ${this.name} could not start (${this.#failures} times in a row), next try in ${Math.ceil(wait / 1000)} s: ${this.#lastError}`
+      return Promise.reject(new AppStartError('APP_START_BACKOFF', message, wait))
+    }
     const limits = this.o.limits()
     if (this.#waiters.length >= limits.maxQueue) {
       return Promise.reject(new ThawError('APP_BUSY', `app ${this.name} has ${this.#waiters.length} requests waiting`, { fault: 'user' }))
@@ -102,6 +141,7 @@ export class AppNodes {
     return new Promise<NodeSlot>((resolve, reject) => {
       const waiter: Waiter = {
         invocationId,
+        signal,
         resolve: (s) => {
           signal?.removeEventListener('abort', onAbort)
           resolve(s)
@@ -126,14 +166,38 @@ export class AppNodes {
     return {
       nodes: [...this.#nodes].map((n) => ({ id: n.id, state: n.machine.state, inflight: n.inflight, served: n.served })),
       waiting: this.#waiters.length,
+      ...(this.#failures > 0 && {
+        startFailures: {
+          count: this.#failures,
+          lastError: this.#lastError,
+          retryAt: new Date(this.#retryAt).toISOString(),
+        },
+      }),
     }
   }
 
-  /** Drains every node (recycled once idle) and refuses what waits. Idempotent. */
-  async close(): Promise<void> {
+  /**
+   * Starts one node now, with nobody waiting (a rollout's health gate): resolves when it is
+   * ready (it then serves like any other), rejects with the start's error.
+   */
+  startOne(): Promise<StartedNode> {
+    if (this.#closed)
+      return Promise.reject(new ThawError('APP_GONE', `app ${this.name} was removed or changed`))
+    return this.#startNode()
+  }
+
+  /**
+   * Drains every node (recycled once idle). What waits is handed to `next` (the nodes of the
+   * app's new revision), or refused when the app is gone. Idempotent.
+   */
+  async close(next?: AppNodes): Promise<void> {
     this.#closed = true
-    this.#abort.abort(new ThawError('APP_GONE', `app ${this.name} was removed or changed`))
-    for (const w of this.#waiters.splice(0)) w.reject(new ThawError('APP_GONE', `app ${this.name} was removed or changed`))
+    const gone = new ThawError('APP_GONE', `app ${this.name} was removed or changed`)
+    this.#abort.abort(gone)
+    for (const w of this.#waiters.splice(0)) {
+      if (next) next.acquire(w.signal, w.invocationId).then(w.resolve, w.reject)
+      else w.reject(gone)
+    }
     await Promise.allSettled([...this.#nodes].map((n) => this.#drain(n)))
   }
 
@@ -199,15 +263,24 @@ export class AppNodes {
   #scale() {
     const limits = this.o.limits()
     for (;;) {
-      const live = [...this.#nodes].filter((n) => n.machine.state === 'specializing' || n.machine.state === 'ready')
+      if (Date.now() < this.#retryAt) return // backing off: what waits is served by live nodes
+      const live = [...this.#nodes].filter(
+        (n) => n.machine.state === 'specializing' || n.machine.state === 'ready',
+      )
       const starting = live.filter((n) => n.machine.state === 'specializing').length
       if (this.#waiters.length <= starting * limits.concurrency) return
       if (live.length >= limits.maxNodes) return
-      this.#startNode()
+      this.#startNode().catch(() => {}) // #startFailed has dealt with it
     }
   }
 
-  #startNode() {
+  #live(): boolean {
+    return [...this.#nodes].some(
+      (n) => n.machine.state === 'specializing' || n.machine.state === 'ready',
+    )
+  }
+
+  #startNode(): Promise<StartedNode> {
     const id = `${this.name}-${this.#counter++}`
     const node: PoolNode = {
       id,
@@ -222,14 +295,21 @@ export class AppNodes {
     node.machine.transition('specializing')
     const limits = this.o.limits()
     const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(limits.startTimeoutMs)])
-    this.o.start(id, signal).then(
-      (started) => this.#started(node, started),
-      (err: unknown) => this.#startFailed(node, err),
+    return this.o.start(id, signal).then(
+      (started) => {
+        this.#started(node, started)
+        return started
+      },
+      (err: unknown) => {
+        throw this.#startFailed(node, err)
+      },
     )
   }
 
   #started(node: PoolNode, started: StartedNode) {
     node.started = started
+    this.#failures = 0
+    this.#retryAt = 0
     if (this.#closed) {
       node.machine.transition('recycled')
       this.#nodes.delete(node)
@@ -243,16 +323,30 @@ export class AppNodes {
     if (node.inflight === 0) this.#afterRelease(node) // nobody waited: arm the idle timer
   }
 
-  #startFailed(node: PoolNode, err: unknown) {
+  /** Counts the failure, backs off (exponential, capped), and returns the error for what waited. */
+  #startFailed(node: PoolNode, err: unknown): AppStartError {
     node.machine.transition(this.#closed ? 'recycled' : 'failed')
     this.#nodes.delete(node)
-    this.o.logger.log('error', `node start failed: ${(err as Error).message}`, { app: this.name, node: node.id })
+    const backoff = this.o.backoff ?? DEFAULT_START_BACKOFF
+    const delay = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(this.#failures, 30))
+    this.#failures++
+    this.#lastError = (err as Error).message
+    this.#retryAt = Date.now() + delay
+    this.o.logger.log('error', `node start failed: ${this.#lastError}`, {
+      app: this.name,
+      node: node.id,
+      failures: this.#failures,
+      retryInMs: delay,
+    })
+    const error = new AppStartError(
+      'APP_START_FAILED',
+      `app ${this.name} could not start: ${this.#lastError}`,
+      delay,
+      err,
+    )
     // Without any node alive or starting, the waiting requests would wait for nothing.
-    const live = [...this.#nodes].some((n) => n.machine.state === 'specializing' || n.machine.state === 'ready')
-    if (!live) {
-      const error = new ThawError('APP_START_FAILED', `app ${this.name} could not start: ${(err as Error).message}`, { cause: err })
-      for (const w of this.#waiters.splice(0)) w.reject(error)
-    } else this.#scale()
+    if (!this.#live()) for (const w of this.#waiters.splice(0)) w.reject(error)
+    return error
   }
 
   /**

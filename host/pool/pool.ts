@@ -8,7 +8,17 @@ import type { HostLogger } from '../log/host-logger.ts'
 import type { ImageMounts, MountLease } from '../mount/image-mounts.ts'
 import { NODE_CAPABILITIES } from '../sandbox/capabilities.ts'
 import type { SandboxNode } from '../sandbox/sandbox-node.ts'
-import { AppNodes, type AppNodesStatus, type PoolNode, type StartedNode } from './app-nodes.ts'
+import { ThawError } from '../../runtime/errors.ts'
+import { sameRuntime } from '../apps/revision.ts'
+import type { HttpFunctionSpec } from '../router/index.ts'
+import {
+  AppNodes,
+  type AppNodesStatus,
+  type PoolNode,
+  type StartBackoff,
+  type StartedNode,
+} from './app-nodes.ts'
+import { collectStartLogs, withStartLogs } from './start-logs.ts'
 import type { PoolNodeState } from './node-state.ts'
 import type { ProfileTracker } from './profile-tracker.ts'
 import { startWorkerNode, type NodePrivileges } from './start-worker-node.ts'
@@ -24,6 +34,8 @@ export interface PoolOptions {
   operatorLimits?: OperatorLimits
   logger: HostLogger
   onNodeState?: (app: string, node: PoolNode, from: PoolNodeState, to: PoolNodeState) => void
+  /** Of failing starts (app-nodes.ts DEFAULT_START_BACKOFF). */
+  backoff?: StartBackoff
 }
 
 export interface PoolStatus {
@@ -31,9 +43,27 @@ export interface PoolStatus {
   apps: Record<string, AppNodesStatus & { image: string }>
 }
 
+/** A node of a new revision, started and loaded apart from the app's serving nodes. */
+export interface PreparedRevision {
+  readonly functions: HttpFunctionSpec[]
+  readonly routePrefix: string
+  /** Stops the prepared node (its revision was not stored after all). Idempotent. */
+  discard(): Promise<void>
+}
+
 export interface Pool {
-  /** The scheduler of `app` (made on first use, remade when its image or limits change). */
+  /**
+   * The scheduler of `app` (made on first use). A revision that runs differently (image,
+   * settings, limits) switches to the nodes `prepare` started for it, else to new ones; the old
+   * nodes drain (in-flight requests finish) and what waits on them moves to the new ones.
+   */
   nodesOf(app: App): AppNodes
+  /**
+   * The health gate of a rollout: starts one node of `app` and loads its functions without
+   * touching the nodes that serve. Resolves when it is ready (`nodesOf(app)` then takes it);
+   * rejects with the start's error, whose `logs` (startLogsOf) are the node's lines.
+   */
+  prepare(app: App): Promise<PreparedRevision>
   /** Drains the app's nodes (it was removed or changed). */
   forget(name: string): Promise<void>
   status(): PoolStatus
@@ -49,26 +79,62 @@ export interface Pool {
 export function createPool(o: PoolOptions): Pool {
   const warmPool = createWarmPool({ sandbox: o.sandbox, target: o.warm, logger: o.logger })
   const apps = new Map<string, { app: App; nodes: AppNodes }>()
+  /** Prepared revisions' nodes, by app, until nodesOf switches to them. */
+  const staged = new Map<string, { app: App; nodes: AppNodes }>()
   let closing: Promise<void> | undefined
   const forget = async (name: string) => {
     const entry = apps.get(name)
     apps.delete(name)
-    await entry?.nodes.close()
+    const prepared = staged.get(name)
+    staged.delete(name)
+    await Promise.all([entry?.nodes.close(), prepared?.nodes.close()])
   }
+  const nodesFor = (app: App) =>
+    new AppNodes(app.name, {
+      limits: () => app.limits,
+      start: (id, signal) => startNode(o, warmPool, app, id, signal),
+      logger: o.logger,
+      onState: (node, from, to) => o.onNodeState?.(app.name, node, from, to),
+      backoff: o.backoff,
+    })
   return {
     warmPool,
     nodesOf(app) {
       const entry = apps.get(app.name)
-      if (entry && entry.app.updatedAt === app.updatedAt) return entry.nodes
-      if (entry) void forget(app.name)
-      const nodes = new AppNodes(app.name, {
-        limits: () => app.limits,
-        start: (id, signal) => startNode(o, warmPool, app, id, signal),
-        logger: o.logger,
-        onState: (node, from, to) => o.onNodeState?.(app.name, node, from, to),
-      })
-      apps.set(app.name, { app, nodes })
-      return nodes
+      if (entry && sameRuntime(entry.app, app)) {
+        entry.app = app // keys may have changed: they are checked at the door, not in the node
+        return entry.nodes
+      }
+      const prepared = staged.get(app.name)
+      const next =
+        prepared && sameRuntime(prepared.app, app) ? prepared : { app, nodes: nodesFor(app) }
+      if (next === prepared) staged.delete(app.name)
+      apps.set(app.name, next)
+      void entry?.nodes.close(next.nodes)
+      return next.nodes
+    },
+    async prepare(app) {
+      if (closing) throw new ThawError('HOST_CLOSING', 'the host is closing')
+      const nodes = nodesFor(app)
+      let started: StartedNode
+      try {
+        started = await nodes.startOne()
+      } catch (err) {
+        await nodes.close()
+        throw err
+      }
+      const entry = { app, nodes }
+      const earlier = staged.get(app.name)
+      staged.set(app.name, entry)
+      if (earlier) void earlier.nodes.close()
+      return {
+        functions: started.functions,
+        routePrefix: started.routePrefix,
+        async discard() {
+          if (staged.get(app.name) === entry) staged.delete(app.name)
+          if (apps.get(app.name) !== entry) await nodes.close()
+        },
+      }
     },
     forget,
     status() {
@@ -78,7 +144,7 @@ export function createPool(o: PoolOptions): Pool {
     },
     close() {
       closing ??= (async () => {
-        await Promise.allSettled([...apps.keys()].map(forget))
+        await Promise.allSettled([...new Set([...apps.keys(), ...staged.keys()])].map(forget))
         await warmPool.close()
       })()
       return closing
@@ -97,6 +163,24 @@ async function startNode(
   app: App,
   id: string,
   signal: AbortSignal,
+): Promise<StartedNode> {
+  const seen = collectStartLogs(o.logger)
+  try {
+    return await startNodeLogged(o, warmPool, app, id, signal, seen.logger)
+  } catch (err) {
+    throw withStartLogs(err, seen.lines())
+  } finally {
+    seen.stop()
+  }
+}
+
+async function startNodeLogged(
+  o: PoolOptions,
+  warmPool: WarmPool,
+  app: App,
+  id: string,
+  signal: AbortSignal,
+  logger: HostLogger,
 ): Promise<StartedNode> {
   checkOperatorLimits(app.name, app.limits, o.operatorLimits ?? defaultOperatorLimits())
   const options = { ...o.profiles.acquireOptions(app.image), signal }
@@ -121,7 +205,7 @@ async function startNode(
       memoryBytes: app.limits.memoryBytes,
       pids: app.limits.pids,
       privileges: nodePrivileges(app.limits),
-      logger: o.logger,
+      logger,
       signal,
     })
     let destroying: Promise<void> | undefined

@@ -7,13 +7,16 @@ import type { Pool } from '../pool/pool.ts'
 import type { ProfileTracker } from '../pool/profile-tracker.ts'
 import { authorize } from '../router/index.ts'
 import { header } from '../local/http-answers.ts'
+import { revisionRoute } from './admin-revisions.ts'
 import { readJson, sendError, sendJson } from './json-io.ts'
+import type { Rollout } from './rollout.ts'
 
 export interface AdminContext {
   apps: AppStore
   pool: Pool
   profiles: ProfileTracker
   mounts: ImageMounts
+  rollout: Rollout
   masterKey: string
   startedAt: Date
 }
@@ -25,14 +28,17 @@ export interface AdminContext {
  *   GET    /admin/apps                   every app
  *   POST   /admin/apps                   create ({name,image,settings?,keys?,limits?}); 409 if it exists
  *   GET    /admin/apps/<name>            one app, with its nodes
- *   PUT    /admin/apps/<name>            create or replace (201 / 200)
+ *   PUT    /admin/apps/<name>            create (201) or change (200) the fields given; the others carry over
  *   PATCH  /admin/apps/<name>            change image, settings, keys or limits
+ *   ...    /admin/apps/<name>/revisions, /rollback, /settings, /keys: admin-revisions.ts
  *   DELETE /admin/apps/<name>            remove (its nodes drain); 204
  *   POST   /admin/apps/<name>/drain      recycle the app's nodes now (scale to zero)
  *   GET    /admin/pool                   warm pool and every app's nodes
  *   GET    /admin/profiles               each image's record/replay profile state
  *   POST   /admin/cache/clear            drop the mounts' cached frames (a cold start from the edge)
  *
+ * Every change of an app is a new revision (apps/revision.ts); POST, PUT and PATCH here switch to it
+ * at once (its nodes start at the next request), the routes of admin-revisions.ts gate it first.
  * Errors: `{ "error": { "code", "message" } }`; bad bodies are 400 APP_INVALID naming each field.
  */
 export async function handleAdmin(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -90,6 +96,9 @@ async function route(ctx: AdminContext, req: IncomingMessage, res: ServerRespons
     await ctx.pool.nodesOf(app).drainAll()
     return sendJson(res, 200, { drained: name })
   }
+  if (what === 'apps' && name !== undefined && parts.length > 2) {
+    if (await revisionRoute(ctx, req, res, name, parts.slice(2), allow)) return
+  }
   throw new ThawError('NOT_FOUND', `no admin endpoint ${path}`, { fault: 'user' })
 }
 
@@ -104,7 +113,8 @@ async function appRoute(
   switch (req.method) {
     case 'GET': {
       const app = ctx.apps.get(name) ?? notFound(name)
-      return sendJson(res, 200, { ...app, nodes: ctx.pool.status().apps[name] ?? null })
+      const revisions = ctx.apps.record(name)!.revisions.length
+      return sendJson(res, 200, { ...app, revisions, nodes: ctx.pool.status().apps[name] ?? null })
     }
     case 'PUT': {
       const body = await readJson(req)

@@ -13,6 +13,7 @@ import { createDashboard } from './dashboard/dashboard.tsx'
 import { EdgeStats } from './dashboard/edge-stats.ts'
 import { appAddress } from './app-address.ts'
 import { serveFunction } from './function-door.ts'
+import { createRollout } from './rollout.ts'
 import type { HostMetrics } from './host-metrics.ts'
 import { createHostServer, DEFAULT_SERVER_LIMITS, type ServerLimits } from './http-server.ts'
 import { mayReadMetrics, METRICS_CHALLENGE } from './metrics-access.ts'
@@ -52,12 +53,14 @@ export interface Host {
  */
 export function createHost(o: HostOptions): Host {
   const domain = o.domain ?? 'localhost'
-  const admin: AdminContext = { ...o, startedAt: new Date() }
+  const rollout = createRollout({ apps: o.apps, pool: o.pool, logger: o.logger })
+  const admin: AdminContext = { ...o, rollout, startedAt: new Date() }
   const coldStarts = new RecentColdStarts()
   const door = { ...o, coldStarts }
   const edges = o.edges ?? new EdgeStats()
   const dashboard = createDashboard({ ...admin, coldStarts, edges, logger: o.logger })
-  o.apps.onChange((name) => void o.pool.forget(name))
+  // A new revision switches the app's nodes at once (to those its rollout started, if any).
+  o.apps.onChange((name, app) => void (app ? o.pool.nodesOf(app) : o.pool.forget(name)))
   let server: Server | undefined
   let closing: Promise<void> | undefined
 

@@ -4,7 +4,7 @@ import { isThawError } from '../../runtime/errors.ts'
 import type { App } from '../apps/app-spec.ts'
 import { answer, header } from '../local/http-answers.ts'
 import type { HostLogger } from '../log/host-logger.ts'
-import type { AppNodes, NodeSlot } from '../pool/app-nodes.ts'
+import { AppStartError, type AppNodes, type NodeSlot } from '../pool/app-nodes.ts'
 import { COLD_START_HEADER, formatColdStart, type ColdStart } from '../pool/cold-start.ts'
 import {
   acceptBody,
@@ -89,7 +89,7 @@ export async function serveFunction(
   } catch (err) {
     if (body) closeAfterAnswerIfUnread(req, res)
     body?.destroy()
-    return done(acquireFailed(err, timeout.aborted, res))
+    return done(acquireFailed(ctx, app, err, timeout.aborted, req, res, invocationId))
   }
   try {
     if (!routed) {
@@ -141,7 +141,21 @@ function check(ctx: FunctionDoorContext, app: App, table: RouteTable, req: Incom
   return { entry: m.entry, params: m.params }
 }
 
-function acquireFailed(err: unknown, timedOut: boolean, res: ServerResponse): number {
+/**
+ * The answer when no slot came: 429 (queue full), 504 (timed out), else 503. A 503 names the
+ * invocation (`x-ms-invocation-id`) and, when starts fail, says when to retry (`Retry-After`,
+ * the backoff). Why it failed is internal (paths, the app's stack): it goes to the host's log
+ * and to callers with the master key, to nobody else.
+ */
+function acquireFailed(
+  ctx: FunctionDoorContext,
+  app: App,
+  err: unknown,
+  timedOut: boolean,
+  req: IncomingMessage,
+  res: ServerResponse,
+  invocationId: string,
+): number {
   if (isThawError(err, 'APP_BUSY')) {
     res.setHeader('retry-after', '1')
     answer(res, 429, 'too many requests are waiting for this app; retry later')
@@ -149,7 +163,17 @@ function acquireFailed(err: unknown, timedOut: boolean, res: ServerResponse): nu
   }
   if (timedOut) return answer(res, 504, 'no node of the app was free within the request timeout'), 504
   if (res.destroyed) return 499 // the client left while it waited
-  answer(res, 503, isThawError(err) ? err.message : 'the app could not start')
+  const why = err instanceof Error ? err.message : String(err)
+  const fields = { app: app.name, invocationId, code: isThawError(err) ? err.code : undefined }
+  // A refusal during the backoff repeats a failure logged already: not one more error line per request.
+  ctx.logger.log(isThawError(err, 'APP_START_BACKOFF') ? 'debug' : 'warn', `request answered 503: ${why}`, fields)
+  const retry = err instanceof AppStartError ? Math.max(1, Math.ceil(err.retryAfterMs / 1000)) : undefined
+  if (retry !== undefined) res.setHeader('retry-after', String(retry))
+  res.setHeader('x-ms-invocation-id', invocationId)
+  const keyed = { headers: { get: (h: string) => header(req, h) ?? null }, url: new URL(req.url ?? '/', 'http://host') }
+  const master = authorize('admin', keyed, { master: ctx.masterKey }).ok
+  const when = retry === undefined ? '' : `; retry in ${retry} s`
+  answer(res, 503, master ? why : `the app could not start${when} (invocation ${invocationId})`)
   return 503
 }
 

@@ -6,13 +6,19 @@ export function sendError(res: ServerResponse, err: unknown): void {
   const status = errorStatus(err)
   const code = isThawError(err) ? err.code : 'INTERNAL'
   const message = err instanceof Error ? err.message : String(err)
-  sendJson(res, status, { error: { code, message } })
+  // Errors may carry fields for the caller (REVISION_FAILED: the revision and its node's log lines).
+  const detail = (err as { detail?: Record<string, unknown> } | undefined)?.detail
+  sendJson(res, status, { error: { code, message, ...detail } })
 }
 
 const STATUS: Record<string, number> = {
   APP_NOT_FOUND: 404,
   NOT_FOUND: 404,
   APP_EXISTS: 409,
+  REVISION_NOT_FOUND: 404,
+  KEY_NOT_FOUND: 404,
+  REVISION_CONFLICT: 409,
+  REVISION_FAILED: 422,
   UNAUTHORIZED: 401,
   METHOD_NOT_ALLOWED: 405,
   BODY_TOO_LARGE: 413,

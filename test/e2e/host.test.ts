@@ -311,12 +311,15 @@ describe.skipIf(noCompiler)(chTitle, { timeout: 180_000 }, () => {
     expect([res.status, await res.text()]).toEqual([201, 'hello everyone'])
   })
 
-  it('answers 503 with the handler\'s own words when it exits before it is ready', async () => {
+  it('answers 503 with the handler\'s own words, to the master key only, when it exits before it is ready', async () => {
     const image = await pushHandlerImage('apps/broken', { entrypoint: ['/bin/sh', '-c', 'echo "no port for me" >&2; exit 3'] })
     await createApp('broken', image)
-    const res = await fetch(`${host.url}/broken/api/hello/thaw`)
+    const res = await fetch(`${host.url}/broken/api/hello/thaw`, { headers: { 'x-functions-key': host.masterKey } })
     expect(res.status).toBe(503)
     expect(await res.text()).toMatch(/no port for me/)
+    const anonymous = await fetch(`${host.url}/broken/api/hello/thaw`)
+    expect(anonymous.status).toBe(503)
+    expect(await anonymous.text()).not.toMatch(/no port for me/)
   })
 })
 

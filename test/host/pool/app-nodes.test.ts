@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_LIMITS, type AppLimits } from '../../../host/apps/app-spec.ts'
 import { silentHostLogger } from '../../../host/log/host-logger.ts'
-import { AppNodes, type StartedNode } from '../../../host/pool/app-nodes.ts'
+import { AppNodes, type StartBackoff, type StartedNode } from '../../../host/pool/app-nodes.ts'
 import type { WorkerClient } from '../../../host/worker/worker-client.ts'
 
 /** A node starter whose starts the test completes by hand; its nodes "die" on demand. */
@@ -38,11 +38,12 @@ function fakeStarter() {
   return { start, pending, nodes }
 }
 
-function appNodes(limits: Partial<AppLimits>, starter = fakeStarter()) {
+function appNodes(limits: Partial<AppLimits>, starter = fakeStarter(), backoff?: StartBackoff) {
   const app = new AppNodes('a', {
     limits: () => ({ ...DEFAULT_LIMITS, ...limits }),
     start: starter.start,
     logger: silentHostLogger,
+    backoff,
   })
   return { app, starter }
 }
@@ -66,7 +67,12 @@ describe('AppNodes', () => {
     for (const s of rest) s.release()
     for (const s of await Promise.all(slots.slice(8))) s.release()
     expect(starter.pending).toHaveLength(2)
-    expect(app.status().nodes.map((n) => n.served).reduce((a, b) => a + b)).toBe(10)
+    expect(
+      app
+        .status()
+        .nodes.map((n) => n.served)
+        .reduce((a, b) => a + b),
+    ).toBe(10)
   })
 
   it('answers APP_BUSY once the queue is full', async () => {
@@ -137,5 +143,75 @@ describe('AppNodes', () => {
     slot.release()
     await closed
     expect(starter.nodes.get('a-0')!.destroyed).toBe(true)
+  })
+
+  it('does not start again per request after a failed start: refuses at once until the backoff has passed, doubling it', async () => {
+    // A backoff far longer than the test: what counts is that nothing is started, not when.
+    const { app, starter } = appNodes({ maxNodes: 1 }, fakeStarter(), {
+      baseMs: 60_000,
+      maxMs: 120_000,
+    })
+    const first = app.acquire()
+    await tick()
+    starter.pending[0]!.fail(new Error('the app failed to load: boom'))
+    await expect(first).rejects.toMatchObject({ code: 'APP_START_FAILED', retryAfterMs: 60_000 })
+    for (let i = 0; i < 20; i++) {
+      await expect(app.acquire()).rejects.toMatchObject({
+        code: 'APP_START_BACKOFF',
+        message: expect.stringMatching(/boom/),
+        retryAfterMs: expect.any(Number),
+      })
+    }
+    expect(starter.pending).toHaveLength(1)
+    expect(app.status().startFailures).toMatchObject({
+      count: 1,
+      lastError: 'the app failed to load: boom',
+    })
+  })
+
+  it('caps the backoff and forgets it once a start succeeds', async () => {
+    const { app, starter } = appNodes({ maxNodes: 1 }, fakeStarter(), { baseMs: 0, maxMs: 0 })
+    for (let i = 0; i < 3; i++) {
+      const a = app.acquire()
+      await tick()
+      starter.pending[i]!.fail(new Error('boom'))
+      await expect(a).rejects.toMatchObject({ code: 'APP_START_FAILED', retryAfterMs: 0 })
+    }
+    const ok = app.acquire()
+    await tick()
+    starter.pending[3]!.finish()
+    ;(await ok).release()
+    expect(app.status().startFailures).toBeUndefined()
+  })
+
+  it('starts one node with nobody waiting (a health gate), which then serves', async () => {
+    const { app, starter } = appNodes({ maxNodes: 1 })
+    const gate = app.startOne()
+    await tick()
+    starter.pending[0]!.finish()
+    expect((await gate).id).toBe('a-0')
+    const slot = await app.acquire()
+    expect(slot.node.id).toBe('a-0')
+    expect(starter.pending).toHaveLength(1)
+  })
+
+  it('hands what waits to the nodes of the next revision when closed for it, failing none', async () => {
+    const old = appNodes({ maxNodes: 1, concurrency: 1 })
+    const a = old.app.acquire()
+    await tick()
+    old.starter.pending[0]!.finish()
+    const busy = await a
+    const waiting = [old.app.acquire(), old.app.acquire()]
+    const next = appNodes({ maxNodes: 1, concurrency: 2 })
+    const gate = next.app.startOne()
+    await tick()
+    next.starter.pending[0]!.finish()
+    await gate
+    await Promise.all([old.app.close(next.app), (async () => busy.release())()])
+    const slots = await Promise.all(waiting)
+    expect(slots.map((s) => s.node.id)).toEqual(['a-0', 'a-0'])
+    // Both went to the next revision's node, none to the old one (which had one slot, busy).
+    expect(slots.every((s) => s.node !== busy.node)).toBe(true)
+    expect(old.starter.nodes.get('a-0')!.destroyed).toBe(true) // the old node drained and stopped
   })
 })
