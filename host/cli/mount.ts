@@ -104,8 +104,8 @@ export async function main(argv: string[]): Promise<number> {
     if (recorder && values.record) await writeFile(values.record, serializeProfile(recorder.stop()))
     const s = mount.loader.stats
     const replay = await Promise.race([mount.replay, Promise.resolve(undefined)])
-    const { reads: fuseReads, passthroughOpens, requests: fuseRequests } = mount.fuseStats
-    say(`fetched: ${JSON.stringify({ ...s, bundleBytes: replay?.bytes ?? 0, bundleRecords: replay?.records ?? 0, fuseRequests, fuseReads, passthroughOpens })}`)
+    const { reads: fuseReads, directReads: fuseDirectReads, passthroughOpens, requests: fuseRequests } = mount.fuseStats
+    say(`fetched: ${JSON.stringify({ ...s, bundleBytes: replay?.bytes ?? 0, bundleRecords: replay?.records ?? 0, fuseRequests, fuseReads, fuseDirectReads, passthroughOpens })}`)
     return 0
   } finally {
     await mount?.close()

@@ -35,6 +35,11 @@ export interface FuseOpen {
    * answered (the kernel keeps its own reference while the file is in passthrough).
    */
   backingFd?: number
+  /**
+   * Where the file's bytes are in a blob registered with `directBlob` (`offset` in the blob's
+   * decoded stream): reads of frames marked present are answered in C, without a call to read().
+   */
+  direct?: { blob: number; offset: number; size: number }
 }
 
 export interface FuseDir {
@@ -100,6 +105,8 @@ export interface FuseStats {
   passthroughOpens: number
   /** Requests answered in JS, of every kind (metadata included). */
   requests: number
+  /** READs answered in C from the frame cache (`direct`; counted in `reads` too). */
+  directReads: number
 }
 
 export interface FuseSession {
@@ -108,6 +115,19 @@ export interface FuseSession {
   readonly stats: FuseStats
   /** Sets how far the kernel reads ahead on this mount (KiB; default the largest request). */
   setReadAhead(kb: number): Promise<void>
+  /**
+   * Registers blob `index` for direct reads: `fd` holds its decoded stream (the frame cache's data
+   * file; duplicated), `frames` its frames in order, `present` one byte per frame, set to 1 by the
+   * caller once that frame is readable from `fd` (never cleared while the session lives).
+   */
+  directBlob(
+    index: number,
+    fd: number,
+    frames: readonly { uoff: number; ulen: number }[],
+    present: Uint8Array,
+  ): void
+  /** Direct reads on or off (off while every read must reach `read()`, e.g. to record them). */
+  setDirectReads(on: boolean): void
   /** Detaches the mount and stops serving it (processes still inside get ENOTCONN). Idempotent. */
   close(): Promise<void>
 }
@@ -134,6 +154,17 @@ interface Addon {
   replyXattrSize(h: Handle, unique: number, size: number): void
   replyStatfs(h: Handle, unique: number, blocks: number, files: number): void
   replyOpen(h: Handle, unique: number, nodeid: number, backingFd: number): number
+  directBlob(
+    h: Handle,
+    index: number,
+    fd: number,
+    uoffs: Float64Array,
+    ulens: Float64Array,
+    present: Uint8Array,
+  ): void
+  directInode(h: Handle, nodeid: number, blob: number, base: number, size: number): void
+  /** Direct reads so far; with `on`, switches them first. */
+  directReads(h: Handle, on?: boolean): number
   replyDir(
     h: Handle,
     unique: number,
@@ -263,11 +294,26 @@ async function serve(
       .unmount(mounted.handle)
       .catch((err: Error) => onError(`unmount of ${dir}: ${err.message}`))
   }
+  const h = mounted.handle
   return {
     dir,
     info: mounted.info,
-    stats: dispatcher.stats,
+    get stats() {
+      const directReads = native.directReads(h)
+      const s = dispatcher.stats
+      return { ...s, reads: s.reads + directReads, directReads }
+    },
     setReadAhead: (kb) => setReadAhead(dir, kb),
+    directBlob: (index, fd, frames, present) =>
+      native.directBlob(
+        h,
+        index,
+        fd,
+        Float64Array.from(frames, (f) => f.uoff),
+        Float64Array.from(frames, (f) => f.ulen),
+        present,
+      ),
+    setDirectReads: (on) => void native.directReads(h, on),
     close: () => (closing ??= close()),
   }
 }
@@ -292,7 +338,14 @@ export function detachMount(dir: string): boolean {
 
 /** Answers requests: from the filesystem's values or promises to the addon's reply functions. */
 class Dispatcher {
-  readonly stats: FuseStats = { reads: 0, opens: 0, passthroughOpens: 0, requests: 0 }
+  /** What JS answered (directReads stays 0 here: the session adds the addon's count). */
+  readonly stats: FuseStats = {
+    reads: 0,
+    opens: 0,
+    passthroughOpens: 0,
+    requests: 0,
+    directReads: 0,
+  }
   readonly #attrs = new Float64Array(ATTR_FIELDS)
   readonly #dirs = new Map<number, { names: string[]; attrs: Float64Array }>()
 
@@ -323,6 +376,8 @@ class Dispatcher {
         case Op.open:
           return this.#settle(h, unique, ops.open(nodeid, a), (o) => {
             const fd = o.backingFd ?? -1
+            if (o.direct)
+              native.directInode(h, nodeid, o.direct.blob, o.direct.offset, o.direct.size)
             try {
               const mode = native.replyOpen(h, unique, nodeid, fd)
               this.stats.opens++

@@ -56,6 +56,11 @@ export class CachedBlob {
     return blob
   }
 
+  /** The data file's descriptor while open (the FUSE layer duplicates it for direct reads). */
+  get fd(): number | undefined {
+    return this.#data?.fd
+  }
+
   get presentBytes(): number {
     return this.#presentBytes
   }

@@ -44,6 +44,13 @@ export interface FrameLoaderOptions {
  */
 export class FrameLoader {
   readonly stats: LoaderStats = { requests: 0, bytes: 0, frames: 0, rejected: 0 }
+  /**
+   * One byte per frame of each blob, 1 once the frame is readable from the cache, for the FUSE
+   * layer's direct reads (host/fuse). Set by this loader's stores and by every presence check it
+   * makes (frames another mount's loader brought count once checked); never cleared: a blob in
+   * use keeps its frames.
+   */
+  readonly present: Uint8Array[]
   readonly #o: Required<Omit<FrameLoaderOptions, 'warn' | 'onStored' | 'decoder'>>
   readonly #decoder: FrameDecoder | undefined
   readonly #warn: (message: string) => void
@@ -58,6 +65,9 @@ export class FrameLoader {
     this.#decoder = options.decoder
     this.#warn = options.warn ?? (() => {})
     this.#onStored = options.onStored ?? (() => {})
+    this.present = options.index.blobs.map((b, i) =>
+      Uint8Array.from(b.frames, (f) => (options.blobs[i]!.has(f) ? 1 : 0)),
+    )
   }
 
   get blobs(): readonly CachedBlob[] {
@@ -136,6 +146,7 @@ export class FrameLoader {
       ? await this.#decoder.decode(this.#o.codec, frames, bytes)
       : decodeRun(this.#o.codec, frames, bytes)
     await this.#o.blobs[b]!.store(frames, decoded)
+    this.present[b]!.fill(1, first, first + frames.length)
     this.#onStored()
     return frames
   }
@@ -164,8 +175,13 @@ export class FrameLoader {
   #missing(b: number, first: number, last: number): number[] {
     const blob = this.#o.blobs[b]!
     const frames = this.#o.index.blobs[b]!.frames
+    const present = this.present[b]!
     const out: number[] = []
-    for (let i = first; i <= last; i++) if (!blob.has(frames[i]!)) out.push(i)
+    for (let i = first; i <= last; i++) {
+      if (present[i] === 1) continue
+      if (blob.has(frames[i]!)) present[i] = 1
+      else out.push(i)
+    }
     return out
   }
 

@@ -76,34 +76,37 @@ export class ImageFs implements FuseOps {
     const n = this.#node(ino)
     if (n.type === 'directory') throw new FsError('EISDIR')
     for (const o of this.observers) o.open(`/${n.path}`)
+    if (n.type !== 'file' || n.size === 0) return {}
+    // Read through FUSE: its reads of cached frames are answered in C (host/fuse direct reads).
+    const cached: FuseOpen = { direct: { blob: n.blob, offset: n.offset, size: n.size } }
     // While a start is recorded every read must reach the recorder: no passthrough then.
     const files = this.observers.size === 0 ? this.#files : undefined
-    if (!files || n.type !== 'file' || n.size === 0) return {}
+    if (!files) return cached
     const key = FileCache.key(this.#loader.blobs[n.blob]!.hex, n.offset, n.size)
     const fd = files.openSync(key)
     if (fd !== undefined) return { backingFd: fd }
     const making = files.making(key)
-    if (making) return making.then(() => this.#backing(files, key))
-    if (n.size < PASSTHROUGH_MIN_BYTES) return {}
+    if (making) return making.then(() => this.#backing(files, key, cached))
+    if (n.size < PASSTHROUGH_MIN_BYTES) return cached
     const span = framesFor(this.index, n, 0, n.size)!
     const { blob, first, last } = span
     let ready: Promise<void>
     if (this.#loader.readableNow(blob, first, last)) ready = Promise.resolve()
     else if (this.#loader.coming(blob, first, last)) ready = this.#loader.ensure(blob, first, last)
-    else return {}
+    else return cached
     return ready
       .then(() =>
         files.put(key, n.size, (t) => this.#loader.blobs[blob]!.copyTo(t, n.offset, n.size)),
       )
       .then(
-        () => this.#backing(files, key),
-        () => ({}),
+        () => this.#backing(files, key, cached),
+        () => cached,
       )
   }
 
-  #backing(files: FileCache, key: string): FuseOpen {
+  #backing(files: FileCache, key: string, otherwise: FuseOpen): FuseOpen {
     const fd = files.openSync(key)
-    return fd === undefined ? {} : { backingFd: fd }
+    return fd === undefined ? otherwise : { backingFd: fd }
   }
 
   /**

@@ -171,6 +171,12 @@ export class ImageMount {
         adopt: o.adopt,
       })
       if (o.files && fuse.info.passthrough) fs.passThrough(o.files)
+      // Reads of frames in the cache are answered by the FUSE layer itself, from the blobs' files.
+      blobs.forEach((blob, i) => {
+        const fd = blob.fd
+        if (fd !== undefined) fuse.directBlob(i, fd, o.image.index.blobs[i]!.frames, loader.present[i]!)
+      })
+      fuse.setDirectReads(true)
       return new ImageMount(o, blobs, loader, fs, fuse)
     } catch (err) {
       o.bundle?.cancel()
@@ -183,16 +189,19 @@ export class ImageMount {
    * Records accesses into `observer` until `stopRecording`. While a start is recorded the kernel
    * reads ahead only 128 KiB (its default), not the 1 MiB it may otherwise: a profile holds what
    * reached the mount, and read-ahead beyond what the process read would make every bundle of
-   * this image larger. Passthrough is off meanwhile too (image-fs.ts).
+   * this image larger. Passthrough (image-fs.ts) and direct reads are off meanwhile too.
    */
   async record(observer: AccessObserver): Promise<void> {
     const first = this.fs.observers.size === 0
     this.fs.observers.add(observer)
-    if (first) await this.#readAhead(RECORDING_READ_AHEAD_KB)
+    if (!first) return
+    this.#fuse.setDirectReads(false) // every read reaches ImageFs, and so the recorder
+    await this.#readAhead(RECORDING_READ_AHEAD_KB)
   }
 
   stopRecording(observer: AccessObserver): void {
     if (!this.fs.observers.delete(observer) || this.fs.observers.size > 0) return
+    this.#fuse.setDirectReads(true)
     void this.#readAhead(this.#fuse.info.maxPages * 4)
   }
 

@@ -8,7 +8,11 @@ import { startFaultProxy } from '../support/fault-proxy.ts'
 import { fuseUnavailable } from '../support/fuse.ts'
 import { forceUnmount, runReader } from '../support/mount-process.ts'
 import { startDistribution, type TestRegistry } from '../support/registry.ts'
-import { buildBundle, pushStreamingImage, type PushedStreamingImage } from '../support/streaming-image.ts'
+import {
+  buildBundle,
+  pushStreamingImage,
+  type PushedStreamingImage,
+} from '../support/streaming-image.ts'
 import { tmpDir } from '../support/tmp.ts'
 import { randomUmociImage, umociUnpack } from '../support/umoci-image.ts'
 
@@ -19,7 +23,9 @@ import { randomUmociImage, umociUnpack } from '../support/umoci-image.ts'
  */
 /** The mount's read-ahead (its bdi, found by device number in mountinfo). */
 function readAheadKb(dir: string): number {
-  const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === dir)!
+  const line = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .find((l) => l.split(' ')[4] === dir)!
   return Number(readFileSync(`/sys/class/bdi/${line.split(' ')[2]}/read_ahead_kb`, 'utf8'))
 }
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex')
@@ -38,7 +44,12 @@ describe.skipIf(fuseUnavailable)('mount: passthrough of local files', () => {
     registry = await startDistribution()
     dir = await tmpDir('thaw-passthrough-')
     const layout = await randomUmociImage(dir, 7, { entries: 400, largeBytes: 300_000 })
-    image = await pushStreamingImage({ registry: registry.url, repository: 'pt/app', layout, tag: 't' })
+    image = await pushStreamingImage({
+      registry: registry.url,
+      repository: 'pt/app',
+      layout,
+      tag: 't',
+    })
     rootfs = await umociUnpack(layout, 't', join(dir, 'unpacked'))
     const files = image.index.entries.filter((e) => e.type === 'file')
     large = files.filter((e) => e.size >= 300_000).map((e) => e.path)
@@ -55,7 +66,11 @@ describe.skipIf(fuseUnavailable)('mount: passthrough of local files', () => {
     const edge = await startFaultProxy(registry.url)
     if (bundlePaths.length > 0) edge.bundle = await buildBundle(image, bundlePaths)
     mounts = await createImageMounts({
-      edges: [edge.url], cacheDir: join(dir, 'cache'), mountRoot: join(dir, 'mnt'), cacheBytes: 1 << 30, background: false,
+      edges: [edge.url],
+      cacheDir: join(dir, 'cache'),
+      mountRoot: join(dir, 'mnt'),
+      cacheBytes: 1 << 30,
+      background: false,
     })
     const lease = await mounts.acquire(image.reference)
     const mount = mounts.mounted()[0]!
@@ -129,10 +144,39 @@ describe.skipIf(fuseUnavailable)('mount: passthrough of local files', () => {
       const profile = lease.stopRecording()
       expect(profile?.entries.map((e) => e.path)).toContain(`/${first}`)
       // Raised again in the background once the recording stops.
-      for (let i = 0; i < 100 && readAheadKb(mount.dir) !== 1024; i++) await new Promise((r) => setTimeout(r, 50))
+      for (let i = 0; i < 100 && readAheadKb(mount.dir) !== 1024; i++)
+        await new Promise((r) => setTimeout(r, 50))
       expect(readAheadKb(mount.dir)).toBe(1024)
     } finally {
       await lease.release()
+    }
+  })
+
+  it('answers reads of frames in the cache in the FUSE layer itself (direct reads), except while a start is recorded', async () => {
+    // `small` was read by an earlier test: its frames are in the cache; each new mount has a
+    // page cache of its own, so its reads reach the mount again.
+    const { lease, mount } = await mountOnce()
+    try {
+      const before = mount.fuseStats
+      expect(await hashThrough(lease.root, small)).toBe(expected(small))
+      const after = mount.fuseStats
+      expect(after.directReads).toBeGreaterThan(before.directReads)
+      expect(after.reads - after.directReads).toBe(before.reads - before.directReads) // none in JS
+    } finally {
+      await lease.release()
+    }
+    const again = await mountOnce()
+    const recording = await mounts!.acquire(image.reference, { record: true })
+    try {
+      const before = again.mount.fuseStats
+      expect(await hashThrough(recording.root, small)).toBe(expected(small))
+      const after = again.mount.fuseStats
+      expect(after.directReads).toBe(before.directReads)
+      expect(after.reads).toBeGreaterThan(before.reads)
+      expect(recording.stopRecording()?.entries.map((e) => e.path)).toContain(`/${small}`)
+    } finally {
+      await recording.release()
+      await again.lease.release()
     }
   })
 })

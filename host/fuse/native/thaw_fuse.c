@@ -45,6 +45,7 @@
 #define REQUEST_BUFFER (MAX_WRITE + 4096)
 #define MAX_PAGES 256
 #define MAX_THREADS 16
+#define DIRECT_MAX (MAX_PAGES * 4096)
 
 /* What JS is asked; the numbers are the handler's first argument (fuse-session.ts knows them). */
 enum js_op {
@@ -99,12 +100,41 @@ typedef struct session {
   struct inode_io *io;
   size_t io_len;
   int resend_error;
+  /* direct reads (see struct direct_blob) */
+  pthread_mutex_t direct_lock;
+  atomic_int direct_on;
+  atomic_uint_fast64_t direct_reads;
+  struct direct_blob *dblobs;
+  uint32_t ndblobs;
+  struct direct_inode *dinodes;
+  size_t dinodes_len;
   /* a failure of mount or unmount, for the promise */
   int error;
   char error_message[256];
   napi_deferred deferred;
   napi_async_work work;
 } session_t;
+
+/*
+ * Direct reads: a READ of a file whose bytes are all in the host's frame cache is answered here,
+ * by pread from the blob's cache file, without entering JS. JS registers each blob of the image
+ * (its cache file, its frames' decoded offsets and lengths, and a byte per frame it sets once the
+ * frame is readable) and, when it answers an OPEN, where the file's bytes are in which blob.
+ */
+struct direct_blob {
+  int fd;
+  uint32_t nframes;
+  uint64_t *uoff;
+  uint64_t *ulen;
+  const volatile uint8_t *present; /* JS memory, kept alive by present_ref */
+  napi_ref present_ref;
+};
+
+struct direct_inode {
+  int32_t blob; /* the blob's index + 1; 0: not mapped */
+  uint64_t base;
+  uint64_t size;
+};
 
 /* A request handed to JS. */
 typedef struct pending {
@@ -193,6 +223,48 @@ static void release_open(session_t *s, uint64_t nodeid, uint64_t fh) {
   pthread_mutex_unlock(&s->io_lock);
 }
 
+/* ---------- direct reads ---------- */
+
+/* 1 when answered here; 0 when JS must answer (not mapped, a frame missing, a short pread). */
+static int direct_read(session_t *s, const struct fuse_in_header *in, const struct fuse_read_in *r,
+                       char *scratch) {
+  struct direct_inode d = {.blob = 0};
+  struct direct_blob b;
+  pthread_mutex_lock(&s->direct_lock);
+  if (in->nodeid < s->dinodes_len) d = s->dinodes[in->nodeid];
+  int ok = d.blob > 0 && (uint32_t)(d.blob - 1) < s->ndblobs;
+  if (ok) b = s->dblobs[d.blob - 1]; /* its arrays live as long as the session */
+  pthread_mutex_unlock(&s->direct_lock);
+  if (!ok) return 0;
+  if (r->offset >= d.size) {
+    reply_bytes(s, in->unique, NULL, 0);
+    atomic_fetch_add(&s->direct_reads, 1);
+    return 1;
+  }
+  uint64_t len = d.size - r->offset;
+  if (len > r->size) len = r->size;
+  if (len > DIRECT_MAX) len = DIRECT_MAX;
+  uint64_t start = d.base + r->offset, end = start + len;
+  /* the last frame starting at or before `start`, then every frame up to `end`, all present */
+  uint32_t lo = 0, hi = b.nframes;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (b.uoff[mid] <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo == 0) return 0;
+  uint64_t covered = start;
+  for (uint32_t i = lo - 1; covered < end; i++) {
+    if (i >= b.nframes || b.uoff[i] > covered || !b.present[i]) return 0;
+    covered = b.uoff[i] + b.ulen[i];
+  }
+  ssize_t got = pread(b.fd, scratch, len, (off_t)start);
+  if (got != (ssize_t)len) return 0;
+  reply_bytes(s, in->unique, scratch, len);
+  atomic_fetch_add(&s->direct_reads, 1);
+  return 1;
+}
+
 /* ---------- reader threads ---------- */
 
 static void to_js(session_t *s, uint32_t op, const struct fuse_in_header *in, uint64_t a, uint64_t b,
@@ -212,7 +284,10 @@ static void to_js(session_t *s, uint32_t op, const struct fuse_in_header *in, ui
   }
 }
 
-static void handle(session_t *s, const char *buf, size_t n) {
+static int direct_read(session_t *s, const struct fuse_in_header *in, const struct fuse_read_in *r,
+                       char *scratch);
+
+static void handle(session_t *s, const char *buf, size_t n, char *scratch) {
   const struct fuse_in_header *in = (const void *)buf;
   const char *arg = buf + sizeof *in;
   if (n < sizeof *in || in->len != n) return;
@@ -241,6 +316,7 @@ static void handle(session_t *s, const char *buf, size_t n) {
   }
   case FUSE_READ: {
     const struct fuse_read_in *r = (const void *)arg;
+    if (atomic_load(&s->direct_on) && direct_read(s, in, r, scratch)) return;
     to_js(s, OP_READ, in, r->fh, r->offset, r->size, NULL);
     return;
   }
@@ -313,7 +389,12 @@ static void handle(session_t *s, const char *buf, size_t n) {
 static void *reader(void *arg) {
   session_t *s = arg;
   char *buf = malloc(REQUEST_BUFFER);
-  if (!buf) return NULL;
+  char *scratch = malloc(DIRECT_MAX);
+  if (!buf || !scratch) {
+    free(buf);
+    free(scratch);
+    return NULL;
+  }
   struct pollfd fds[2] = {{.fd = s->fd, .events = POLLIN}, {.fd = s->wake_fd, .events = POLLIN}};
   while (!atomic_load(&s->stopping)) {
     if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
@@ -323,9 +404,10 @@ static void *reader(void *arg) {
       if (errno == EAGAIN || errno == EINTR || errno == ENOENT) continue;
       break; /* ENODEV: unmounted or aborted */
     }
-    handle(s, buf, (size_t)n);
+    handle(s, buf, (size_t)n, scratch);
   }
   free(buf);
+  free(scratch);
   if (!atomic_load(&s->stopping) && !atomic_exchange(&s->gone_sent, 1)) {
     pending_t *p = calloc(1, sizeof *p);
     if (p) {
@@ -584,6 +666,20 @@ static void call_js(napi_env env, napi_value handler, void *context, void *data)
 static void tsfn_finalize(napi_env env, void *data, void *hint) {
   (void)data;
   session_t *s = hint;
+  /* the reader threads are gone: the direct-read tables can go */
+  for (uint32_t i = 0; i < s->ndblobs; i++) {
+    struct direct_blob *b = &s->dblobs[i];
+    if (b->present_ref) napi_delete_reference(env, b->present_ref);
+    if (b->fd >= 0) close(b->fd);
+    free(b->uoff);
+    free(b->ulen);
+  }
+  free(s->dblobs);
+  free(s->dinodes);
+  s->dblobs = NULL;
+  s->dinodes = NULL;
+  s->ndblobs = 0;
+  s->dinodes_len = 0;
   if (s->self) {
     napi_delete_reference(env, s->self);
     s->self = NULL;
@@ -601,6 +697,7 @@ static void session_finalize(napi_env env, void *data, void *hint) {
   if (s->io) munmap(s->io, s->io_len * sizeof *s->io);
   if (s->io_fd >= 0) close(s->io_fd);
   pthread_mutex_destroy(&s->io_lock);
+  pthread_mutex_destroy(&s->direct_lock);
   free(s);
 }
 
@@ -640,6 +737,7 @@ static session_t *session_new(napi_env env, napi_callback_info info, napi_value 
   }
   s->fd = s->wake_fd = s->io_fd = -1;
   pthread_mutex_init(&s->io_lock, NULL);
+  pthread_mutex_init(&s->direct_lock, NULL);
   s->dir = string_arg(env, argv[0]);
   s->source = string_arg(env, argv[1]);
   s->fstype = strdup("fuse.thaw");
@@ -963,6 +1061,106 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * directBlob(handle, index, fd, uoffs, ulens, present): blob `index` of the image for direct reads:
+ * its cache file (duplicated), its frames' decoded offsets and lengths (Float64Arrays, ascending),
+ * and a Uint8Array of one byte per frame that JS sets to 1 once the frame is readable (and never
+ * clears while the session lives). Once per blob and session.
+ */
+static napi_value js_direct_blob(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  session_t *s = argc == 6 ? session_arg(env, argv[0]) : NULL;
+  if (!s) return throw_error(env, "directBlob(handle, index, fd, uoffs, ulens, present)");
+  uint32_t index = (uint32_t)int_arg(env, argv[1]);
+  int fd = (int)int_arg(env, argv[2]);
+  napi_typedarray_type t1, t2, t3;
+  size_t n1, n2, n3;
+  void *d1, *d2, *d3;
+  if (napi_get_typedarray_info(env, argv[3], &t1, &n1, &d1, NULL, NULL) != napi_ok ||
+      napi_get_typedarray_info(env, argv[4], &t2, &n2, &d2, NULL, NULL) != napi_ok ||
+      napi_get_typedarray_info(env, argv[5], &t3, &n3, &d3, NULL, NULL) != napi_ok ||
+      t1 != napi_float64_array || t2 != napi_float64_array || t3 != napi_uint8_array || n1 != n2 ||
+      n1 != n3 || index > 1u << 20)
+    return throw_error(env, "directBlob: Float64Array uoffs and ulens, Uint8Array present, one each per frame");
+  struct direct_blob b = {.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0), .nframes = (uint32_t)n1,
+                          .uoff = malloc(n1 * sizeof(uint64_t) + 1),
+                          .ulen = malloc(n1 * sizeof(uint64_t) + 1), .present = d3};
+  if (b.fd < 0 || !b.uoff || !b.ulen) {
+    if (b.fd >= 0) close(b.fd);
+    free(b.uoff);
+    free(b.ulen);
+    return throw_error(env, "directBlob: out of descriptors or memory");
+  }
+  for (size_t i = 0; i < n1; i++) {
+    b.uoff[i] = (uint64_t)((double *)d1)[i];
+    b.ulen[i] = (uint64_t)((double *)d2)[i];
+  }
+  pthread_mutex_lock(&s->direct_lock);
+  int taken = index < s->ndblobs && s->dblobs[index].uoff != NULL;
+  if (!taken && index >= s->ndblobs) {
+    struct direct_blob *grown = realloc(s->dblobs, (index + 1) * sizeof *grown);
+    if (grown) {
+      for (uint32_t i = s->ndblobs; i <= index; i++) grown[i] = (struct direct_blob){.fd = -1};
+      s->dblobs = grown;
+      s->ndblobs = index + 1;
+    }
+  }
+  int stored = !taken && index < s->ndblobs;
+  if (stored) {
+    napi_create_reference(env, argv[5], 1, &b.present_ref);
+    s->dblobs[index] = b;
+  }
+  pthread_mutex_unlock(&s->direct_lock);
+  if (stored) return NULL;
+  close(b.fd);
+  free(b.uoff);
+  free(b.ulen);
+  /* once per blob: a reader may hold the arrays of the first registration */
+  return throw_error(env, taken ? "directBlob: that blob is registered already" : "out of memory");
+}
+
+/* directInode(handle, nodeid, blob, base, size): the file's bytes are blob's [base, base + size). */
+static napi_value js_direct_inode(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  session_t *s = argc == 5 ? session_arg(env, argv[0]) : NULL;
+  if (!s) return throw_error(env, "directInode(handle, nodeid, blob, base, size)");
+  uint64_t nodeid = (uint64_t)int_arg(env, argv[1]);
+  struct direct_inode d = {.blob = (int32_t)int_arg(env, argv[2]) + 1,
+                           .base = (uint64_t)int_arg(env, argv[3]),
+                           .size = (uint64_t)int_arg(env, argv[4])};
+  pthread_mutex_lock(&s->direct_lock);
+  if (nodeid >= s->dinodes_len && nodeid < (1ull << 32)) {
+    size_t len = s->dinodes_len ? s->dinodes_len : 1024;
+    while (len <= nodeid) len *= 2;
+    struct direct_inode *grown = realloc(s->dinodes, len * sizeof *grown);
+    if (grown) {
+      memset(grown + s->dinodes_len, 0, (len - s->dinodes_len) * sizeof *grown);
+      s->dinodes = grown;
+      s->dinodes_len = len;
+    }
+  }
+  if (nodeid < s->dinodes_len) s->dinodes[nodeid] = d;
+  pthread_mutex_unlock(&s->direct_lock);
+  return NULL;
+}
+
+/* directReads(handle, on?) → reads answered directly so far; `on` (a boolean) switches them. */
+static napi_value js_direct_reads(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  session_t *s = argc >= 1 ? session_arg(env, argv[0]) : NULL;
+  if (!s) return throw_error(env, "directReads(handle, on?)");
+  bool on;
+  if (argc == 2 && napi_get_value_bool(env, argv[1], &on) == napi_ok) atomic_store(&s->direct_on, on);
+  napi_create_double(env, (double)atomic_load(&s->direct_reads), &out);
+  return out;
+}
+
 /* detach(dir) → 0 or errno: umount2(MNT_DETACH), for mounts a dead process left behind. */
 static napi_value js_detach(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -1118,6 +1316,9 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("replyStatfs", js_reply_statfs);
   EXPORT("replyOpen", js_reply_open);
   EXPORT("replyDir", js_reply_dir);
+  EXPORT("directBlob", js_direct_blob);
+  EXPORT("directInode", js_direct_inode);
+  EXPORT("directReads", js_direct_reads);
   return exports;
 }
 
