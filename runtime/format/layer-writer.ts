@@ -83,7 +83,7 @@ export async function writeLayer(
     })
     if (options.orderedLevel) writer.useCodec(createCodec(codec.name, options.orderedLevel))
     for (const path of order) placeOrdered(path, ahead, framer, placed)
-    writer.cut()
+    framer.cut()
     await writer.drain()
     writer.useCodec(codec)
     prefetchEnd = writer.coff
@@ -131,7 +131,8 @@ async function writeInOriginalOrder(
           entry: h.name,
         })
       }
-      if (!skipping) framer.begin(path, h)
+      if (skipping) framer.skip(path, h)
+      else framer.begin(path, h)
     },
     data(bytes) {
       if (!skipping) framer.data(bytes)

@@ -15,6 +15,12 @@ export interface FramingOptions {
  * frames end (formats.md §8.2): consecutive small files share a frame of about `groupBytes`; a file
  * over `splitBytes` starts a new frame, so its first frame drags in nothing unrelated, and is cut
  * every `splitBytes`; an entry is not added to a frame it would push past `splitBytes`.
+ *
+ * Entries a profile placed ahead are `skip`ped where they stood: they are not written again, but
+ * count towards the cuts as if they were (`#held` is what the frame would hold in the layout
+ * without an order). So every frame that holds none of them is byte for byte the frame of the
+ * unordered layout: a re-layout reuses the frames of everything it did not move, and a host that
+ * cached the earlier generation needs only the frames that moved (dedup by content).
  */
 export class TarFramer {
   readonly entries: TocEntry[] = []
@@ -22,6 +28,8 @@ export class TarFramer {
   readonly #o: FramingOptions
   #splitting = false
   #size = 0
+  /** Bytes of the current frame in the unordered layout (skipped entries included). */
+  #held = 0
 
   constructor(writer: FrameWriter, options: FramingOptions) {
     this.#w = writer
@@ -31,14 +39,9 @@ export class TarFramer {
   begin(path: string, h: TarHeader): void {
     const header = encodeTarHeader({ ...h, name: path })
     const w = this.#w
-    this.#splitting = h.type === 'file' && h.size > this.#o.splitBytes
-    if (this.#splitting) w.cut()
-    else if (
-      w.pending > 0 &&
-      w.pending + header.length + h.size + paddingFor(h.size) > this.#o.splitBytes
-    )
-      w.cut()
+    this.#startEntry(header.length, h)
     w.append(header)
+    this.#held += header.length
     this.#size = h.size
     this.entries.push({
       path,
@@ -61,20 +64,51 @@ export class TarFramer {
 
   data(bytes: Uint8Array): void {
     const w = this.#w
-    if (!this.#splitting) return w.append(bytes)
+    if (!this.#splitting) {
+      w.append(bytes)
+      this.#held += bytes.length
+      return
+    }
     const split = this.#o.splitBytes
     for (let pos = 0; pos < bytes.length;) {
-      if (w.pending >= split) w.cut()
-      const take = Math.min(split - w.pending, bytes.length - pos)
+      if (this.#held >= split) this.cut()
+      const take = Math.min(split - this.#held, bytes.length - pos)
       w.append(bytes.subarray(pos, pos + take))
+      this.#held += take
       pos += take
     }
   }
 
   end(): void {
-    this.#w.appendZeros(paddingFor(this.#size))
-    if (!this.#splitting && this.#w.pending >= this.#o.groupBytes) this.#w.cut()
-    this.#splitting = false
+    const padding = paddingFor(this.#size)
+    this.#w.appendZeros(padding)
+    this.#held += padding
+    this.#endEntry()
+  }
+
+  /**
+   * An entry already written ahead (by the order) met again in the original order: nothing is
+   * written, the frames are cut as if it were.
+   */
+  skip(path: string, h: TarHeader): void {
+    const headerLength = encodeTarHeader({ ...h, name: path }).length
+    this.#startEntry(headerLength, h)
+    this.#held += headerLength
+    const split = this.#o.splitBytes
+    for (let left = h.size; left > 0;) {
+      if (this.#splitting && this.#held >= split) this.cut()
+      const take = this.#splitting ? Math.min(split - this.#held, left) : left
+      this.#held += take
+      left -= take
+    }
+    this.#held += paddingFor(h.size)
+    this.#endEntry()
+  }
+
+  /** Ends the current frame (if anything is pending) and starts the next one afresh. */
+  cut(): void {
+    this.#w.cut()
+    this.#held = 0
   }
 
   /** Writes queued frames to the sink (with its backpressure). */
@@ -85,5 +119,20 @@ export class TarFramer {
   /** Writes the end-of-archive blocks; the caller then finishes the FrameWriter. */
   finish(): void {
     this.#w.append(END_OF_ARCHIVE)
+  }
+
+  #startEntry(headerLength: number, h: TarHeader): void {
+    this.#splitting = h.type === 'file' && h.size > this.#o.splitBytes
+    if (this.#splitting) this.cut()
+    else if (
+      this.#held > 0 &&
+      this.#held + headerLength + h.size + paddingFor(h.size) > this.#o.splitBytes
+    )
+      this.cut()
+  }
+
+  #endEntry(): void {
+    if (!this.#splitting && this.#held >= this.#o.groupBytes) this.cut()
+    this.#splitting = false
   }
 }

@@ -135,7 +135,10 @@ describe('writeLayer', () => {
 
   it('compresses the placed part at its own level, the rest at the layer’s', async () => {
     const text = Buffer.from('the quick brown fox jumps over the lazy dog; '.repeat(20_000))
-    const layer = buildTar([{ name: 'a.txt', content: text }, { name: 'b.txt', content: text }])
+    const layer = buildTar([
+      { name: 'a.txt', content: text },
+      { name: 'b.txt', content: text },
+    ])
     const at = async (orderedLevel: number) =>
       (await convert(layer, { order: ['a.txt'], orderedLevel, level: 1 })).toc
     const [low, high] = [await at(1), await at(19)]
@@ -184,5 +187,42 @@ describe('writeLayer', () => {
     const a = await convert(tar, { order: ['dir/small-3'] })
     const b = await convert(tar, { order: ['dir/small-3'] })
     expect(a.blob.equals(b.blob)).toBe(true)
+  })
+
+  /** Frames (by sha256) of `layout` that hold no byte of the entries at `paths` (header to padding). */
+  function framesWithout(layout: LayerToc, paths: string[]): string[] {
+    const moved = layout.entries
+      .filter((e) => paths.includes(e.path))
+      .map((e) => [e.offset - 512, e.offset + e.size + ((512 - (e.size % 512)) % 512)] as const)
+    return layout.frames
+      .filter((f) => !moved.some(([a, b]) => f.uoff < b && a < f.uoff + f.ulen))
+      .map((f) => f.digest)
+  }
+
+  it('keeps, byte for byte, every frame of the unordered layout that holds no entry the order moved', async () => {
+    const tar = buildTar([...specs, ...Array.from({ length: 120 }, (_, i) => small(100 + i))])
+    const unordered = (await convert(tar)).toc
+    // A small file in a shared frame, and a large file split across frames.
+    const moved = ['dir/small-5', 'dir/big']
+    const ordered = (await convert(tar, { order: moved })).toc
+    const kept = framesWithout(unordered, moved)
+    expect(kept.length).toBeGreaterThan(unordered.frames.length / 2)
+    const orderedDigests = ordered.frames.map((f) => f.digest)
+    for (const d of kept) expect(orderedDigests).toContain(d)
+    // What is new after the placed part: only the frames that held a moved entry, re-cut.
+    const after = ordered.frames.filter((f) => f.coff >= ordered.prefetchEnd)
+    const fresh = after.filter((f) => !kept.includes(f.digest))
+    expect(fresh.length).toBeLessThanOrEqual(unordered.frames.length - kept.length)
+    // The next generation moves one more file: everything neither generation moved is shared.
+    const next = (await convert(tar, { order: [...moved, 'dir/small-20'] })).toc
+    const both = framesWithout(unordered, [...moved, 'dir/small-20'])
+    for (const d of both) expect(next.frames.map((f) => f.digest)).toContain(d)
+  })
+
+  it('writes the unordered blob, byte for byte, when the order names nothing in the layer', async () => {
+    const unordered = await convert(tar)
+    const ordered = await convert(tar, { order: ['/usr/bin/node', 'etc/passwd'] })
+    expect(ordered.toc.blob.digest).toBe(unordered.toc.blob.digest)
+    expect(ordered.toc.prefetchEnd).toBe(0)
   })
 })
