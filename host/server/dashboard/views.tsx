@@ -230,12 +230,26 @@ function ColdStarts({ d }: { d: DashboardData }) {
     </tr>
   ))
   return (
-    <Table
-      label="Cold starts, newest first (ms; image data fetched from the edge)"
-      head={['When, app', ...PHASES, 'total', 'bytes', 'requests', 'waterfall']}
-      empty="No cold start yet."
-      rows={rows}
-    />
+    <>
+      {rows.length > 0 && (
+        <p class="legend" aria-hidden="true">
+          {PHASES.map((p) => (
+            <span>
+              <svg width="10" height="10">
+                <rect class={`phase-${p}`} width="10" height="10" />
+              </svg>{' '}
+              {p}
+            </span>
+          ))}
+        </p>
+      )}
+      <Table
+        label="Cold starts, newest first (ms; image data fetched from the edge)"
+        head={['When, app', ...PHASES, 'total', 'bytes', 'requests', 'waterfall']}
+        empty="No cold start yet."
+        rows={rows}
+      />
+    </>
   )
 }
 
