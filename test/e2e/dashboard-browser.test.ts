@@ -186,6 +186,21 @@ describe.skipIf(skip)(
       }
     })
 
+    it('shows a new revision of an app live, with the ones kept', async () => {
+      expect(await text('#apps')).toContain('r1 active (1 kept)')
+      const res = await fetch(`${host.url}/admin/apps/dash`, {
+        method: 'PATCH',
+        headers: { 'x-functions-key': host.masterKey, 'content-type': 'application/json' },
+        body: JSON.stringify({ settings: { GREETING: 'hi' } }),
+      })
+      expect(res.status, await res.clone().text()).toBe(200)
+      await page.waitForFunction(
+        `document.querySelector('#apps')?.textContent.includes('r2 active (2 kept)')`,
+      )
+      expect(await text('#apps li[data-revision="1"]')).toContain('create')
+      expect(await text('#apps li[data-revision="2"]')).toMatch(/settings .* active/)
+    })
+
     it('never put the key in a URL or a log line, and logs out', async () => {
       expect(visited.length).toBeGreaterThan(3)
       for (const url of visited) expect(url).not.toContain(host.masterKey)

@@ -141,6 +141,7 @@ export function createDashboard(ctx: DashboardContext): {
     return {
       uptimeSeconds: Math.round((Date.now() - ctx.startedAt.getTime()) / 1000),
       apps: ctx.apps.list(),
+      record: (name) => ctx.apps.record(name),
       pool: ctx.pool.status(),
       coldStarts: ctx.coldStarts.list(),
       profiles,

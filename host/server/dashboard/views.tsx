@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import type { Child } from 'hono/jsx'
 import type { App } from '../../apps/app-spec.ts'
+import type { AppRecord, Revision } from '../../apps/revision.ts'
 import { COLD_START_PHASES } from '../../pool/cold-start.ts'
 import type { PoolStatus } from '../../pool/pool.ts'
 import type { ProfileState } from '../../pool/profile-tracker.ts'
@@ -11,6 +12,8 @@ import type { EdgeFigures, EdgeImage } from './edge-stats.ts'
 export interface DashboardData {
   uptimeSeconds: number
   apps: App[]
+  /** An app's revisions, newest first (apps/app-store.ts record). */
+  record(name: string): AppRecord | undefined
   pool: PoolStatus
   coldStarts: ColdStartRecord[]
   profiles: ProfileState[]
@@ -160,6 +163,9 @@ function Apps({ d }: { d: DashboardData }) {
       <tr>
         <th scope="row">{app.name}</th>
         <td class="mono">{app.image}</td>
+        <td>
+          <Revisions app={app} record={d.record(app.name)} />
+        </td>
         <td>{time(app.updatedAt)}</td>
         <td>{nodes?.nodes.length ?? 0}</td>
         <td>{nodes?.waiting ?? 0}</td>
@@ -169,11 +175,38 @@ function Apps({ d }: { d: DashboardData }) {
   return (
     <Table
       label="Apps"
-      head={['App', 'Image', 'Changed', 'Nodes', 'Waiting']}
+      head={['App', 'Image', 'Revision', 'Changed', 'Nodes', 'Waiting']}
       empty="No apps yet: thaw deploy, or PUT /admin/apps/<name>."
       rows={rows}
     />
   )
+}
+
+/** The active revision, and every kept one (newest first) in a disclosure. */
+function Revisions(p: { app: App; record: AppRecord | undefined }) {
+  const revisions = p.record?.revisions ?? []
+  return (
+    <details>
+      <summary>
+        r{p.app.revision} active ({revisions.length} kept)
+      </summary>
+      <ol class="revisions" reversed>
+        {revisions.map((r) => (
+          <li data-revision={r.number}>
+            r{r.number} · {cause(r)} · {time(r.createdAt)}
+            {r.number === p.app.revision && ' · active'}
+            {r.failed && <span class="error"> · failed: {r.failed.error}</span>}
+            <br />
+            <span class="mono">{r.image}</span>
+          </li>
+        ))}
+      </ol>
+    </details>
+  )
+}
+
+function cause(r: Revision): string {
+  return r.cause.kind === 'rollback' ? `rollback to r${r.cause.to}` : r.cause.kind
 }
 
 function Nodes({ d }: { d: DashboardData }) {
