@@ -30,6 +30,8 @@ options:
   --no-background     do not fetch the rest of the image in the background
   --no-passthrough    read every file through FUSE (default: local files pass through, Linux 6.9+)
   --record FILE       record accesses; write the profile to FILE at exit
+  --workload NAME     what runs: the profile recorded and the bundle replayed are NAME's
+                      (default: the unnamed workload, the edge's default profile)
 
 Registry credentials (for edges and registries with auth on): THAW_REGISTRY_USERNAME and
 THAW_REGISTRY_PASSWORD.
@@ -49,6 +51,7 @@ export async function main(argv: string[]): Promise<number> {
       'no-background': { type: 'boolean', default: false },
       'no-passthrough': { type: 'boolean', default: false },
       record: { type: 'string' },
+      workload: { type: 'string', default: '' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -81,7 +84,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const replaying = !values['no-replay']
     const indexes = new IndexCache(200_000, join(values.cache, 'indexes'))
-    const { image, bundle } = await resolveWithBundle(sources, reference, { replay: replaying, warn, indexes })
+    const workload = values.workload
+    const { image, bundle } = await resolveWithBundle(sources, reference, { replay: replaying, warn, indexes, workload })
     mount = await ImageMount.mount({
       image,
       dir,
@@ -92,9 +96,10 @@ export async function main(argv: string[]): Promise<number> {
       decoder,
       background: !values['no-background'],
       files,
+      workload,
       warn,
     })
-    const recorder = values.record ? new AccessRecorder({ subject: image.manifest, limitMs: 3_600_000 }) : undefined
+    const recorder = values.record ? new AccessRecorder({ subject: image.manifest, workload, limitMs: 3_600_000 }) : undefined
     if (recorder) await mount.record(recorder)
     await mount.replayFound
     say(`mounted ${reference} (${image.manifest}) at ${dir}`)

@@ -55,17 +55,22 @@ export interface PendingBundle {
   cancel(): void
 }
 
-/** Starts `requestBundle` with its own abort. */
+/** Starts `requestBundle` with its own abort; `workload` names whose bundle ('' = the default). */
 export function startBundle(
   sources: SourceSet,
   repository: string,
   manifest: Digest,
   warn?: (message: string) => void,
+  workload = '',
 ): PendingBundle {
   const abort = new AbortController()
   // Never rejects: a bundle that cannot be had means on-demand reads, and a cancelled request
   // may have nobody awaiting it.
-  const opened = requestBundle(sources, repository, manifest, { signal: abort.signal, warn })
+  const opened = requestBundle(sources, repository, manifest, {
+    signal: abort.signal,
+    warn,
+    workload,
+  })
     .then((answer) => (answer.found ? openBundle(answer.body) : undefined))
     .catch((err: unknown) => {
       if (!abort.signal.aborted) warn?.(`bundle: ${describeError(err)}`)
@@ -109,6 +114,8 @@ export async function resolveWithBundle(
      * gone from the cache).
      */
     defer?: (manifest: Digest) => boolean
+    /** Whose bundle to ask for (the edge falls back to the unnamed default's). */
+    workload?: string
   },
 ): Promise<{ image: ResolvedImage; bundle?: PendingBundle }> {
   let bundle: PendingBundle | undefined
@@ -119,6 +126,7 @@ export async function resolveWithBundle(
         parseImageReference(reference).repository,
         manifest,
         options.warn,
+        options.workload,
       )
   }
   try {
@@ -145,7 +153,7 @@ const READ_AHEAD_BYTES = 64 * 2 ** 20
 
 /**
  * Asks the sources in order for the image's prefetch bundle
- * (`GET /v2/<name>/_thaw/bundle/<manifest>`, 404 = no profile). Only the manifest digest is
+ * (`GET /v2/<name>/_thaw/bundle/<manifest>?workload=`, 404 = no profile). Only the manifest digest is
  * needed, so the host starts it while it still resolves the artifact and parses the index; the
  * body keeps arriving meanwhile (up to READ_AHEAD_BYTES held in memory), so the link is busy
  * from the first round trip on. Sent by each source's registry client: with its credentials,
@@ -155,10 +163,10 @@ export async function requestBundle(
   sources: SourceSet,
   repository: string,
   manifest: Digest,
-  options: { signal?: AbortSignal; warn?: (message: string) => void } = {},
+  options: { signal?: AbortSignal; warn?: (message: string) => void; workload?: string } = {},
 ): Promise<BundleAnswer> {
   const warn = options.warn ?? (() => {})
-  const path = thawPaths.bundle(repository, manifest)
+  const path = thawPaths.bundle(repository, manifest, options.workload)
   for (const source of sources.order()) {
     let res: RegistryResponse
     try {

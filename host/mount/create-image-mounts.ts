@@ -11,7 +11,7 @@ import { detachStaleMount, fuseMountsUnder } from './fuse-mount.ts'
 import { createFrameDecoder } from './frame-decoder.ts'
 import { ImageMount, type BundleRecords } from './image-mount.ts'
 import type { AcquireOptions, ImageMounts, MountLease } from './image-mounts.ts'
-import { digestHex, type Digest } from '../../runtime/oci/digest.ts'
+import { digestHex, sha256Of, type Digest } from '../../runtime/oci/digest.ts'
 import { resolveWithBundle } from './bundle-replay.ts'
 import { IndexCache } from './index-cache.ts'
 import { resolveKept, type KeptImage, type ResolvedImage } from './resolve-image.ts'
@@ -96,7 +96,11 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
   const indexes = new IndexCache(200_000, join(options.cacheDir, 'indexes'))
   // Manifests whose bundle this host stored whole: their next mount decides after resolving.
   const replayedDir = join(options.cacheDir, 'replayed')
-  const replayedMark = (manifest: string) => join(replayedDir, digestHex(manifest as Digest))
+  const replayedMark = (manifest: string, workload: string) =>
+    join(
+      replayedDir,
+      digestHex(manifest as Digest) + (workload && `-${digestHex(sha256Of(workload))}`),
+    )
   // Acquires of one reference resolve one after the other (a scale-out asks for several leases at
   // once): the first mounts the image and asks for its bundle, the next stop after the manifest.
   const settling = new Map<string, Promise<void>>()
@@ -132,8 +136,8 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
   }
 
   /** The records of the artifact's bundle this host stored whole, if it did. */
-  const heldBundle = async (manifest: string, artifact: string) => {
-    const text = await readFile(replayedMark(manifest), 'utf8').catch(() => '')
+  const heldBundle = async (manifest: string, artifact: string, workload: string) => {
+    const text = await readFile(replayedMark(manifest, workload), 'utf8').catch(() => '')
     try {
       const held = JSON.parse(text) as { artifact?: string; records?: BundleRecords }
       return held.artifact === artifact && Array.isArray(held.records) ? held.records : undefined
@@ -178,6 +182,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       const t0 = performance.now()
       const sources = sourcesFor(parseImageReference(reference).registry)
       const replay = acquire.replay ?? true
+      const workload = acquire.workload ?? ''
       const ahead = settling.get(reference)
       let settled!: () => void
       const mine = new Promise<void>((resolve) => (settled = resolve))
@@ -191,7 +196,8 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
           warn: log.warn,
           known: (manifest) => mounts.get(manifest)?.image,
           indexes,
-          defer: (manifest) => existsSync(replayedMark(manifest)),
+          defer: (manifest) => existsSync(replayedMark(manifest, workload)),
+          workload,
         })
       } catch (err) {
         settled()
@@ -204,7 +210,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       const key = image.manifest
       const held =
         replay && !bundle && !mounts.has(key)
-          ? await heldBundle(key, image.artifact.digest)
+          ? await heldBundle(key, image.artifact.digest, workload)
           : undefined
       let entry = mounts.get(key)
       const fresh = !entry
@@ -222,6 +228,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
           files,
           heldBundle: held,
           keeper: options.keeper,
+          workload,
           warn: log.warn,
         })
         entry = { mount, image, leases: 0 }
@@ -233,7 +240,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
             if (!r.found || r.rejected > 0 || !r.header) return
             await mkdir(replayedDir, { recursive: true })
             const { artifact, records } = r.header
-            await writeFile(replayedMark(key), JSON.stringify({ artifact, records }))
+            await writeFile(replayedMark(key, workload), JSON.stringify({ artifact, records }))
           })
           .catch(() => {})
         mount.then(
@@ -256,7 +263,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       const replayed = await mount.replayFound
       const t3 = performance.now()
       const recorder = acquire.record
-        ? new AccessRecorder({ subject: image.manifest, limitMs: options.recordLimitMs })
+        ? new AccessRecorder({ subject: image.manifest, workload, limitMs: options.recordLimitMs })
         : undefined
       if (recorder) await mount.record(recorder)
       let released = false

@@ -43,6 +43,8 @@ export interface ImageMountOptions {
   keeper?: FuseKeeper
   /** Serve the mount a dead process left with the keeper (`dir` is its), instead of mounting. */
   adopt?: KeptSession
+  /** Whose bundle a mount that asks for one asks for ('' = the unnamed default). */
+  workload?: string
   warn: (message: string) => void
 }
 
@@ -118,7 +120,9 @@ export class ImageMount {
     const held = o.heldBundle && recordsCached(o.heldBundle, o.image.index.blobs, blobs)
     const bundle = o.replay
       ? (o.bundle ??
-        (held ? undefined : startBundle(o.sources, o.image.repository, o.image.manifest, o.warn)))
+        (held
+          ? undefined
+          : startBundle(o.sources, o.image.repository, o.image.manifest, o.warn, o.workload)))
       : undefined
     if (bundle) signal.addEventListener('abort', () => bundle.cancel(), { once: true })
     this.replay = bundle

@@ -29,6 +29,11 @@ export interface AcquireOptions {
   record?: boolean
   /** Replay the image's prefetch bundle if it has one (default true). */
   replay?: boolean
+  /**
+   * What runs (the app, or `<app>/<function>` for a cold start of one function): the profile it
+   * records and the bundle it replays are that workload's. Default '' (the unnamed one).
+   */
+  workload?: string
   signal?: AbortSignal
 }
 

@@ -26,7 +26,8 @@ export interface StartedNode {
 }
 
 /** Starts a node for the app (warm node → specialized → app ready). */
-export type NodeStarter = (id: string, signal: AbortSignal) => Promise<StartedNode>
+/** Starts a node; `fn` names the function whose request made the cold start, when it is known. */
+export type NodeStarter = (id: string, signal: AbortSignal, fn?: string) => Promise<StartedNode>
 
 export interface PoolNode {
   readonly id: string
@@ -123,8 +124,12 @@ export class AppNodes {
     },
   ) {}
 
-  /** A slot for one request; `invocationId` names it in the log if its node dies under it. */
-  acquire(signal?: AbortSignal, invocationId?: string): Promise<NodeSlot> {
+  /**
+   * A slot for one request; `invocationId` names it in the log if its node dies under it, `fn`
+   * the function it is for (known once the app's routes are), so a cold start it makes records
+   * and replays that function's profile.
+   */
+  acquire(signal?: AbortSignal, invocationId?: string, fn?: string): Promise<NodeSlot> {
     if (this.#closed) return Promise.reject(new ThawError('APP_GONE', `app ${this.name} was removed or changed`))
     const node = this.#pick()
     if (node) return Promise.resolve(this.#slot(node, invocationId))
@@ -158,7 +163,7 @@ export class AppNodes {
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       this.#waiters.push(waiter)
-      this.#scale()
+      this.#scale(fn)
     })
   }
 
@@ -260,7 +265,7 @@ export class AppNodes {
   }
 
   /** Starts nodes while the queue is longer than what the starting nodes will absorb. */
-  #scale() {
+  #scale(fn?: string) {
     const limits = this.o.limits()
     for (;;) {
       if (Date.now() < this.#retryAt) return // backing off: what waits is served by live nodes
@@ -270,7 +275,7 @@ export class AppNodes {
       const starting = live.filter((n) => n.machine.state === 'specializing').length
       if (this.#waiters.length <= starting * limits.concurrency) return
       if (live.length >= limits.maxNodes) return
-      this.#startNode().catch(() => {}) // #startFailed has dealt with it
+      this.#startNode(fn).catch(() => {}) // #startFailed has dealt with it
     }
   }
 
@@ -280,7 +285,7 @@ export class AppNodes {
     )
   }
 
-  #startNode(): Promise<StartedNode> {
+  #startNode(fn?: string): Promise<StartedNode> {
     const id = `${this.name}-${this.#counter++}`
     const node: PoolNode = {
       id,
@@ -295,7 +300,7 @@ export class AppNodes {
     node.machine.transition('specializing')
     const limits = this.o.limits()
     const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(limits.startTimeoutMs)])
-    return this.o.start(id, signal).then(
+    return this.o.start(id, signal, fn).then(
       (started) => {
         this.#started(node, started)
         return started

@@ -92,7 +92,7 @@ export function createPool(o: PoolOptions): Pool {
   const nodesFor = (app: App) =>
     new AppNodes(app.name, {
       limits: () => app.limits,
-      start: (id, signal) => startNode(o, warmPool, app, id, signal),
+      start: (id, signal, fn) => startNode(o, warmPool, app, id, signal, fn),
       logger: o.logger,
       onState: (node, from, to) => o.onNodeState?.(app.name, node, from, to),
       backoff: o.backoff,
@@ -155,7 +155,8 @@ export function createPool(o: PoolOptions): Pool {
 /**
  * One cold start: acquire the image's mount lease (recording or replaying), take a warm node,
  * specialize it with the lease root as the read-only lower and start the worker, wait for
- * ready. Every resource taken is given back if a later step fails.
+ * ready. Every resource taken is given back if a later step fails. The workload recorded and
+ * replayed is the app's, or `<app>/<function>` when the start is for a request to one function.
  */
 async function startNode(
   o: PoolOptions,
@@ -163,10 +164,11 @@ async function startNode(
   app: App,
   id: string,
   signal: AbortSignal,
+  fn?: string,
 ): Promise<StartedNode> {
   const seen = collectStartLogs(o.logger)
   try {
-    return await startNodeLogged(o, warmPool, app, id, signal, seen.logger)
+    return await startNodeLogged(o, warmPool, app, id, signal, seen.logger, fn)
   } catch (err) {
     throw withStartLogs(err, seen.lines())
   } finally {
@@ -181,9 +183,11 @@ async function startNodeLogged(
   id: string,
   signal: AbortSignal,
   logger: HostLogger,
+  fn?: string,
 ): Promise<StartedNode> {
   checkOperatorLimits(app.name, app.limits, o.operatorLimits ?? defaultOperatorLimits())
-  const options = { ...o.profiles.acquireOptions(app.image), signal }
+  const workload = fn === undefined ? app.name : `${app.name}/${fn}`
+  const options = { ...o.profiles.acquireOptions(app.image, workload), signal }
   // The mount and the warm node side by side; if one fails, the other is given back.
   const [leased, taken] = await Promise.allSettled([
     o.mounts.acquire(app.image, options),

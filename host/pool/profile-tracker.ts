@@ -23,6 +23,8 @@ export type ProfileStateName = 'none' | 'recording' | 'uploading' | 'uploaded' |
 
 export interface ProfileState {
   reference: string
+  /** What ran: the app, or `<app>/<function>` (profiles are kept per image and workload). */
+  workload: string
   state: ProfileStateName
   manifest?: Digest
   /** Files in the recorded profile. */
@@ -37,8 +39,8 @@ export interface ProfileState {
 }
 
 export interface ProfileTracker {
-  /** acquire() options for a cold start of `reference`. */
-  acquireOptions(reference: string): AcquireOptions
+  /** acquire() options for a cold start of `reference` running `workload`. */
+  acquireOptions(reference: string, workload?: string): AcquireOptions
   /** After the acquire: counts a replay, marks recording. */
   acquired(reference: string, lease: MountLease, options: AcquireOptions): void
   /** At a node's first response: stops recording and uploads in the background. */
@@ -51,8 +53,9 @@ export interface ProfileTracker {
 }
 
 /**
- * Record/replay bookkeeping. The first cold starts of an image record (until one upload
- * succeeds); at the first response the recording stops and the profile is POSTed to the edge's
+ * Record/replay bookkeeping, per image and workload. The first cold starts of an image for a
+ * workload record (until one upload succeeds); at the first response the recording stops and the
+ * profile (which names its workload) is POSTed to the edge's
  * `_thaw/profiles/<manifest>` (runtime/artifact/thaw-api.ts) in the background, off the request
  * path. Replay is always allowed: the mounts replay a bundle when the edge has one.
  */
@@ -74,11 +77,13 @@ export function createProfileTracker(o: {
     }
     return client
   }
-  const get = (reference: string): ProfileState => {
-    let s = states.get(reference)
+  const get = (reference: string, workload: string): ProfileState => {
+    const key = `${reference}\n${workload}`
+    let s = states.get(key)
     if (!s) {
-      s = { reference, state: 'none', recorded: 0, replayed: 0, updatedAt: new Date().toISOString() }
-      states.set(reference, s)
+      const updatedAt = new Date().toISOString()
+      s = { reference, workload, state: 'none', recorded: 0, replayed: 0, updatedAt }
+      states.set(key, s)
     }
     return s
   }
@@ -102,7 +107,11 @@ export function createProfileTracker(o: {
         throw new Error(`the edge answered ${res.status} to ${path}: ${text.slice(0, 300)}`)
       }
       set(s, { state: 'uploaded', edge: safeJson(text), error: undefined })
-      o.logger.log('info', 'profile uploaded', { image: image.reference, entries: profile.entries.length })
+      o.logger.log('info', 'profile uploaded', {
+        image: image.reference,
+        workload: profile.workload,
+        entries: profile.entries.length,
+      })
     } catch (err) {
       set(s, { state: 'failed', error: (err as Error).message })
       o.logger.log('warn', `profile upload failed: ${(err as Error).message}`, { image: image.reference })
@@ -110,19 +119,19 @@ export function createProfileTracker(o: {
   }
 
   return {
-    acquireOptions(reference) {
-      const s = get(reference)
-      return { record: s.state === 'none' || s.state === 'failed', replay: true }
+    acquireOptions(reference, workload = '') {
+      const s = get(reference, workload)
+      return { record: s.state === 'none' || s.state === 'failed', replay: true, workload }
     },
     acquired(reference, lease, options) {
-      const s = get(reference)
+      const s = get(reference, options.workload ?? '')
       if (lease.replayed) s.replayed++
       if (options.record) set(s, { state: 'recording', manifest: lease.image.manifest, recorded: s.recorded + 1 })
     },
     firstResponse(reference, lease) {
       const profile = lease.stopRecording()
       if (!profile) return
-      const s = get(reference)
+      const s = get(reference, profile.workload)
       if (s.state === 'uploading' || s.state === 'uploaded') return // another node got there first
       set(s, { state: 'uploading', entries: profile.entries.length })
       const p = upload(s, lease.image, profile)

@@ -85,7 +85,7 @@ export async function serveFunction(
   const invocationId = randomUUID()
   let slot: NodeSlot
   try {
-    slot = await nodes.acquire(signal, invocationId)
+    slot = await nodes.acquire(signal, invocationId, routed?.entry.fn.name)
   } catch (err) {
     if (body) closeAfterAnswerIfUnread(req, res)
     body?.destroy()

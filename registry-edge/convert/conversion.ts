@@ -69,9 +69,16 @@ export async function startConversion(input: {
   const bundles = new BundleCache(join(dir, 'bundles'), backend)
   // Build the bundle as soon as an image is laid out by a profile: the first replaying cold
   // start then streams it instead of waiting for it to be built.
+  // One bundle per workload with a profile.
   const prebuild = (repository: string, manifest: Digest, profile: Digest | undefined) => {
     if (!profile) return
-    prepareBundle({ backend, profiles, bundles }, repository, manifest).catch((err: unknown) =>
+    const build = async () => {
+      for (const merged of await profiles.all(repository, manifest)) {
+        const { workload } = merged.profile
+        await prepareBundle({ backend, profiles, bundles }, repository, manifest, { workload })
+      }
+    }
+    build().catch((err: unknown) =>
       logger.warn('prefetch bundle not prebuilt', { repository, manifest, error: String(err) }),
     )
   }

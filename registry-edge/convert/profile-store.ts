@@ -26,18 +26,28 @@ export interface MergedProfile {
   bytes: Uint8Array
 }
 
+/** The workload of a profile referrer (absent for the unnamed default). */
+export const WORKLOAD_ANNOTATION = 'dev.thaw.workload'
+
 /** The empty config of an artifact manifest (image-spec v1.1 manifest.md, "Guidance for an Empty Descriptor"). */
 const EMPTY_CONFIG = new TextEncoder().encode('{}')
 
 /**
- * Profiles of images: every uploaded run is kept, and the runs of the newest upload's workload
- * are merged (runtime/profile mergeProfiles: union, median first access). The merged profile is
- * stored in the registry as a referrer of the image (artifactType application/vnd.thaw.profile.v1+json,
- * the profile JSON as its one layer) and replaces the previous one there.
+ * Profiles of images, per workload: every uploaded run is kept, and the runs of the upload's
+ * workload are merged (runtime/profile mergeProfiles: union, median first access). A host names
+ * the workload (its app, or app/function when a cold start is for one function); the unnamed
+ * workload `""` is the default, used for a workload that has no profile of its own. Each merged
+ * profile is stored in the registry as a referrer of the image (artifactType
+ * application/vnd.thaw.profile.v1+json, the profile JSON as its one layer, a named workload in the
+ * annotation `dev.thaw.workload`) and replaces that workload's previous one there.
  *
  *   <dir>/<encoded repository>/<manifest hex>/runs/<run sha256 hex>.json   each run, as parsed
- *   <dir>/<encoded repository>/<manifest hex>/merged.json                  the merged profile
+ *   <dir>/<encoded repository>/<manifest hex>/merged.json                  the unnamed workload's
  *   <dir>/<encoded repository>/<manifest hex>/published.json               { manifest } of its referrer
+ *   <dir>/<encoded repository>/<manifest hex>/workloads/<name sha256 hex>/merged.json, published.json
+ *
+ * The image is laid out by all of them (`current`): the default's files first, then each named
+ * workload's files not placed yet.
  */
 export class ProfileStore implements ProfileSource {
   readonly #dir: string
@@ -59,26 +69,62 @@ export class ProfileStore implements ProfileSource {
       const profile = mergeProfiles(runs)
       const bytes = serializeProfile(profile)
       const merged = { digest: sha256Of(bytes), profile, bytes }
-      await this.#publish(repository, manifest, merged, dir)
-      await writeFileAtomic(join(dir, 'merged.json'), bytes)
+      const own = workloadDir(dir, run.workload)
+      await this.#publish(repository, manifest, merged, own)
+      await writeFileAtomic(join(own, 'merged.json'), bytes)
       return merged
     })
   }
 
-  async merged(repository: string, manifest: Digest): Promise<MergedProfile | undefined> {
-    let bytes: Buffer
-    try {
-      bytes = await readFile(join(this.#imageDir(repository, manifest), 'merged.json'))
-    } catch (err) {
-      if ((err as { code?: string }).code === 'ENOENT') return undefined
-      throw err
-    }
-    return { digest: sha256Of(bytes), profile: parseProfile(bytes), bytes }
+  /** The merged profile of `workload` (default: the unnamed one), if it has one. */
+  async merged(
+    repository: string,
+    manifest: Digest,
+    workload = '',
+  ): Promise<MergedProfile | undefined> {
+    return readMerged(workloadDir(this.#imageDir(repository, manifest), workload))
   }
 
+  /**
+   * The profile a bundle for `workload` is built from: its own, else its parent's (`app` for
+   * `app/function`, a function's first cold start replays what the app's recorded), else the
+   * unnamed default.
+   */
+  async forWorkload(
+    repository: string,
+    manifest: Digest,
+    workload: string,
+  ): Promise<MergedProfile | undefined> {
+    for (let w = workload; ; w = w.includes('/') ? w.slice(0, w.lastIndexOf('/')) : '') {
+      const merged = await this.merged(repository, manifest, w)
+      if (merged || w === '') return merged
+    }
+  }
+
+  /** Every workload's merged profile, the unnamed one first, then by workload name. */
+  async all(repository: string, manifest: Digest): Promise<MergedProfile[]> {
+    const dir = this.#imageDir(repository, manifest)
+    const named = await readdir(join(dir, 'workloads')).catch(() => [] as string[])
+    const found = await Promise.all(
+      [dir, ...named.map((n) => join(dir, 'workloads', n))].map(readMerged),
+    )
+    const [unnamed, ...rest] = found
+    const byName = rest.filter((m) => m !== undefined)
+    byName.sort((a, b) => (a.profile.workload < b.profile.workload ? -1 : 1))
+    return unnamed ? [unnamed, ...byName] : byName
+  }
+
+  /**
+   * The order the image is laid out in: every workload's files, the default's first. With one
+   * profile its digest names the layout; with several, the sha256 of their digests in that order.
+   */
   async current(repository: string, manifest: Digest) {
-    const merged = await this.merged(repository, manifest)
-    return merged && { digest: merged.digest, order: merged.profile.entries.map((e) => e.path) }
+    const all = await this.all(repository, manifest)
+    if (all.length === 0) return undefined
+    const order = [...new Set(all.flatMap((m) => m.profile.entries.map((e) => e.path)))]
+    const digest =
+      all.length === 1 ? all[0]!.digest : sha256Of(Buffer.from(all.map((m) => m.digest).join('\n')))
+    return { digest, order }
   }
 
   /**
@@ -118,6 +164,7 @@ export class ProfileStore implements ProfileSource {
     const backend = this.#backend
     await putBlob(backend, repository, sha256Of(EMPTY_CONFIG), EMPTY_CONFIG)
     await putBlob(backend, repository, merged.digest, merged.bytes)
+    const { workload } = merged.profile
     const manifest = {
       schemaVersion: 2,
       mediaType: MediaType.ociManifest,
@@ -131,6 +178,7 @@ export class ProfileStore implements ProfileSource {
         { mediaType: MediaType.thawProfile, digest: merged.digest, size: merged.bytes.length },
       ],
       subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
+      ...(workload !== '' && { annotations: { [WORKLOAD_ANNOTATION]: workload } }),
     }
     const bytes = new TextEncoder().encode(JSON.stringify(manifest))
     const digest = sha256Of(bytes)
@@ -145,6 +193,7 @@ export class ProfileStore implements ProfileSource {
           digest,
           size: bytes.length,
           artifactType: MediaType.thawProfile,
+          ...(workload !== '' && { annotations: { [WORKLOAD_ANNOTATION]: workload } }),
         },
       },
     })
@@ -195,4 +244,22 @@ async function listDir(dir: string): Promise<string[]> {
     if ((err as { code?: string }).code === 'ENOENT') return []
     throw err
   }
+}
+
+/** Where a workload's merged profile lives: the image's own directory for the unnamed one. */
+function workloadDir(imageDir: string, workload: string): string {
+  return workload === ''
+    ? imageDir
+    : join(imageDir, 'workloads', digestHex(sha256Of(Buffer.from(workload))))
+}
+
+async function readMerged(dir: string): Promise<MergedProfile | undefined> {
+  let bytes: Buffer
+  try {
+    bytes = await readFile(join(dir, 'merged.json'))
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return undefined
+    throw err
+  }
+  return { digest: sha256Of(bytes), profile: parseProfile(bytes), bytes }
 }

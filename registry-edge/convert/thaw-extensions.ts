@@ -71,9 +71,12 @@ async function profiles(req: ExtensionRequest, deps: ThawExtensionDeps) {
   only(request, ['GET', 'HEAD', 'POST'])
   const manifest = digestOf(subpath)
   if (request.method !== 'POST') {
-    const merged = await deps.profiles.merged(repository, manifest)
-    if (!merged)
-      throw new OciError('MANIFEST_UNKNOWN', `no profile of ${manifest} in ${repository}`)
+    const workload = workloadOf(request)
+    const merged = await deps.profiles.merged(repository, manifest, workload)
+    if (!merged) {
+      const of = workload === '' ? '' : ` for workload ${JSON.stringify(workload)}`
+      throw new OciError('MANIFEST_UNKNOWN', `no profile of ${manifest}${of} in ${repository}`)
+    }
     return new Response(request.method === 'HEAD' ? null : merged.bytes, {
       headers: { 'content-type': MediaType.thawProfile, 'docker-content-digest': merged.digest },
     })
@@ -102,7 +105,7 @@ async function bundle(req: ExtensionRequest, deps: ThawExtensionDeps) {
     { backend, profiles: deps.profiles, bundles: deps.bundles },
     repository,
     digestOf(subpath),
-    request.signal,
+    { workload: workloadOf(request), signal: request.signal },
   )
   return blobResponse({
     request,
@@ -114,17 +117,19 @@ async function bundle(req: ExtensionRequest, deps: ThawExtensionDeps) {
 }
 
 /**
- * The prefetch bundle of an image's newest artifact and merged profile, built when missing. The
- * edge calls it when a re-layout finishes too, so the first replaying cold start finds it built.
+ * The prefetch bundle of an image's newest artifact and a workload's merged profile (the unnamed
+ * default when the workload has none), built when missing. The edge calls it when a re-layout
+ * finishes too, so the first replaying cold start finds it built.
  */
 export async function prepareBundle(
   deps: { backend: RegistryBackend; profiles: ProfileStore; bundles: BundleCache },
   repository: string,
   manifest: Digest,
-  signal?: AbortSignal,
+  o: { workload?: string; signal?: AbortSignal } = {},
 ): Promise<CachedBundle> {
   const { backend } = deps
-  const merged = await deps.profiles.merged(repository, manifest)
+  const { signal } = o
+  const merged = await deps.profiles.forWorkload(repository, manifest, o.workload ?? '')
   if (!merged) throw new OciError('MANIFEST_UNKNOWN', `no profile of ${manifest} in ${repository}`)
   const [artifact] = await listArtifacts(backend, repository, manifest)
   if (!artifact) throw new OciError('MANIFEST_UNKNOWN', `no streaming artifact of ${manifest} yet`)
@@ -152,6 +157,14 @@ export async function prepareBundle(
     return { ...header, start }
   }
   return deps.bundles.get({ artifact: artifact.digest, profile: merged.digest }, plan, signal)
+}
+
+/** `?workload=` of a profiles or bundle request: the host's name of what ran ('' = the default). */
+function workloadOf(request: Request): string {
+  const workload = new URL(request.url).searchParams.get('workload') ?? ''
+  if (workload.length > 256)
+    throw new OciError('UNSUPPORTED', 'a workload name is at most 256 characters', { status: 400 })
+  return workload
 }
 
 function digestOf(subpath: string): Digest {

@@ -10,17 +10,28 @@ import { isDigest, type Digest } from '../oci/digest.ts'
  *   PUT  /v2/<name>/_thaw/settings                    RepositorySettings → the stored settings
  *   POST /v2/<name>/_thaw/profiles/<manifest digest>  body: a Profile (runtime/profile)
  *                                                     → 201 { profile: digest, runs: n }
- *   GET  /v2/<name>/_thaw/profiles/<manifest digest>  the merged Profile (404 when none)
- *   GET  /v2/<name>/_thaw/bundle/<manifest digest>    the prefetch bundle (bundle.ts) of the newest
- *                                                     artifact: 200/206 with ETag, Range;
- *                                                     404 when the image has no profile yet
+ *   GET  /v2/<name>/_thaw/profiles/<manifest digest>[?workload=<w>]
+ *                                                     the workload's merged Profile (404 when none)
+ *   GET  /v2/<name>/_thaw/bundle/<manifest digest>[?workload=<w>]
+ *                                                     the prefetch bundle (bundle.ts) of the newest
+ *                                                     artifact and the workload's profile (else
+ *                                                     the unnamed default's): 200/206 with ETag,
+ *                                                     Range; 404 when neither has a profile yet
+ *
+ * A workload is the host's name of what ran (runtime/profile `workload`: the app, or
+ * `<app>/<function>` for a cold start of one function); absent or '' is the unnamed default.
  */
 export const thawPaths = {
   status: (repository: string, manifest: Digest) => `/v2/${repository}/_thaw/status/${manifest}`,
   settings: (repository: string) => `/v2/${repository}/_thaw/settings`,
-  profiles: (repository: string, manifest: Digest) =>
-    `/v2/${repository}/_thaw/profiles/${manifest}`,
-  bundle: (repository: string, manifest: Digest) => `/v2/${repository}/_thaw/bundle/${manifest}`,
+  profiles: (repository: string, manifest: Digest, workload = '') =>
+    `/v2/${repository}/_thaw/profiles/${manifest}${workloadQuery(workload)}`,
+  bundle: (repository: string, manifest: Digest, workload = '') =>
+    `/v2/${repository}/_thaw/bundle/${manifest}${workloadQuery(workload)}`,
+}
+
+function workloadQuery(workload: string): string {
+  return workload === '' ? '' : `?workload=${encodeURIComponent(workload)}`
 }
 
 export type ConversionState = 'pending' | 'converting' | 'converted' | 'skipped' | 'failed'

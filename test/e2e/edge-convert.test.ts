@@ -205,7 +205,7 @@ describe('conversion in a running edge, with skopeo', () => {
       const res = await fetch(`${edge.url}/v2/${repo}/_thaw/profiles/${subject}`, {
         method: 'POST',
         headers: { 'content-type': MediaType.thawProfile },
-        body: JSON.stringify({ version: 1, subject, workload: 'w', runs: 1, entries }),
+        body: JSON.stringify({ version: 1, subject, workload: '', runs: 1, entries }),
       })
       await expectStatus(res, 201)
       answer = (await res.json()) as typeof answer

@@ -6,9 +6,9 @@ import type { WorkerClient } from '../../../host/worker/worker-client.ts'
 
 /** A node starter whose starts the test completes by hand; its nodes "die" on demand. */
 function fakeStarter() {
-  const pending: { id: string; finish: () => void; fail: (e: Error) => void }[] = []
+  const pending: { id: string; fn?: string; finish: () => void; fail: (e: Error) => void }[] = []
   const nodes = new Map<string, { die: (m: string) => void; destroyed: boolean }>()
-  const start = (id: string, signal: AbortSignal) =>
+  const start = (id: string, signal: AbortSignal, fn?: string) =>
     new Promise<StartedNode>((resolve, reject) => {
       let die!: (m: string) => void
       const exited = new Promise<{ message: string }>((r) => (die = (message) => r({ message })))
@@ -17,6 +17,7 @@ function fakeStarter() {
       signal.addEventListener('abort', () => reject(signal.reason))
       pending.push({
         id,
+        fn,
         fail: reject,
         finish: () =>
           resolve({
@@ -51,6 +52,21 @@ function appNodes(limits: Partial<AppLimits>, starter = fakeStarter(), backoff?:
 const tick = () => new Promise((r) => setTimeout(r, 0))
 
 describe('AppNodes', () => {
+  it('names the function whose request made a cold start to the starter (its profile is that workload\'s)', async () => {
+    const { app, starter } = appNodes({ maxNodes: 2, concurrency: 1, maxQueue: 10 })
+    const first = app.acquire(undefined, 'i-1', 'hello')
+    const second = app.acquire(undefined, 'i-2')
+    await tick()
+    expect(starter.pending.map((p) => [p.id, p.fn])).toEqual([
+      ['a-0', 'hello'],
+      ['a-1', undefined],
+    ])
+    for (const p of starter.pending) p.finish()
+    ;(await first).release()
+    ;(await second).release()
+    await app.close()
+  })
+
   it('starts no more nodes than maxNodes for a burst, and serves every request once they are ready', async () => {
     const { app, starter } = appNodes({ maxNodes: 2, concurrency: 2, maxQueue: 100 })
     const slots = Array.from({ length: 10 }, () => app.acquire())

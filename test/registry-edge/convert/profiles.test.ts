@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { hashPassword } from '../../../registry-edge/auth/password-hash.ts'
+import { BundleDecoder } from '../../../runtime/artifact/index.ts'
 import { MediaType, type Descriptor } from '../../../runtime/oci/index.ts'
 import { PROFILE_LIMITS } from '../../../runtime/profile/index.ts'
 import { expectStatus, pushManifest, startTestEdge } from '../../support/edge-client.ts'
@@ -13,7 +14,7 @@ const LAYERS = [
 ]
 
 function profile(subject: string, entries: unknown[] = [{ path: '/b', t: 1, ranges: [] }]) {
-  return { version: 1, subject, workload: 'w', runs: 1, entries }
+  return { version: 1, subject, workload: '', runs: 1, entries }
 }
 
 function post(
@@ -144,6 +145,96 @@ describe('idempotence', () => {
       generation: 2,
     })
     expect(await artifacts(url, 'apps/i', image.digest)).toHaveLength(3)
+  })
+})
+
+describe('workloads', () => {
+  const run = (subject: string, workload: string, path: string) =>
+    JSON.stringify({
+      version: 1,
+      subject,
+      workload,
+      runs: 1,
+      entries: [{ path, t: 1, ranges: [] }],
+    })
+  const header = async (res: Response) => {
+    const decoder = new BundleDecoder()
+    decoder.push(new Uint8Array(await res.arrayBuffer()))
+    return decoder.header!
+  }
+
+  it('keeps a profile per workload and builds a bundle per workload; the unnamed one is the default', async () => {
+    const { url, edge } = await startTestEdge({ conversion: {} })
+    const image = await pushTarImage(url, 'apps/w', 'v1', LAYERS)
+    await waitForConversion(url, 'apps/w', image.digest)
+    const d = image.digest
+    const uploaded: Record<string, string> = {}
+    for (const [workload, path] of [
+      ['app/f1', '/a'],
+      ['app/f2', '/b'],
+    ] as const) {
+      const res = await post(url, 'apps/w', d, run(d, workload, path))
+      await expectStatus(res, 201)
+      uploaded[workload] = ((await res.json()) as { profile: string }).profile
+    }
+    // A second run of f1 merges into f1's profile only.
+    const again = await post(url, 'apps/w', d, run(d, 'app/f1', '/b'))
+    expect(((await again.json()) as { runs: number }).runs).toBe(2)
+    const profileOf = async (workload: string) => {
+      const res = await fetch(
+        `${url}/v2/apps/w/_thaw/profiles/${d}?workload=${encodeURIComponent(workload)}`,
+      )
+      return res.status === 200
+        ? ((await res.json()) as { workload: string; entries: { path: string }[] })
+        : res.status
+    }
+    expect(await profileOf('app/f1')).toMatchObject({
+      workload: 'app/f1',
+      entries: [{ path: '/a' }, { path: '/b' }],
+    })
+    expect(await profileOf('app/f2')).toMatchObject({
+      workload: 'app/f2',
+      runs: 1,
+      entries: [{ path: '/b' }],
+    })
+    expect(await profileOf('')).toBe(404)
+
+    // Both are referrers of the image, each naming its workload.
+    const refs = (
+      (await (await fetch(`${url}/v2/apps/w/referrers/${d}`)).json()) as { manifests: Descriptor[] }
+    ).manifests
+    const profiles = refs.filter((r) => r.artifactType === MediaType.thawProfile)
+    expect(profiles.map((r) => r.annotations?.['dev.thaw.workload']).sort()).toEqual([
+      'app/f1',
+      'app/f2',
+    ])
+
+    await edge.conversion!.converter.idle()
+    const bundle = (workload: string) =>
+      fetch(`${url}/v2/apps/w/_thaw/bundle/${d}?workload=${encodeURIComponent(workload)}`)
+    const f1 = await bundle('app/f1')
+    const f2 = await bundle('app/f2')
+    expect([f1.status, f2.status]).toEqual([200, 200])
+    expect(f1.headers.get('etag')).not.toBe(f2.headers.get('etag'))
+    const [h1, h2] = [await header(f1), await header(f2)]
+    expect(h1.profile).not.toBe(uploaded['app/f1']) // merged with the second run since
+    expect(h1.profile).toBe(
+      await (
+        await fetch(`${url}/v2/apps/w/_thaw/profiles/${d}?workload=app%2Ff1`)
+      ).headers.get('docker-content-digest'),
+    )
+    expect(h2.profile).toBe(uploaded['app/f2'])
+    expect(h1.artifact).toBe(h2.artifact)
+    // No profile for the workload, its app or the default: no bundle.
+    expect((await bundle('app/f3')).status).toBe(404)
+
+    // The unnamed profile is the default of every workload without one of its own.
+    await expectStatus(await post(url, 'apps/w', d, run(d, '', '/a')), 201)
+    const fallback = await bundle('other/f')
+    expect(fallback.status).toBe(200)
+    expect((await header(fallback)).profile).toBe(
+      (await fetch(`${url}/v2/apps/w/_thaw/profiles/${d}`)).headers.get('docker-content-digest'),
+    )
   })
 })
 
