@@ -42,6 +42,10 @@ const commands: Record<string, Command> = {
       'build the app folder into an image (no Docker), push it through the edge, deploy it to a host',
     load: () => import('../host/cli/deploy.ts'),
   },
+  logs: {
+    summary: "an app's log on a host, or follow it (--follow, --since 5m)",
+    load: () => import('../host/cli/logs.ts'),
+  },
   base: {
     summary:
       "build a base image here (node: from this machine's node; debian: debootstrap) and push it",

@@ -85,6 +85,7 @@ export async function main(argv: string[]): Promise<number> {
     sandbox: { userNamespaces: flags.userNamespaces },
     edgeFor: (registry) => edgeFor(flags.edges, registry),
     credentials,
+    syncTriggers: true,
     logger: jsonHostLogger(),
   }).catch(async (err: unknown) => {
     await mounts.close()

@@ -21,6 +21,9 @@ import { parseRunnerOptions, type ParsedRunnerOptions, type RunnerOptions } from
 import { serve, type Served } from './served.ts'
 import { resolveLocalEntry } from './typescript-entry.ts'
 import { watchApp } from './watch.ts'
+import { openTimerStatusStore } from '../timers/timer-status-store.ts'
+import { startLocalTimers } from './local-timers.ts'
+import type { TimerScheduler } from '../timers/timer-scheduler.ts'
 
 /** A function app running locally: the `func start` of thaw, as an API (miniflare's shape). */
 export interface Runner {
@@ -88,6 +91,7 @@ interface RunnerState {
   generations?: Generations
   served?: Served
   unwatch?: () => void
+  timers?: TimerScheduler
 }
 
 async function start(state: RunnerState): Promise<URL> {
@@ -117,8 +121,19 @@ async function start(state: RunnerState): Promise<URL> {
     emit,
   }))
   const allow = opts.functions ?? config.functions
+  const timerStore = await openTimerStatusStore(join(opts.scriptRoot, '.thaw', 'timers.json'))
   generations.onSwitch((next) => {
     state.served = serve(next, { routePrefix: config.routePrefix, allow, env })
+    // A new generation brings its own functions: its timers replace the old ones (and those
+    // with runOnStartup fire again, as func start does after a restart).
+    state.timers?.stop()
+    if (!state.disposed)
+      state.timers = startLocalTimers(state.served, {
+        store: timerStore,
+        env,
+        emit,
+        invoke: (name, input) => invoke(state, name, input),
+      })
     void next.exited.then(() => {
       if (!state.disposed && generations.current() === next)
         void generations.reload('the worker exited')
@@ -261,6 +276,7 @@ async function stop(state: RunnerState, ready: Promise<URL>): Promise<void> {
 
 async function cleanup(state: RunnerState): Promise<void> {
   state.unwatch?.()
+  state.timers?.stop()
   const server = state.server
   if (server) {
     const closed = new Promise<void>((r) => server.close(() => r()))

@@ -1,4 +1,5 @@
 import { ThawError } from '../../runtime/errors.ts'
+import type { FunctionInfo } from '../../runtime/protocol/worker-messages.ts'
 import type { AppLimits } from '../apps/app-spec.ts'
 import type { HostLogger } from '../log/host-logger.ts'
 import type { HttpFunctionSpec } from '../router/index.ts'
@@ -12,6 +13,8 @@ export interface StartedNode {
   readonly id: string
   readonly client: WorkerClient
   readonly functions: HttpFunctionSpec[]
+  /** Every function the app registered, HTTP or not (timers, admin invoke). */
+  readonly allFunctions: FunctionInfo[]
   readonly routePrefix: string
   /** The cold start's phases except `first` and `total`. */
   readonly timings: Omit<ColdStartTimings, 'first' | 'total'>

@@ -15,6 +15,8 @@ export interface CustomHandlerWorkerClientOptions {
   functions: FunctionJsonFunction[]
   /** The handler's `Logs` of one invocation. */
   onLogs?: (functionName: string, invocationId: string, logs: string[]) => void
+  /** An invocation the handler failed (the caller gets a bare 500; the reason goes here). */
+  onFailure?: (functionName: string, invocationId: string, message: string) => void
   /** The app's body limit (default and cap for the payload protocol: HANDLER_BODY_LIMIT). */
   bodyLimit?: number
 }
@@ -23,8 +25,8 @@ export interface CustomHandlerWorkerClientOptions {
  * A custom handler behind the WorkerClient seam the front door dispatches to: each dispatch is
  * translated on the host's side (forwarded, or wrapped in the payload protocol and its HTTP
  * output turned back into a response; host/custom-handler). A handler that refuses the call
- * (non-2xx payload answer, or an answer that is not the protocol's JSON) gives 500, as the
- * Functions host answers a failed invocation; a body over the limit gives 413. A connection
+ * (non-2xx payload answer, or an answer that is not the protocol's JSON) gives an empty 500, as
+ * the Functions host answers a failed invocation, and its reason goes to onFailure (the log); a body over the limit gives 413. A connection
  * that fails (the handler died) rejects, and the front door answers 502.
  */
 export function createCustomHandlerWorkerClient(o: CustomHandlerWorkerClientOptions): WorkerClient {
@@ -50,8 +52,10 @@ export function createCustomHandlerWorkerClient(o: CustomHandlerWorkerClientOpti
         if (logs.length > 0) o.onLogs?.(fn.name, input.invocationId, logs)
         return toDispatchOutput(answer)
       } catch (err) {
-        if (err instanceof CustomHandlerError) return toDispatchOutput(text(500, err.message))
-        throw err
+        if (!(err instanceof CustomHandlerError)) throw err
+        o.onFailure?.(fn.name, input.invocationId, err.message)
+        // As the Functions host answers a failed invocation: no internals for the caller.
+        return toDispatchOutput({ status: 500, headers: [['content-length', '0']], body: Buffer.alloc(0) })
       }
     },
     async invoke(name, input, invocationId, signal) {
@@ -66,8 +70,9 @@ export function createCustomHandlerWorkerClient(o: CustomHandlerWorkerClientOpti
         if (logs.length > 0) o.onLogs?.(fn.name, invocationId, logs)
         return { returnValue, outputs }
       } catch (err) {
-        if (err instanceof CustomHandlerError) throw new WorkerCallError(500, err.message)
-        throw err
+        if (!(err instanceof CustomHandlerError)) throw err
+        o.onFailure?.(fn.name, invocationId, err.message)
+        throw new WorkerCallError(500, err.message)
       }
     },
     close: () => o.client.close(),

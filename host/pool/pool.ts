@@ -5,6 +5,7 @@ import {
   type OperatorLimits,
 } from '../apps/operator-limits.ts'
 import type { HostLogger } from '../log/host-logger.ts'
+import type { AppLogs } from '../logs/app-logs.ts'
 import type { ImageMounts, MountLease } from '../mount/image-mounts.ts'
 import { NODE_CAPABILITIES } from '../sandbox/capabilities.ts'
 import type { SandboxNode } from '../sandbox/sandbox-node.ts'
@@ -20,6 +21,7 @@ import {
 } from './app-nodes.ts'
 import { collectStartLogs, withStartLogs } from './start-logs.ts'
 import type { PoolNodeState } from './node-state.ts'
+import { createNodeLog } from './node-log.ts'
 import type { ProfileTracker } from './profile-tracker.ts'
 import { startWorkerNode, type NodePrivileges } from './start-worker-node.ts'
 import { createWarmPool, type NodePreparer, type WarmPool } from './warm-pool.ts'
@@ -33,9 +35,13 @@ export interface PoolOptions {
   /** Checked again at every cold start: the operator may have lowered them. Default: defaults. */
   operatorLimits?: OperatorLimits
   logger: HostLogger
+  /** The apps' logs: what nodes print and log, failed invocations, failed starts. */
+  logs: AppLogs
   onNodeState?: (app: string, node: PoolNode, from: PoolNodeState, to: PoolNodeState) => void
   /** Of failing starts (app-nodes.ts DEFAULT_START_BACKOFF). */
   backoff?: StartBackoff
+  /** A node of the app is ready, with these functions (the host's timers learn them here). */
+  onStarted?: (app: App, node: StartedNode) => void
 }
 
 export interface PoolStatus {
@@ -92,7 +98,11 @@ export function createPool(o: PoolOptions): Pool {
   const nodesFor = (app: App) =>
     new AppNodes(app.name, {
       limits: () => app.limits,
-      start: (id, signal, fn) => startNode(o, warmPool, app, id, signal, fn),
+      start: async (id, signal, fn) => {
+        const started = await startNode(o, warmPool, app, id, signal, fn)
+        o.onStarted?.(app, started)
+        return started
+      },
       logger: o.logger,
       onState: (node, from, to) => o.onNodeState?.(app.name, node, from, to),
       backoff: o.backoff,
@@ -200,6 +210,7 @@ async function startNodeLogged(
   }
   const [lease, node] = [leased.value, taken.value]
   o.profiles.acquired(app.image, lease, options)
+  const log = createNodeLog(o.logs, app.name, id, { revision: app.revision, logger })
   try {
     const running = await startWorkerNode({
       node,
@@ -210,6 +221,7 @@ async function startNodeLogged(
       pids: app.limits.pids,
       privileges: nodePrivileges(app.limits),
       logger,
+      log,
       signal,
     })
     let destroying: Promise<void> | undefined
@@ -217,6 +229,7 @@ async function startNodeLogged(
       id,
       client: running.client,
       functions: running.functions,
+      allFunctions: running.allFunctions,
       routePrefix: running.routePrefix,
       timings: {
         resolve: lease.timings.resolveMs,
@@ -235,6 +248,7 @@ async function startNodeLogged(
         })()),
     }
   } catch (err) {
+    log.host('error', `the node could not start the app: ${(err as Error).message}`)
     await destroyBoth(node, lease)
     throw err
   }

@@ -38,10 +38,7 @@ export async function startCustomHandlerNode(
   const handler = app.customHandler
   const { functions, problems } = await readFunctionJsonDir(join(o.lease.root, app.scriptRoot))
   for (const p of problems) {
-    o.logger.log('warn', `function ${p.function} skipped: ${p.message}`, {
-      app: o.appName,
-      node: o.node.id,
-    })
+    o.log.host('warn', `function ${p.function} skipped: ${p.message}`)
   }
   const port = handler.port ?? HANDLER_PORT
   const config = o.lease.image.config.config ?? {}
@@ -59,8 +56,7 @@ export async function startCustomHandlerNode(
     memoryBytes: o.memoryBytes,
     pids: o.pids,
     ...o.privileges,
-    onOutput: (stream, chunk) =>
-      o.logger.log('info', chunk.toString().trimEnd(), { app: o.appName, node: o.node.id, stream }),
+    onOutput: (stream, chunk) => o.log.output(stream, chunk),
     signal: o.signal,
   })
   const specialized = performance.now()
@@ -76,15 +72,14 @@ export async function startCustomHandlerNode(
     client: createCustomHandlerClient({ baseUrl, forwarding: handler.enableForwardingHttpRequest }),
     functions,
     bodyLimit: parseBodyLimits(o.settings, o).limits.maxBytes,
-    onLogs: (fn, invocationId, logs) => {
-      for (const l of logs)
-        o.logger.log('info', l, { app: o.appName, node: o.node.id, function: fn, invocationId })
-    },
+    onLogs: (fn, invocationId, logs) => o.log.handlerLogs(fn, invocationId, logs),
+    onFailure: (fn, invocationId, message) => o.log.failed(fn, invocationId, message),
   })
   return {
     process: proc,
     client,
     functions: functions.filter(served).map(toSpec),
+    allFunctions: functions.filter((f) => !f.disabled),
     routePrefix: app.routePrefix,
     timings: { sandboxMs: forwardMs + proc.timings.totalMs, loadMs },
     exited: proc.exited,

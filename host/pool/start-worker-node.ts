@@ -12,6 +12,7 @@ import type { SandboxNode, SpecializeOptions } from '../sandbox/sandbox-node.ts'
 import { listenControl } from '../worker/control-server.ts'
 import { createWorkerClient, type WorkerClient } from '../worker/worker-client.ts'
 import { readImageAppConfig } from './app-config-in-image.ts'
+import type { NodeLog } from './node-log.ts'
 import { startCustomHandlerNode } from './start-custom-handler-node.ts'
 import { startFailed, untilReady } from './until-ready.ts'
 
@@ -32,6 +33,8 @@ export interface StartWorkerNodeOptions {
   pids: number
   privileges?: NodePrivileges
   logger: HostLogger
+  /** The app's log (host/logs), records of this node. */
+  log: NodeLog
   signal: AbortSignal
 }
 
@@ -40,6 +43,8 @@ export interface RunningApp {
   readonly process: NodeProcess
   readonly client: WorkerClient
   readonly functions: HttpFunctionSpec[]
+  /** Every function the app registered, HTTP or not (timers, admin invoke). */
+  readonly allFunctions: FunctionInfo[]
   readonly routePrefix: string
   /** Sandbox start (overlay, config, runtime) and app load (process start → ready), ms. */
   readonly timings: { sandboxMs: number; loadMs: number }
@@ -73,7 +78,8 @@ export async function startWorkerNode(o: StartWorkerNodeOptions): Promise<Runnin
   control.onMessage((m) => {
     if (m.type === 'ready') ready(m)
     else if (m.type === 'fatal') fatal(startFailed(`the app failed to load: ${m.message}`))
-    else if (m.type === 'log') o.logger.log('info', m.message, { app: o.appName, node: o.node.id, category: m.category, function: m.functionName })
+    else if (m.type === 'log') o.log.worker(m)
+    else if (m.type === 'invocation-end') o.log.invocationEnd(m)
   })
   const config = image.config.config ?? {}
   const entry = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])]
@@ -96,8 +102,7 @@ export async function startWorkerNode(o: StartWorkerNodeOptions): Promise<Runnin
       memoryBytes: o.memoryBytes,
       pids: o.pids,
       ...o.privileges,
-      onOutput: (stream, chunk) =>
-        o.logger.log('info', chunk.toString().trimEnd(), { app: o.appName, node: o.node.id, stream }),
+      onOutput: (stream, chunk) => o.log.output(stream, chunk),
       signal: o.signal,
     })
   } catch (err) {
@@ -113,6 +118,7 @@ export async function startWorkerNode(o: StartWorkerNodeOptions): Promise<Runnin
       process: proc,
       client,
       functions: message.functions.filter((f) => f.trigger === 'httpTrigger').map(toSpec),
+      allFunctions: message.functions,
       routePrefix: app.routePrefix,
       timings: { sandboxMs: proc.timings.totalMs, loadMs },
       exited: proc.exited,

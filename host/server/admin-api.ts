@@ -8,6 +8,9 @@ import type { ProfileTracker } from '../pool/profile-tracker.ts'
 import { authorize } from '../router/index.ts'
 import { header } from '../local/http-answers.ts'
 import { revisionRoute } from './admin-revisions.ts'
+import type { AppLogs } from '../logs/app-logs.ts'
+import { serveLogs } from '../logs/log-stream.ts'
+import { runFunction, takeFunction } from './function-invoke.ts'
 import { readJson, sendError, sendJson } from './json-io.ts'
 import type { Rollout } from './rollout.ts'
 
@@ -18,6 +21,7 @@ export interface AdminContext {
   mounts: ImageMounts
   rollout: Rollout
   masterKey: string
+  logs: AppLogs
   startedAt: Date
 }
 
@@ -33,6 +37,12 @@ export interface AdminContext {
  *   ...    /admin/apps/<name>/revisions, /rollback, /settings, /keys: admin-revisions.ts
  *   DELETE /admin/apps/<name>            remove (its nodes drain); 204
  *   POST   /admin/apps/<name>/drain      recycle the app's nodes now (scale to zero)
+ *   GET    /admin/apps/<name>/logs       the app's log (?since=5m|ISO|seq:N, ?follow=1: SSE or NDJSON;
+ *                                        host/logs/log-stream.ts)
+ *   POST   /admin/apps/<name>/functions/<fn>  run any function ({"input": …}), 202 with its
+ *                                        invocation id; also `POST /admin/functions/<fn>` on
+ *                                        the app's host name, as Azure's admin API
+ *   GET    /admin/invocations            the host's recent invocations, newest first (?app=, ?limit=)
  *   GET    /admin/pool                   warm pool and every app's nodes
  *   GET    /admin/profiles               each image's record/replay profile state
  *   POST   /admin/cache/clear            drop the mounts' cached frames (a cold start from the edge)
@@ -47,13 +57,14 @@ export async function handleAdmin(ctx: AdminContext, req: IncomingMessage, res: 
     if (!authorize('admin', keyed, { master: ctx.masterKey }).ok) {
       throw new ThawError('UNAUTHORIZED', 'the admin API needs the master key (x-functions-key or ?code=)', { fault: 'user' })
     }
-    await route(ctx, req, res, url.pathname.replace(/\/+$/, ''))
+    await route(ctx, req, res, url)
   } catch (err) {
     sendError(res, err)
   }
 }
 
-async function route(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+async function route(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  const path = url.pathname.replace(/\/+$/, '')
   const method = req.method ?? 'GET'
   const parts = path.split('/').slice(2).map(decodeURIComponent) // ['', 'admin', ...]
   const [what, name, action] = parts
@@ -89,7 +100,22 @@ async function route(ctx: AdminContext, req: IncomingMessage, res: ServerRespons
     }
     return sendJson(res, 201, (await ctx.apps.put(input)).app)
   }
+  if (what === 'invocations' && parts.length === 1) {
+    allow('GET')
+    const limit = Number(url.searchParams.get('limit') ?? ctx.logs.invocations.max)
+    const app = url.searchParams.get('app') ?? undefined
+    return sendJson(res, 200, { invocations: ctx.logs.invocations.list({ app, limit: Math.max(0, limit) || undefined }) })
+  }
   if (what === 'apps' && name !== undefined && parts.length === 2) return appRoute(ctx, req, res, name, allow)
+  if (what === 'apps' && name !== undefined && action === 'logs' && parts.length === 3) {
+    allow('GET')
+    if (!ctx.apps.get(name)) notFound(name)
+    return serveLogs(ctx.logs, name, req, res, url)
+  }
+  if (what === 'apps' && name !== undefined && action === 'functions' && parts.length === 4) {
+    allow('POST')
+    return invoke(ctx, req, res, name, parts[3]!)
+  }
   if (what === 'apps' && name !== undefined && action === 'drain' && parts.length === 3) {
     allow('POST')
     const app = ctx.apps.get(name) ?? notFound(name)
@@ -131,6 +157,27 @@ async function appRoute(
       if (!(await ctx.apps.delete(name))) notFound(name)
       res.writeHead(204).end()
   }
+}
+
+/**
+ * Runs a function of any trigger as Azure's `POST /admin/functions/<name>` does: the body is
+ * `{"input": <value>}` (empty: no input; a timer then gets a manual run's TimerInfo), the answer
+ * 202 once a node of the app has the function (after a cold start if it had no node), with the
+ * invocation id in `x-ms-invocation-id` and the body. The run goes on in the background; its
+ * outcome is in the app's log and `GET /admin/invocations`.
+ */
+async function invoke(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, name: string, fn: string): Promise<void> {
+  const app = ctx.apps.get(name) ?? notFound(name)
+  const h = req.headers
+  const empty = h['content-length'] === '0' || (h['content-length'] === undefined && h['transfer-encoding'] === undefined)
+  const body = empty ? {} : await readJson(req) // no body: no input, as on Azure
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ThawError('BODY_INVALID', 'the body must be a JSON object: {"input": <value>}', { fault: 'user' })
+  }
+  const taken = await takeFunction(ctx, app, fn, AbortSignal.timeout(app.limits.startTimeoutMs + 5000))
+  void runFunction(ctx, app, taken, (body as { input?: unknown }).input, 'admin')
+  res.setHeader('x-ms-invocation-id', taken.invocationId)
+  return sendJson(res, 202, { invocationId: taken.invocationId, function: taken.fn.name })
 }
 
 function notFound(name: string): never {

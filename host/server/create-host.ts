@@ -4,6 +4,7 @@ import type { AppStore } from '../apps/app-store.ts'
 import { answer } from '../local/http-answers.ts'
 import { acceptBody } from '../request-body/index.ts'
 import type { HostLogger } from '../log/host-logger.ts'
+import type { AppLogs } from '../logs/app-logs.ts'
 import type { ImageMounts } from '../mount/image-mounts.ts'
 import type { Pool } from '../pool/pool.ts'
 import type { ProfileTracker } from '../pool/profile-tracker.ts'
@@ -34,6 +35,8 @@ export interface HostOptions {
   /** The dashboard's view of the edges (edge-stats.ts); default: `http://<registry>` of each image. */
   edges?: EdgeStats
   logger: HostLogger
+  /** The apps' logs and recent invocations (shared with the pool). */
+  logs: AppLogs
 }
 
 export interface Host {
@@ -81,6 +84,13 @@ export function createHost(o: HostOptions): Host {
       }
     }
     if (!address) return answer(res, 404, `no app here: use http://<app>.${domain}/... or /<app>/...`)
+    // Azure's `POST /admin/functions/<name>` on the app's own host name: the admin API's invoke.
+    const invoke = address.by === 'host' ? /^\/admin\/functions\/([^/]+)\/?$/.exec(url.pathname) : null
+    if (invoke) {
+      acceptBody(req, res)
+      const path = `/admin/apps/${encodeURIComponent(address.app)}/functions/${invoke[1]}`
+      return handleAdmin(admin, req, res, new URL(`${path}${url.search}`, url))
+    }
     const app = o.apps.get(address.app)
     if (!app) return answer(res, 404, `no app named "${address.app}"`)
     return serveFunction(door, app, o.pool.nodesOf(app), address.path, req, res)

@@ -5,6 +5,7 @@ import type { App } from '../apps/app-spec.ts'
 import { answer, header } from '../local/http-answers.ts'
 import type { HostLogger } from '../log/host-logger.ts'
 import { AppStartError, type AppNodes, type NodeSlot } from '../pool/app-nodes.ts'
+import type { AppLogs } from '../logs/app-logs.ts'
 import { COLD_START_HEADER, formatColdStart, type ColdStart } from '../pool/cold-start.ts'
 import {
   acceptBody,
@@ -28,6 +29,8 @@ export interface FunctionDoorContext {
   logger: HostLogger
   /** Each cold start's figures, for the dashboard. */
   coldStarts?: RecentColdStarts
+  /** Each answered invocation goes to its recent invocations. */
+  logs: AppLogs
 }
 
 type Routed = { entry: RouteEntry; params: Record<string, string | null> }
@@ -100,6 +103,16 @@ export async function serveFunction(
     const o = { invocationId, limits, arrived, signal, timedOut: () => timeout.aborted }
     const status = await dispatch(ctx, app, slot, routed, path, req, res, body, o)
     done(status)
+    ctx.logs.invocations.add({
+      id: invocationId,
+      app: app.name,
+      function: routed.entry.fn.name,
+      trigger: 'http',
+      status,
+      durationMs: performance.now() - arrived,
+      cold: slot.first,
+      node: slot.node.id,
+    })
   } finally {
     slot.release()
   }

@@ -13,6 +13,9 @@ export function sendError(res: ServerResponse, err: unknown): void {
 
 const STATUS: Record<string, number> = {
   APP_NOT_FOUND: 404,
+  FUNCTION_NOT_FOUND: 404,
+  APP_BUSY: 429,
+  APP_START_FAILED: 503,
   NOT_FOUND: 404,
   APP_EXISTS: 409,
   REVISION_NOT_FOUND: 404,

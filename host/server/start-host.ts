@@ -11,8 +11,11 @@ import { createProfileTracker, type ProfileTracker } from '../pool/profile-track
 import { WORKER_FILE } from '../pool/start-worker-node.ts'
 import { generateKey } from '../router/index.ts'
 import { createSandbox, type Sandbox, type SandboxOptions } from '../sandbox/sandbox.ts'
+import { AppLogs } from '../logs/app-logs.ts'
+import type { RingBounds } from '../logs/log-ring.ts'
 import { createHost, type Host } from './create-host.ts'
 import { EdgeStats } from './dashboard/edge-stats.ts'
+import { startHostTimers, type HostTimers } from './host-timers.ts'
 import { HostMetrics } from './host-metrics.ts'
 import type { ServerLimits } from './http-server.ts'
 
@@ -37,6 +40,14 @@ export interface StartHostOptions {
   /** For edges with auth on: profile uploads (the mounts get their own). */
   credentials?: CredentialsOption
   sandbox?: Omit<SandboxOptions, 'stateDir' | 'workerDir'>
+  /**
+   * Start one node of an app after it is created or changed, to learn its functions, so its
+   * timers run without a request (host-timers.ts). Default false: timers are known from an
+   * app's first node on. `thaw host` turns it on.
+   */
+  syncTriggers?: boolean
+  /** Bounds of each app's log ring (logs/app-logs.ts DEFAULT_RING_BOUNDS). */
+  logBounds?: Partial<RingBounds>
   /** What an app may ask for (apps/operator-limits.ts). Default: defaultOperatorLimits(). */
   operatorLimits?: OperatorLimits
   logger: HostLogger
@@ -50,6 +61,8 @@ export interface RunningHost {
   apps: AppStore
   pool: Pool
   profiles: ProfileTracker
+  logs: AppLogs
+  timers: HostTimers
   sandbox: Sandbox
   metrics: HostMetrics
   /** Idempotent: the server, the nodes, the sandbox, the mounts. */
@@ -67,6 +80,8 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
   const sandbox = await createSandbox({ ...o.sandbox, stateDir: join(stateDir, 'sandbox'), workerDir })
   const metrics = new HostMetrics()
   const profiles = createProfileTracker({ logger: o.logger, edgeFor: o.edgeFor, credentials: o.credentials })
+  const logs = new AppLogs({ ...o.logBounds, logger: o.logger })
+  let timers: HostTimers | undefined
   const pool = createPool({
     sandbox,
     mounts: o.mounts,
@@ -74,7 +89,9 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
     warm: o.warm ?? 2,
     operatorLimits: o.operatorLimits,
     logger: o.logger,
+    logs,
     onNodeState: (_app, _node, from, to) => metrics.nodeState(from, to),
+    onStarted: (app, node) => timers?.learned(app, node.allFunctions),
   })
   const host = createHost({
     apps,
@@ -88,12 +105,14 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
     domain: o.domain,
     edges: new EdgeStats({ edgeFor: o.edgeFor, credentials: o.credentials }),
     logger: o.logger,
+    logs,
   })
   let url: string
   try {
     url = (await host.listen(o.port ?? 7071, o.hostname)).url
+    timers = await startHostTimers({ stateDir, apps, pool, logs, syncTriggers: o.syncTriggers ?? false })
   } catch (err) {
-    await pool.close()
+    await host.close()
     await sandbox.close()
     throw err
   }
@@ -106,10 +125,13 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
     apps,
     pool,
     profiles,
+    logs,
+    timers,
     sandbox,
     metrics,
     close: () =>
       (closing ??= (async () => {
+        timers.close()
         await host.close()
         await sandbox.close()
         await o.mounts.close()

@@ -24,6 +24,7 @@ function fakeStarter() {
             id,
             client: {} as WorkerClient,
             functions: [],
+            allFunctions: [],
             routePrefix: 'api',
             timings: { resolve: 0, mount: 0, prefetch: 0, sandbox: 0, load: 0 },
             fetched: () => ({ requests: 0, bytes: 0 }),

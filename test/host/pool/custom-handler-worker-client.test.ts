@@ -138,15 +138,18 @@ describe('createCustomHandlerWorkerClient', () => {
       (_s: Seen, res: ServerResponse) => res.end('<html>'),
       /invalid JSON/,
     ],
-  ])('answers 500 saying why for %s', async (_name, answer, message) => {
+  ])('answers an empty 500 and tells the log why for %s', async (_name, answer, message) => {
     const h = await handler(answer)
+    const failures: string[][] = []
     const client = createCustomHandlerWorkerClient({
       client: createCustomHandlerClient({ baseUrl: h.baseUrl, forwarding: false }),
       functions: [fn('greet')],
+      onFailure: (name, id, why) => void failures.push([name, id, why]),
     })
     const out = await client.dispatch(input())
     expect(out.status).toBe(500)
-    expect(await text(out.body)).toMatch(message)
+    expect(await text(out.body)).toBe('') // no internals for the caller
+    expect(failures).toEqual([['greet', input().invocationId, expect.stringMatching(message)]])
     await client.destroy()
   })
 
