@@ -33,7 +33,7 @@ const functionJson = z.looseObject({
 })
 
 /** Triggers a thaw host serves (see runtime/worker/function-info.ts). */
-const SERVED = new Set(['httptrigger', 'warmuptrigger'])
+const SERVED = new Set(['httptrigger', 'warmuptrigger', 'timertrigger'])
 
 /**
  * Every `<dir>/function.json` directly under the script root (the classic layout custom handlers

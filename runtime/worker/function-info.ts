@@ -1,8 +1,11 @@
 import type { AuthLevel, FunctionInfo } from '../protocol/worker-messages.ts'
 import type { RegisteredFunction } from './app-state.ts'
 
-/** Triggers thaw's hosts serve: HTTP routes, and warmup at /admin/warmup (HOST WebScriptHostHttpRoutesManager). */
-const SERVED_TRIGGERS = new Set(['httptrigger', 'warmuptrigger'])
+/**
+ * Triggers thaw's hosts serve: HTTP routes, warmup at /admin/warmup (HOST
+ * WebScriptHostHttpRoutesManager), and timers (host/timers).
+ */
+const SERVED_TRIGGERS = new Set(['httptrigger', 'warmuptrigger', 'timertrigger'])
 
 export function isHttpTrigger(fn: RegisteredFunction): boolean {
   return fn.trigger.type.toLowerCase() === 'httptrigger'

@@ -41,7 +41,7 @@ describe.each([false, true])('a Python custom handler (forwarding: %s)', (forwar
           authLevel: 'anonymous',
           servable: true,
         }),
-        expect.objectContaining({ name: 'tick', trigger: 'timerTrigger', servable: false }),
+        expect.objectContaining({ name: 'tick', trigger: 'timerTrigger', servable: true }),
       ])
       const get = await runner.dispatchFetch('/api/hello?name=Ada')
       expect(get.status).toBe(200)

