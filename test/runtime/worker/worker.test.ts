@@ -31,10 +31,11 @@ describe('the functions worker, alone', () => {
     })
     expect(byName.secret).toMatchObject({ authLevel: 'function', methods: ['GET'], route: null })
     expect(byName.manage).toMatchObject({ authLevel: 'admin' })
-    // Non-HTTP triggers are listed, marked as not served, with the reason.
+    // Timers are served (host/timers); other non-HTTP triggers are listed as not served, with why.
     expect(byName.tick).toMatchObject({ trigger: 'timerTrigger', methods: null, servable: true })
-    expect(byName.tick!.reason).toMatch(/no event source for "timerTrigger"/)
+    expect(byName.tick!.reason).toBeUndefined() // host/timers serves timers
     expect(byName.orders).toMatchObject({ trigger: 'queueTrigger', servable: false })
+    expect(byName.orders!.reason).toMatch(/no event source for "queueTrigger"/)
     await w.process.stop()
   })
 
