@@ -21,10 +21,12 @@ function start(scriptRoot: string) {
     logger: (e) => (events.push(e), waiters.splice(0).forEach((w) => w())),
   })
   onTestFinished(() => runner.dispose())
-  const logs = () =>
-    events.flatMap((e) => (e.type === 'log' && e.category === 'user' ? [[e.level, e.message]] : []))
+  const logs = (): [string, string][] =>
+    events.flatMap((e) =>
+      e.type === 'log' && e.category === 'user' ? [[e.level, e.message] as [string, string]] : [],
+    )
   /** Resolves once `test` holds for the user logs (the test's timeout is the deadline). */
-  const until = (test: (l: string[][]) => boolean) =>
+  const until = (test: (l: [string, string][]) => boolean) =>
     new Promise<void>((resolve) => {
       const check = () => (test(logs()) ? resolve() : waiters.push(check))
       check()
