@@ -112,6 +112,7 @@ export async function serveFunction(
       durationMs: performance.now() - arrived,
       cold: slot.first,
       node: slot.node.id,
+      revision: app.revision,
     })
   } finally {
     slot.release()

@@ -93,5 +93,6 @@ export async function runFunction(
     durationMs: performance.now() - started,
     cold: slot.first,
     node: slot.node.id,
+    revision: app.revision,
   })
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { z } from 'zod'
 import type { FunctionInfo } from '../../runtime/protocol/worker-messages.ts'
@@ -33,12 +34,12 @@ export interface HostTimers {
 
 /** What the host knows of an app's functions without a node: enough to schedule its timers. */
 interface KnownFunctions {
-  /** The app's updatedAt these were learned for: a changed app is learned again. */
-  updatedAt: string
+  /** Of the image and settings these were learned from (runtimeOf): another is learned again. */
+  runtime: string
   functions: Pick<FunctionInfo, 'name' | 'trigger' | 'bindings'>[]
 }
 const knownFunctions = z.object({
-  updatedAt: z.string(),
+  runtime: z.string(),
   functions: z.array(
     z.object({
       name: z.string(),
@@ -61,13 +62,19 @@ export async function startHostTimers(o: HostTimersOptions): Promise<HostTimers>
     knownFunctions,
   )
   const store = await openTimerStatusStore(join(o.stateDir, 'timers.json'))
-  const schedulers = new Map<string, TimerScheduler>()
+  /** Each app's timers, with the runtime (runtimeOf) they were made for. */
+  const scheduled = new Map<string, { runtime: string; scheduler: TimerScheduler | undefined }>()
   let closed = false
 
+  const unschedule = (name: string) => {
+    scheduled.get(name)?.scheduler?.stop()
+    scheduled.delete(name)
+  }
+
+  /** Starts the app's timers, unless those of the same runtime run (a keys change keeps them). */
   const schedule = (app: App, known: KnownFunctions) => {
-    schedulers.get(app.name)?.stop()
-    schedulers.delete(app.name)
-    if (closed) return
+    if (closed || scheduled.get(app.name)?.runtime === known.runtime) return
+    unschedule(app.name)
     const { timers, problems } = timerSpecs(known.functions as FunctionInfo[], app.settings)
     for (const p of problems) {
       o.logs.append(app.name, {
@@ -77,6 +84,7 @@ export async function startHostTimers(o: HostTimersOptions): Promise<HostTimers>
         message: `timer ${p.function} will not run: ${p.message}`,
       })
     }
+    scheduled.set(app.name, { runtime: known.runtime, scheduler: undefined })
     if (timers.length === 0) return
     const scheduler = startTimerScheduler({
       timers,
@@ -101,7 +109,7 @@ export async function startHostTimers(o: HostTimersOptions): Promise<HostTimers>
           message: `timer ${fn} did not run: ${(err as Error).message}`,
         }),
     })
-    schedulers.set(app.name, scheduler)
+    scheduled.set(app.name, { runtime: known.runtime, scheduler })
   }
 
   /** One node of the app started and released: its functions arrive through learned(). */
@@ -123,14 +131,14 @@ export async function startHostTimers(o: HostTimersOptions): Promise<HostTimers>
 
   const adopt = (app: App) => {
     const known = catalog.get(app.name)
-    if (known && known.updatedAt === app.updatedAt) schedule(app, known)
-    else if (o.syncTriggers) sync(app)
+    if (known?.runtime === runtimeOf(app)) return schedule(app, known)
+    unschedule(app.name)
+    if (o.syncTriggers) sync(app)
   }
 
   o.apps.onChange((name, app) => {
-    schedulers.get(name)?.stop()
-    schedulers.delete(name)
     if (app) return adopt(app)
+    unschedule(name)
     o.logs.forget(name)
     void catalog.delete(name)
   })
@@ -138,27 +146,32 @@ export async function startHostTimers(o: HostTimersOptions): Promise<HostTimers>
 
   return {
     learned(app, functions) {
-      if (closed || o.apps.get(app.name)?.updatedAt !== app.updatedAt) return
+      if (closed) return
+      // Also a revision not yet active (a rollout's health gate): known when it becomes active.
       const known: KnownFunctions = {
-        updatedAt: app.updatedAt,
+        runtime: runtimeOf(app),
         functions: functions.map((f) => ({
           name: f.name,
           trigger: f.trigger,
           bindings: f.bindings,
         })),
       }
-      const before = catalog.get(app.name)
-      if (before && JSON.stringify(before) === JSON.stringify(known)) {
-        if (!schedulers.has(app.name)) schedule(app, known)
-        return
-      }
-      void catalog.set(app.name, known)
-      schedule(app, known)
+      if (JSON.stringify(catalog.get(app.name)) !== JSON.stringify(known))
+        void catalog.set(app.name, known)
+      const active = o.apps.get(app.name)
+      if (active && runtimeOf(active) === known.runtime) schedule(active, known)
     },
     close() {
       closed = true
-      for (const s of schedulers.values()) s.stop()
-      schedulers.clear()
+      for (const name of [...scheduled.keys()]) unschedule(name)
     },
   }
+}
+
+/** What an app's functions depend on: its image and settings (a schedule may be %SETTING%). */
+function runtimeOf(app: Pick<App, 'image' | 'settings'>): string {
+  const settings = Object.entries(app.settings).sort(([a], [b]) => a.localeCompare(b))
+  return createHash('sha256')
+    .update(JSON.stringify([app.image, settings]))
+    .digest('hex')
 }
