@@ -7,7 +7,7 @@ import { onCleanup } from '../support/cleanup.ts'
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts'
 import { fuseUnavailable } from '../support/fuse.ts'
 import { readLayoutImage } from '../support/edge-image.ts'
-import { run, startProcess, type TestProcess } from '../support/processes.ts'
+import { freePort, run, startProcess, type TestProcess } from '../support/processes.ts'
 import { startDistribution, type TestRegistry } from '../support/registry.ts'
 import {
   buildBundle,
@@ -43,6 +43,7 @@ describe.skipIf(unavailable)('thaw snapshotter under containerd', () => {
   const layoutOf = { cri: '' }
   let criImage: PushedStreamingImage
   let snapshotterArgs: string[]
+  let metricsPort = 0
   const ctr = (args: string[]) => containerd.ctr(args, { timeoutMs: 120_000 })
   const runIn = async (reference: string, id: string): Promise<string> =>
     (
@@ -86,7 +87,9 @@ describe.skipIf(unavailable)('thaw snapshotter under containerd', () => {
     ])
     root = join(dir, 'r')
     const socket = join(dir, 's.sock')
+    metricsPort = await freePort()
     snapshotterArgs = ['snapshotter', '--socket', socket, '--root', root, '--no-background']
+    snapshotterArgs.push('--metrics-address', `127.0.0.1:${metricsPort}`)
     snapshotter = startProcess(THAW, snapshotterArgs)
     await snapshotter.waitFor(/"msg":"listening"/)
     containerd = await startContainerd(
@@ -146,6 +149,10 @@ describe.skipIf(unavailable)('thaw snapshotter under containerd', () => {
         .slice(1)
         .filter((l) => /Committed/.test(l)),
     ).toHaveLength(layers.length)
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+    expect(metrics).toContain(
+      `thaw_snapshotter_remote_prepares_total{result="lazy"} ${layers.length}`,
+    )
   }, 180_000)
 
   async function viewLabelInfoUsage(view: string, top: string): Promise<void> {
