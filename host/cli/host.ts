@@ -19,8 +19,10 @@ nodes started from lazily mounted images.
 options:
   -p, --port <n>          port to listen on (default 7071)
       --hostname <h>      address to listen on (default 127.0.0.1)
-      --edge <url>        registry edge the images come through (repeatable; an image's
-                          registry host picks the edge with that host, else the first)
+      --edge <url>        registry edge the images come through (repeatable): each is
+                          measured (round-trip time, throughput) and the fastest healthy one
+                          is tried first, the others in the order given; profiles go to the
+                          edge at the image's registry host, else the first
       --pool <n>          warm nodes to keep (default 2)
       --state <dir>       state directory: apps, master key, nodes (default ./.thaw-host)
       --master-key <k>    admin key (default: <state>/master.key, made on first start)

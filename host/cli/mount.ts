@@ -21,7 +21,9 @@ Mounts IMAGE's streaming artifact lazily at DIR, in the foreground, until SIGINT
 then unmounts and prints what it fetched.
 
 options:
-  --edge URL          an edge to fetch from, nearest first (repeatable); the image's registry is last
+  --edge URL          an edge to fetch from (repeatable): the fastest healthy one first (round-trip
+                      time and throughput, measured), the others in the order given, the
+                      image's registry last
   --cache DIR         frame cache (default /var/tmp/thaw-cache/frames)
   --cache-bytes N     cache bound in bytes (default 10 GiB)
   --timeout MS        deadline of one request to one source (default 10000)
@@ -73,6 +75,7 @@ export async function main(argv: string[]): Promise<number> {
     credentials: registryCredentials(),
     requestTimeoutMs: number(values.timeout, '--timeout'),
     retryAfterMs: number(values['retry-after'], '--retry-after'),
+    measured: values.edge.length,
     warn,
   })
   const cacheBytes = number(values['cache-bytes'], '--cache-bytes')

@@ -17,7 +17,7 @@ import { IndexCache } from './index-cache.ts'
 import { resolveKept, type KeptImage, type ResolvedImage } from './resolve-image.ts'
 import type { FuseKeeper } from '../fuse/fuse-keeper.ts'
 import { describeError } from '../../runtime/errors.ts'
-import { SourceSet } from './source-set.ts'
+import { SourceSet, type EdgeStatus } from './source-set.ts'
 
 export interface MountLogger {
   info(message: string): void
@@ -119,6 +119,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
         credentials: options.credentials,
         requestTimeoutMs: options.requestTimeoutMs,
         retryAfterMs: options.retryAfterMs,
+        measured: options.edges.length,
         warn: log.warn,
       })
       sourceSets.set(key, set)
@@ -302,6 +303,13 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       await rm(replayedDir, { recursive: true, force: true })
       await cache.clear()
       await files?.clear()
+    },
+    edges() {
+      // Each registry's set measures the same edges: the first set's view of each.
+      const seen = new Map<string, EdgeStatus>()
+      for (const set of sourceSets.values())
+        for (const e of set.edges()) if (!seen.has(e.url)) seen.set(e.url, e)
+      return [...seen.values()]
     },
     mounted() {
       return [...open]

@@ -1,6 +1,7 @@
 import type { Digest } from '../../runtime/oci/digest.ts'
 import type { ImageConfig } from '../../runtime/oci/schemas.ts'
 import type { Profile } from '../../runtime/profile/profile.ts'
+import type { EdgeStatus } from './source-set.ts'
 
 /**
  * What the host's pool needs from lazy mounts (implemented in this folder by createImageMounts).
@@ -22,6 +23,8 @@ export interface ImageMounts {
   clearCache(): Promise<void>
   /** Unmounts everything (waits for nothing but the unmounts). Idempotent. */
   close(): Promise<void>
+  /** The edges images come through: health, preference and measurements (for /metrics). */
+  edges?(): EdgeStatus[]
 }
 
 export interface AcquireOptions {

@@ -1,6 +1,7 @@
 import { describeError } from '../../runtime/errors.ts'
 import type { CredentialsOption } from '../../runtime/oci/remote/auth.ts'
 import { createRegistryClient, type RegistryClient } from '../../runtime/oci/remote/index.ts'
+import { EdgeSpeed } from './edge-speed.ts'
 import { MountError } from './errors.ts'
 
 /** Where blobs and manifests come from: the edges in preference order, then the origin. */
@@ -9,6 +10,17 @@ export interface Source {
   readonly client: RegistryClient
   /** While in the future, the source is tried only after every healthy one. */
   downUntil: number
+  /** Measurements, for an edge (`measured`); undefined for the origin. */
+  readonly speed?: EdgeSpeed
+}
+
+/** One edge as /metrics shows it. */
+export interface EdgeStatus {
+  url: string
+  healthy: boolean
+  preferred: boolean
+  rttSeconds?: number
+  bytesPerSecond?: number
 }
 
 export interface SourceSetOptions {
@@ -19,6 +31,13 @@ export interface SourceSetOptions {
   requestTimeoutMs?: number
   /** How long a failed source is skipped before it is tried first again (default 30 s). */
   retryAfterMs?: number
+  /**
+   * How many of `urls`, from the first, are edges to measure (default 0: none, the order is the
+   * given one). The fastest healthy edge is tried first, the others then in the given order.
+   */
+  measured?: number
+  /** Between probes of the measured edges (default 10 s; the first at once). */
+  probeIntervalMs?: number
   warn?: (message: string) => void
 }
 
@@ -33,12 +52,21 @@ export interface SourceCall {
  * those marked down (so with every source down each one is still tried once). A source that
  * fails or misses the deadline is marked down for `retryAfterMs`. Each client retries a little
  * itself; the failover across sources is what bounds a read's time.
+ *
+ * Nearest edge: the `measured` edges are probed (`GET /v2/`, every `probeIntervalMs`) for their
+ * round-trip time, and range reads give their throughput (edge-speed.ts). The healthy edge that
+ * would fetch a 1 MiB run soonest goes first; it keeps that place until another is clearly
+ * faster (its cost under 0.8 × the preferred one's), so two similar edges do not take turns. A
+ * probe that fails marks the edge down, one that answers brings it back.
  */
 export class SourceSet {
   readonly sources: Source[]
   readonly #timeoutMs: number
   readonly #retryAfterMs: number
   readonly #warn: (message: string) => void
+  readonly #probe: NodeJS.Timeout | undefined
+  #preferred: Source | undefined
+  #closed = false
 
   constructor(options: SourceSetOptions) {
     if (options.urls.length === 0) {
@@ -47,9 +75,11 @@ export class SourceSet {
     this.#timeoutMs = options.requestTimeoutMs ?? 10_000
     this.#retryAfterMs = options.retryAfterMs ?? 30_000
     this.#warn = options.warn ?? (() => {})
-    this.sources = [...new Set(options.urls.map((u) => u.replace(/\/+$/, '')))].map((url) => ({
+    const measured = new Set(options.urls.slice(0, options.measured ?? 0).map(trimUrl))
+    this.sources = [...new Set(options.urls.map(trimUrl))].map((url) => ({
       url,
       downUntil: 0,
+      speed: measured.has(url) ? new EdgeSpeed() : undefined,
       client: createRegistryClient({
         registry: url,
         credentials: options.credentials,
@@ -57,13 +87,77 @@ export class SourceSet {
         timeouts: { headersMs: this.#timeoutMs, bodyMs: this.#timeoutMs },
       }),
     }))
+    if (this.sources.some((s) => s.speed)) {
+      void this.probe()
+      this.#probe = setInterval(() => void this.probe(), options.probeIntervalMs ?? 10_000)
+      this.#probe.unref()
+    }
   }
 
   /** The sources in the order a request tries them now. */
   order(exclude?: ReadonlySet<Source>): Source[] {
     const now = Date.now()
+    const healthy = (s: Source) => s.downUntil <= now
+    const preferred = this.#choose(healthy)
     const usable = this.sources.filter((s) => !exclude?.has(s))
-    return [...usable.filter((s) => s.downUntil <= now), ...usable.filter((s) => s.downUntil > now)]
+    const first = preferred && usable.includes(preferred) ? [preferred] : []
+    const rest = usable.filter((s) => s !== preferred)
+    return [...first, ...rest.filter(healthy), ...rest.filter((s) => !healthy(s))]
+  }
+
+  /** Every measured edge: healthy, preferred, its round-trip time and throughput. */
+  edges(): EdgeStatus[] {
+    const now = Date.now()
+    const preferred = this.#choose((s) => s.downUntil <= now)
+    return this.sources
+      .filter((s) => s.speed)
+      .map((s) => ({
+        url: s.url,
+        healthy: s.downUntil <= now,
+        preferred: s === preferred,
+        rttSeconds: s.speed!.rttMs === undefined ? undefined : s.speed!.rttMs / 1000,
+        bytesPerSecond: s.speed!.bytesPerSecond,
+      }))
+  }
+
+  /** Probes every measured edge once (`GET /v2/`: any answer is alive, 401 included). */
+  async probe(): Promise<void> {
+    await Promise.all(
+      this.sources
+        .filter((s) => s.speed)
+        .map(async (s) => {
+          const started = performance.now()
+          try {
+            const res = await fetch(`${s.url}/v2/`, {
+              signal: AbortSignal.timeout(this.#timeoutMs),
+            })
+            const ms = performance.now() - started
+            await res.body?.cancel()
+            if (this.#closed) return
+            s.speed!.rtt(ms)
+            if (s.downUntil > 0) this.markUp(s)
+          } catch (err) {
+            if (this.#closed) return
+            s.speed!.probeFailures++
+            if (s.downUntil <= Date.now()) this.markDown(s, `probe: ${describeError(err)}`)
+          }
+        }),
+    )
+  }
+
+  /** The healthy measured edge that is fastest, keeping the current one unless clearly beaten. */
+  #choose(healthy: (s: Source) => boolean): Source | undefined {
+    let best: { source: Source; cost: number } | undefined
+    for (const s of this.sources) {
+      const cost = s.speed?.cost()
+      if (cost === undefined || !healthy(s)) continue
+      if (!best || cost < best.cost) best = { source: s, cost }
+    }
+    const current = this.#preferred
+    const currentCost = current && healthy(current) ? current.speed!.cost() : undefined
+    if (best && currentCost !== undefined && best.cost > SWITCH_RATIO * currentCost) return current
+    this.#preferred = best?.source
+    return this.#preferred
   }
 
   markDown(source: Source, why: string): void {
@@ -88,7 +182,10 @@ export class SourceSet {
       const deadline = AbortSignal.timeout(this.#timeoutMs)
       const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline
       try {
+        const started = performance.now()
         const value = await fn(source, signal)
+        if (value instanceof Uint8Array)
+          source.speed?.transfer(value.length, performance.now() - started)
         if (source.downUntil > 0) this.markUp(source)
         return { value, source }
       } catch (err) {
@@ -106,12 +203,24 @@ export class SourceSet {
       }
     }
     if (missing !== undefined && errors.length === this.sources.length) throw missing
-    throw new MountError('SOURCES_UNAVAILABLE', `${what}: every source failed (${errors.join('; ')})`)
+    throw new MountError(
+      'SOURCES_UNAVAILABLE',
+      `${what}: every source failed (${errors.join('; ')})`,
+    )
   }
 
   async close(): Promise<void> {
+    this.#closed = true
+    clearInterval(this.#probe)
     await Promise.all(this.sources.map((s) => s.client.close()))
   }
+}
+
+/** A preferred edge is left for another only when that one's cost is below this share of its. */
+const SWITCH_RATIO = 0.8
+
+function trimUrl(url: string): string {
+  return url.replace(/\/+$/, '')
 }
 
 function codeOf(err: unknown): unknown {

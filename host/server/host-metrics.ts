@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { COLD_START_PHASES, type ColdStartTimings } from '../pool/cold-start.ts'
+import type { EdgeStatus } from '../mount/source-set.ts'
 import type { PoolNodeState } from '../pool/node-state.ts'
 
 /**
@@ -15,6 +16,7 @@ export class HostMetrics {
   readonly nodes: Gauge<'state'>
   readonly warmNodes: Gauge
   readonly connectionsRefused: Counter<'reason'>
+  #edges: () => EdgeStatus[] = () => []
 
   constructor(registry = new Registry()) {
     this.registry = registry
@@ -48,6 +50,35 @@ export class HostMetrics {
       labelNames: ['reason'],
       registers,
     })
+    // The edges, read from the mounts at each scrape (nearest edge: host/mount/source-set.ts).
+    const edges = this
+    const edgeGauge = (name: string, help: string, value: (e: EdgeStatus) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['edge'],
+        registers,
+        collect() {
+          this.reset()
+          for (const e of edges.#edges()) {
+            const v = value(e)
+            if (v !== undefined) this.set({ edge: e.url }, v)
+          }
+        },
+      })
+    edgeGauge('thaw_host_edge_healthy', '1 while the edge answers, 0 while it is skipped', (e) => Number(e.healthy))
+    edgeGauge('thaw_host_edge_preferred', '1 for the edge tried first (the fastest healthy one)', (e) => Number(e.preferred))
+    edgeGauge('thaw_host_edge_rtt_seconds', 'Round-trip time to the edge (GET /v2/, moving average)', (e) => e.rttSeconds)
+    edgeGauge(
+      'thaw_host_edge_throughput_bytes_per_second',
+      'Recent throughput of range reads from the edge (moving average)',
+      (e) => e.bytesPerSecond,
+    )
+  }
+
+  /** Where the edge gauges read from at each scrape. */
+  watchEdges(edges: () => EdgeStatus[]): void {
+    this.#edges = edges
   }
 
   coldStart(app: string, t: ColdStartTimings): void {

@@ -79,6 +79,7 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
   const apps = await openAppStore(stateDir, { operatorLimits: o.operatorLimits })
   const sandbox = await createSandbox({ ...o.sandbox, stateDir: join(stateDir, 'sandbox'), workerDir })
   const metrics = new HostMetrics()
+  metrics.watchEdges(() => o.mounts.edges?.() ?? [])
   const profiles = createProfileTracker({ logger: o.logger, edgeFor: o.edgeFor, credentials: o.credentials })
   const logs = new AppLogs({ ...o.logBounds, logger: o.logger })
   let timers: HostTimers | undefined

@@ -12,6 +12,7 @@ import { onCleanup } from './cleanup.ts'
  *   blackhole  requests are accepted and never answered
  *   down       connections are reset at once
  *   slow       range answers are held back `delayMs` before they are forwarded intact
+ * In any mode, `latencyMs` holds every request back that long before it is handled (a far edge).
  * It serves `/v2/<name>/_thaw/bundle/...` itself from `bundle` (404 without one), and logs every
  * request ("GET /v2/... bytes=a-b") so tests count what crossed it.
  */
@@ -24,6 +25,8 @@ export interface FaultProxy {
   bundle: Buffer | undefined
   /** Delay of a range answer in 'slow' mode. */
   delayMs: number
+  /** Delay of every request, in every mode (default 0). */
+  latencyMs: number
   requests: string[]
   /** Bytes of response bodies sent. */
   bytes: number
@@ -44,6 +47,7 @@ export async function startFaultProxy(
     mode: 'pass',
     bundle: undefined,
     delayMs: 50,
+    latencyMs: 0,
     requests: [],
     bytes: 0,
     close: async () => {},
@@ -56,6 +60,17 @@ export async function startFaultProxy(
   })
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
+    if (proxy.latencyMs > 0) {
+      req.pause()
+      return void setTimeout(() => {
+        req.resume()
+        serve(req, res)
+      }, proxy.latencyMs)
+    }
+    serve(req, res)
+  }
+
+  function serve(req: IncomingMessage, res: ServerResponse): void {
     const range = req.headers.range ? ` ${req.headers.range}` : ''
     proxy.requests.push(`${req.method} ${req.url}${range}`)
     if (proxy.mode === 'down') return void res.socket?.destroy()
