@@ -1,8 +1,17 @@
-import { mkdir, readdir, stat, unlink } from 'node:fs/promises'
+import { mkdir, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { digestHex, type Digest } from '../../runtime/oci/digest.ts'
+import type { Frame } from '../../runtime/format/frame.ts'
 import { CachedBlob, JOURNAL_RECORD_BYTES, parseJournal } from './cached-blob.ts'
 import { readFile } from 'node:fs/promises'
+
+/** Where a frame's decoded bytes sit in a cached blob. */
+interface FrameHome {
+  hex: string
+  coff: number
+  uoff: number
+  ulen: number
+}
 
 /**
  * The machine's frame cache, content-addressed by streaming-blob digest and shared by every image
@@ -10,6 +19,12 @@ import { readFile } from 'node:fs/promises'
  *
  *   <cacheDir>/blobs/<sha256 hex>.data      decoded tar stream, sparse (see cached-blob.ts)
  *   <cacheDir>/blobs/<sha256 hex>.journal   frames present
+ *   <cacheDir>/blobs/<sha256 hex>.frames    its frames: [sha256 hex, coff, uoff, ulen], JSON
+ *
+ * Frames are also known by content: the sha256 of a compressed frame names its decoded bytes
+ * whatever blob holds it, so a frame another blob has (an earlier generation of a re-laid layer
+ * keeps every frame the profile did not move, runtime/format README "Dedup by content") is
+ * copied from there (`copyFrame`) instead of fetched again.
  *
  * Bounded by `maxBytes` of decoded frames: when over, whole blobs that no mount holds are evicted,
  * least recently used first (journal unlinked before data, so a crash in between leaves data
@@ -21,6 +36,10 @@ export class BlobCache {
   readonly #open = new Map<string, { blob: Promise<CachedBlob>; refs: number }>()
   /** Blobs on disk that no mount holds: hex → [bytes, last used ms]. */
   readonly #idle = new Map<string, { bytes: number; lastUsed: number }>()
+  /** Frames of blobs on disk by content (sha256 hex of the compressed frame). */
+  readonly #byContent = new Map<string, FrameHome>()
+  /** The frame hashes each blob contributed to #byContent. */
+  readonly #contentOf = new Map<string, string[]>()
   #closed = false
 
   private constructor(dir: string, maxBytes: number) {
@@ -35,8 +54,11 @@ export class BlobCache {
     return cache
   }
 
-  /** A blob for a mount to use; it is not evicted until every acquire is released. */
-  async acquire(digest: Digest): Promise<CachedBlob> {
+  /**
+   * A blob for a mount to use; it is not evicted until every acquire is released. With its
+   * `frames` (from the index) its frames become known by content, for later blobs to copy.
+   */
+  async acquire(digest: Digest, frames?: readonly Frame[]): Promise<CachedBlob> {
     if (this.#closed) throw new Error('the blob cache is closed')
     const hex = digestHex(digest)
     let entry = this.#open.get(hex)
@@ -48,7 +70,39 @@ export class BlobCache {
       blob.catch(() => this.#open.delete(hex))
     }
     entry.refs++
+    if (frames && !this.#contentOf.has(hex)) await this.#recordFrames(hex, frames)
     return entry.blob
+  }
+
+  /** Whether another cached blob is known to hold `frame` (by content). */
+  hasCopy(frame: Frame, target: CachedBlob): boolean {
+    const home = this.#byContent.get(digestHex(frame.digest))
+    return home !== undefined && home.hex !== target.hex && home.ulen === frame.ulen
+  }
+
+  /**
+   * Copies `frame` into `target` from another cached blob that holds the same content; false
+   * (and that home forgotten) when it no longer has it. The bytes were verified against the
+   * same sha256 when that blob stored them.
+   */
+  async copyFrame(frame: Frame, target: CachedBlob): Promise<boolean> {
+    const sha = digestHex(frame.digest)
+    const home = this.#byContent.get(sha)
+    if (!home || home.hex === target.hex || home.ulen !== frame.ulen) return false
+    const donor = await this.acquire(`sha256:${home.hex}` as Digest)
+    try {
+      if (donor.has({ ...frame, coff: home.coff, uoff: home.uoff })) {
+        const bytes = Buffer.allocUnsafe(home.ulen)
+        if (donor.readInto(bytes, home.ulen, home.uoff) === home.ulen) {
+          await target.store([frame], [bytes])
+          return true
+        }
+      }
+      if (this.#byContent.get(sha) === home) this.#byContent.delete(sha)
+      return false
+    } finally {
+      await this.release(donor)
+    }
   }
 
   async release(blob: CachedBlob): Promise<void> {
@@ -95,8 +149,52 @@ export class BlobCache {
 
   async #remove(hex: string): Promise<void> {
     this.#idle.delete(hex)
+    for (const sha of this.#contentOf.get(hex) ?? []) {
+      if (this.#byContent.get(sha)?.hex === hex) this.#byContent.delete(sha)
+    }
+    this.#contentOf.delete(hex)
     await unlink(this.#path(hex, 'journal')).catch(() => {})
+    await unlink(this.#path(hex, 'frames')).catch(() => {})
     await unlink(this.#path(hex, 'data')).catch(() => {})
+  }
+
+  /** Writes `<hex>.frames` (temp and rename) and indexes the blob's frames by content. */
+  async #recordFrames(hex: string, frames: readonly Frame[]): Promise<void> {
+    const rows = frames.map((f) => [digestHex(f.digest), f.coff, f.uoff, f.ulen] as const)
+    this.#index(hex, rows)
+    const path = this.#path(hex, 'frames')
+    const tmp = `${path}.${process.pid}.tmp`
+    await writeFile(tmp, JSON.stringify(rows))
+    await rename(tmp, path)
+  }
+
+  #index(hex: string, rows: readonly (readonly [string, number, number, number])[]): void {
+    this.#contentOf.set(
+      hex,
+      rows.map((r) => r[0]),
+    )
+    for (const [sha, coff, uoff, ulen] of rows) {
+      if (!this.#byContent.has(sha)) this.#byContent.set(sha, { hex, coff, uoff, ulen })
+    }
+  }
+
+  /** A blob's `.frames` file as it was written, or nothing (absent, torn or not ours). */
+  async #readFrames(hex: string): Promise<[string, number, number, number][] | undefined> {
+    try {
+      const rows = JSON.parse(await readFile(this.#path(hex, 'frames'), 'utf8')) as unknown
+      if (!Array.isArray(rows)) return undefined
+      const ok = rows.every(
+        (r) =>
+          Array.isArray(r) &&
+          r.length === 4 &&
+          typeof r[0] === 'string' &&
+          /^[0-9a-f]{64}$/.test(r[0]) &&
+          r.slice(1).every((n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0),
+      )
+      return ok ? (rows as [string, number, number, number][]) : undefined
+    } catch {
+      return undefined
+    }
   }
 
   /** Loads what is on disk: sizes from journals, recency from mtimes; orphans removed. */
@@ -105,6 +203,10 @@ export class BlobCache {
     for (const name of names) {
       const [hex, ext] = name.split('.')
       if (!hex || !/^[0-9a-f]{64}$/.test(hex)) continue
+      if (name.endsWith('.tmp') || (ext === 'frames' && !names.has(`${hex}.journal`))) {
+        await unlink(join(this.#dir, name)).catch(() => {})
+        continue
+      }
       if (ext === 'data' && !names.has(`${hex}.journal`)) {
         await unlink(join(this.#dir, name)).catch(() => {})
         continue
@@ -112,13 +214,17 @@ export class BlobCache {
       if (ext !== 'journal') continue
       const path = join(this.#dir, name)
       const bytes = await readFile(path)
-      const records = parseJournal(bytes.subarray(0, bytes.length - (bytes.length % JOURNAL_RECORD_BYTES)))
+      const records = parseJournal(
+        bytes.subarray(0, bytes.length - (bytes.length % JOURNAL_RECORD_BYTES)),
+      )
       const size = records.reduce((n, r) => n + r.ulen, 0)
       this.#idle.set(hex, { bytes: size, lastUsed: (await stat(path)).mtimeMs })
+      const frames = await this.#readFrames(hex)
+      if (frames) this.#index(hex, frames)
     }
   }
 
-  #path(hex: string, ext: 'data' | 'journal'): string {
+  #path(hex: string, ext: 'data' | 'journal' | 'frames'): string {
     return join(this.#dir, `${hex}.${ext}`)
   }
 }

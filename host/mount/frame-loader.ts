@@ -16,6 +16,14 @@ export interface LoaderStats {
   frames: number
   /** Range answers whose frames failed verification (refetched elsewhere). */
   rejected: number
+  /** Frames copied from another cached blob holding the same content (not fetched). */
+  copied: number
+}
+
+/** Frames of other cached blobs, by content (blob-cache.ts). */
+export interface FrameCopies {
+  hasCopy(frame: Frame, target: CachedBlob): boolean
+  copyFrame(frame: Frame, target: CachedBlob): Promise<boolean>
 }
 
 export interface FrameLoaderOptions {
@@ -31,6 +39,8 @@ export interface FrameLoaderOptions {
   maxRunBytes?: number
   /** Verifies and decodes large runs off this thread (default: all inline). */
   decoder?: FrameDecoder
+  /** Where a missing frame may already be, in another blob: copied instead of fetched. */
+  copies?: FrameCopies
   warn?: (message: string) => void
   onStored?: () => void
 }
@@ -43,7 +53,7 @@ export interface FrameLoaderOptions {
  * could provide is `FRAME_UNAVAILABLE`, with a warning saying why.
  */
 export class FrameLoader {
-  readonly stats: LoaderStats = { requests: 0, bytes: 0, frames: 0, rejected: 0 }
+  readonly stats: LoaderStats = { requests: 0, bytes: 0, frames: 0, rejected: 0, copied: 0 }
   /**
    * One byte per frame of each blob, 1 once the frame is readable from the cache, for the FUSE
    * layer's direct reads (host/fuse). Set by this loader's stores and by every presence check it
@@ -51,7 +61,8 @@ export class FrameLoader {
    * use keeps its frames.
    */
   readonly present: Uint8Array[]
-  readonly #o: Required<Omit<FrameLoaderOptions, 'warn' | 'onStored' | 'decoder'>>
+  readonly #o: Required<Omit<FrameLoaderOptions, 'warn' | 'onStored' | 'decoder' | 'copies'>>
+  readonly #copies: FrameCopies | undefined
   readonly #decoder: FrameDecoder | undefined
   readonly #warn: (message: string) => void
   readonly #onStored: () => void
@@ -63,6 +74,7 @@ export class FrameLoader {
   constructor(options: FrameLoaderOptions) {
     this.#o = { neighbourBytes: 256 * 1024, maxRunBytes: 4 * 1024 * 1024, ...options }
     this.#decoder = options.decoder
+    this.#copies = options.copies
     this.#warn = options.warn ?? (() => {})
     this.#onStored = options.onStored ?? (() => {})
     this.present = options.index.blobs.map((b, i) =>
@@ -207,6 +219,13 @@ export class FrameLoader {
         others.push(pending)
         continue
       }
+      if (this.#copies?.hasCopy(frames[i]!, blob)) {
+        flush()
+        const done = this.#copy(b, i)
+        blob.track([frames[i]!], done)
+        own.push(done)
+        continue
+      }
       const prev = run[run.length - 1]
       const bytes =
         prev === undefined ? 0 : frames[i]!.coff + frames[i]!.clen - frames[run[0]!]!.coff
@@ -225,12 +244,25 @@ export class FrameLoader {
     let extra = 0
     for (let i = run[run.length - 1]! + 1; i < frames.length; i++) {
       const f = frames[i]!
-      if (blob.has(f) || blob.pending(f)) break
+      if (blob.has(f) || blob.pending(f) || this.#copies?.hasCopy(f, blob)) break
       extra += f.clen
       if (extra > this.#o.neighbourBytes || f.coff + f.clen - start > this.#o.maxRunBytes) break
       run.push(i)
     }
     return run
+  }
+
+  /**
+   * A frame another cached blob holds, copied from there (if it still has it; else the next
+   * round of ensure() fetches it).
+   */
+  async #copy(b: number, i: number): Promise<void> {
+    const frame = this.#o.index.blobs[b]!.frames[i]!
+    if (await this.#copies!.copyFrame(frame, this.#o.blobs[b]!)) {
+      this.present[b]![i] = 1
+      this.stats.copied++
+      this.#onStored()
+    }
   }
 
   async #fetchRun(b: number, first: number, last: number): Promise<void> {

@@ -151,7 +151,7 @@ export class ImageMount {
   static async mount(o: ImageMountOptions): Promise<ImageMount> {
     const blobs: CachedBlob[] = []
     try {
-      for (const b of o.image.index.blobs) blobs.push(await o.cache.acquire(b.digest))
+      for (const b of o.image.index.blobs) blobs.push(await o.cache.acquire(b.digest, b.frames))
       let stored = 0
       const loader = new FrameLoader({
         index: o.image.index,
@@ -160,6 +160,7 @@ export class ImageMount {
         sources: o.sources,
         blobs,
         decoder: o.decoder,
+        copies: o.cache,
         warn: o.warn,
         // Keep the cache within its bound as it grows (idle blobs of other images go first).
         onStored: () => void (++stored % 64 === 0 && o.cache.enforceLimit()),
