@@ -46,6 +46,18 @@ const commands: Record<string, Command> = {
     summary: "an app's log on a host, or follow it (--follow, --since 5m)",
     load: () => import('../host/cli/logs.ts'),
   },
+  apps: {
+    summary: "a host's apps: list, show (revisions, functions), delete, rollback APP [REVISION]",
+    load: () => import('../host/cli/apps.ts'),
+  },
+  settings: {
+    summary: "an app's settings on a host: list, set NAME=VALUE..., unset NAME... (a new revision)",
+    load: () => import('../host/cli/settings.ts'),
+  },
+  keys: {
+    summary: "an app's keys on a host: list, set, renew, delete",
+    load: () => import('../host/cli/keys.ts'),
+  },
   base: {
     summary:
       "build a base image here (node: from this machine's node; debian: debootstrap) and push it",

@@ -16,9 +16,11 @@ options:
                           apps, thaw/debian:latest for custom handlers; "thaw base" pushes them)
       --name APP          app name (default: package.json name, else the folder name)
       --dir DIR           the app folder (default: the current folder)
-      --host URL          create or update the app on this host (needs --master-key)
+      --host URL          deploy a new revision of the app to this host (needs --master-key);
+                          the host starts it and loads its functions before it takes traffic
       --master-key K      the host's master key (or THAW_MASTER_KEY)
-      --setting K=V       an app setting for the host (repeatable)
+      --setting K=V       set an app setting (repeatable); the app's other settings carry over
+      --unset K           remove an app setting (repeatable)
       --no-wait           do not wait for the streaming artifact
                           (registry credentials: THAW_REGISTRY_USERNAME and THAW_REGISTRY_PASSWORD)
       --timeout S         how long to wait for it (default 120)
@@ -40,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
         host: { type: 'string' },
         'master-key': { type: 'string' },
         setting: { type: 'string', multiple: true },
+        unset: { type: 'string', multiple: true },
         'no-wait': { type: 'boolean' },
         timeout: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -54,6 +57,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   }
   const masterKey = v['master-key'] ?? process.env.THAW_MASTER_KEY
+  if (!v.host && (v.setting || v.unset))
+    throw new DeployError('DEPLOY_OPTIONS_INVALID', '--setting and --unset need --host')
   if (v.host && !masterKey)
     throw new DeployError(
       'DEPLOY_OPTIONS_INVALID',
@@ -75,7 +80,7 @@ export async function main(argv: string[]): Promise<number> {
     image: v.image,
     base: v.base,
     name: v.name,
-    host: v.host ? { url: v.host, masterKey: masterKey!, settings } : undefined,
+    host: v.host ? { url: v.host, masterKey: masterKey!, settings, unset: v.unset } : undefined,
     wait: !v['no-wait'],
     credentials: registryCredentials(),
     waitTimeoutMs: timeout * 1000,
@@ -83,7 +88,6 @@ export async function main(argv: string[]): Promise<number> {
   })
   process.stdout.write(`${result.reference}\n`)
   if (result.artifact) process.stderr.write(`Streaming artifact ${result.artifact}\n`)
-  if (result.url) process.stderr.write(`Call it at ${result.url}<function>\n`)
   return 0
 }
 

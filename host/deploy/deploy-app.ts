@@ -8,7 +8,7 @@ import type { Digest } from '../../runtime/oci/digest.ts'
 import type { Descriptor } from '../../runtime/oci/schemas.ts'
 import { buildAppImage, readAppSource, type AppSource } from './build-app-image.ts'
 import { DeployError } from './errors.ts'
-import { appUrl, putHostApp } from './host-admin.ts'
+import { appUrl, deployRevision, functionUrl } from './host-admin.ts'
 import { pushAppImage, type PushEvent } from './push-app-image.ts'
 import { waitForStreamingArtifact } from './wait-for-artifact.ts'
 
@@ -31,8 +31,11 @@ export interface DeployOptions {
   base?: string
   /** App name (default: package.json name or the folder name). */
   name?: string
-  /** Create or update the app on this host. */
-  host?: { url: string; masterKey: string; settings?: Record<string, string> }
+  /**
+   * Deploy a new revision of the app to this host: `settings` merge into the app's current
+   * ones, `unset` removes some; the rest (other settings, keys, limits) carries over.
+   */
+  host?: { url: string; masterKey: string; settings?: Record<string, string>; unset?: string[] }
   /** Wait for the streaming artifact (default true), at most `waitTimeoutMs` (default 120 s). */
   wait?: boolean
   waitTimeoutMs?: number
@@ -51,7 +54,24 @@ export type DeployEvent =
   | { type: 'push'; progress: PushEvent }
   | { type: 'pushed'; reference: string; uploaded: Descriptor[]; reused: Descriptor[] }
   | { type: 'artifact'; state: string }
-  | { type: 'host'; created: boolean; url: string }
+  | {
+      type: 'host'
+      created: boolean
+      /** The app's new revision, live on the host. */
+      revision: number
+      /** False when it runs as the one before (same image and settings): its nodes were kept. */
+      restarted: boolean
+      app: string
+      url: string
+      /** The functions the revision's first node loaded, with their URLs by path. */
+      functions: DeployedFunction[]
+    }
+
+export interface DeployedFunction {
+  name: string
+  methods: string[] | null
+  url: string
+}
 
 export interface DeployResult {
   name: string
@@ -65,12 +85,16 @@ export interface DeployResult {
   artifact?: Digest
   /** With a host: where the app's functions answer (`<host>/<name>/api/`). */
   url?: string
+  /** With a host: the revision now live, and its functions. */
+  revision?: number
+  functions?: DeployedFunction[]
 }
 
 /**
  * `thaw deploy`: builds the app folder into an image on its base (build-app-image.ts), pushes it
  * (push-app-image.ts: base layers mounted, not re-sent), waits for the streaming artifact
- * (wait-for-artifact.ts), and creates or updates the app on a host (host-admin.ts). Without
+ * (wait-for-artifact.ts), and deploys it to a host as the app's new revision, which the host
+ * starts and health-checks before it takes traffic (host-admin.ts deployRevision). Without
  * `appDir`, deploys `image` as it is: resolves it to a digest, waits, tells the host.
  *
  * @example
@@ -104,18 +128,32 @@ export async function deployApp(o: DeployOptions): Promise<DeployResult> {
       result.artifact = ready.artifact
     }
     if (o.host) {
-      const { created } = await putHostApp(
+      const answer = await deployRevision(
         o.host.url,
         o.host.masterKey,
-        {
-          name: pushed.name,
-          image: reference,
-          ...(o.host.settings && { settings: o.host.settings }),
-        },
+        pushed.name,
+        { image: reference, settings: o.host.settings, unset: o.host.unset },
         { signal: o.signal },
       )
-      result.url = appUrl(o.host.url, pushed.name)
-      o.onEvent?.({ type: 'host', created, url: result.url })
+      const functions = (answer.revision.functions ?? []).map((f) => ({
+        name: f.name,
+        methods: f.methods,
+        url: functionUrl(o.host!.url, pushed.name, f),
+      }))
+      Object.assign(result, {
+        url: appUrl(o.host.url, pushed.name),
+        revision: answer.revision.number,
+        functions,
+      })
+      o.onEvent?.({
+        type: 'host',
+        created: answer.created,
+        revision: answer.revision.number,
+        restarted: answer.restarted,
+        app: pushed.name,
+        url: result.url!,
+        functions,
+      })
     }
     return result
   } finally {

@@ -56,10 +56,32 @@ export function deployReporter(out: OutputStream): (event: DeployEvent) => void 
         out.write(`Streaming artifact: ${event.state}\n`)
         break
       case 'host':
-        out.write(`${event.created ? 'Created' : 'Updated'} the app on the host\n`)
+        out.write(formatDeployed(event))
         break
     }
   }
+}
+
+/**
+ * The end of a deploy, as `func azure functionapp publish` ends: the app's functions and the
+ * URL of each (here by path on the host; `<app>.<domain>` works as well).
+ */
+export function formatDeployed(event: Extract<DeployEvent, { type: 'host' }>): string {
+  const what = event.created
+    ? 'created the app'
+    : event.restarted
+      ? 'its node started and loaded the functions; the previous revision drains'
+      : 'same image and settings: the running nodes carry on'
+  const lines = [
+    `Revision ${event.revision} of ${event.app} is live (${what})`,
+    `Functions in ${event.app}:`,
+  ]
+  for (const f of event.functions) {
+    lines.push(`    ${f.name} - [httpTrigger]`, `        Invoke url: ${f.url}`)
+  }
+  if (event.functions.length === 0)
+    lines.push('    (none listed: no node has loaded this revision yet)')
+  return `${lines.join('\n')}\n`
 }
 
 function bar(done: number, total: number, width: number): string {

@@ -10,10 +10,12 @@ export type DeployErrorCode =
   | 'ARTIFACT_FAILED'
   | 'HOST_REJECTED'
   | 'HOST_UNREACHABLE'
+  | 'REVISION_FAILED'
   | 'DEPLOY_OPTIONS_INVALID'
 
-// A timeout is reported as the user's: the usual cause is an edge without conversion, and the message says what to do.
-const SYSTEM: ReadonlySet<DeployErrorCode> = new Set(['HOST_UNREACHABLE'])
+// A timeout and an unreachable host are reported as the user's: the usual cause is an edge
+// without conversion or a wrong --host, and the message says what to do (one line, no stack).
+const SYSTEM: ReadonlySet<DeployErrorCode> = new Set([])
 
 /** A failure of `thaw deploy`; `fault` says whether the app/flags (user) or a service (system) is at fault. */
 export class DeployError extends ThawError {

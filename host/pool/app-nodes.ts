@@ -42,6 +42,8 @@ export interface PoolNode {
   served: number
   /** When the node was asked for (cold starts count from here). */
   readonly requestedAt: number
+  /** Started ahead of any request (a rollout's health gate): its first request is not cold. */
+  prestarted?: boolean
 }
 
 /** One dispatch slot on a ready node; release() exactly once. */
@@ -50,8 +52,10 @@ export interface NodeSlot {
   started: StartedNode
   /** The invocation the slot was taken for, if the caller named one. */
   invocationId: string | undefined
-  /** This is the node's first request: the answer carries the cold start's breakdown. */
+  /** This is the node's first request (record/replay stops at its answer). */
   first: boolean
+  /** It is the first and it waited for the node's start: its answer carries the cold start's breakdown. */
+  cold: boolean
   release(): void
 }
 
@@ -191,7 +195,7 @@ export class AppNodes {
   startOne(): Promise<StartedNode> {
     if (this.#closed)
       return Promise.reject(new ThawError('APP_GONE', `app ${this.name} was removed or changed`))
-    return this.#startNode()
+    return this.#startNode(undefined, true)
   }
 
   /**
@@ -237,6 +241,7 @@ export class AppNodes {
       started: node.started!,
       invocationId,
       first,
+      cold: first && !node.prestarted,
       release: () => {
         if (released) return
         released = true
@@ -288,7 +293,7 @@ export class AppNodes {
     )
   }
 
-  #startNode(fn?: string): Promise<StartedNode> {
+  #startNode(fn?: string, prestarted = false): Promise<StartedNode> {
     const id = `${this.name}-${this.#counter++}`
     const node: PoolNode = {
       id,
@@ -297,6 +302,7 @@ export class AppNodes {
       invocations: new Set(),
       served: 0,
       requestedAt: performance.now(),
+      prestarted,
     }
     node.machine.onChange((from, to) => this.o.onState?.(node, from, to))
     this.#nodes.add(node)

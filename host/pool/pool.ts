@@ -225,6 +225,7 @@ async function startNodeLogged(
       signal,
     })
     let destroying: Promise<void> | undefined
+    let responded = false
     return {
       id,
       client: running.client,
@@ -240,9 +241,13 @@ async function startNodeLogged(
       },
       fetched: () => lease.fetched(),
       exited: running.exited,
-      firstResponse: () => o.profiles.firstResponse(app.image, lease),
+      firstResponse: () => {
+        responded = true
+        o.profiles.firstResponse(app.image, lease)
+      },
       destroy: () =>
         (destroying ??= (async () => {
+          if (!responded) o.profiles.abandoned(app.image)
           await running.close()
           await destroyBoth(node, lease)
         })()),

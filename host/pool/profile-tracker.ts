@@ -45,6 +45,11 @@ export interface ProfileTracker {
   acquired(reference: string, lease: MountLease, options: AcquireOptions): void
   /** At a node's first response: stops recording and uploads in the background. */
   firstResponse(reference: string, lease: MountLease): void
+  /**
+   * A node went away before its first response (a rollout's health gate, then drained): what
+   * it recorded is dropped, and the next cold start records again.
+   */
+  abandoned(reference: string): void
   states(): ProfileState[]
   /** Waits for uploads in flight (tests, shutdown). */
   settled(): Promise<void>
@@ -137,6 +142,10 @@ export function createProfileTracker(o: {
       const p = upload(s, lease.image, profile)
       uploads.add(p)
       void p.finally(() => uploads.delete(p))
+    },
+    abandoned(reference) {
+      const s = get(reference)
+      if (s.state === 'recording') set(s, { state: 'none' })
     },
     states: () => [...states.values()].map((s) => ({ ...s })),
     async settled() {

@@ -244,7 +244,7 @@ async function dispatch(
     return refuseBody(res, body.refusal)
   }
   const headers = { ...out.headers }
-  if (slot.first) {
+  if (slot.cold) {
     const now = performance.now()
     const cold: ColdStart = {
       ...slot.started.timings,
@@ -257,8 +257,8 @@ async function dispatch(
     const who = { invocationId: o.invocationId, app: app.name, image: app.image, node: slot.node.id }
     ctx.coldStarts?.add({ ...who, ...cold })
     ctx.logger.log('info', 'cold start', { app: app.name, node: slot.node.id, ...cold })
-    slot.started.firstResponse()
   }
+  if (slot.first) slot.started.firstResponse()
   if (body) closeAfterAnswerIfUnread(req, res)
   res.writeHead(out.status, headers)
   // The answer goes out under the body's deadline: a client that does not take it loses it and

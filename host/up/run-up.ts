@@ -90,7 +90,9 @@ export async function runUp(o: UpOptions): Promise<Up> {
     })
     const functionUrl = `${host.url}/${deployed.name}/api/hello?name=thaw`
 
+    // The deploy's health gate started a node of the app: stop it, so the first call is cold.
     // A state directory kept from an earlier run holds frames of this image: start from none.
+    await admin(host, `/admin/apps/${deployed.name}/drain`)
     await admin(host, '/admin/cache/clear')
     await dropPageCache()
     o.say('cold start 1: nothing of the image on this machine; recording what the function reads')

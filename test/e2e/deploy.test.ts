@@ -18,7 +18,7 @@ let address: string
 let appDir: string
 let host: {
   url: string
-  puts: Array<{ path: string; key: string | undefined; body: { name: string; image: string } }>
+  puts: Array<{ path: string; key: string | undefined; body: { image: string } }>
   server: Server
 }
 
@@ -63,7 +63,11 @@ beforeAll(async () => {
         key: req.headers['x-functions-key'] as string | undefined,
         body: JSON.parse(body),
       })
-      res.writeHead(puts.length === 1 ? 201 : 200, { 'content-type': 'application/json' }).end(body)
+      // What a host answers once the revision's node has loaded its functions (admin-revisions.ts).
+      const fn = { name: 'hello', path: 'api/hello', methods: ['GET', 'POST'], authLevel: 'anonymous' }
+      const revision = { number: puts.length, functions: [fn] }
+      const answer = { app: req.url!.split('/')[3], created: puts.length === 1, restarted: true, revision }
+      res.writeHead(puts.length === 1 ? 201 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(answer))
     })
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
@@ -118,7 +122,8 @@ describe('thaw base and thaw deploy against a real edge', () => {
     const reference = stdout.trim()
     expect(reference).toMatch(/^127\.0\.0\.1:\d+\/apps\/hello@sha256:[0-9a-f]{64}$/)
     expect(stderr).toMatch(/Pushed .*apps\/hello:latest: 2 blob\(s\) uploaded .* 1 reused/)
-    expect(stderr).toContain(`Call it at ${host.url}/hello/api/`)
+    // It ends as func azure functionapp publish does: the functions and their URLs.
+    expect(stderr).toContain(`Functions in hello:\n    hello - [httpTrigger]\n        Invoke url: ${host.url}/hello/api/hello\n`)
     // Not a TTY: plain lines, no carriage returns of a progress bar.
     expect(stderr).not.toContain('\r')
 
@@ -172,9 +177,9 @@ describe('thaw base and thaw deploy against a real edge', () => {
 
     // The host was told the image by digest.
     expect(host.puts.at(-1)).toEqual({
-      path: '/admin/apps/hello',
+      path: '/admin/apps/hello/revisions',
       key: 'mk',
-      body: { name: 'hello', image: reference },
+      body: { image: reference },
     })
     expect(baseDigest).toMatch(/^sha256:/)
   })
@@ -219,9 +224,9 @@ describe('thaw base and thaw deploy against a real edge', () => {
     )
     expect(stdout.trim()).toBe(`${address}/other/img@${expected}`)
     expect(host.puts.at(-1)).toEqual({
-      path: '/admin/apps/other',
+      path: '/admin/apps/other/revisions',
       key: 'mk',
-      body: { name: 'other', image: `${address}/other/img@${expected}` },
+      body: { image: `${address}/other/img@${expected}` },
     })
   })
 

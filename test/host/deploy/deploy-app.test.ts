@@ -58,7 +58,11 @@ beforeAll(async () => {
     req.on('data', (c) => (body += c))
     req.on('end', () => {
       puts.push({ path: req.url!, body: JSON.parse(body) })
-      res.writeHead(201).end('{}')
+      // What a host answers once the revision's node has loaded its functions (admin-revisions.ts).
+      const app = req.url!.split('/')[3]
+      const fn = { name: 'hello', path: 'api/hello', methods: ['GET', 'POST'], authLevel: 'anonymous' }
+      const answer = { app, created: true, restarted: true, revision: { number: 1, functions: [fn] } }
+      res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify(answer))
     })
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
@@ -96,9 +100,13 @@ describe('deployApp', () => {
       events.filter((e) => e.type === 'artifact').map((e) => (e as { state: string }).state),
     ).toEqual(['pending', 'converting', 'converted'])
     expect(puts.at(-1)).toEqual({
-      path: '/admin/apps/sample',
-      body: { name: 'sample', image: result.reference },
+      path: '/admin/apps/sample/revisions',
+      body: { image: result.reference },
     })
+    expect(result.revision).toBe(1)
+    expect(result.functions).toEqual([
+      { name: 'hello', methods: ['GET', 'POST'], url: `${hostUrl}/sample/api/hello` },
+    ])
     const pulled = await pullImage(client, 'apps/sample', 'latest')
     expect(pulled.digest).toBe(result.digest)
     expect(pulled.manifest.layers[0]!.digest).toBe(baseLayer)
@@ -143,8 +151,8 @@ describe('deployApp', () => {
     expect(result.uploaded).toEqual([])
     expect(result.artifact).toBeDefined()
     expect(puts.at(-1)).toEqual({
-      path: '/admin/apps/again',
-      body: { name: 'again', image: result.reference },
+      path: '/admin/apps/again/revisions',
+      body: { image: result.reference },
     })
   })
 })

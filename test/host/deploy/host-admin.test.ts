@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { appUrl, putHostApp } from '../../../host/deploy/host-admin.ts'
+import { appUrl, deployRevision, functionUrl } from '../../../host/deploy/host-admin.ts'
 
 let server: Server | undefined
 afterEach(async () => {
@@ -37,22 +37,20 @@ async function fakeHost(status: number, answer: unknown): Promise<{ url: string;
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen }
 }
 
-describe('putHostApp', () => {
-  it('sends PUT /admin/apps/<name> with {name, image, settings} as JSON and the master key, and tells created from updated', async () => {
-    const { url, seen } = await fakeHost(201, { name: 'hello' })
-    const app = {
-      name: 'hello',
-      image: '127.0.0.1:5000/apps/hello@sha256:' + 'a'.repeat(64),
-      settings: { GREETING: 'hi' },
-    }
-    const result = await putHostApp(url, 'the-master-key', app)
-    expect(result).toEqual({ created: true, app: { name: 'hello' } })
+describe('deployRevision', () => {
+  const image = '127.0.0.1:5000/apps/hello@sha256:' + 'a'.repeat(64)
+
+  it('sends POST /admin/apps/<name>/revisions with {image, settings, unset} as JSON and the master key', async () => {
+    const answer = { app: 'hello', created: true, restarted: true, revision: { number: 1 } }
+    const { url, seen } = await fakeHost(201, answer)
+    const change = { image, settings: { GREETING: 'hi' }, unset: ['OLD'] }
+    expect(await deployRevision(url, 'the-master-key', 'hello', change)).toEqual(answer)
     expect(seen).toEqual({
-      method: 'PUT',
-      url: '/admin/apps/hello',
+      method: 'POST',
+      url: '/admin/apps/hello/revisions',
       key: 'the-master-key',
       type: 'application/json',
-      body: app,
+      body: change,
     })
   })
 
@@ -67,8 +65,7 @@ describe('putHostApp', () => {
       const { url } = await fakeHost(status, {
         error: { code: 'UNAUTHORIZED', message: 'the admin API needs the master key' },
       })
-      const put = putHostApp(url, 'wrong', { name: 'hello', image: 'r/x@sha256:' + 'a'.repeat(64) })
-      await expect(put).rejects.toMatchObject({
+      await expect(deployRevision(url, 'wrong', 'hello', { image })).rejects.toMatchObject({
         code: 'HOST_REJECTED',
         fault,
         message: expect.stringContaining('UNAUTHORIZED: the admin API needs the master key'),
@@ -76,12 +73,31 @@ describe('putHostApp', () => {
     },
   )
 
-  it('says HOST_UNREACHABLE when nothing listens', async () => {
+  it('turns a failed health gate into REVISION_FAILED with the node’s log lines', async () => {
+    const { url } = await fakeHost(422, {
+      error: {
+        code: 'REVISION_FAILED',
+        message: 'revision 2 of hello did not start',
+        revision: 2,
+        logs: ['Error: boom', '    at index.js:1'],
+      },
+    })
+    await expect(deployRevision(url, 'k', 'hello', { image })).rejects.toMatchObject({
+      code: 'REVISION_FAILED',
+      fault: 'user',
+      message:
+        "revision 2 of hello did not start\nthe node's log:\n  | Error: boom\n  |     at index.js:1",
+    })
+  })
+
+  it('says HOST_UNREACHABLE, a user fault (one line), when nothing listens', async () => {
     const { url } = await fakeHost(200, {})
     await new Promise((r) => server!.close(r))
     server = undefined
-    await expect(putHostApp(url, 'k', { name: 'x', image: 'r/x:1' })).rejects.toMatchObject({
+    await expect(deployRevision(url, 'k', 'x', { image: 'r/x:1' })).rejects.toMatchObject({
       code: 'HOST_UNREACHABLE',
+      fault: 'user',
+      message: expect.stringMatching(/cannot reach the host at .*ECONNREFUSED/),
     })
   })
 })
@@ -90,5 +106,11 @@ describe('appUrl', () => {
   it('is the app’s path on the host with the route prefix', () => {
     expect(appUrl('http://127.0.0.1:7071', 'hello')).toBe('http://127.0.0.1:7071/hello/api/')
     expect(appUrl('http://127.0.0.1:7071/', 'hello', '')).toBe('http://127.0.0.1:7071/hello/')
+  })
+
+  it('gives a function’s URL by path, its route template as written', () => {
+    expect(functionUrl('http://127.0.0.1:7071', 'hello', { path: 'api/items/{id?}' })).toBe(
+      'http://127.0.0.1:7071/hello/api/items/{id?}',
+    )
   })
 })

@@ -209,6 +209,8 @@ describe('AppNodes', () => {
     expect((await gate).id).toBe('a-0')
     const slot = await app.acquire()
     expect(slot.node.id).toBe('a-0')
+    // Its first request did not wait for a start: no cold-start breakdown (but record/replay stops).
+    expect([slot.first, slot.cold]).toEqual([true, false])
     expect(starter.pending).toHaveLength(1)
   })
 
