@@ -60,8 +60,18 @@ beforeAll(async () => {
       puts.push({ path: req.url!, body: JSON.parse(body) })
       // What a host answers once the revision's node has loaded its functions (admin-revisions.ts).
       const app = req.url!.split('/')[3]
-      const fn = { name: 'hello', path: 'api/hello', methods: ['GET', 'POST'], authLevel: 'anonymous' }
-      const answer = { app, created: true, restarted: true, revision: { number: 1, functions: [fn] } }
+      const fn = {
+        name: 'hello',
+        path: 'api/hello',
+        methods: ['GET', 'POST'],
+        authLevel: 'anonymous',
+      }
+      const answer = {
+        app,
+        created: true,
+        restarted: true,
+        revision: { number: 1, functions: [fn] },
+      }
       res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify(answer))
     })
   })
