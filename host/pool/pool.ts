@@ -247,7 +247,7 @@ async function startNodeLogged(
       },
       destroy: () =>
         (destroying ??= (async () => {
-          if (!responded) o.profiles.abandoned(app.image)
+          if (!responded) o.profiles.abandoned(app.image, workload)
           await running.close()
           await destroyBoth(node, lease)
         })()),

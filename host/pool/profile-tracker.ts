@@ -49,7 +49,7 @@ export interface ProfileTracker {
    * A node went away before its first response (a rollout's health gate, then drained): what
    * it recorded is dropped, and the next cold start records again.
    */
-  abandoned(reference: string): void
+  abandoned(reference: string, workload?: string): void
   states(): ProfileState[]
   /** Waits for uploads in flight (tests, shutdown). */
   settled(): Promise<void>
@@ -143,8 +143,8 @@ export function createProfileTracker(o: {
       uploads.add(p)
       void p.finally(() => uploads.delete(p))
     },
-    abandoned(reference) {
-      const s = get(reference)
+    abandoned(reference, workload = '') {
+      const s = get(reference, workload)
       if (s.state === 'recording') set(s, { state: 'none' })
     },
     states: () => [...states.values()].map((s) => ({ ...s })),
