@@ -22,6 +22,7 @@ import {
   LoginPage,
   SECTIONS,
   type DashboardData,
+  type InvocationView,
   type SectionName,
 } from './views.tsx'
 
@@ -30,6 +31,8 @@ export interface DashboardContext {
   pool: Pool
   profiles: ProfileTracker
   coldStarts: RecentColdStarts
+  /** The host's recent invocations, newest first, when it keeps them. */
+  invocations?: { list(o?: { limit?: number }): InvocationView[] }
   edges: EdgeStats
   masterKey: string
   startedAt: Date
@@ -144,9 +147,10 @@ export function createDashboard(ctx: DashboardContext): {
       record: (name) => ctx.apps.record(name),
       pool: ctx.pool.status(),
       coldStarts: ctx.coldStarts.list(),
+      invocations: ctx.invocations?.list({ limit: 1000 }),
       profiles,
       edges: ctx.edges.edges(),
-      edgeImage: (reference) => ctx.edges.image(reference),
+      edgeImage: (reference, workload) => ctx.edges.image(reference, workload),
     }
   }
 

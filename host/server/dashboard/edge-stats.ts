@@ -62,12 +62,13 @@ export class EdgeStats {
     return this.#edges
   }
 
-  image(reference: string): EdgeImage | undefined {
-    return this.#images.get(reference)
+  /** What the edge says of an image, and of its bundle for `workload` (the profile tracker's). */
+  image(reference: string, workload: string): EdgeImage | undefined {
+    return this.#images.get(`${reference} ${workload}`)
   }
 
   /** Fetches the figures again if they are older than maxAgeMs. */
-  refresh(images: { reference: string; manifest?: Digest }[]): Promise<void> {
+  refresh(images: { reference: string; workload: string; manifest?: Digest }[]): Promise<void> {
     if (Date.now() - this.#fetchedAt < (this.o.maxAgeMs ?? 5000)) return Promise.resolve()
     this.#refreshing ??= this.#fetch(images).finally(() => {
       this.#fetchedAt = Date.now()
@@ -86,17 +87,21 @@ export class EdgeStats {
     return this.o.edgeFor?.(registry) ?? `http://${registry}`
   }
 
-  async #fetch(images: { reference: string; manifest?: Digest }[]): Promise<void> {
+  async #fetch(
+    images: { reference: string; workload: string; manifest?: Digest }[],
+  ): Promise<void> {
     const bases = [...new Set(images.map((i) => this.#base(i.reference)))]
     const [edges, states] = await Promise.all([
       Promise.all(bases.map((b) => edgeFigures(b))),
-      Promise.all(images.map(async (i) => [i.reference, await this.#image(i)] as const)),
+      Promise.all(
+        images.map(async (i) => [`${i.reference} ${i.workload}`, await this.#image(i)] as const),
+      ),
     ])
     this.#edges = edges
     this.#images = new Map(states)
   }
 
-  async #image(i: { reference: string; manifest?: Digest }): Promise<EdgeImage> {
+  async #image(i: { reference: string; workload: string; manifest?: Digest }): Promise<EdgeImage> {
     if (!i.manifest) return {}
     const base = this.#base(i.reference)
     let client = this.#clients.get(base)
@@ -117,7 +122,7 @@ export class EdgeStats {
       const parsed = status.status === 200 ? parseConversionStatus(JSON.parse(text)) : undefined
       const bundle = await client.extension(repository, {
         method: 'GET',
-        path: thawPaths.bundle(repository, i.manifest),
+        path: thawPaths.bundle(repository, i.manifest, i.workload),
         headers: { range: 'bytes=0-0' },
         signal,
       })

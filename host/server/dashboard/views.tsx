@@ -16,9 +16,26 @@ export interface DashboardData {
   record(name: string): AppRecord | undefined
   pool: PoolStatus
   coldStarts: ColdStartRecord[]
+  /** Finished invocations, newest first; undefined when the host keeps none. */
+  invocations?: InvocationView[]
   profiles: ProfileState[]
   edges: EdgeFigures[]
-  edgeImage(reference: string): EdgeImage | undefined
+  edgeImage(reference: string, workload: string): EdgeImage | undefined
+}
+
+/** What the dashboard shows of a finished invocation (the host's recent invocations). */
+export interface InvocationView {
+  id: string
+  app: string
+  function: string
+  trigger: string
+  status: number
+  durationMs: number
+  /** It waited for its node's cold start (that row of the waterfall has its id). */
+  cold: boolean
+  node?: string
+  revision?: number
+  time: string
 }
 
 /** The page's live sections: each is one SSE event name and one element swapped by htmx. */
@@ -27,6 +44,7 @@ export const SECTIONS = {
   apps: Apps,
   nodes: Nodes,
   'cold-starts': ColdStarts,
+  invocations: Invocations,
   images: Images,
   edges: Edges,
 } satisfies Record<string, (p: { d: DashboardData }) => Child>
@@ -100,8 +118,8 @@ export function DashboardPage(p: { d: DashboardData; csrf: string }) {
         <h1>thaw host</h1>
         <nav aria-label="Sections">
           <a href="#apps-title">Apps</a> <a href="#nodes-title">Nodes</a>{' '}
-          <a href="#cold-starts-title">Cold starts</a> <a href="#images-title">Images</a>{' '}
-          <a href="#edges-title">Edges</a>
+          <a href="#cold-starts-title">Cold starts</a> <a href="#invocations-title">Invocations</a>{' '}
+          <a href="#images-title">Images</a> <a href="#edges-title">Edges</a>
         </nav>
         <form method="post" action="/admin/ui/logout">
           <input type="hidden" name="csrf" value={p.csrf} />
@@ -115,6 +133,7 @@ export function DashboardPage(p: { d: DashboardData; csrf: string }) {
         {section('apps', 'Apps')}
         {section('nodes', 'Nodes and the warm pool')}
         {section('cold-starts', 'Cold starts')}
+        {section('invocations', 'Recent invocations')}
         {section('images', 'Images: record and replay')}
         {section('edges', 'Edges')}
       </main>
@@ -245,7 +264,7 @@ const PHASES = COLD_START_PHASES.filter((p) => p !== 'total')
 
 function ColdStarts({ d }: { d: DashboardData }) {
   const rows = d.coldStarts.map((c) => (
-    <tr data-invocation={c.invocationId}>
+    <tr data-invocation={c.invocationId} id={`cold-${c.invocationId}`}>
       <th scope="row">
         {time(c.time)}
         <br />
@@ -314,14 +333,50 @@ function Waterfall({ c }: { c: ColdStartRecord }) {
   )
 }
 
+function Invocations({ d }: { d: DashboardData }) {
+  if (!d.invocations) return <p class="empty">This host keeps no invocations.</p>
+  const rows = d.invocations.map((i) => (
+    <tr data-invocation={i.id} class={i.status >= 500 ? 'failed' : undefined}>
+      <th scope="row">{time(i.time)}</th>
+      <td>{i.app}</td>
+      <td>{i.function}</td>
+      <td>{i.trigger}</td>
+      <td>{i.status}</td>
+      <td data-figure="duration">{i.durationMs.toFixed(1)}</td>
+      <td>{i.cold ? <a href={`#cold-${i.id}`}>cold start</a> : 'warm'}</td>
+      <td class="mono">{i.node ?? '–'}</td>
+      <td>{i.revision === undefined ? '–' : `r${i.revision}`}</td>
+    </tr>
+  ))
+  return (
+    <Table
+      label="Recent invocations, newest first (duration in ms)"
+      head={[
+        'Ended',
+        'App',
+        'Function',
+        'Trigger',
+        'Status',
+        'Duration',
+        'Start',
+        'Node',
+        'Revision',
+      ]}
+      empty="No invocation yet."
+      rows={rows}
+    />
+  )
+}
+
 function Images({ d }: { d: DashboardData }) {
   const rows = d.profiles.map((p) => {
-    const edge = d.edgeImage(p.reference)
+    const edge = d.edgeImage(p.reference, p.workload)
     return (
       <tr>
         <th scope="row" class="mono">
           {p.reference}
         </th>
+        <td>{p.workload}</td>
         <td>{p.state}</td>
         <td>{p.recorded}</td>
         <td>{p.replayed}</td>
@@ -334,7 +389,16 @@ function Images({ d }: { d: DashboardData }) {
   return (
     <Table
       label="Images"
-      head={['Image', 'Profile', 'Recorded', 'Replayed', 'Generation', 'Conversion', 'Bundle']}
+      head={[
+        'Image',
+        'Workload',
+        'Profile',
+        'Recorded',
+        'Replayed',
+        'Generation',
+        'Conversion',
+        'Bundle',
+      ]}
       empty="No image has started on this host yet."
       rows={rows}
     />
