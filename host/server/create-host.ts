@@ -61,7 +61,8 @@ export function createHost(o: HostOptions): Host {
   const coldStarts = new RecentColdStarts()
   const door = { ...o, coldStarts }
   const edges = o.edges ?? new EdgeStats()
-  const dashboard = createDashboard({ ...admin, coldStarts, edges, logger: o.logger })
+  const invocations = o.logs.invocations
+  const dashboard = createDashboard({ ...admin, coldStarts, edges, invocations, logger: o.logger })
   // A new revision switches the app's nodes at once (to those its rollout started, if any).
   o.apps.onChange((name, app) => void (app ? o.pool.nodesOf(app) : o.pool.forget(name)))
   let server: Server | undefined

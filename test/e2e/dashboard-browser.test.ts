@@ -162,6 +162,19 @@ describe.skipIf(skip)(
       ])
       expect(cells).toEqual(expected)
       expect(await page.$$('#cold-starts svg.waterfall rect')).toHaveLength(6)
+      // The invocation that waited for it, in the recent invocations, linked to its waterfall row.
+      const id = await page.$eval('#cold-starts tr[data-invocation]', (tr) =>
+        tr.getAttribute('data-invocation'),
+      )
+      await page.waitForSelector(`#invocations tr[data-invocation="${id}"]`)
+      expect(await text(`#invocations tr[data-invocation="${id}"]`)).toMatch(
+        /dash.*hello.*http.*200.*cold start/,
+      )
+      expect(
+        await page.$eval(`#invocations tr[data-invocation="${id}"] a`, (a) =>
+          a.getAttribute('href'),
+        ),
+      ).toBe(`#cold-${id}`)
       expect(navigations).toBe(0) // it came over the event stream, not a reload
 
       // The node that served it, and later the edge's figures and the image's state.
@@ -184,6 +197,40 @@ describe.skipIf(skip)(
         await page.screenshot({ path: tmp as `${string}.png`, fullPage: true })
         await copyFile(tmp, resolve(shot))
       }
+    })
+
+    it('stays usable with 100 apps and 1000 recent invocations', async () => {
+      for (let i = 1; i < 100; i++) {
+        const res = await fetch(`${host.url}/admin/apps/app${i}`, {
+          method: 'PUT',
+          headers: { 'x-functions-key': host.masterKey, 'content-type': 'application/json' },
+          body: JSON.stringify({ image }),
+        })
+        expect(res.status).toBe(201)
+      }
+      const call = async () => expect((await fetch(`${host.url}/dash/api/hello`)).status).toBe(200)
+      for (let i = 0; i < 50; i++) await Promise.all(Array.from({ length: 20 }, call))
+
+      await page.goto(`${host.url}/admin/ui`)
+      expect(await page.$$('#apps tbody tr')).toHaveLength(100)
+      expect(await page.$$('#invocations tbody tr')).toHaveLength(1000)
+      const loaded = (await page.evaluate(
+        `performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd`,
+      )) as number
+      // One more invocation comes live at the top of the list (the section's 1000 rows swapped).
+      const before = await page.$eval('#invocations tbody tr', (tr) =>
+        tr.getAttribute('data-invocation'),
+      )
+      const sent = Date.now()
+      await call()
+      await page.waitForFunction(
+        `document.querySelector('#invocations tbody tr')?.getAttribute('data-invocation') !== ${JSON.stringify(before)}`,
+      )
+      expect(await page.$$('#invocations tbody tr')).toHaveLength(1000)
+      const html = (await page.content()).length
+      console.log(
+        `dashboard with 100 apps, 1000 invocations: page ${html} bytes, DOMContentLoaded ${loaded.toFixed(0)} ms, a new invocation shown ${Date.now() - sent} ms after its request`,
+      )
     })
 
     it('shows a new revision of an app live, with the ones kept', async () => {

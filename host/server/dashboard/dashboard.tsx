@@ -1,4 +1,4 @@
-/** @jsxImportSource hono/jsx */
+/** @jsxRuntime automatic @jsxImportSource hono/jsx */
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
@@ -11,6 +11,7 @@ import { secureHeaders } from 'hono/secure-headers'
 import { streamSSE } from 'hono/streaming'
 import type { AppStore } from '../../apps/app-store.ts'
 import type { HostLogger } from '../../log/host-logger.ts'
+import type { RecentInvocations } from '../../logs/recent-invocations.ts'
 import type { Pool } from '../../pool/pool.ts'
 import type { ProfileTracker } from '../../pool/profile-tracker.ts'
 import type { RecentColdStarts } from '../../pool/recent-cold-starts.ts'
@@ -22,7 +23,6 @@ import {
   LoginPage,
   SECTIONS,
   type DashboardData,
-  type InvocationView,
   type SectionName,
 } from './views.tsx'
 
@@ -31,8 +31,7 @@ export interface DashboardContext {
   pool: Pool
   profiles: ProfileTracker
   coldStarts: RecentColdStarts
-  /** The host's recent invocations, newest first, when it keeps them. */
-  invocations?: { list(o?: { limit?: number }): InvocationView[] }
+  invocations: RecentInvocations
   edges: EdgeStats
   masterKey: string
   startedAt: Date
@@ -147,7 +146,7 @@ export function createDashboard(ctx: DashboardContext): {
       record: (name) => ctx.apps.record(name),
       pool: ctx.pool.status(),
       coldStarts: ctx.coldStarts.list(),
-      invocations: ctx.invocations?.list({ limit: 1000 }),
+      invocations: ctx.invocations.list({ limit: 1000 }),
       profiles,
       edges: ctx.edges.edges(),
       edgeImage: (reference, workload) => ctx.edges.image(reference, workload),

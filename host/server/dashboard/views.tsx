@@ -1,7 +1,8 @@
-/** @jsxImportSource hono/jsx */
+/** @jsxRuntime automatic @jsxImportSource hono/jsx */
 import type { Child } from 'hono/jsx'
 import type { App } from '../../apps/app-spec.ts'
 import type { AppRecord, Revision } from '../../apps/revision.ts'
+import type { InvocationRecord } from '../../logs/recent-invocations.ts'
 import { COLD_START_PHASES } from '../../pool/cold-start.ts'
 import type { PoolStatus } from '../../pool/pool.ts'
 import type { ProfileState } from '../../pool/profile-tracker.ts'
@@ -16,26 +17,11 @@ export interface DashboardData {
   record(name: string): AppRecord | undefined
   pool: PoolStatus
   coldStarts: ColdStartRecord[]
-  /** Finished invocations, newest first; undefined when the host keeps none. */
-  invocations?: InvocationView[]
+  /** Finished invocations, newest first (logs/recent-invocations.ts). */
+  invocations: InvocationRecord[]
   profiles: ProfileState[]
   edges: EdgeFigures[]
   edgeImage(reference: string, workload: string): EdgeImage | undefined
-}
-
-/** What the dashboard shows of a finished invocation (the host's recent invocations). */
-export interface InvocationView {
-  id: string
-  app: string
-  function: string
-  trigger: string
-  status: number
-  durationMs: number
-  /** It waited for its node's cold start (that row of the waterfall has its id). */
-  cold: boolean
-  node?: string
-  revision?: number
-  time: string
 }
 
 /** The page's live sections: each is one SSE event name and one element swapped by htmx. */
@@ -334,7 +320,6 @@ function Waterfall({ c }: { c: ColdStartRecord }) {
 }
 
 function Invocations({ d }: { d: DashboardData }) {
-  if (!d.invocations) return <p class="empty">This host keeps no invocations.</p>
   const rows = d.invocations.map((i) => (
     <tr data-invocation={i.id} class={i.status >= 500 ? 'failed' : undefined}>
       <th scope="row">{time(i.time)}</th>
