@@ -7,6 +7,7 @@ import { ThawError } from '../../runtime/errors.ts'
 import { readDockerConfig } from '../../runtime/oci/remote/docker-config.ts'
 import { jsonHostLogger } from '../log/host-logger.ts'
 import { createImageMounts } from '../mount/create-image-mounts.ts'
+import { FuseKeeper } from '../fuse/fuse-keeper.ts'
 import { Snapshotter } from '../snapshotter/snapshotter.ts'
 import {
   parseSnapshotterConfig,
@@ -44,6 +45,10 @@ options:
 
 Without --docker-config, THAW_REGISTRY_USERNAME and THAW_REGISTRY_PASSWORD are used for every
 registry and edge when set.
+
+Lazy mounts outlive the snapshotter: their FUSE connections are held by thaw-fuse-keeper, so a
+running container keeps its image if the snapshotter dies, and the restarted snapshotter serves
+it again (config keepMounts, default true; keeperSocket, default /run/thaw/fuse-keeper.sock).
 `
 
 /** `thaw snapshotter`: serves until SIGINT or SIGTERM. */
@@ -106,7 +111,9 @@ async function runSnapshotter(config: SnapshotterConfig): Promise<void> {
       ? await readDockerConfig(config.dockerConfig)
       : registryCredentials()
   const metrics = new SnapshotterMetrics()
+  const keeper = config.keepMounts ? await FuseKeeper.open(config.keeperSocket) : undefined
   const mounts = await createImageMounts({
+    keeper,
     edges: config.edges,
     cacheDir: join(root, 'cache'),
     mountRoot: join(root, 'mnt'),

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { ThawError } from '../../runtime/errors.ts'
+import { DEFAULT_KEEPER_SOCKET } from '../fuse/fuse-keeper.ts'
 
 const httpUrl = z
   .string()
@@ -26,6 +27,13 @@ export const snapshotterConfigSchema = z
       .default(10 * 2 ** 30),
     /** Fetch the rest of a lazily mounted image in the background (default true). */
     background: z.boolean().default(true),
+    /**
+     * Hand the lazy mounts' FUSE connections to thaw-fuse-keeper (default true): running
+     * containers keep their image through a restart of the snapshotter, which serves it again.
+     */
+    keepMounts: z.boolean().default(true),
+    /** The keeper's socket (shared by every thaw process of the machine). */
+    keeperSocket: z.string().min(1).default(DEFAULT_KEEPER_SOCKET),
     /** Registry credentials by host, from a docker config.json (or a mounted image-pull secret). */
     dockerConfig: z.string().min(1).optional(),
     /** `host:port` of a plain-HTTP `/metrics` endpoint (Prometheus); none by default. */

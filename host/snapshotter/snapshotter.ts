@@ -66,7 +66,31 @@ export class Snapshotter {
 
   static async open(options: SnapshotterOptions): Promise<Snapshotter> {
     await mkdir(join(options.root, 'snapshots'), { recursive: true })
-    return new Snapshotter(options, await SnapshotStore.open(options.root))
+    const snapshotter = new Snapshotter(options, await SnapshotStore.open(options.root))
+    snapshotter.#restoreLeases()
+    return snapshotter
+  }
+
+  /**
+   * After a restart: every remote layer held a lease on its image's mount, so they take them
+   * again. The mounts a keeper held through the restart (running containers use them) are served
+   * again and go when their images are removed, as they would have without the restart. In the
+   * background: an edge that does not answer only delays it (a later use acquires again).
+   */
+  #restoreLeases(): void {
+    for (const record of this.#store.all()) {
+      if (!record.remote || this.#leases.has(record.name)) continue
+      const lease = this.#mounts.acquire(record.remote.reference)
+      this.#leases.set(record.name, lease)
+      lease.catch((err: unknown) => {
+        if (this.#leases.get(record.name) === lease) this.#leases.delete(record.name)
+        this.#log.log('warn', 'a lazy mount was not taken again after the restart', {
+          snapshot: record.name,
+          reference: record.remote!.reference,
+          reason: describeError(err),
+        })
+      })
+    }
   }
 
   /** One change at a time: metadata, folders and leases stay consistent. */

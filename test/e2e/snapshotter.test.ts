@@ -16,7 +16,11 @@ import {
 } from '../support/streaming-image.ts'
 import { tmpDir } from '../support/tmp.ts'
 import { criClient } from '../support/cri-client.ts'
-import { startContainerd, type BenchContainerd } from '../bench/cold-start/containerd.ts'
+import {
+  CTR_NAMESPACE,
+  startContainerd,
+  type BenchContainerd,
+} from '../bench/cold-start/containerd.ts'
 
 const THAW = resolve(import.meta.dirname, '../../bin/thaw')
 const onPath = (c: string) => process.env.PATH!.split(':').some((d) => existsSync(join(d, c)))
@@ -263,10 +267,39 @@ describe.skipIf(unavailable)('thaw snapshotter under containerd', () => {
     expect(requests.filter((r) => r.includes('bytes='))).toEqual([])
   }, 120_000)
 
-  it('a restarted snapshotter (after SIGKILL) mounts the lazy image again for new containers', async () => {
+  it('a container reading its lazy image goes on through a SIGKILL of the snapshotter, and the restarted one serves new containers', async () => {
+    // A running container that looks up a new name in its image ten times a second.
+    const looper = startProcess('ctr', [
+      '--address',
+      containerd.socket,
+      '-n',
+      CTR_NAMESPACE,
+      'run',
+      '--rm',
+      '--snapshotter',
+      'thaw',
+      `${proxy.address}/snap/app:t`,
+      `snap-${process.pid}-loop`,
+      '/bin/show',
+      '--loop',
+      '600',
+      '/data',
+    ])
+    await looper.waitFor(/^tick 3 missing$/m, 60_000)
     await snapshotter.kill()
+    // The keeper holds the mount's connection: the container's lookups wait, none fails (a
+    // lookup on a connection that ended prints "tick N error 107", ENOTCONN).
+    await new Promise((r) => setTimeout(r, 1_000))
     snapshotter = startProcess(THAW, snapshotterArgs)
     await snapshotter.waitFor(/"msg":"listening"/)
+    const ticks = () => [...looper.output().matchAll(/^tick (\d+) (.*)$/gm)]
+    const atRestart = ticks().length
+    await looper.waitFor(new RegExp(`^tick ${atRestart + 5} missing$`, 'm'), 60_000)
+    expect(ticks().filter((t) => t[2] !== 'missing')).toEqual([])
+    await containerd
+      .ctr(['task', 'kill', '-s', 'SIGKILL', `snap-${process.pid}-loop`])
+      .catch(() => {})
+    await looper.stop(30_000)
     // containerd's connection to the socket comes back on its own (gRPC reconnect backoff).
     const reference = `${proxy.address}/snap/app:t`
     let output = ''
