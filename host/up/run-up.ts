@@ -136,9 +136,12 @@ async function coldRun(url: string, edgeLog: string, repository: string, signal?
 async function profileAtEdge(edgeUrl: string, deployed: DeployResult, host: RunningHost, signal?: AbortSignal): Promise<ConversionStatus> {
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline) {
-    const state = host.profiles.states().find((s) => s.manifest === deployed.digest)
-    if (state?.state === 'failed') throw new ThawError('UP_FAILED', `recording the profile failed: ${state.error}`, { fault: 'system' })
-    if (state?.state === 'uploaded') {
+    // One state per workload: the deploy's health gate started the app (workload "sample", its
+    // recording dropped when the node was drained), the cold call ran its function ("sample/hello").
+    const states = host.profiles.states().filter((s) => s.manifest === deployed.digest)
+    const failed = states.find((s) => s.state === 'failed')
+    if (failed) throw new ThawError('UP_FAILED', `recording the profile failed: ${failed.error}`, { fault: 'system' })
+    if (states.some((s) => s.state === 'uploaded')) {
       const status = await conversionStatus(edgeUrl, deployed.repository, deployed.digest, signal)
       if (status?.profile && status.state === 'converted') return status
     }
