@@ -36,8 +36,8 @@ export class BlobCache {
   readonly #open = new Map<string, { blob: Promise<CachedBlob>; refs: number }>()
   /** Blobs on disk that no mount holds: hex → [bytes, last used ms]. */
   readonly #idle = new Map<string, { bytes: number; lastUsed: number }>()
-  /** Frames of blobs on disk by content (sha256 hex of the compressed frame). */
-  readonly #byContent = new Map<string, FrameHome>()
+  /** Frames of blobs on disk by content (sha256 hex of the compressed frame): every blob with it. */
+  readonly #byContent = new Map<string, FrameHome[]>()
   /** The frame hashes each blob contributed to #byContent. */
   readonly #contentOf = new Map<string, string[]>()
   #closed = false
@@ -76,8 +76,7 @@ export class BlobCache {
 
   /** Whether another cached blob is known to hold `frame` (by content). */
   hasCopy(frame: Frame, target: CachedBlob): boolean {
-    const home = this.#byContent.get(digestHex(frame.digest))
-    return home !== undefined && home.hex !== target.hex && home.ulen === frame.ulen
+    return this.#homeOf(frame, target) !== undefined
   }
 
   /**
@@ -86,10 +85,13 @@ export class BlobCache {
    * same sha256 when that blob stored them.
    */
   async copyFrame(frame: Frame, target: CachedBlob): Promise<boolean> {
-    const sha = digestHex(frame.digest)
-    const home = this.#byContent.get(sha)
-    if (!home || home.hex === target.hex || home.ulen !== frame.ulen) return false
+    const home = this.#homeOf(frame, target)
+    if (!home) return false
+    const idleSince = this.#idle.get(home.hex)?.lastUsed
     const donor = await this.acquire(`sha256:${home.hex}` as Digest)
+    // Being copied from is not being used: the old generation keeps its place in the LRU and
+    // leaves the cache before the blobs mounts read.
+    const lastUsed = idleSince ?? donor.lastUsed
     try {
       if (donor.has({ ...frame, coff: home.coff, uoff: home.uoff })) {
         const bytes = Buffer.allocUnsafe(home.ulen)
@@ -98,9 +100,10 @@ export class BlobCache {
           return true
         }
       }
-      if (this.#byContent.get(sha) === home) this.#byContent.delete(sha)
+      this.#forget(digestHex(frame.digest), (h) => h === home) // the next round fetches it
       return false
     } finally {
+      donor.lastUsed = lastUsed
       await this.release(donor)
     }
   }
@@ -149,9 +152,7 @@ export class BlobCache {
 
   async #remove(hex: string): Promise<void> {
     this.#idle.delete(hex)
-    for (const sha of this.#contentOf.get(hex) ?? []) {
-      if (this.#byContent.get(sha)?.hex === hex) this.#byContent.delete(sha)
-    }
+    for (const sha of this.#contentOf.get(hex) ?? []) this.#forget(sha, (h) => h.hex === hex)
     this.#contentOf.delete(hex)
     await unlink(this.#path(hex, 'journal')).catch(() => {})
     await unlink(this.#path(hex, 'frames')).catch(() => {})
@@ -174,8 +175,21 @@ export class BlobCache {
       rows.map((r) => r[0]),
     )
     for (const [sha, coff, uoff, ulen] of rows) {
-      if (!this.#byContent.has(sha)) this.#byContent.set(sha, { hex, coff, uoff, ulen })
+      const homes = this.#byContent.get(sha) ?? []
+      if (!homes.some((h) => h.hex === hex)) homes.push({ hex, coff, uoff, ulen })
+      this.#byContent.set(sha, homes)
     }
+  }
+
+  #homeOf(frame: Frame, target: CachedBlob): FrameHome | undefined {
+    const homes = this.#byContent.get(digestHex(frame.digest))
+    return homes?.find((h) => h.hex !== target.hex && h.ulen === frame.ulen)
+  }
+
+  #forget(sha: string, which: (home: FrameHome) => boolean): void {
+    const homes = this.#byContent.get(sha)?.filter((h) => !which(h))
+    if (homes?.length) this.#byContent.set(sha, homes)
+    else this.#byContent.delete(sha)
   }
 
   /** A blob's `.frames` file as it was written, or nothing (absent, torn or not ours). */
