@@ -107,7 +107,9 @@ function parseFlags(argv: string[]) {
   try {
     return parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false })
   } catch (err) {
-    throw new ThawError('USAGE', `${(err as Error).message}\n\n${USAGE}`, { fault: 'user' })
+    // node's complaint is one sentence and advice on positionals: the sentence is the point.
+    const problem = (err as Error).message.split(/\.\s/)[0]!.replace(/\.$/, '')
+    throw new ThawError('USAGE', `${problem}; run "thaw edge --help" for its options`, { fault: 'user' })
   }
 }
 

@@ -58,4 +58,18 @@ if [ ! -x "$helper" ] || [ host/sandbox/native/thaw-userns.c -nt "$helper" ]; th
   echo "install: building host/sandbox/native"
   node_modules/.bin/tsx -e "import('./host/sandbox/user-namespace.ts').then((m) => m.buildUserNamespaceHelper())"
 fi
+# `thaw` on PATH: a symlink to this checkout's bin/thaw (which finds its checkout through the link).
+# A link to another checkout's bin/thaw that still works is left alone (and named), so a second
+# checkout on the machine does not take the command over; THAW_BIN_DIR changes the folder.
+bin_dir=${THAW_BIN_DIR:-/usr/local/bin}
+link="$bin_dir/thaw"
+here="$PWD/bin/thaw"
+if [ -L "$link" ] && [ -x "$link" ] && [ "$(readlink -f "$link")" != "$(readlink -f "$here")" ]; then
+  echo "install: $link already runs $(readlink -f "$link"); left as it is"
+elif [ ! -e "$link" ] || [ -L "$link" ]; then
+  mkdir -p "$bin_dir"
+  ln -sfn "$here" "$link"
+else
+  echo "install: warning: $link is not a link to a thaw checkout; not replaced (use $here)" >&2
+fi
 echo "install: done"

@@ -34,6 +34,8 @@ export interface DebianBaseOptions {
    */
   sourceDateEpoch?: number
   signal?: AbortSignal
+  /** A line at each step of the build (debootstrap's phases with their counts, the layer). */
+  onProgress?: (line: string) => void
 }
 
 /**
@@ -54,6 +56,10 @@ export async function buildDebianBase(options: DebianBaseOptions = {}): Promise<
   const cached = await readCachedBase(outDir, key)
   if (cached) return cached
   await checkMirror(mirror, suite, options.signal)
+  const say = options.onProgress ?? (() => {})
+  const started = performance.now()
+  const phases = debootstrapPhases((line) => say(`${line} (${seconds(started)})`))
+  say(`debootstrap ${suite} from ${mirror}, minbase with ${packages.join(', ')}`)
   const debs = join(cacheDir, 'debs')
   await mkdir(debs, { recursive: true })
   const rootfs = join(outDir, 'rootfs')
@@ -70,8 +76,9 @@ export async function buildDebianBase(options: DebianBaseOptions = {}): Promise<
         staging,
         mirror,
       ],
-      { signal: options.signal, timeoutMs: 60 * 60_000 },
+      { signal: options.signal, timeoutMs: 60 * 60_000, onLine: phases.line },
     )
+    phases.end()
     await finishRootfs(staging)
   } catch (err) {
     await rm(staging, { recursive: true, force: true })
@@ -80,6 +87,7 @@ export async function buildDebianBase(options: DebianBaseOptions = {}): Promise<
   const versions = await packageVersions(staging, packages)
   await rm(rootfs, { recursive: true, force: true })
   await rename(staging, rootfs)
+  say(`writing the layer${gzip ? ' (gzip)' : ''} (${seconds(started)})`)
   const layer = await writeLayerTar(rootfs, {
     tarPath: join(outDir, 'layer.tar'),
     gzip,
@@ -99,6 +107,35 @@ export async function buildDebianBase(options: DebianBaseOptions = {}): Promise<
   }
   await writeBaseRecord(outDir, base)
   return base
+}
+
+/**
+ * debootstrap's "I: <Verb> ..." lines as one line per phase (Retrieving, Validating, Extracting,
+ * Unpacking, Configuring ...), with how many steps it took: hundreds of lines become about ten.
+ */
+function debootstrapPhases(say: (line: string) => void) {
+  let phase: string | undefined
+  let count = 0
+  const close = () => {
+    if (phase) say(`  ${phase.toLowerCase()}: ${count} step${count === 1 ? '' : 's'}`)
+  }
+  return {
+    line(line: string) {
+      const verb = /^I: ([A-Z][a-z]+)/.exec(line)?.[1]
+      if (!verb) return
+      if (verb !== phase) {
+        close()
+        phase = verb
+        count = 0
+      }
+      count++
+    },
+    end: close,
+  }
+}
+
+function seconds(since: number): string {
+  return `${((performance.now() - since) / 1000).toFixed(0)} s`
 }
 
 /** The suite's Release file answers: the mirror is there (no internet is fine if it is local). */

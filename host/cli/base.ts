@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { flagProblem } from './command.ts'
 import { ThawError } from '../../runtime/errors.ts'
 import { DEFAULT_REGISTRY } from '../deploy/deploy-app.ts'
 import { deployReporter } from '../deploy/deploy-output.ts'
@@ -36,7 +37,7 @@ export async function main(argv: string[]): Promise<number> {
       },
     })
   } catch (err) {
-    throw new ThawError('BASE_OPTIONS_INVALID', `${(err as Error).message}\n\n${USAGE}`, {
+    throw new ThawError('BASE_OPTIONS_INVALID', flagProblem('base', err), {
       fault: 'user',
     })
   }
@@ -51,7 +52,6 @@ export async function main(argv: string[]): Promise<number> {
     return 2
   }
   const outDir = v.out ?? `/var/tmp/thaw-cache/base-${kind}`
-  process.stderr.write(`Building the ${kind} base in ${outDir} (reused when unchanged)\n`)
   const result = await buildAndPushBase({
     kind,
     registry: v.registry ?? DEFAULT_REGISTRY,
@@ -60,6 +60,7 @@ export async function main(argv: string[]): Promise<number> {
     outDir,
     mirror: v.mirror,
     onEvent: deployReporter(process.stderr),
+    onProgress: (line) => process.stderr.write(`${line}\n`),
   })
   process.stderr.write(`Built ${result.base.description}\n`)
   process.stdout.write(`${result.reference}\n`)

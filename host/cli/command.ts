@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs'
 import { describeError, isThawError } from '../../runtime/errors.ts'
+import { closest } from './closest.ts'
+import { describeUnreachable } from './unreachable.ts'
 
 /** One `thaw` subcommand, loaded only when it runs so `thaw --help` stays fast. */
 export interface Command {
@@ -6,37 +9,88 @@ export interface Command {
   load: () => Promise<{ main: (argv: string[]) => Promise<number | void> }>
 }
 
-/** Dispatches `thaw <command> ...`; returns the process exit code. */
+/** thaw's version, from its package.json. */
+export function thawVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))
+  return String((pkg as { version?: unknown }).version)
+}
+
+/**
+ * Dispatches `thaw <command> ...`; returns the process exit code. Every failure a user can cause
+ * or fix (a mistyped command or flag, bad input, a registry or host that cannot be reached) is
+ * one line on stderr and exit 2; a fault of thaw itself is one line and exit 1, with its stack
+ * only under THAW_DEBUG=1.
+ */
 export async function runCli(commands: Record<string, Command>, argv: string[]): Promise<number> {
   const [name, ...rest] = argv
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage(commands))
     return name ? 0 : 2
   }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`thaw ${thawVersion()} (Node.js ${process.version})\n`)
+    return 0
+  }
   const command = commands[name]
   if (!command) {
-    process.stderr.write(`thaw: unknown command "${name}"\n\n${usage(commands)}`)
+    const guess = closest(name, Object.keys(commands))
+    const hint = guess ? `; did you mean "thaw ${guess}"?` : ''
+    process.stderr.write(`thaw: unknown command "${name}"${hint} (the commands: thaw --help)\n`)
     return 2
   }
   try {
     const { main } = await command.load()
     return (await main(rest)) ?? 0
   } catch (err) {
-    // User faults (bad flags, bad config) get one clear line; system faults keep their stack.
-    if (isThawError(err) && err.fault === 'user') {
-      process.stderr.write(`thaw ${name}: ${err.message}\n`)
-      return 2
-    }
-    process.stderr.write(`thaw ${name}: ${describeError(err)}\n`)
-    if (err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`)
-    return 1
+    return failed(name, err)
   }
+}
+
+function failed(name: string, err: unknown): number {
+  if (isThawError(err) && err.fault === 'user') {
+    process.stderr.write(`thaw ${name}: ${oneLine(err.message)}\n`)
+    return 2
+  }
+  if (isParseArgsError(err)) {
+    process.stderr.write(`thaw ${name}: ${flagProblem(name, err)}\n`)
+    return 2
+  }
+  const unreachable = describeUnreachable(err)
+  if (unreachable) {
+    process.stderr.write(`thaw ${name}: ${unreachable}\n`)
+    return 2
+  }
+  process.stderr.write(`thaw ${name}: ${oneLine(describeError(err))}\n`)
+  if (process.env.THAW_DEBUG === '1' && err instanceof Error && err.stack) {
+    process.stderr.write(`${err.stack}\n`)
+  } else process.stderr.write(`(THAW_DEBUG=1 prints the stack)\n`)
+  return 1
+}
+
+/**
+ * node:util parseArgs's complaint (an unknown or mistyped flag, a flag without its value) as one
+ * line that says where the options are listed.
+ */
+export function flagProblem(command: string, err: unknown): string {
+  // Node's text goes on about positionals after "--": its first sentence is the point.
+  const first = (err as Error).message.split(/\.\s/)[0]!.replace(/\.$/, '')
+  return `${first}; run "thaw ${command} --help" for its options`
+}
+
+function isParseArgsError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')
+}
+
+/** A message as one line (the first, when it has several). */
+function oneLine(message: string): string {
+  return message.split('\n').find((l) => l.trim() !== '') ?? message
 }
 
 function usage(commands: Record<string, Command>): string {
   const width = Math.max(...Object.keys(commands).map((n) => n.length))
   const lines = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`)
-  return `usage: thaw <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "thaw <command> --help" for a command's options.\n`
+  return `usage: thaw <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "thaw <command> --help" for a command's options, "thaw --version" for the version.\n`
 }
 
 /** Resolves at the first SIGINT or SIGTERM, then stops listening for both. */

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util'
 import { deployApp } from '../deploy/deploy-app.ts'
 import { deployReporter } from '../deploy/deploy-output.ts'
 import { DeployError } from '../deploy/errors.ts'
-import { registryCredentials } from './command.ts'
+import { flagProblem, registryCredentials } from './command.ts'
 
 const USAGE = `usage: thaw deploy [options]                 build the app folder here into an image, push, deploy
        thaw deploy --image REF --name APP ...   deploy an image pushed by any client (no build)
@@ -49,7 +49,7 @@ export async function main(argv: string[]): Promise<number> {
       },
     })
   } catch (err) {
-    throw new DeployError('DEPLOY_OPTIONS_INVALID', `${(err as Error).message}\n\n${USAGE}`)
+    throw new DeployError('DEPLOY_OPTIONS_INVALID', flagProblem('deploy', err))
   }
   const v = parsed.values
   if (v.help) {

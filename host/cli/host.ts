@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { registryCredentials, untilSignal } from './command.ts'
+import { flagProblem, registryCredentials, untilSignal } from './command.ts'
 import { parseArgs } from 'node:util'
 import { ThawError } from '../../runtime/errors.ts'
 import { parseOperatorLimits, type OperatorLimits } from '../apps/operator-limits.ts'
@@ -125,7 +125,7 @@ export function parseHostFlags(argv: string[]): HostFlags {
       },
     }))
   } catch (err) {
-    throw bad(`${(err as Error).message}\n\n${USAGE}`)
+    throw bad(flagProblem('host', err))
   }
   const port = integer('--port', values.port ?? '7071', 0, 65535)
   const pool = integer('--pool', values.pool ?? '2', 0, 1000)

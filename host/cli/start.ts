@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { untilSignal } from './command.ts'
+import { flagProblem, untilSignal } from './command.ts'
 import { resolve } from 'node:path'
 import { FUNCTIONS_HOST_VERSION } from '../../runtime/protocol/worker-contract.ts'
 import { generateKey, readSecretsDir, type KeySet } from '../router/index.ts'
@@ -124,7 +124,7 @@ function parseFlags(argv: string[]): Flags {
       },
     }))
   } catch (err) {
-    throw new LocalRunnerError('OPTIONS_INVALID', `${(err as Error).message}\n\n${USAGE}`)
+    throw new LocalRunnerError('OPTIONS_INVALID', flagProblem('start', err))
   }
   const port = values.port === undefined ? undefined : Number(values.port)
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {

@@ -24,6 +24,8 @@ export interface PushBaseOptions {
   mirror?: string
   /** Progress (push events and the final `pushed`), as deployApp reports them. */
   onEvent?: (event: DeployEvent) => void
+  /** A line at each step of the build (which one, the debian build's phases). */
+  onProgress?: (line: string) => void
   signal?: AbortSignal
 }
 
@@ -36,15 +38,23 @@ export async function buildAndPushBase(
   o: PushBaseOptions,
 ): Promise<{ base: BaseImage; reference: string; digest: Digest }> {
   const outDir = o.outDir ?? `/var/tmp/thaw-cache/base-${o.kind}`
-  const base =
-    o.kind === 'node'
-      ? await buildNodeBase({ outDir, signal: o.signal })
-      : await buildDebianBase({ outDir, mirror: o.mirror, signal: o.signal })
   const client =
     o.client ?? createRegistryClient({ registry: o.registry ?? 'http://127.0.0.1:5000' })
   try {
     const repository = o.repository ?? `thaw/${o.kind}`
     const tag = o.tag ?? 'latest'
+    // A registry that cannot be reached fails now, not after a build of a minute or more.
+    await client.headManifest(repository, tag, { signal: o.signal })
+    o.onProgress?.(`Building the ${o.kind} base in ${outDir} (reused when unchanged)`)
+    const base =
+      o.kind === 'node'
+        ? await buildNodeBase({ outDir, signal: o.signal })
+        : await buildDebianBase({
+            outDir,
+            mirror: o.mirror,
+            signal: o.signal,
+            onProgress: o.onProgress,
+          })
     const pushed = await pushAppImage(client, repository, tag, baseOciImage(base), {
       signal: o.signal,
       onProgress: (progress) => o.onEvent?.({ type: 'push', progress }),

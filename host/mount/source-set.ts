@@ -176,6 +176,7 @@ export class SourceSet {
     options: SourceCall = {},
   ): Promise<{ value: T; source: Source }> {
     const errors: string[] = []
+    const causes: unknown[] = []
     let missing: unknown
     for (const source of this.order(options.exclude)) {
       options.signal?.throwIfAborted()
@@ -199,13 +200,17 @@ export class SourceSet {
         }
         const why = deadline.aborted ? `no answer within ${this.#timeoutMs} ms` : describeError(err)
         errors.push(`${source.url}: ${why}`)
+        causes.push(err)
         this.markDown(source, `${what}: ${why}`)
       }
     }
     if (missing !== undefined && errors.length === this.sources.length) throw missing
+    // The causes let a caller tell "nothing listens there" from other failures (the CLI's one line).
+    const cause = new AggregateError(causes, 'every source failed')
     throw new MountError(
       'SOURCES_UNAVAILABLE',
       `${what}: every source failed (${errors.join('; ')})`,
+      { cause },
     )
   }
 

@@ -10,6 +10,8 @@ export interface RunCommandOptions {
   timeoutMs?: number
   env?: NodeJS.ProcessEnv
   cwd?: string
+  /** Each whole line the command writes, on either stream, as it comes (progress). */
+  onLine?: (line: string) => void
 }
 
 export interface CommandResult {
@@ -37,8 +39,21 @@ export function runCommand(
     let stdout = ''
     let stderr = ''
     let failure: Error | undefined
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
+    const lines = { stdout: '', stderr: '' }
+    const take = (stream: 'stdout' | 'stderr', chunk: string) => {
+      if (!options.onLine) return
+      const parts = (lines[stream] + chunk).split('\n')
+      lines[stream] = parts.pop() ?? ''
+      for (const line of parts) options.onLine(line)
+    }
+    child.stdout.setEncoding('utf8').on('data', (c: string) => {
+      stdout += c
+      take('stdout', c)
+    })
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c
+      take('stderr', c)
+    })
     child.stdin.on('error', () => {}) // a command that exits without reading its input
     child.stdin.end(options.input)
     const kill = (err: Error) => {
