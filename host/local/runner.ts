@@ -13,6 +13,7 @@ import { readAppConfig, type AppConfig } from './app-config.ts'
 import { buildAppEnvironment } from './app-environment.ts'
 import { startCustomHandlerGeneration } from './custom-handler-generation.ts'
 import { LocalRunnerError } from './errors.ts'
+import { corsFromSettings } from '../front-door/cors.ts'
 import { createFrontDoor } from './front-door.ts'
 import type { EventSink, Generation } from './generation.ts'
 import { createGenerations, type Generations } from './generations.ts'
@@ -123,7 +124,12 @@ async function start(state: RunnerState): Promise<URL> {
   const allow = opts.functions ?? config.functions
   const timerStore = await openTimerStatusStore(join(opts.scriptRoot, '.thaw', 'timers.json'))
   generations.onSwitch((next) => {
-    state.served = serve(next, { routePrefix: config.routePrefix, allow, env })
+    state.served = serve(next, {
+      routePrefix: config.routePrefix,
+      allow,
+      env,
+      customHeaders: config.customHeaders,
+    })
     // A new generation brings its own functions: its timers replace the old ones (and those
     // with runOnStartup fire again, as func start does after a restart).
     state.timers?.stop()
@@ -206,13 +212,13 @@ async function listen(state: RunnerState, started: Promise<void>): Promise<URL> 
   const handler = createFrontDoor({
     served: () => state.served,
     keys: opts.keys,
+    // --cors or local.settings.json's Host.CORS; else the settings a host reads (WEBSITE_CORS_*).
     cors: cors
       ? {
           origins: cors,
           credentials: opts.corsCredentials || !!config?.localSettings?.corsCredentials,
         }
-      : undefined,
-    customHeaders: config?.customHeaders ?? {},
+      : corsFromSettings({ ...config?.localSettings?.values, ...opts.settings }),
     bodyLimits: () => state.bodyLimits ?? parseBodyLimits({}).limits,
     homepage:
       (opts.settings?.AzureWebJobsDisableHomepage ?? process.env.AzureWebJobsDisableHomepage) !==

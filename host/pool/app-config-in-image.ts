@@ -12,6 +12,8 @@ export interface ImageAppConfig {
   scriptRoot: string
   /** host.json extensions.http.routePrefix (default "api"). */
   routePrefix: string
+  /** host.json extensions.http.customHeaders, added to every function answer. */
+  customHeaders: Record<string, string>
   /** host.json's customHandler (or legacy httpWorker) section; undefined for @azure/functions apps. */
   customHandler: CustomHandlerConfig | undefined
 }
@@ -26,7 +28,7 @@ export async function readImageAppConfig(root: string, config: ImageConfig): Pro
   const fromEnv = env.find((e) => e.startsWith('AzureWebJobsScriptRoot='))?.split('=')[1]
   const workDir = config.config?.WorkingDir
   const scriptRoot = posix.resolve('/', fromEnv || (workDir && workDir !== '/' ? workDir : DEFAULT_SCRIPT_ROOT))
-  let host: { extensions?: { http?: { routePrefix?: unknown } } } = {}
+  let host: { extensions?: { http?: { routePrefix?: unknown; customHeaders?: unknown } } } = {}
   try {
     host = parseJsonc(await readFile(join(root, scriptRoot, 'host.json'), 'utf8')) as typeof host
   } catch {
@@ -36,7 +38,14 @@ export async function readImageAppConfig(root: string, config: ImageConfig): Pro
   return {
     scriptRoot,
     routePrefix: typeof prefix === 'string' ? prefix : 'api',
+    customHeaders: stringRecord(host?.extensions?.http?.customHeaders),
     // An invalid section throws CUSTOM_HANDLER_CONFIG_INVALID (fault: user): the cold start fails saying why.
     customHandler: host && typeof host === 'object' ? parseCustomHandlerConfig(host) : undefined,
   }
+}
+
+/** The string values of an object (customHeaders); anything else is left out. */
+function stringRecord(value: unknown): Record<string, string> {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return {}
+  return Object.fromEntries(Object.entries(value).filter((e): e is [string, string] => typeof e[1] === 'string'))
 }

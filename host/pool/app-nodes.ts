@@ -16,6 +16,8 @@ export interface StartedNode {
   /** Every function the app registered, HTTP or not (timers, admin invoke). */
   readonly allFunctions: FunctionInfo[]
   readonly routePrefix: string
+  /** host.json extensions.http.customHeaders of the image. */
+  readonly customHeaders: Record<string, string>
   /** The cold start's phases except `first` and `total`. */
   readonly timings: Omit<ColdStartTimings, 'first' | 'total'>
   /** Image data fetched from the edge since the cold start's acquire (MountLease.fetched). */
@@ -118,7 +120,7 @@ export class AppNodes {
   #lastError = ''
   #retryAt = 0
   /** Routes of the running image, known once one node was ready. */
-  routes: { functions: HttpFunctionSpec[]; routePrefix: string } | undefined
+  routes: Pick<StartedNode, 'functions' | 'routePrefix' | 'customHeaders'> | undefined
 
   constructor(
     readonly name: string,
@@ -331,7 +333,11 @@ export class AppNodes {
       return
     }
     node.machine.transition('ready')
-    this.routes ??= { functions: started.functions, routePrefix: started.routePrefix }
+    this.routes ??= {
+      functions: started.functions,
+      routePrefix: started.routePrefix,
+      customHeaders: started.customHeaders,
+    }
     void started.exited.then((exit) => this.#exited(node, exit))
     this.#serveWaiters()
     if (node.inflight === 0) this.#afterRelease(node) // nobody waited: arm the idle timer

@@ -232,6 +232,7 @@ async function startNodeLogged(
       functions: running.functions,
       allFunctions: running.allFunctions,
       routePrefix: running.routePrefix,
+      customHeaders: running.customHeaders,
       timings: {
         resolve: lease.timings.resolveMs,
         mount: lease.timings.mountMs,

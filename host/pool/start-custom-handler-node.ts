@@ -81,6 +81,7 @@ export async function startCustomHandlerNode(
     functions: functions.filter(served).map(toSpec),
     allFunctions: functions.filter((f) => !f.disabled),
     routePrefix: app.routePrefix,
+    customHeaders: app.customHeaders,
     timings: { sandboxMs: forwardMs + proc.timings.totalMs, loadMs },
     exited: proc.exited,
     close: () => client.destroy(),

@@ -46,6 +46,7 @@ export interface RunningApp {
   /** Every function the app registered, HTTP or not (timers, admin invoke). */
   readonly allFunctions: FunctionInfo[]
   readonly routePrefix: string
+  readonly customHeaders: Record<string, string>
   /** Sandbox start (overlay, config, runtime) and app load (process start → ready), ms. */
   readonly timings: { sandboxMs: number; loadMs: number }
   /** Resolves when the node's process is gone (never rejects). */
@@ -120,6 +121,7 @@ export async function startWorkerNode(o: StartWorkerNodeOptions): Promise<Runnin
       functions: message.functions.filter((f) => f.trigger === 'httpTrigger').map(toSpec),
       allFunctions: message.functions,
       routePrefix: app.routePrefix,
+      customHeaders: app.customHeaders,
       timings: { sandboxMs: proc.timings.totalMs, loadMs },
       exited: proc.exited,
       async close() {

@@ -84,9 +84,14 @@ export function createHost(o: HostOptions): Host {
         return handleAdmin(admin, req, res, url)
       }
     }
-    if (!address) return answer(res, 404, `no app here: use http://<app>.${domain}/... or /<app>/...`)
+    if (!address) {
+      const port = `:${req.socket.localPort}`
+      const hint = `use http://<app>.${domain}${port}/... or http://${req.headers.host ?? `127.0.0.1${port}`}/<app>/...`
+      return answer(res, 404, `no app here: ${hint}`)
+    }
     // Azure's `POST /admin/functions/<name>` on the app's own host name: the admin API's invoke.
-    const invoke = address.by === 'host' ? /^\/admin\/functions\/([^/]+)\/?$/.exec(url.pathname) : null
+    const invoke =
+      address.by === 'host' ? /^\/admin\/functions\/([^/]+)\/?$/.exec(url.pathname) : null
     if (invoke) {
       acceptBody(req, res)
       const path = `/admin/apps/${encodeURIComponent(address.app)}/functions/${invoke[1]}`
@@ -94,7 +99,12 @@ export function createHost(o: HostOptions): Host {
     }
     const app = o.apps.get(address.app)
     if (!app) return answer(res, 404, `no app named "${address.app}"`)
-    return serveFunction(door, app, o.pool.nodesOf(app), address.path, req, res)
+    // Where the app answers, as the client addressed it (the pipeline's 404 hints show it).
+    const origin =
+      address.by === 'host'
+        ? `http://${req.headers.host}`
+        : `http://${req.headers.host ?? 'host'}/${address.app}`
+    return serveFunction(door, app, o.pool.nodesOf(app), address.path, req, res, origin)
   }
 
   async function metrics(req: IncomingMessage, res: ServerResponse) {

@@ -1,25 +1,13 @@
-import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { isThawError } from '../../runtime/errors.ts'
 import type { App } from '../apps/app-spec.ts'
-import { answer, header } from '../local/http-answers.ts'
+import { corsFromSettings } from '../front-door/cors.ts'
+import { serveRequest, type DoorApp, type DoorSlot } from '../front-door/request-pipeline.ts'
+import { createRouting, type Routing } from '../front-door/routing.ts'
 import type { HostLogger } from '../log/host-logger.ts'
-import { AppStartError, type AppNodes, type NodeSlot } from '../pool/app-nodes.ts'
-import type { AppLogs } from '../logs/app-logs.ts'
+import type { AppNodes, NodeSlot, StartedNode } from '../pool/app-nodes.ts'
 import { COLD_START_HEADER, formatColdStart, type ColdStart } from '../pool/cold-start.ts'
-import {
-  acceptBody,
-  checkDeclaredLength,
-  closeAfterAnswerIfUnread,
-  isAnswerCut,
-  meterBody,
-  parseBodyLimits,
-  refuseBody,
-  relayAnswer,
-  type MeteredBody,
-  type RequestBodyLimits,
-} from '../request-body/index.ts'
-import { authorize, createRouteTable, type RouteEntry, type RouteTable } from '../router/index.ts'
+import { parseBodyLimits } from '../request-body/index.ts'
+import type { AppLogs } from '../logs/app-logs.ts'
 import type { RecentColdStarts } from '../pool/recent-cold-starts.ts'
 import type { HostMetrics } from './host-metrics.ts'
 
@@ -33,19 +21,14 @@ export interface FunctionDoorContext {
   logs: AppLogs
 }
 
-type Routed = { entry: RouteEntry; params: Record<string, string | null> }
-
 /**
- * One function request, as a chain of small steps: route (when the app's routes are known) →
- * body limit → the body's first 16 KiB (all of a shorter one) → acquire a slot on a ready node
- * (waiting, or a cold start) → route (first request of a new image) → keys → dispatch, the
- * body metered → relay the answer under the body's deadline → release. Answers: 404/405/401 as
- * Azure's host; 413 for a declared Content-Length over the app's limit (before any node is
- * acquired) or a body that grows past it; 408 for a body that comes too slowly (before a slot is
- * taken, when its first 16 KiB do); 429 with Retry-After when the app's queue is full; 503 when
- * the app cannot start; 504 when the function has no answer head within the app's request
- * timeout; 502 (with the invocation id) when the node fails under the request. An answer the
- * client does not take in time is cut.
+ * A function request on the host: the request pipeline shared with `thaw start`
+ * (front-door/request-pipeline.ts) over the app's nodes. What is the host's own: routing is
+ * known once a node of the app's image was ready (the first request of a new image is routed
+ * after its cold start), keys are the master key and the app's host keys, CORS comes from the
+ * app's settings (WEBSITE_CORS_ALLOWED_ORIGINS), a node's first answer carries the cold start's
+ * breakdown, a node that fails under a request is logged with why, and every answer is counted
+ * in the metrics.
  */
 export async function serveFunction(
   ctx: FunctionDoorContext,
@@ -54,226 +37,114 @@ export async function serveFunction(
   path: string,
   req: IncomingMessage,
   res: ServerResponse,
+  origin: string,
 ): Promise<void> {
   const arrived = performance.now()
-  const done = (status: number) => {
-    ctx.metrics.requests.inc({ app: app.name, status: String(status) })
-    ctx.metrics.requestDuration.observe({ app: app.name }, (performance.now() - arrived) / 1000)
-  }
-  const url = new URL(path, `http://${req.headers.host ?? 'localhost'}`)
-  const closed = new AbortController()
-  res.once('close', () => {
-    if (!res.writableFinished) closed.abort(new Error('the client went away'))
-  })
-  const timeout = AbortSignal.timeout(app.limits.requestTimeoutMs)
-  const signal = AbortSignal.any([closed.signal, timeout])
-  let routed: Routed | undefined
-  if (nodes.routes) {
-    const r = check(ctx, app, tableOf(nodes.routes), req, url, res)
-    if (typeof r === 'number') return done(r)
-    routed = r
-  }
-  const limits = bodyLimitsOf(app)
-  const tooLarge = checkDeclaredLength(req, limits)
-  if (tooLarge) return done(refuseBody(res, tooLarge))
-  acceptBody(req, res)
-  const body: MeteredBody | null = hasBody(req) ? meterBody(req, limits) : null
-  // The start of the body comes before a node slot is taken (nginx's client_body_buffer_size):
-  // a client trickling it meets its deadline without holding a slot.
-  const ahead = await body?.readAhead(BODY_AHEAD_BYTES).then(
-    () => undefined,
-    () => (body.refusal ? refuseBody(res, body.refusal) : 499),
-  )
-  if (ahead !== undefined) return done(ahead)
-  const invocationId = randomUUID()
-  let slot: NodeSlot
-  try {
-    slot = await nodes.acquire(signal, invocationId, routed?.entry.fn.name)
-  } catch (err) {
-    if (body) closeAfterAnswerIfUnread(req, res)
-    body?.destroy()
-    return done(acquireFailed(ctx, app, err, timeout.aborted, req, res, invocationId))
-  }
-  try {
-    if (!routed) {
-      const r = check(ctx, app, tableOf(slot.started), req, url, res)
-      if (typeof r === 'number') return done(r)
-      routed = r
+  const status = await serveRequest(doorOf(ctx, app, nodes, origin), req, res, path, arrived)
+  ctx.metrics.requests.inc({ app: app.name, status: String(status) })
+  ctx.metrics.requestDuration.observe({ app: app.name }, (performance.now() - arrived) / 1000)
+}
+
+/** One door per app revision, its nodes and the origin it is addressed at: built once, not per request. */
+const doors = new WeakMap<AppNodes, Map<string, DoorApp>>()
+
+function doorOf(ctx: FunctionDoorContext, app: App, nodes: AppNodes, origin: string): DoorApp {
+  let byOrigin = doors.get(nodes)
+  if (!byOrigin) doors.set(nodes, (byOrigin = new Map()))
+  let door = byOrigin.get(origin)
+  if (door && (door as HostDoor).app === app) return door
+  door = createDoor(ctx, app, nodes, origin)
+  if (byOrigin.size > 64) byOrigin.clear() // Host headers are the client's: bound what they make
+  byOrigin.set(origin, door)
+  return door
+}
+
+type HostDoor = DoorApp & { readonly app: App }
+
+function createDoor(ctx: FunctionDoorContext, app: App, nodes: AppNodes, origin: string): HostDoor {
+  const routings = new WeakMap<StartedNode['functions'], Routing>()
+  const routingOf = (r: Pick<StartedNode, 'functions' | 'routePrefix' | 'customHeaders'>) => {
+    let routing = routings.get(r.functions)
+    if (!routing) {
+      const input = { ...r, settings: app.settings }
+      routings.set(r.functions, (routing = createRouting(input)))
     }
-    const o = { invocationId, limits, arrived, signal, timedOut: () => timeout.aborted }
-    const status = await dispatch(ctx, app, slot, routed, path, req, res, body, o)
-    done(status)
-    ctx.logs.invocations.add({
-      id: invocationId,
-      app: app.name,
-      function: routed.entry.fn.name,
-      trigger: 'http',
-      status,
-      durationMs: performance.now() - arrived,
-      cold: slot.first,
-      node: slot.node.id,
-      revision: app.revision,
-    })
-  } finally {
-    slot.release()
+    return routing
+  }
+  const fields = (slot: NodeSlot, invocationId: string) => ({
+    app: app.name,
+    node: slot.node.id,
+    invocationId,
+  })
+  return {
+    app,
+    routing: () => (nodes.routes ? routingOf(nodes.routes) : undefined),
+    keys: { master: ctx.masterKey, host: app.keys },
+    cors: corsFromSettings(app.settings),
+    bodyLimits: parseBodyLimits(app.settings, app.limits).limits,
+    homepage: app.settings.AzureWebJobsDisableHomepage?.toLowerCase() !== 'true',
+    requestTimeoutMs: app.limits.requestTimeoutMs,
+    origin: () => origin,
+    log: (level, message, f) => ctx.logger.log(level, message, { app: app.name, ...f }),
+    async acquire(signal, invocationId, functionName): Promise<DoorSlot> {
+      const slot = await nodes.acquire(signal, invocationId, functionName)
+      return {
+        routing: routingOf(slot.started),
+        dispatch: (input) => slot.started.client.dispatch(input),
+        answerHeaders: slot.first ? (t) => firstAnswer(ctx, app, slot, t) : undefined,
+        failed: (err, id) => nodeFailed(ctx, slot, err, fields(slot, id)),
+        answered: (a) =>
+          ctx.logs.invocations.add({
+            id: a.invocationId,
+            app: app.name,
+            function: a.functionName,
+            trigger: 'http',
+            status: a.status,
+            durationMs: a.durationMs,
+            cold: slot.first,
+            node: slot.node.id,
+            revision: app.revision,
+          }),
+        release: () => slot.release(),
+      }
+    },
   }
 }
 
-/** Bytes of a body read before a slot is taken (or all of it, if shorter). */
-const BODY_AHEAD_BYTES = 16 * 1024
-
-function hasBody(req: IncomingMessage): boolean {
-  return req.method !== 'GET' && req.method !== 'HEAD'
-}
-
-const bodyLimits = new WeakMap<App, RequestBodyLimits>()
-/** The app's body limits from its settings (validated by the admin API), per app revision. */
-function bodyLimitsOf(app: App): RequestBodyLimits {
-  let limits = bodyLimits.get(app)
-  if (!limits) bodyLimits.set(app, (limits = parseBodyLimits(app.settings, app.limits).limits))
-  return limits
-}
-
-const tables = new WeakMap<object, RouteTable>()
-function tableOf(routes: { functions: RouteEntry['fn'][]; routePrefix: string }): RouteTable {
-  let t = tables.get(routes)
-  if (!t) tables.set(routes, (t = createRouteTable(routes.functions, { routePrefix: routes.routePrefix })))
-  return t
-}
-
-/** Routing and keys; a number is the status already answered. */
-function check(ctx: FunctionDoorContext, app: App, table: RouteTable, req: IncomingMessage, url: URL, res: ServerResponse): Routed | number {
-  const m = table.match(req.method ?? 'GET', url.pathname)
-  if (m.kind === 'not-found') return answer(res, 404), 404
-  if (m.kind === 'method-not-allowed') {
-    res.setHeader('allow', m.allowed.join(', '))
-    return answer(res, 405), 405
-  }
-  const keyed = { headers: { get: (h: string) => header(req, h) ?? null }, url }
-  const auth = authorize(m.entry.fn.authLevel, keyed, { master: ctx.masterKey, host: app.keys }, m.entry.fn.name)
-  if (!auth.ok) return answer(res, 401), 401
-  return { entry: m.entry, params: m.params }
-}
-
-/**
- * The answer when no slot came: 429 (queue full), 504 (timed out), else 503. A 503 names the
- * invocation (`x-ms-invocation-id`) and, when starts fail, says when to retry (`Retry-After`,
- * the backoff). Why it failed is internal (paths, the app's stack): it goes to the host's log
- * and to callers with the master key, to nobody else.
- */
-function acquireFailed(
-  ctx: FunctionDoorContext,
-  app: App,
-  err: unknown,
-  timedOut: boolean,
-  req: IncomingMessage,
-  res: ServerResponse,
-  invocationId: string,
-): number {
-  if (isThawError(err, 'APP_BUSY')) {
-    res.setHeader('retry-after', '1')
-    answer(res, 429, 'too many requests are waiting for this app; retry later')
-    return 429
-  }
-  if (timedOut) return answer(res, 504, 'no node of the app was free within the request timeout'), 504
-  if (res.destroyed) return 499 // the client left while it waited
-  const why = err instanceof Error ? err.message : String(err)
-  const fields = { app: app.name, invocationId, code: isThawError(err) ? err.code : undefined }
-  // A refusal during the backoff repeats a failure logged already: not one more error line per request.
-  ctx.logger.log(isThawError(err, 'APP_START_BACKOFF') ? 'debug' : 'warn', `request answered 503: ${why}`, fields)
-  const retry = err instanceof AppStartError ? Math.max(1, Math.ceil(err.retryAfterMs / 1000)) : undefined
-  if (retry !== undefined) res.setHeader('retry-after', String(retry))
-  res.setHeader('x-ms-invocation-id', invocationId)
-  const keyed = { headers: { get: (h: string) => header(req, h) ?? null }, url: new URL(req.url ?? '/', 'http://host') }
-  const master = authorize('admin', keyed, { master: ctx.masterKey }).ok
-  const when = retry === undefined ? '' : `; retry in ${retry} s`
-  answer(res, 503, master ? why : `the app could not start${when} (invocation ${invocationId})`)
-  return 503
-}
-
-async function dispatch(
+/** A cold start's breakdown: in the header, the metrics, the dashboard and the log. */
+function coldStart(
   ctx: FunctionDoorContext,
   app: App,
   slot: NodeSlot,
-  routed: Routed,
-  path: string,
-  req: IncomingMessage,
-  res: ServerResponse,
-  body: MeteredBody | null,
-  o: {
-    invocationId: string
-    limits: RequestBodyLimits
-    arrived: number
-    signal: AbortSignal
-    timedOut: () => boolean
-  },
-): Promise<number> {
-  const sent = performance.now()
-  // A body refused after the answer started: only closing the connection cuts the upload.
-  body?.once('error', () => {
-    if (body.refusal && res.headersSent) refuseBody(res, body.refusal)
-  })
-  let out
-  try {
-    out = await slot.started.client.dispatch({
-      functionName: routed.entry.fn.name,
-      params: routed.params,
-      invocationId: o.invocationId,
-      method: req.method ?? 'GET',
-      path,
-      headers: req.headers,
-      body,
-      signal: o.signal,
-    })
-  } catch (err) {
-    if (body?.refusal) return refuseBody(res, body.refusal)
-    if (res.headersSent) return res.destroy(), 502
-    if (body) closeAfterAnswerIfUnread(req, res)
-    if (o.timedOut()) return answer(res, 504, `the function did not answer within ${app.limits.requestTimeoutMs} ms`), 504
-    if (res.destroyed) return 499
-    const exit = await nodeFailed(ctx, app, slot, o.invocationId, err)
-    if (res.destroyed) return 499
-    res.setHeader('x-ms-invocation-id', o.invocationId)
-    const why = exit ? ` (node ${exit.message})` : ''
-    answer(res, 502, `the node running the app failed while serving this request${why}`)
-    return 502
+  t: { sent: number; arrived: number; invocationId: string },
+): Record<string, string> {
+  const now = performance.now()
+  const cold: ColdStart = {
+    ...slot.started.timings,
+    first: now - t.sent,
+    total: now - t.arrived,
+    ...slot.started.fetched(),
   }
-  // Refused while the node's answer head was on its way: the refusal is the answer.
-  if (body?.refusal) {
-    out.body.destroy()
-    return refuseBody(res, body.refusal)
-  }
-  const headers = { ...out.headers }
-  if (slot.cold) {
-    const now = performance.now()
-    const cold: ColdStart = {
-      ...slot.started.timings,
-      first: now - sent,
-      total: now - o.arrived,
-      ...slot.started.fetched(),
-    }
-    headers[COLD_START_HEADER] = formatColdStart(cold)
-    ctx.metrics.coldStart(app.name, cold)
-    const who = { invocationId: o.invocationId, app: app.name, image: app.image, node: slot.node.id }
-    ctx.coldStarts?.add({ ...who, ...cold })
-    ctx.logger.log('info', 'cold start', { app: app.name, node: slot.node.id, ...cold })
-  }
-  if (slot.first) slot.started.firstResponse()
-  if (body) closeAfterAnswerIfUnread(req, res)
-  res.writeHead(out.status, headers)
-  // The answer goes out under the body's deadline: a client that does not take it loses it and
-  // the slot is free again (request-body/answer-relay.ts).
-  await relayAnswer(out.body, res, o.limits).catch(async (err: unknown) => {
-    res.destroy()
-    if (isAnswerCut(err)) {
-      // The client's side: it went away (or a refused body cut it), or took the answer too slowly.
-      if (err.code === 'ANSWER_TIMEOUT') {
-        const fields = { app: app.name, node: slot.node.id, invocationId: o.invocationId }
-        ctx.logger.log('info', `answer cut: ${err.message}`, fields)
-      }
-    } else if (!body?.refusal) await nodeFailed(ctx, app, slot, o.invocationId, err)
-  })
-  return out.status
+  ctx.metrics.coldStart(app.name, cold)
+  const who = { invocationId: t.invocationId, app: app.name, image: app.image, node: slot.node.id }
+  ctx.coldStarts?.add({ ...who, ...cold })
+  ctx.logger.log('info', 'cold start', { app: app.name, node: slot.node.id, ...cold })
+  return { [COLD_START_HEADER]: formatColdStart(cold) }
+}
+
+/**
+ * A node's first answer: record/replay stops here; if the request waited for the node's start
+ * (not a node a rollout started ahead), its answer carries the cold start's breakdown.
+ */
+function firstAnswer(
+  ctx: FunctionDoorContext,
+  app: App,
+  slot: NodeSlot,
+  t: { sent: number; arrived: number; invocationId: string },
+): Record<string, string> | undefined {
+  const headers = slot.cold ? coldStart(ctx, app, slot, t) : undefined
+  slot.started.firstResponse()
+  return headers
 }
 
 /** How long a request that failed on its node waits to learn whether, and why, the node died. */
@@ -286,17 +157,23 @@ const NODE_EXIT_WAIT_MS = 3000
  */
 async function nodeFailed(
   ctx: FunctionDoorContext,
-  app: App,
   slot: NodeSlot,
-  invocationId: string,
   err: unknown,
-): Promise<{ message: string; reason?: string } | undefined> {
+  fields: Record<string, unknown>,
+): Promise<string | undefined> {
   let timer: NodeJS.Timeout | undefined
-  const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), NODE_EXIT_WAIT_MS)))
+  const late = new Promise<undefined>(
+    (r) => (timer = setTimeout(() => r(undefined), NODE_EXIT_WAIT_MS)),
+  )
   const exit = await Promise.race([slot.started.exited, late])
   clearTimeout(timer)
-  const fields = { app: app.name, node: slot.node.id, invocationId, reason: exit?.reason }
-  if (exit) ctx.logger.log('warn', `request died with its node (${exit.message})`, fields)
-  else ctx.logger.log('warn', `request failed on its node: ${(err as Error).message}`, fields)
-  return exit
+  if (exit) {
+    ctx.logger.log('warn', `request died with its node (${exit.message})`, {
+      ...fields,
+      reason: exit.reason,
+    })
+    return `node ${exit.message}`
+  }
+  ctx.logger.log('warn', `request failed on its node: ${(err as Error).message}`, fields)
+  return undefined
 }

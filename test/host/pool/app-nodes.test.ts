@@ -26,6 +26,7 @@ function fakeStarter() {
             functions: [],
             allFunctions: [],
             routePrefix: 'api',
+            customHeaders: {},
             timings: { resolve: 0, mount: 0, prefetch: 0, sandbox: 0, load: 0 },
             fetched: () => ({ requests: 0, bytes: 0 }),
             exited,

@@ -35,3 +35,26 @@ export function applyCors(
   res.end()
   return true
 }
+
+/**
+ * An app's CORS from its settings, as Azure's host reads them on Linux and in containers
+ * (EnvironmentSettingNames: WEBSITE_CORS_ALLOWED_ORIGINS, a JSON array or comma-separated list;
+ * WEBSITE_CORS_SUPPORT_CREDENTIALS, true/false). Undefined when no origin is allowed.
+ */
+export function corsFromSettings(
+  settings: Readonly<Record<string, string | undefined>>,
+): CorsOptions | undefined {
+  const raw = settings.WEBSITE_CORS_ALLOWED_ORIGINS?.trim()
+  if (!raw) return undefined
+  let origins: string[]
+  try {
+    const list: unknown = raw.startsWith('[') ? JSON.parse(raw) : undefined
+    origins = Array.isArray(list) ? list.map(String) : raw.split(',')
+  } catch {
+    origins = raw.split(',')
+  }
+  origins = origins.map((o) => o.trim()).filter(Boolean)
+  if (origins.length === 0) return undefined
+  const credentials = settings.WEBSITE_CORS_SUPPORT_CREDENTIALS?.toLowerCase() === 'true'
+  return { origins, credentials }
+}
