@@ -24,7 +24,14 @@ export interface ConversionLimits {
   maxImageUncompressedBytes: number
   maxLayerEntries: number
   maxImageEntries: number
-  /** Accept character and block device entries (default false). */
+  /**
+   * Accept character and block device entries (default true). They are kept as metadata only: the
+   * index records their type and device numbers (so `ls -l` and stat() show them), and nothing
+   * can open one: the hosts mount images nodev (the FUSE mount and each node's overlay), a node has
+   * its own /dev (a tmpfs, the OCI runtime's devices), and the conversion never creates a file.
+   * Real base images have them (Debian's has /dev/console, /dev/null, /dev/ptmx …); false refuses
+   * such images (TAR_DEVICE_NOT_ALLOWED).
+   */
   allowDevices: boolean
 }
 
@@ -49,7 +56,7 @@ export const DEFAULT_CONVERSION_LIMITS: ConversionLimits = {
   maxImageUncompressedBytes: 10 * 2 ** 30,
   maxLayerEntries: 200_000,
   maxImageEntries: 200_000,
-  allowDevices: false,
+  allowDevices: true,
 }
 
 /** What a conversion worker checks while reading the layers (convert-job.ts). */

@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest'
 import { expectStatus, pushManifest, sha256, startTestEdge } from '../../support/edge-client.ts'
 import { pushTarImage, waitForConversion } from '../../support/convert-image.ts'
 import type { TarSpec } from '../../support/tar-builder.ts'
+import { parseFsIndex, type FsIndex } from '../../../runtime/format/index.ts'
+import type { Descriptor, Digest } from '../../../runtime/oci/index.ts'
 
 const escape = `thaw-edge-escape-${process.pid}`
 
@@ -66,22 +68,6 @@ const badTars: [string, TarSpec[], TarSpec[], string, string][] = [
     'TAR_DUPLICATE_ENTRY',
     'a',
   ],
-  // a device node (devices are off by default)
-  [
-    'a block device',
-    ok,
-    [{ name: 'sda', type: 'block', devMajor: 8, devMinor: 0 }],
-    'TAR_DEVICE_NOT_ALLOWED',
-    'sda',
-  ],
-  // a character device
-  [
-    'a character device',
-    ok,
-    [{ name: 'mem', type: 'char', devMajor: 1, devMinor: 1 }],
-    'TAR_DEVICE_NOT_ALLOWED',
-    'mem',
-  ],
   // a hard link out of the root
   [
     'a hard link outside the root',
@@ -130,6 +116,44 @@ describe('checks before and during conversion', () => {
       expect(refs.manifests).toEqual([])
     },
   )
+
+  // Device nodes are part of real base images (Debian's /dev/console): kept as metadata.
+  it('converts an image with device nodes, recording them in the index as metadata', async () => {
+    const { url } = await startTestEdge({ conversion: {} })
+    const layer: TarSpec[] = [
+      { name: 'dev/', type: 'directory' },
+      { name: 'dev/console', type: 'char', devMajor: 5, devMinor: 1, mode: 0o600 },
+      { name: 'dev/sda', type: 'block', devMajor: 8, devMinor: 0, mode: 0o660 },
+      { name: 'etc/hostname', content: 'devices\n' },
+    ]
+    const image = await pushTarImage(url, 'apps/devices', 'v1', [ok, layer])
+    const status = await waitForConversion(url, 'apps/devices', image.digest)
+    expect(status).toMatchObject({ state: 'converted' })
+    const index = await artifactIndex(url, 'apps/devices', String(status.artifact))
+    const byPath = new Map(index.entries.map((e) => [e.path.replace(/^\/?/, '/'), e]))
+    expect(byPath.get('/dev/console')).toMatchObject({
+      type: 'char',
+      devMajor: 5,
+      devMinor: 1,
+      size: 0,
+    })
+    expect(byPath.get('/dev/sda')).toMatchObject({
+      type: 'block',
+      devMajor: 8,
+      devMinor: 0,
+      size: 0,
+    })
+    expect(byPath.get('/etc/hostname')).toMatchObject({ type: 'file' })
+  })
+
+  it('refuses device nodes when the config turns them off', async () => {
+    const { url } = await startTestEdge({ conversion: { limits: { allowDevices: false } } })
+    const layer: TarSpec[] = [{ name: 'mem', type: 'char', devMajor: 1, devMinor: 1 }]
+    const image = await pushTarImage(url, 'apps/nodev', 'v1', [ok, layer])
+    const status = await waitForConversion(url, 'apps/nodev', image.digest)
+    expect(status).toMatchObject({ state: 'skipped', code: 'TAR_DEVICE_NOT_ALLOWED' })
+    expect(String(status.reason)).toMatch(/^layer 1: .*mem/)
+  })
 
   // Images refused before any layer is read, each by one limit or property.
   const preChecks: [
@@ -321,3 +345,15 @@ describe('checks before and during conversion', () => {
     expect((await fetch(`${url}/v2/apps/x/_thaw/status/nope`)).status).toBe(400)
   })
 })
+
+/** The index of a streaming artifact, fetched from the edge and verified by its digest. */
+async function artifactIndex(url: string, repo: string, artifact: string): Promise<FsIndex> {
+  const manifest = (await (await fetch(`${url}/v2/${repo}/manifests/${artifact}`)).json()) as {
+    layers: Descriptor[]
+  }
+  const desc = manifest.layers[0]!
+  const bytes = Buffer.from(
+    await (await fetch(`${url}/v2/${repo}/blobs/${desc.digest}`)).arrayBuffer(),
+  )
+  return parseFsIndex(bytes, { digest: desc.digest as Digest })
+}
