@@ -1,5 +1,7 @@
 /** @jsxRuntime automatic @jsxImportSource hono/jsx */
+import { raw } from 'hono/html'
 import type { Child } from 'hono/jsx'
+import { LRUCache } from 'lru-cache'
 import type { App } from '../../apps/app-spec.ts'
 import type { AppRecord, Revision } from '../../apps/revision.ts'
 import type { InvocationRecord } from '../../logs/recent-invocations.ts'
@@ -38,6 +40,18 @@ export const SECTIONS = {
 export type SectionName = keyof typeof SECTIONS
 
 const ASSETS = '/admin/ui/assets'
+
+/**
+ * Rows of records that never change (an invocation, a cold start), rendered once: the live view
+ * renders its sections every second, and 1000 invocation rows through JSX each time would cost
+ * the host's event loop 100 ms and more.
+ */
+const rowCache = new LRUCache<string, string>({ max: 4000 })
+function once(key: string, render: () => Child): Child {
+  let html = rowCache.get(key)
+  if (html === undefined) rowCache.set(key, (html = String(render())))
+  return raw(html)
+}
 
 function Page(p: { title: string; children: Child }) {
   return (
@@ -249,24 +263,26 @@ function Nodes({ d }: { d: DashboardData }) {
 const PHASES = COLD_START_PHASES.filter((p) => p !== 'total')
 
 function ColdStarts({ d }: { d: DashboardData }) {
-  const rows = d.coldStarts.map((c) => (
-    <tr data-invocation={c.invocationId} id={`cold-${c.invocationId}`}>
-      <th scope="row">
-        {time(c.time)}
-        <br />
-        <span class="mono">{c.app}</span>
-      </th>
-      {PHASES.map((p) => (
-        <td data-phase={p}>{c[p].toFixed(1)}</td>
-      ))}
-      <td data-phase="total">{c.total.toFixed(1)}</td>
-      <td data-figure="bytes">{c.bytes}</td>
-      <td data-figure="requests">{c.requests}</td>
-      <td>
-        <Waterfall c={c} />
-      </td>
-    </tr>
-  ))
+  const rows = d.coldStarts.map((c) =>
+    once(`cold ${c.invocationId}`, () => (
+      <tr data-invocation={c.invocationId} id={`cold-${c.invocationId}`}>
+        <th scope="row">
+          {time(c.time)}
+          <br />
+          <span class="mono">{c.app}</span>
+        </th>
+        {PHASES.map((p) => (
+          <td data-phase={p}>{c[p].toFixed(1)}</td>
+        ))}
+        <td data-phase="total">{c.total.toFixed(1)}</td>
+        <td data-figure="bytes">{c.bytes}</td>
+        <td data-figure="requests">{c.requests}</td>
+        <td>
+          <Waterfall c={c} />
+        </td>
+      </tr>
+    )),
+  )
   return (
     <>
       {rows.length > 0 && (
@@ -320,19 +336,21 @@ function Waterfall({ c }: { c: ColdStartRecord }) {
 }
 
 function Invocations({ d }: { d: DashboardData }) {
-  const rows = d.invocations.map((i) => (
-    <tr data-invocation={i.id} class={i.status >= 500 ? 'failed' : undefined}>
-      <th scope="row">{time(i.time)}</th>
-      <td>{i.app}</td>
-      <td>{i.function}</td>
-      <td>{i.trigger}</td>
-      <td>{i.status}</td>
-      <td data-figure="duration">{i.durationMs.toFixed(1)}</td>
-      <td>{i.cold ? <a href={`#cold-${i.id}`}>cold start</a> : 'warm'}</td>
-      <td class="mono">{i.node ?? '–'}</td>
-      <td>{i.revision === undefined ? '–' : `r${i.revision}`}</td>
-    </tr>
-  ))
+  const rows = d.invocations.map((i) =>
+    once(`invocation ${i.id}`, () => (
+      <tr data-invocation={i.id} class={i.status >= 500 ? 'failed' : undefined}>
+        <th scope="row">{time(i.time)}</th>
+        <td>{i.app}</td>
+        <td>{i.function}</td>
+        <td>{i.trigger}</td>
+        <td>{i.status}</td>
+        <td data-figure="duration">{i.durationMs.toFixed(1)}</td>
+        <td>{i.cold ? <a href={`#cold-${i.id}`}>cold start</a> : 'warm'}</td>
+        <td class="mono">{i.node ?? '–'}</td>
+        <td>{i.revision === undefined ? '–' : `r${i.revision}`}</td>
+      </tr>
+    )),
+  )
   return (
     <Table
       label="Recent invocations, newest first (duration in ms)"
