@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync } from 'node:fs'
+import { constants } from 'node:os'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { processStartTime } from '../sandbox/instance-registry.ts'
@@ -65,7 +66,13 @@ export class FuseKeeper {
 
   /** The keeper lets go of `dir`'s descriptors (before a deliberate unmount). */
   drop(dir: string): void {
-    this.#call(`drop\n${dir}`, [])
+    try {
+      this.#call(`drop\n${dir}`, [])
+    } catch (err) {
+      // A keeper that is gone (killed with its process group, say) holds nothing to let go of.
+      const errno = (err as { errno?: number }).errno
+      if (errno !== constants.errno.ENOENT && errno !== constants.errno.ECONNREFUSED) throw err
+    }
   }
 
   /**
