@@ -18,8 +18,9 @@ export function thawVersion(): string {
 /**
  * Dispatches `thaw <command> ...`; returns the process exit code. Every failure a user can cause
  * or fix (a mistyped command or flag, bad input, a registry or host that cannot be reached) is
- * one line on stderr and exit 2; a fault of thaw itself is one line and exit 1, with its stack
- * only under THAW_DEBUG=1.
+ * one line on stderr and exit 2 (with the lines its message carries, such as a refused
+ * revision's node log); a fault of thaw itself is one line and exit 1, with its stack only
+ * under THAW_DEBUG=1.
  */
 export async function runCli(commands: Record<string, Command>, argv: string[]): Promise<number> {
   const [name, ...rest] = argv
@@ -48,7 +49,8 @@ export async function runCli(commands: Record<string, Command>, argv: string[]):
 
 function failed(name: string, err: unknown): number {
   if (isThawError(err) && err.fault === 'user') {
-    process.stderr.write(`thaw ${name}: ${oneLine(err.message)}\n`)
+    // Whole: a user error's lines are chosen by its author (a refused revision's node log, say).
+    process.stderr.write(`thaw ${name}: ${err.message}\n`)
     return 2
   }
   if (isParseArgsError(err)) {
