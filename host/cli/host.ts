@@ -87,7 +87,10 @@ export async function main(argv: string[]): Promise<number> {
     sandbox: { userNamespaces: flags.userNamespaces },
     edgeFor: (registry) => edgeFor(flags.edges, registry),
     credentials,
-    syncTriggers: true,
+    // Off: a node started only to learn an app's triggers serves no request, so its start's
+    // recording never ends and the app's first profile never reaches the edge (host-load.test.ts
+    // caught it). An app's timers are learned from its first node (a deploy's health gate).
+    syncTriggers: false,
     logger: jsonHostLogger(),
   }).catch(async (err: unknown) => {
     await mounts.close()
