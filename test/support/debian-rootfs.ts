@@ -33,7 +33,7 @@ export async function debianRootfs(): Promise<Prepared> {
 rm -rf "$2.tmp"
 debootstrap --variant=minbase bookworm "$2.tmp" ${MIRROR} > "$1/debootstrap.log" 2>&1
 rm -rf "$2" && mv "$2.tmp" "$2"`
-  const code = await runQuiet('flock', [join(dir, 'lock'), 'sh', '-c', script, 'sh', dir, rootfs])
+  const code = await underLock(script, rootfs)
   if (code !== 0 || !existsSync(join(rootfs, 'bin/bash'))) {
     return { skipped: `debootstrap failed (exit ${code}); see ${join(dir, 'debootstrap.log')}` }
   }
@@ -57,16 +57,7 @@ tar --numeric-owner --xattrs --xattrs-include='*' --sort=name --format=pax \
   --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
   -C "$3" -cf "$2.tmp" .
 mv "$2.tmp" "$2"`
-  const code = await runQuiet('flock', [
-    join(dir, 'lock'),
-    'sh',
-    '-c',
-    script,
-    'sh',
-    dir,
-    tar,
-    root.path,
-  ])
+  const code = await underLock(script, tar, root.path)
   if (code !== 0) return { skipped: `packing the Debian rootfs failed (exit ${code})` }
   return { path: tar }
 }
@@ -88,19 +79,19 @@ umoci init --layout "$2.tmp"
 umoci new --image "$2.tmp:debian"
 umoci raw add-layer --image "$2.tmp:debian" "$3"
 mv "$2.tmp" "$2"`
-  const code = await runQuiet('flock', [
-    join(dir, 'lock'),
-    'sh',
-    '-c',
-    script,
-    'sh',
-    dir,
-    layout,
-    tar.path,
-  ])
+  const code = await underLock(script, layout, tar.path)
   if (code !== 0)
     return { skipped: `making an OCI layout of the Debian layer failed (exit ${code})` }
   return { path: layout }
+}
+
+/**
+ * Runs a build step as `sh -c script sh DIR ...args` under the cache's flock, so concurrent
+ * callers build once (`$1` is the cache folder).
+ */
+function underLock(script: string, ...args: string[]): Promise<number | null> {
+  const dir = join(THAW_CACHE, 'debian-bookworm-minbase')
+  return runQuiet('flock', [join(dir, 'lock'), 'sh', '-c', script, 'sh', dir, ...args])
 }
 
 async function mirrorReachable(): Promise<true | string> {
