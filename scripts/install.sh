@@ -40,7 +40,11 @@ if [ ! -e /dev/fuse ]; then
   echo "install: warning: /dev/fuse is missing; lazy mounts and the host's e2e tests will be skipped" >&2
 fi
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A node_modules that links to another checkout's (a git worktree) belongs to that checkout:
+# npm ci would replace the link and empty the folder the other checkout uses.
+if [ -L node_modules ]; then
+  echo "install: node_modules links to $(readlink -f node_modules); npm packages left to that checkout"
+elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "install: npm packages"
   npm ci --no-fund --no-audit
 fi
