@@ -57,12 +57,12 @@ export class TooManyUploadsError extends OciError {
 }
 
 /**
- * 413 SIZE_INVALID for a blob past `maxBlobBytes`. `Connection: close`: the rest of a large body
- * is not worth receiving, and Node would otherwise read it to the end to reuse the connection.
+ * 413 SIZE_INVALID for a blob past `maxBlobBytes`. No `Connection: close`: Node would close the
+ * socket as soon as the answer is written, and a client still sending its body would get a reset
+ * that can discard the 413 before it reads it. @hono/node-server instead reads and drops the rest
+ * of the body for a bounded time and size (500 ms, 64 MiB), then closes: a lingering close.
  */
 export class BlobTooLargeError extends OciError {
-  readonly headers = { connection: 'close' }
-
   constructor(limit: number) {
     super('SIZE_INVALID', `blob is larger than this edge accepts (${limit} bytes)`, {
       status: 413,

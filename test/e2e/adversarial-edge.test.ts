@@ -54,18 +54,22 @@ async function cancelAll(edge: Edge, responses: Response[]): Promise<void> {
 }
 
 /** A PATCH streamed with chunked transfer coding (no length) of `total` random bytes. */
+// As real clients do (Go's net/http), it stops sending once the edge has answered, and a
+// connection the edge then closes does not hide the answer it already read.
 function streamedPatch(location: string, total: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
+    let answered = false
     const req = request(location, { method: 'PATCH' }, (res) => {
+      answered = true
       let body = ''
       res.on('data', (c: Buffer) => (body += c.toString()))
-      res.on('end', () => resolve({ status: res.statusCode!, body }))
+      res.on('close', () => resolve({ status: res.statusCode!, body }))
     })
-    req.on('error', reject)
+    req.on('error', (err) => answered || reject(err))
     let sent = 0
     const next = (): void => {
+      if (answered || req.destroyed) return
       if (sent >= total) return void req.end()
-      if (req.destroyed) return
       sent += 64 * 1024
       req.write(randomBytes(64 * 1024), next)
     }
