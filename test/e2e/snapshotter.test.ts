@@ -16,6 +16,7 @@ import {
 } from '../support/streaming-image.ts'
 import { tmpDir } from '../support/tmp.ts'
 import { criClient } from '../support/cri-client.ts'
+import { pushPauseImage } from '../support/pause-image.ts'
 import {
   CTR_NAMESPACE,
   startContainerd,
@@ -89,6 +90,8 @@ describe.skipIf(unavailable)('thaw snapshotter under containerd', () => {
       `oci:${plain}:t`,
       `docker://${registry.address}/snap/plain:t`,
     ])
+    // The pods' sandbox image, straight from the registry (not counted by the proxy).
+    const sandboxImage = await pushPauseImage(registry.address)
     root = join(dir, 'r')
     const socket = join(dir, 's.sock')
     metricsPort = await freePort()
@@ -101,7 +104,7 @@ describe.skipIf(unavailable)('thaw snapshotter under containerd', () => {
       { wrap: (c, a) => [c, a] },
       {
         proxySnapshotters: { thaw: socket },
-        cri: { snapshotter: 'thaw', plainHttp: [proxy.address] },
+        cri: { snapshotter: 'thaw', plainHttp: [proxy.address, registry.address], sandboxImage },
       },
     )
     onCleanup('servers', () => containerd.close())
@@ -228,35 +231,30 @@ describe.skipIf(unavailable)('thaw snapshotter under containerd', () => {
     expect(gets.length).toBeGreaterThanOrEqual(3) // config + two layers
   }, 180_000)
 
-  it("pulls through containerd's CRI plugin (the kubelet's PullImage) lazily, replaying the image's bundle", async () => {
+  it("starts a pod through containerd's CRI plugin as the kubelet does, lazily, replaying the image's bundle", async () => {
     const reference = `${proxy.address}/snap/cri:t`
     const before = proxy.requests.length
     // The edge has a prefetch bundle of this image (a start that read these two files).
     proxy.bundle = await buildBundle(criImage, ['bin/show', 'data/msg'])
     const cri = criClient(containerd.socket)
+    let pod: Awaited<ReturnType<typeof cri.runPod>> | undefined
     try {
       expect(await cri.pullImage(reference)).toMatch(/^sha256:/)
+      // RunPodSandbox (the pause image built here, host network), CreateContainer, StartContainer.
+      pod = await cri.runPod({
+        name: `snap-${process.pid}-pod`,
+        image: reference,
+        command: ['/bin/show', '/data/msg', '/data/gone'],
+        logDirectory: await tmpDir('thaw-pod-logs-'),
+      })
     } finally {
       cri.close()
     }
+    expect(pod).toEqual({ exitCode: 0, log: 'hello through the CRI\nmissing /data/gone\n' })
     const labels = snapshotter
       .output()
       .match(/"msg":"remote layer".*"reference":"[^"]*snap\/cri@sha256:/g)
     expect(labels).toHaveLength(2) // both layers, by the CRI labels (pinned to cri.manifest-digest)
-    const run = await containerd.ctr(
-      [
-        'run',
-        '--rm',
-        '--snapshotter',
-        'thaw',
-        reference,
-        `snap-${process.pid}-cri`,
-        '/bin/show',
-        '/data/msg',
-      ],
-      { namespace: 'k8s.io', timeoutMs: 120_000 },
-    )
-    expect(run.stdout).toBe('hello through the CRI\n')
     proxy.bundle = undefined
     const requests = proxy.requests.slice(before)
     const original = await readLayoutImage(layoutOf.cri, 't')

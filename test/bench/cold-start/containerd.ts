@@ -36,9 +36,10 @@ export interface ContainerdOptions {
   /**
    * Turn the CRI plugin on (off by default), pulling with this snapshotter and passing it the
    * remote-snapshot labels (`disable_snapshot_annotations = false`); `plainHttp` registries
-   * (`host:port`) are reached over http. Its socket is the daemon's (`runtime.v1` services).
+   * (`host:port`) are reached over http; `sandboxImage` is the pods' pause image (containerd's
+   * default is registry.k8s.io/pause). Its socket is the daemon's (`runtime.v1` services).
    */
-  cri?: { snapshotter: string; plainHttp: string[] }
+  cri?: { snapshotter: string; plainHttp: string[]; sandboxImage?: string }
 }
 
 export const CTR_NAMESPACE = 'thawbench'
@@ -112,6 +113,8 @@ export async function startContainerd(
     close() {
       closing ??= (async () => {
         await removeEverything(ctr)
+        // The CRI plugin's pods and images (a test that failed may leave a pod running).
+        if (options.cri) await removeEverything((a, o) => ctr(a, { ...o, namespace: 'k8s.io' }))
         await daemon.stop()
         // Snapshots are overlay mounts only while containers run; after the daemon stops the
         // whole root can go (a full pull wrote about 1 GB into it).
@@ -125,6 +128,11 @@ export async function startContainerd(
 
 function criConfig(dir: string, cri: NonNullable<ContainerdOptions['cri']>): string[] {
   return [
+    '[plugins."io.containerd.grpc.v1.cri"]',
+    ...(cri.sandboxImage ? [`  sandbox_image = "${cri.sandboxImage}"`] : []),
+    // A pod sandbox asks for oom_score_adj -998, below what a process here may set without
+    // CAP_SYS_RESOURCE (runc fails with "can't get final child's PID"): at most containerd's own.
+    '  restrict_oom_score_adj = true',
     '[plugins."io.containerd.grpc.v1.cri".containerd]',
     `  snapshotter = "${cri.snapshotter}"`,
     '  disable_snapshot_annotations = false',
