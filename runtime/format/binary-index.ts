@@ -30,8 +30,10 @@ import type { IndexTree } from './index-tree.ts'
  * contiguous records [firstChild, firstChild + childCount), sorted by name bytes. `ino` is the
  * 1-based record number of the inode (its own, or its hard-link group's first record); `ref` is
  * the tar offset of a file's content in blob `blob`, the string offset of a symlink's target
- * (`size` is its length), or `major << 32 | minor` of a device. Everything is checked when the
- * index is opened (checkRecords), so readers (and the FUSE layer) trust every offset in it.
+ * (`size` is its length), or `major << 32 | minor` of a device. The header, blobs and frames are
+ * checked when the index is opened; a record is checked the first time it is read (checkRecord),
+ * and a directory's children when they are listed, so opening costs no pass over the entries and
+ * nothing read can point outside the index or make a cycle.
  */
 export const BINARY_INDEX_LIMITS = {
   maxCompressed: 64 * 2 ** 20,
@@ -209,8 +211,9 @@ class StringTable {
 }
 
 /**
- * Opens a binary index blob: its digest first (when given), then its size limits, then every
- * record (checkRecords). The result answers lookups from the decoded bytes in place.
+ * Opens a binary index blob: its digest first (when given), then its size limits, then its header,
+ * blobs and frames. The result answers lookups from the decoded bytes in place, checking each
+ * record the first time it is read (checkRecord).
  */
 export function openBinaryIndex(
   bytes: Uint8Array,
@@ -220,30 +223,47 @@ export function openBinaryIndex(
   return new BinaryIndex(decoded)
 }
 
-/** The binary index, read in place; every record was checked when it was made. */
+/** The binary index, read in place; each record is checked the first time it is read. */
 export class BinaryIndex implements IndexTree {
   readonly bytes: Buffer
   readonly codec: CodecName
   readonly blobs: readonly FsBlob[]
   readonly entryCount: number
-  readonly totalBytes: number
+  readonly #h: Header
   readonly #entries: number
   readonly #xattrs: number
   readonly #strings: number
+  /** The records as 32-bit words (22 per entry); 64-bit fields are two words (low, high). */
+  readonly #words: Uint32Array
   readonly #nodes: (FsNode | undefined)[] = []
   readonly #listings = new Map<number, readonly string[]>()
+  #totalBytes: number | undefined
 
   constructor(bytes: Buffer) {
     this.bytes = bytes
     const h = readHeader(bytes)
+    this.#h = h
     this.codec = h.codec
     this.entryCount = h.entries
     const framesAt = HEADER + BLOB * h.blobs
     this.#entries = framesAt + FRAME * h.frames
     this.#xattrs = this.#entries + ENTRY * h.entries
     this.#strings = this.#xattrs + XATTR * h.xattrs
+    this.#words = words(bytes, this.#entries, WORDS * h.entries)
     this.blobs = readBlobs(bytes, h.blobs, h.frames, framesAt)
-    this.totalBytes = checkRecords(bytes, h, this.#entries, this.#xattrs, this.#strings, this.blobs)
+  }
+
+  /** Sum of regular files' sizes (statfs): one pass over the records, on first use. */
+  get totalBytes(): number {
+    if (this.#totalBytes === undefined) {
+      const e = this.#words
+      let total = 0
+      for (let w = 0; w < e.length; w += WORDS) {
+        if (((e[w + 1]! >>> 16) & 0xff) === 0) total += e[w + 10]! + e[w + 11]! * 2 ** 32
+      }
+      this.#totalBytes = total
+    }
+    return this.#totalBytes
   }
 
   node(ino: number): FsNode | undefined {
@@ -254,32 +274,44 @@ export class BinaryIndex implements IndexTree {
 
   child(dir: FsNode, name: string): FsNode | undefined {
     const b = this.bytes
-    const at = this.#at(dir.ino - 1)
-    let lo = b.readUInt32LE(at + 12)
-    let hi = lo + b.readUInt32LE(at + 16) - 1
+    const e = this.#words
+    const d = dir.ino - 1
+    let lo = e[WORDS * d + 3]!
+    let hi = lo + e[WORDS * d + 4]! - 1
     const want = Buffer.from(name)
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1
-      const r = this.#at(mid)
-      const off = this.#strings + b.readUInt32LE(r)
+      const w = WORDS * mid
+      const nameLen = e[w + 1]! & 0xffff
+      if (e[w]! + nameLen > this.#h.strings) throw bad(mid, 'name outside the string table')
+      const off = this.#strings + e[w]!
       // The record's name against the one wanted: < 0 when the record sorts first.
-      const c = b.compare(want, 0, want.length, off, off + b.readUInt16LE(r + 4))
-      if (c === 0) return this.node(mid + 1)
+      const c = b.compare(want, 0, want.length, off, off + nameLen)
+      if (c === 0) return this.#childOf(d, mid)
       if (c < 0) lo = mid + 1
       else hi = mid - 1
     }
     return undefined
   }
 
+  /** The names in `dir`, checked once: each one path component, sorted and unique. */
   children(dir: FsNode): readonly string[] {
-    const i = dir.ino - 1
-    let names = this.#listings.get(i)
+    const d = dir.ino - 1
+    let names = this.#listings.get(d)
     if (names === undefined) {
-      const at = this.#at(i)
-      const first = this.bytes.readUInt32LE(at + 12)
-      const count = this.bytes.readUInt32LE(at + 16)
+      const e = this.#words
+      const first = e[WORDS * d + 3]!
+      const count = e[WORDS * d + 4]!
+      for (let i = first; i < first + count; i++) {
+        this.#childOf(d, i)
+        if (i > first) {
+          const [w, prev] = [WORDS * i, WORDS * (i - 1)]
+          const order = compareBytes(this.bytes, this.#strings + e[prev]!, e[prev + 1]! & 0xffff, this.#strings + e[w]!, e[w + 1]! & 0xffff)
+          if (order >= 0) throw bad(i, 'siblings are not sorted and unique')
+        }
+      }
       names = Array.from({ length: count }, (_, k) => this.#name(first + k))
-      this.#listings.set(i, names)
+      this.#listings.set(d, names)
     }
     return names
   }
@@ -292,6 +324,12 @@ export class BinaryIndex implements IndexTree {
       node = this.child(node, part)
     }
     return node
+  }
+
+  /** Record `i` as a child of directory record `d` (ranges of two directories never overlap). */
+  #childOf(d: number, i: number): FsNode {
+    if (this.#words[WORDS * i + 2] !== d) throw bad(i, 'not a child of its parent')
+    return this.node(i + 1)!
   }
 
   #at(i: number): number {
@@ -307,8 +345,9 @@ export class BinaryIndex implements IndexTree {
     return this.bytes.toString('utf8', this.#strings + offset, this.#strings + offset + length)
   }
 
-  /** The record as an FsNode; a hard link's node is its group's first record. */
+  /** The record as an FsNode, checked first; a hard link's node is its group's first record. */
   #read(i: number): FsNode {
+    checkRecord(i, this.bytes, this.#words, this.#h, this.#xattrs, this.#strings, this.blobs)
     const b = this.bytes
     const at = this.#at(i)
     const type = TYPES[b.readUInt8(at + 6)]!
@@ -437,99 +476,75 @@ function readBlobs(b: Buffer, count: number, frameCount: number, framesAt: numbe
   return blobs
 }
 
+const WORDS = ENTRY / 4
+const bad = (i: number, what: string) => new FormatError('INDEX_INVALID', `entry ${i}: ${what}`)
+
 /**
- * Checks every record against the tree's rules, so that nothing read later can point outside the
- * index or make a cycle: root first, each entry inside its parent's child range and its parent a
- * directory, children sorted and unique, names one non-empty component, strings, xattrs and
- * content inside their sections and blobs, hard links pointing at an earlier regular file.
- * Returns the sum of regular files' sizes.
+ * Checks record `i` against the tree's rules, so that nothing read from it can point outside the
+ * index or make a cycle: the root first, the entry inside its parent's child range and its parent
+ * a directory that comes before it, its name one non-empty component, its children after it,
+ * strings, xattrs and content inside their sections and blobs, a hard link pointing at an earlier
+ * regular file. Siblings' order is checked when a directory is listed (BinaryIndex.children).
  */
-function checkRecords(
+function checkRecord(
+  i: number,
   b: Buffer,
+  e: Uint32Array,
   h: Header,
-  entries: number,
   xattrs: number,
   strings: number,
   blobs: readonly FsBlob[],
-): number {
-  const bad = (i: number, what: string) => new FormatError('INDEX_INVALID', `entry ${i}: ${what}`)
+): void {
   const inStrings = (off: number, len: number) => off + len <= h.strings
-  // The records as 32-bit words (22 per entry, 4 per xattr): typed-array reads, no bounds checks
-  // per field. 64-bit fields are read as two words (low, high).
-  const e = words(b, entries, (ENTRY / 4) * h.entries)
-  const xw = words(b, xattrs, (XATTR / 4) * h.xattrs)
   const u64 = (w: number) => e[w]! + e[w + 1]! * 2 ** 32
-  let total = 0
-  for (let i = 0; i < h.entries; i++) {
-    const w = (ENTRY / 4) * i
-    const nameOff = e[w]!
-    const nameLen = e[w + 1]! & 0xffff
-    const type = TYPES[(e[w + 1]! >>> 16) & 0xff]
-    const parent = e[w + 2]!
-    const first = e[w + 3]!
-    const count = e[w + 4]!
-    const ino = e[w + 9]!
-    const size = u64(w + 10)
-    const blob = e[w + 15]! | 0
-    const ref = u64(w + 16)
-    if (type === undefined) throw bad(i, 'unknown type')
-    if (e[w + 5]! > 0o7777) throw bad(i, 'bad mode')
-    if (!inStrings(nameOff, nameLen)) throw bad(i, 'name outside the string table')
-    if (i === 0) {
-      if (type !== 'directory' || nameLen !== 0 || parent !== 0)
-        throw bad(i, 'the root is not a directory')
-    } else {
-      if (parent >= i) throw bad(i, 'its parent does not come before it')
-      const p = (ENTRY / 4) * parent
-      const pFirst = e[p + 3]!
-      if (((e[p + 1]! >>> 16) & 0xff) !== 1 || i < pFirst || i >= pFirst + e[p + 4]!)
-        throw bad(i, 'not a child of its parent')
-      checkName(b, strings + nameOff, nameLen, i)
-      if (i > pFirst) {
-        const prev = w - ENTRY / 4
-        const order = compareBytes(
-          b,
-          strings + e[prev]!,
-          e[prev + 1]! & 0xffff,
-          strings + nameOff,
-          nameLen,
-        )
-        if (order >= 0) throw bad(i, 'siblings are not sorted and unique')
-      }
-    }
-    if (type === 'directory') {
-      if (count > 0 && (first <= i || first + count > h.entries))
-        throw bad(i, 'children out of range')
-    } else if (count !== 0) throw bad(i, 'only directories have children')
-    if (ino !== i + 1) {
-      const t = (ENTRY / 4) * (ino - 1)
-      if (
-        ino < 1 ||
-        ino > i ||
-        type !== 'file' ||
-        ((e[t + 1]! >>> 16) & 0xff) !== 0 ||
-        e[t + 9] !== ino
-      )
-        throw bad(i, 'hard link to no earlier regular file')
-    }
-    if (type === 'file' && size > 0) {
-      const tar = blobs[blob]?.tarSize
-      if (tar === undefined || ref + size > tar) throw bad(i, 'content outside its blob')
-      total += size
-    } else if (blob !== -1) throw bad(i, 'entry without content names a blob')
-    else if (type === 'symlink' && (size === 0 || size > 4096 || !inStrings(ref, size)))
-      throw bad(i, 'bad symlink target')
-    else if (type !== 'file' && type !== 'symlink' && size !== 0)
-      throw bad(i, 'only files have a size')
-    const xFirst = e[w + 18]!
-    const xCount = e[w + 19]!
-    if (xFirst + xCount > h.xattrs) throw bad(i, 'xattrs out of range')
-    for (let x = 4 * xFirst; x < 4 * (xFirst + xCount); x += 4) {
-      if (!inStrings(xw[x]!, xw[x + 1]!) || !inStrings(xw[x + 2]!, xw[x + 3]!))
-        throw bad(i, 'xattr outside the string table')
-    }
+  const w = WORDS * i
+  const nameOff = e[w]!
+  const nameLen = e[w + 1]! & 0xffff
+  const type = TYPES[(e[w + 1]! >>> 16) & 0xff]
+  const parent = e[w + 2]!
+  const first = e[w + 3]!
+  const count = e[w + 4]!
+  const ino = e[w + 9]!
+  const size = u64(w + 10)
+  const blob = e[w + 15]! | 0
+  const ref = u64(w + 16)
+  if (type === undefined) throw bad(i, 'unknown type')
+  if (e[w + 5]! > 0o7777) throw bad(i, 'bad mode')
+  if (!inStrings(nameOff, nameLen)) throw bad(i, 'name outside the string table')
+  if (i === 0) {
+    if (type !== 'directory' || nameLen !== 0 || parent !== 0)
+      throw bad(i, 'the root is not a directory')
+  } else {
+    if (parent >= i) throw bad(i, 'its parent does not come before it')
+    const p = WORDS * parent
+    const pFirst = e[p + 3]!
+    if (((e[p + 1]! >>> 16) & 0xff) !== 1 || i < pFirst || i >= pFirst + e[p + 4]!)
+      throw bad(i, 'not a child of its parent')
+    checkName(b, strings + nameOff, nameLen, i)
   }
-  return total
+  if (type === 'directory') {
+    if (count > 0 && (first <= i || first + count > h.entries)) throw bad(i, 'children out of range')
+  } else if (count !== 0) throw bad(i, 'only directories have children')
+  if (ino !== i + 1) {
+    const t = WORDS * (ino - 1)
+    if (ino < 1 || ino > i || type !== 'file' || ((e[t + 1]! >>> 16) & 0xff) !== 0 || e[t + 9] !== ino)
+      throw bad(i, 'hard link to no earlier regular file')
+  }
+  if (type === 'file' && size > 0) {
+    const tar = blobs[blob]?.tarSize
+    if (tar === undefined || ref + size > tar) throw bad(i, 'content outside its blob')
+  } else if (blob !== -1) throw bad(i, 'entry without content names a blob')
+  else if (type === 'symlink' && (size === 0 || size > 4096 || !inStrings(ref, size)))
+    throw bad(i, 'bad symlink target')
+  else if (type !== 'file' && type !== 'symlink' && size !== 0) throw bad(i, 'only files have a size')
+  const xFirst = e[w + 18]!
+  const xCount = e[w + 19]!
+  if (xFirst + xCount > h.xattrs) throw bad(i, 'xattrs out of range')
+  for (let x = xFirst; x < xFirst + xCount; x++) {
+    const r = xattrs + XATTR * x
+    if (!inStrings(b.readUInt32LE(r), b.readUInt32LE(r + 4)) || !inStrings(b.readUInt32LE(r + 8), b.readUInt32LE(r + 12)))
+      throw bad(i, 'xattr outside the string table')
+  }
 }
 
 /** `count` little-endian 32-bit words of `b` from `at` (a copy when `at` is not 4-byte aligned). */

@@ -8,7 +8,7 @@ import {
 import { memorySink } from '../../../runtime/format/blob-sink.ts'
 import { createZstdCodec } from '../../../runtime/format/codec/zstd.ts'
 import type { FsIndex } from '../../../runtime/format/fs-index.ts'
-import { FsTree } from '../../../runtime/format/fs-tree.ts'
+import { FsTree, type FsNode } from '../../../runtime/format/fs-tree.ts'
 import { buildFsIndex } from '../../../runtime/format/image-index.ts'
 import type { LayerToc } from '../../../runtime/format/layer-toc.ts'
 import { writeLayer } from '../../../runtime/format/layer-writer.ts'
@@ -134,13 +134,35 @@ describe('binary index', () => {
       ['a hard link to a later entry', edit((b) => b.writeUInt32LE(at('été') + 1, rec(at('capped')) + 36)), /hard link/],
       ['xattrs past the xattr table', edit((b) => b.writeUInt32LE(99, rec(at('capped')) + 72)), /xattrs/],
     ]
+    // Records are checked when first read: each case is refused by the time the tree is walked
+    // (every entry looked up by name and listed), with the reason and a format error's code.
+    const walk = (bytes: Buffer) => {
+      const bin = new BinaryIndex(bytes)
+      const visit = (dir: FsNode) => {
+        for (const name of bin.children(dir)) {
+          const node = bin.child(dir, name)!
+          if (node.type === 'directory') visit(node)
+        }
+      }
+      visit(bin.node(1)!)
+      for (let ino = 1; ino <= bin.entryCount; ino++) bin.node(ino)
+    }
     it.each(cases)('%s', (_name, bytes, reason) => {
-      expect(() => new BinaryIndex(bytes)).toThrow(reason)
+      expect(() => walk(bytes)).toThrow(reason)
       try {
-        new BinaryIndex(bytes)
+        walk(bytes)
       } catch (err) {
         expect((err as { code: string }).code).toMatch(/^INDEX_(INVALID|OUT_OF_BOUNDS)$/)
       }
+    })
+
+    it('walks the untouched index without a complaint', () => walk(Buffer.from(good)))
+
+    it('opens without reading the entries: a corrupt record is refused when it is read, the rest answers', () => {
+      const bytes = edit((b) => b.writeUInt8(9, rec(at('etc/passwd')) + 6))
+      const bin = new BinaryIndex(bytes)
+      expect(bin.lookup('etc/motd')?.type).toBe('symlink')
+      expect(() => bin.lookup('etc/passwd')).toThrow(/unknown type/)
     })
 
     it('checks the blob digest, then that it is one zstd frame of a bounded size', () => {
