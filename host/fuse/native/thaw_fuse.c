@@ -39,6 +39,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "keeper_wire.h"
 #include "protocol.h"
 
 #define MAX_WRITE (128 * 1024)
@@ -1180,8 +1181,6 @@ static napi_value js_detach(napi_env env, napi_callback_info info) {
  * local process that answers at once (and never touches a mount). Throws with errno when it
  * cannot be reached.
  */
-#define KEEPER_MAX_FDS 4
-#define KEEPER_MAX_MESSAGE 65536
 static napi_value keeper_throw(napi_env env, int e, const char *what) {
   char text[256];
   snprintf(text, sizeof text, "thaw-fuse-keeper: %s: %s", what, strerror(e));
@@ -1220,29 +1219,13 @@ static napi_value js_keeper_call(napi_env env, napi_callback_info info) {
     free(text);
     return keeper_throw(env, e, "connect");
   }
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * KEEPER_MAX_FDS)];
-    struct cmsghdr align;
-  } control;
-  memset(&control, 0, sizeof control);
-  struct iovec iov = {.iov_base = text, .iov_len = strlen(text)};
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-  if (nfds > 0) {
-    int fds[KEEPER_MAX_FDS];
-    for (uint32_t i = 0; i < nfds; i++) {
-      napi_value v;
-      napi_get_element(env, argv[2], i, &v);
-      napi_get_value_int32(env, v, &fds[i]);
-    }
-    msg.msg_control = control.buf;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  int fds[KEEPER_MAX_FDS];
+  for (uint32_t i = 0; i < nfds; i++) {
+    napi_value v;
+    napi_get_element(env, argv[2], i, &v);
+    napi_get_value_int32(env, v, &fds[i]);
   }
-  ssize_t sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  ssize_t sent = keeper_send(sock, text, fds, (int)nfds);
   free(text);
   if (sent < 0) {
     int e = errno;
@@ -1257,33 +1240,23 @@ static napi_value js_keeper_call(napi_env env, napi_callback_info info) {
     return throw_error(env, "out of memory");
   }
   for (uint32_t count = 0;; count++) {
-    iov = (struct iovec){.iov_base = buf, .iov_len = KEEPER_MAX_MESSAGE};
-    msg = (struct msghdr){.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                          .msg_controllen = sizeof control.buf};
-    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    int got;
+    ssize_t n = keeper_receive(sock, buf, fds, &got);
     if (n <= 0) {
       int e = n < 0 ? errno : ECONNRESET;
       free(buf);
       close(sock);
       return keeper_throw(env, e, "receive");
     }
-    buf[n] = 0;
     napi_value answer, str, fdlist;
     napi_create_object(env, &answer);
     napi_create_string_utf8(env, buf, (size_t)n, &str);
     napi_set_named_property(env, answer, "text", str);
     napi_create_array(env, &fdlist);
-    uint32_t got = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < k; i++) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-        napi_value v;
-        napi_create_int32(env, fd, &v);
-        napi_set_element(env, fdlist, got++, v);
-      }
+    for (int i = 0; i < got; i++) {
+      napi_value v;
+      napi_create_int32(env, fds[i], &v);
+      napi_set_element(env, fdlist, (uint32_t)i, v);
     }
     napi_set_named_property(env, answer, "fds", fdlist);
     napi_set_element(env, answers, count, answer);

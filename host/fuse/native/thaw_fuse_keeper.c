@@ -34,16 +34,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keeper_wire.h"
+
 #define MAX_ENTRIES 4096
 #define MAX_CLIENTS 64
-#define MAX_FDS 4
-#define MAX_MESSAGE 65536
 #define IDLE_EXIT_SECONDS 60
 
 struct entry {
   char *name;
   char *state;
-  int fds[MAX_FDS];
+  int fds[KEEPER_MAX_FDS];
   int nfds;
 };
 
@@ -51,7 +51,7 @@ static struct entry entries[MAX_ENTRIES];
 static int nentries;
 static int clients[MAX_CLIENTS];
 static int nclients;
-static char message[MAX_MESSAGE + 1];
+static char message[KEEPER_MAX_MESSAGE + 1];
 
 static void drop_entry(int i) {
   for (int j = 0; j < entries[i].nfds; j++) close(entries[i].fds[j]);
@@ -66,50 +66,10 @@ static int find_entry(const char *name) {
   return -1;
 }
 
-static void send_message(int fd, const char *text, const int *fds, int nfds) {
-  struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text)};
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
-    struct cmsghdr align;
-  } control;
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-  if (nfds > 0) {
-    memset(&control, 0, sizeof control);
-    msg.msg_control = control.buf;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-  }
-  while (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
-  }
-}
-
 /* Answers one message; false when the client is gone. */
 static int serve_client(int fd) {
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
-    struct cmsghdr align;
-  } control;
-  struct iovec iov = {.iov_base = message, .iov_len = MAX_MESSAGE};
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                       .msg_controllen = sizeof control.buf};
-  ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-  if (n <= 0) return 0;
-  message[n] = 0;
-  int fds[MAX_FDS], nfds = 0;
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-    for (int i = 0; i < count; i++) {
-      int got;
-      memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-      if (nfds < MAX_FDS) fds[nfds++] = got;
-      else close(got);
-    }
-  }
+  int fds[KEEPER_MAX_FDS], nfds;
+  if (keeper_receive(fd, message, fds, &nfds) <= 0) return 0;
   char *name = strchr(message, '\n');
   if (name) *name++ = 0;
   char *state = name ? strchr(name, '\n') : NULL;
@@ -119,7 +79,7 @@ static int serve_client(int fd) {
     if (i >= 0) drop_entry(i);
     if (nentries == MAX_ENTRIES) {
       for (int j = 0; j < nfds; j++) close(fds[j]);
-      send_message(fd, "error too many entries", NULL, 0);
+      keeper_send(fd, "error too many entries", NULL, 0);
       return 1;
     }
     struct entry *e = &entries[nentries++];
@@ -127,24 +87,24 @@ static int serve_client(int fd) {
     e->state = strdup(state);
     memcpy(e->fds, fds, sizeof(int) * nfds);
     e->nfds = nfds;
-    send_message(fd, "ok", NULL, 0);
+    keeper_send(fd, "ok", NULL, 0);
     return 1;
   }
   for (int j = 0; j < nfds; j++) close(fds[j]);
   if (strcmp(message, "ping") == 0) {
-    send_message(fd, "ok", NULL, 0);
+    keeper_send(fd, "ok", NULL, 0);
   } else if (strcmp(message, "drop") == 0 && name) {
     int i = find_entry(name);
     if (i >= 0) drop_entry(i);
-    send_message(fd, "ok", NULL, 0);
+    keeper_send(fd, "ok", NULL, 0);
   } else if (strcmp(message, "list") == 0) {
     for (int i = 0; i < nentries; i++) {
       snprintf(message, sizeof message, "entry\n%s\n%s", entries[i].name, entries[i].state);
-      send_message(fd, message, entries[i].fds, entries[i].nfds);
+      keeper_send(fd, message, entries[i].fds, entries[i].nfds);
     }
-    send_message(fd, "end", NULL, 0);
+    keeper_send(fd, "end", NULL, 0);
   } else {
-    send_message(fd, "error unknown request", NULL, 0);
+    keeper_send(fd, "error unknown request", NULL, 0);
   }
   return 1;
 }
