@@ -70,7 +70,11 @@ export async function main(argv: string[]): Promise<number> {
   // Before anything listens: a host without mounts must say so, not start half-working.
   const credentials = registryCredentials()
   const operatorLimits = flags.limits ? await readLimits(flags.limits) : undefined
-  const mounts = await createMounts({ dir: join(stateDir, 'mounts'), edges: flags.edges, credentials })
+  const mounts = await createMounts({
+    dir: join(stateDir, 'mounts'),
+    edges: flags.edges,
+    credentials,
+  })
   const host = await startHost({
     stateDir,
     port: flags.port,
@@ -87,10 +91,8 @@ export async function main(argv: string[]): Promise<number> {
     sandbox: { userNamespaces: flags.userNamespaces },
     edgeFor: (registry) => edgeFor(flags.edges, registry),
     credentials,
-    // Off: a node started only to learn an app's triggers serves no request, so its start's
-    // recording never ends and the app's first profile never reaches the edge (host-load.test.ts
-    // caught it). An app's timers are learned from its first node (a deploy's health gate).
-    syncTriggers: false,
+    // An app's timers run without a request: a node is started ahead of traffic to learn them.
+    syncTriggers: true,
     logger: jsonHostLogger(),
   }).catch(async (err: unknown) => {
     await mounts.close()

@@ -139,7 +139,8 @@ export class AppNodes {
    * and replays that function's profile.
    */
   acquire(signal?: AbortSignal, invocationId?: string, fn?: string): Promise<NodeSlot> {
-    if (this.#closed) return Promise.reject(new ThawError('APP_GONE', `app ${this.name} was removed or changed`))
+    if (this.#closed)
+      return Promise.reject(new ThawError('APP_GONE', `app ${this.name} was removed or changed`))
     const node = this.#pick()
     if (node) return Promise.resolve(this.#slot(node, invocationId))
     // Starts fail: nothing is tried again per request until the backoff has passed.
@@ -150,7 +151,11 @@ export class AppNodes {
     }
     const limits = this.o.limits()
     if (this.#waiters.length >= limits.maxQueue) {
-      return Promise.reject(new ThawError('APP_BUSY', `app ${this.name} has ${this.#waiters.length} requests waiting`, { fault: 'user' }))
+      return Promise.reject(
+        new ThawError('APP_BUSY', `app ${this.name} has ${this.#waiters.length} requests waiting`, {
+          fault: 'user',
+        }),
+      )
     }
     return new Promise<NodeSlot>((resolve, reject) => {
       const waiter: Waiter = {
@@ -178,7 +183,12 @@ export class AppNodes {
 
   status(): AppNodesStatus {
     return {
-      nodes: [...this.#nodes].map((n) => ({ id: n.id, state: n.machine.state, inflight: n.inflight, served: n.served })),
+      nodes: [...this.#nodes].map((n) => ({
+        id: n.id,
+        state: n.machine.state,
+        inflight: n.inflight,
+        served: n.served,
+      })),
       waiting: this.#waiters.length,
       ...(this.#failures > 0 && {
         startFailures: {
@@ -198,6 +208,17 @@ export class AppNodes {
     if (this.#closed)
       return Promise.reject(new ThawError('APP_GONE', `app ${this.name} was removed or changed`))
     return this.#startNode(undefined, true)
+  }
+
+  /**
+   * Starts one node as startOne does unless a node is ready or starting, or starts are backing
+   * off (the host's trigger sync: any node of the app tells the host its functions). Takes no
+   * slot, so the node's first request is still its first (record/replay stops at its answer).
+   * Resolves with the node started, or undefined when none was.
+   */
+  async prestart(): Promise<StartedNode | undefined> {
+    if (this.#closed || this.#live() || Date.now() < this.#retryAt) return undefined
+    return this.startOne()
   }
 
   /**
@@ -401,7 +422,11 @@ export class AppNodes {
     if (node.machine.state !== 'draining') return
     node.machine.transition('recycled')
     this.#nodes.delete(node)
-    this.o.logger.log('info', 'node recycled', { app: this.name, node: node.id, served: node.served })
+    this.o.logger.log('info', 'node recycled', {
+      app: this.name,
+      node: node.id,
+      served: node.served,
+    })
     await node.started?.destroy()
   }
 }

@@ -18,9 +18,10 @@ export interface HostTimersOptions {
   pool: Pool
   logs: AppLogs
   /**
-   * After an app is created or changed, start one node to learn its functions (Azure's trigger
-   * sync), so a timer of an app nobody calls runs. Off: an app's timers are known from its first
-   * node on (and from then on, across restarts).
+   * After an app is created or changed (or at start) when its functions are not known for its
+   * image and settings, start one node ahead of traffic to learn them (Azure's trigger sync), so
+   * a timer of an app nobody calls runs. Off: an app's timers are known from its first node on
+   * (and from then on, across restarts).
    */
   syncTriggers: boolean
 }
@@ -112,14 +113,19 @@ export async function startHostTimers(o: HostTimersOptions): Promise<HostTimers>
     scheduled.set(app.name, { runtime: known.runtime, scheduler })
   }
 
-  /** One node of the app started and released: its functions arrive through learned(). */
+  /**
+   * One node of the app started ahead of any request, as a rollout's health gate starts one: its
+   * functions arrive through learned(). It takes no slot (an acquire here would take the node's
+   * first request, whose answer ends the start's recording, so the recording never ended and the
+   * app's first profile never reached the edge); the node serves the app's first request, or
+   * drains when idle, its recording dropped.
+   */
   const sync = (app: App) => {
-    const signal = AbortSignal.timeout(app.limits.startTimeoutMs + 5000)
     o.pool
       .nodesOf(app)
-      .acquire(signal)
+      .prestart()
       .then(
-        (slot) => slot.release(),
+        () => {},
         (err: unknown) =>
           o.logs.append(app.name, {
             level: 'warn',

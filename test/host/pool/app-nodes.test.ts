@@ -54,7 +54,7 @@ function appNodes(limits: Partial<AppLimits>, starter = fakeStarter(), backoff?:
 const tick = () => new Promise((r) => setTimeout(r, 0))
 
 describe('AppNodes', () => {
-  it('names the function whose request made a cold start to the starter (its profile is that workload\'s)', async () => {
+  it("names the function whose request made a cold start to the starter (its profile is that workload's)", async () => {
     const { app, starter } = appNodes({ maxNodes: 2, concurrency: 1, maxQueue: 10 })
     const first = app.acquire(undefined, 'i-1', 'hello')
     const second = app.acquire(undefined, 'i-2')
@@ -212,6 +212,36 @@ describe('AppNodes', () => {
     expect(slot.node.id).toBe('a-0')
     // Its first request did not wait for a start: no cold-start breakdown (but record/replay stops).
     expect([slot.first, slot.cold]).toEqual([true, false])
+    expect(starter.pending).toHaveLength(1)
+  })
+
+  it('prestarts one node for the trigger sync only when none is live, taking no slot: its first request is still its first', async () => {
+    const { app, starter } = appNodes({ maxNodes: 2 })
+    const synced = app.prestart()
+    await tick()
+    expect(await Promise.race([app.prestart(), tick().then(() => 'waited')])).toBeUndefined() // one is starting
+    const request = app.acquire() // waits for the prestarted node rather than starting one
+    await tick()
+    expect(starter.pending.map((p) => p.id)).toEqual(['a-0'])
+    starter.pending[0]!.finish()
+    expect((await synced)?.id).toBe('a-0')
+    const slot = await request
+    expect([slot.node.id, slot.first, slot.cold]).toEqual(['a-0', true, false])
+    expect(await app.prestart()).toBeUndefined() // one is ready
+    slot.release()
+    await app.close()
+  })
+
+  it('prestarts nothing while starts back off', async () => {
+    const { app, starter } = appNodes({ maxNodes: 1 }, fakeStarter(), {
+      baseMs: 60_000,
+      maxMs: 60_000,
+    })
+    const failed = app.prestart()
+    await tick()
+    starter.pending[0]!.fail(new Error('boom'))
+    await expect(failed).rejects.toMatchObject({ code: 'APP_START_FAILED' })
+    expect(await app.prestart()).toBeUndefined()
     expect(starter.pending).toHaveLength(1)
   })
 
