@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ThawError } from '../../runtime/errors.ts'
 import { runCommand } from '../os/run-command.ts'
@@ -27,6 +27,12 @@ export interface DebianBaseOptions {
   suite?: string
   /** Installed on top of minbase, with their dependencies. */
   packages?: string[]
+  /**
+   * A finished `debootstrap --variant=minbase <suite>` tree to start from instead of running
+   * debootstrap (test/support/debian-rootfs.ts caches one): it is copied and `packages` are
+   * installed into the copy by apt-get in a chroot, from `mirror`.
+   */
+  minbase?: string
   gzip?: boolean
   /**
    * Layer mtimes are clamped to this (seconds): package files keep their own older mtimes (so
@@ -51,7 +57,8 @@ export async function buildDebianBase(options: DebianBaseOptions = {}): Promise<
   const packages = options.packages ?? ['nodejs', 'python3']
   const gzip = options.gzip ?? true
   const epoch = options.sourceDateEpoch ?? 1_747_699_200
-  const key = cacheKey({ BUILDER_VERSION, mirror, suite, packages, gzip, epoch })
+  const minbase = options.minbase
+  const key = cacheKey({ BUILDER_VERSION, mirror, suite, packages, gzip, epoch, minbase })
   const outDir = options.outDir ?? join(cacheDir, `debian-${suite}-${key.slice(0, 12)}`)
   const cached = await readCachedBase(outDir, key)
   if (cached) return cached
@@ -59,26 +66,32 @@ export async function buildDebianBase(options: DebianBaseOptions = {}): Promise<
   const say = options.onProgress ?? (() => {})
   const started = performance.now()
   const phases = debootstrapPhases((line) => say(`${line} (${seconds(started)})`))
-  say(`debootstrap ${suite} from ${mirror}, minbase with ${packages.join(', ')}`)
-  const debs = join(cacheDir, 'debs')
-  await mkdir(debs, { recursive: true })
   const rootfs = join(outDir, 'rootfs')
   const staging = `${rootfs}.tmp-${process.pid}`
   await rm(staging, { recursive: true, force: true })
+  await mkdir(outDir, { recursive: true })
   try {
-    await runCommand(
-      'debootstrap',
-      [
-        '--variant=minbase',
-        `--include=${packages.join(',')}`,
-        `--cache-dir=${debs}`,
-        suite,
-        staging,
-        mirror,
-      ],
-      { signal: options.signal, timeoutMs: 60 * 60_000, onLine: phases.line },
-    )
-    phases.end()
+    if (minbase) {
+      say(`${suite} minbase from ${minbase}, apt-get install ${packages.join(', ')} from ${mirror}`)
+      await installInto(minbase, staging, { mirror, suite, packages, signal: options.signal })
+    } else {
+      say(`debootstrap ${suite} from ${mirror}, minbase with ${packages.join(', ')}`)
+      const debs = join(cacheDir, 'debs')
+      await mkdir(debs, { recursive: true })
+      await runCommand(
+        'debootstrap',
+        [
+          '--variant=minbase',
+          `--include=${packages.join(',')}`,
+          `--cache-dir=${debs}`,
+          suite,
+          staging,
+          mirror,
+        ],
+        { signal: options.signal, timeoutMs: 60 * 60_000, onLine: phases.line },
+      )
+      phases.end()
+    }
     await finishRootfs(staging)
   } catch (err) {
     await rm(staging, { recursive: true, force: true })
@@ -107,6 +120,21 @@ export async function buildDebianBase(options: DebianBaseOptions = {}): Promise<
   }
   await writeBaseRecord(outDir, base)
   return base
+}
+
+/** A copy of the minbase tree with `packages` installed by apt-get in a chroot. */
+async function installInto(
+  minbase: string,
+  staging: string,
+  o: { mirror: string; suite: string; packages: string[]; signal?: AbortSignal },
+): Promise<void> {
+  const run = { signal: o.signal, timeoutMs: 30 * 60_000 }
+  await runCommand('cp', ['-a', minbase, staging], run)
+  await writeFile(join(staging, 'etc/apt/sources.list'), `deb ${o.mirror} ${o.suite} main\n`)
+  await copyFile('/etc/resolv.conf', join(staging, 'etc/resolv.conf')) // finishRootfs empties it
+  const script =
+    'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"'
+  await runCommand('chroot', [staging, 'sh', '-c', script, 'sh', ...o.packages], run)
 }
 
 /**
