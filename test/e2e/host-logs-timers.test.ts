@@ -190,6 +190,21 @@ describe.skipIf(sandboxUnavailable)(title, { timeout: 180_000 }, () => {
     expect(invocations).toContainEqual(expect.objectContaining({ trigger: 'timer', cold: true }))
   })
 
+  it("fires the timer of an app created and never requested (trigger sync), its first run the node's first", async () => {
+    await createApp('quiet')
+    const ticked = await until('quiet', (r) => r.some((x) => x.message === 'tick pastDue=false'))
+    const node = ticked.find((x) => x.message === 'tick pastDue=false')!.node
+    const { invocations } = (await (await admin('/invocations?app=quiet')).json()) as {
+      invocations: { trigger: string; node: string; cold: boolean }[]
+    }
+    // The sync's node took no slot: the first timer run on it was its first (`cold` in the
+    // recent invocations), the run whose end ends the start's recording.
+    const first = invocations.findLast((i) => i.node === node)
+    expect(first).toMatchObject({ trigger: 'timer', cold: true })
+    expect(invocations.filter((i) => i.trigger !== 'timer')).toEqual([])
+    expect((await admin('/apps/quiet', { method: 'DELETE' })).status).toBe(204)
+  })
+
   it('runs a non-HTTP function from the admin API (202), also at the Azure path by host name', async () => {
     const res = await admin('/apps/logs/functions/yearly', {
       method: 'POST',
