@@ -3,7 +3,7 @@ import { ThawError } from '../../runtime/errors.ts'
 import { parseImageReference } from '../../runtime/oci/reference.ts'
 import { CAPABILITIES, type Capability } from '../sandbox/capabilities.ts'
 import { parseBodyLimits } from '../request-body/index.ts'
-import type { AppRecord } from './revision.ts'
+import type { AppRecord, RevisionChange } from './revision.ts'
 
 /** What a node of an app may use, and how the host scales and times it. */
 export interface AppLimits {
@@ -77,10 +77,12 @@ const image = z.string().refine((r) => {
   }
 }, 'must be an image reference with a registry host, e.g. 127.0.0.1:5000/apps/hello:v1')
 const settingName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/, 'is not a valid variable name')
-const settings = z.record(settingName, z.string().max(32_768)).refine(
-  (s) => !Object.keys(s).some((k) => k.startsWith('THAW_')),
-  'THAW_* names belong to the host',
-)
+const settings = z
+  .record(settingName, z.string().max(32_768))
+  .refine(
+    (s) => !Object.keys(s).some((k) => k.startsWith('THAW_')),
+    'THAW_* names belong to the host',
+  )
 /** Settings the host itself reads are checked when they are set (request-body/body-limits.ts). */
 const inputSettings = settings.superRefine((s, ctx) => {
   for (const message of parseBodyLimits(s).problems) ctx.addIssue({ code: 'custom', message })
@@ -90,7 +92,11 @@ const keys = z.record(keyName, z.string().min(16, 'keys must be at least 16 char
 const ms = (max: number) => z.number().int().min(1).max(max)
 const limits = z
   .object({
-    memoryBytes: z.number().int().min(32 * 1024 * 1024, 'must be at least 32 MiB').max(64 * 1024 ** 3),
+    memoryBytes: z
+      .number()
+      .int()
+      .min(32 * 1024 * 1024, 'must be at least 32 MiB')
+      .max(64 * 1024 ** 3),
     pids: z.number().int().min(16).max(65_536),
     cpuMillis: z.number().int().min(10, 'must be at least 10 (1/100 CPU)').max(1_024_000),
     addCapabilities: z.array(z.enum(CAPABILITIES)).max(CAPABILITIES.length),
@@ -264,4 +270,30 @@ export function parseStoredApps(value: unknown): AppRecord[] {
 
 export function isAppName(value: string): boolean {
   return name.safeParse(value).success
+}
+
+/**
+ * The change a whole app body makes (`POST /admin/apps`, `PUT /admin/apps/<name>`): the image,
+ * and the settings, keys and limits given replace the current ones; those not given carry over.
+ */
+export function inputChange(input: AppInput, existed: boolean): RevisionChange {
+  return {
+    cause: { kind: existed ? 'replace' : 'create' },
+    image: input.image,
+    replaceSettings: input.settings,
+    replaceKeys: input.keys,
+    replaceLimits: input.limits,
+  }
+}
+
+/** The change `PATCH /admin/apps/<name>` makes: settings and keys given replace, limits merge. */
+export function patchChange(patch: AppPatch): RevisionChange {
+  const kind = patch.image ? 'deploy' : patch.settings ? 'settings' : patch.keys ? 'keys' : 'limits'
+  return {
+    cause: { kind },
+    image: patch.image,
+    replaceSettings: patch.settings,
+    replaceKeys: patch.keys,
+    limits: patch.limits,
+  }
 }

@@ -2,7 +2,9 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ThawError } from '../../runtime/errors.ts'
 import {
+  inputChange,
   parseStoredApps,
+  patchChange,
   settingsProblems,
   type App,
   type AppInput,
@@ -50,10 +52,7 @@ export interface AppStore {
    * Stores the draft as the newest revision and makes it the active one (what the gate learnt:
    * its functions). Throws REVISION_CONFLICT when the app changed since the draft was made.
    */
-  commit(
-    draft: Draft,
-    loaded?: { functions: RevisionFunction[] },
-  ): Promise<App>
+  commit(draft: Draft, loaded?: { functions: RevisionFunction[] }): Promise<App>
   /** Stores the draft as a failed revision; the active one keeps serving. */
   recordFailure(draft: Draft, failed: { error: string; logs: string[] }): Promise<Revision>
   /** Creates, or changes the fields given (the others carry over); says whether it was new. */
@@ -177,35 +176,11 @@ export async function openAppStore(
     },
     async put(input) {
       const existed = records.has(input.name)
-      const draft = store.draft(
-        input.name,
-        {
-          cause: { kind: existed ? 'replace' : 'create' },
-          image: input.image,
-          replaceSettings: input.settings,
-          replaceKeys: input.keys,
-          replaceLimits: input.limits,
-        },
-        { create: true },
-      )
+      const draft = store.draft(input.name, inputChange(input, existed), { create: true })
       return { app: await store.commit(draft), created: !existed }
     },
     async update(name, patch) {
-      const kind = patch.image
-        ? 'deploy'
-        : patch.settings
-          ? 'settings'
-          : patch.keys
-            ? 'keys'
-            : 'limits'
-      const change = {
-        cause: { kind },
-        image: patch.image,
-        replaceSettings: patch.settings,
-        replaceKeys: patch.keys,
-        limits: patch.limits,
-      } as const
-      return store.commit(store.draft(name, change))
+      return store.commit(store.draft(name, patchChange(patch)))
     },
     async delete(name) {
       if (!records.has(name)) return false

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ThawError } from '../../runtime/errors.ts'
-import { parseAppInput, parseAppPatch } from '../apps/app-spec.ts'
+import { inputChange, parseAppInput, parseAppPatch, patchChange } from '../apps/app-spec.ts'
 import type { AppStore } from '../apps/app-store.ts'
 import type { ImageMounts } from '../mount/image-mounts.ts'
 import type { Pool } from '../pool/pool.ts'
@@ -47,15 +47,29 @@ export interface AdminContext {
  *   GET    /admin/profiles               each image's record/replay profile state
  *   POST   /admin/cache/clear            drop the mounts' cached frames (a cold start from the edge)
  *
- * Every change of an app is a new revision (apps/revision.ts); POST, PUT and PATCH here switch to it
- * at once (its nodes start at the next request), the routes of admin-revisions.ts gate it first.
+ * Every change of an app is a new revision (apps/revision.ts), health-gated by the rollout
+ * (server/rollout.ts) as every change of admin-revisions.ts is: when it runs differently (image,
+ * settings, limits), PUT and PATCH answer once a node of it has loaded its functions, and a
+ * revision that cannot start answers 422 REVISION_FAILED with the node's `logs` while the active
+ * one keeps serving. Creating an app (POST, or PUT of a new name) is not gated: it switches at
+ * once and its first node starts at the first request (a start that fails backs off, 503); the
+ * deploy route (POST /admin/apps/<name>/revisions, `thaw deploy`) gates a new app too.
  * Errors: `{ "error": { "code", "message" } }`; bad bodies are 400 APP_INVALID naming each field.
  */
-export async function handleAdmin(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+export async function handleAdmin(
+  ctx: AdminContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
   try {
     const keyed = { headers: { get: (h: string) => header(req, h) ?? null }, url }
     if (!authorize('admin', keyed, { master: ctx.masterKey }).ok) {
-      throw new ThawError('UNAUTHORIZED', 'the admin API needs the master key (x-functions-key or ?code=)', { fault: 'user' })
+      throw new ThawError(
+        'UNAUTHORIZED',
+        'the admin API needs the master key (x-functions-key or ?code=)',
+        { fault: 'user' },
+      )
     }
     await route(ctx, req, res, url)
   } catch (err) {
@@ -63,7 +77,12 @@ export async function handleAdmin(ctx: AdminContext, req: IncomingMessage, res: 
   }
 }
 
-async function route(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+async function route(
+  ctx: AdminContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+): Promise<void> {
   const path = url.pathname.replace(/\/+$/, '')
   const method = req.method ?? 'GET'
   const parts = path.split('/').slice(2).map(decodeURIComponent) // ['', 'admin', ...]
@@ -71,7 +90,9 @@ async function route(ctx: AdminContext, req: IncomingMessage, res: ServerRespons
   const allow = (...methods: string[]) => {
     if (!methods.includes(method)) {
       res.setHeader('allow', methods.join(', '))
-      throw new ThawError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`, { fault: 'user' })
+      throw new ThawError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`, {
+        fault: 'user',
+      })
     }
   }
   if (what === 'status' && parts.length === 1) {
@@ -96,7 +117,11 @@ async function route(ctx: AdminContext, req: IncomingMessage, res: ServerRespons
     if (method === 'GET') return sendJson(res, 200, { apps: ctx.apps.list() })
     const input = parseAppInput(await readJson(req))
     if (ctx.apps.get(input.name)) {
-      throw new ThawError('APP_EXISTS', `app "${input.name}" exists; PUT or PATCH /admin/apps/${input.name} to change it`, { fault: 'user' })
+      throw new ThawError(
+        'APP_EXISTS',
+        `app "${input.name}" exists; PUT or PATCH /admin/apps/${input.name} to change it`,
+        { fault: 'user' },
+      )
     }
     return sendJson(res, 201, (await ctx.apps.put(input)).app)
   }
@@ -104,9 +129,12 @@ async function route(ctx: AdminContext, req: IncomingMessage, res: ServerRespons
     allow('GET')
     const limit = Number(url.searchParams.get('limit') ?? ctx.logs.invocations.max)
     const app = url.searchParams.get('app') ?? undefined
-    return sendJson(res, 200, { invocations: ctx.logs.invocations.list({ app, limit: Math.max(0, limit) || undefined }) })
+    return sendJson(res, 200, {
+      invocations: ctx.logs.invocations.list({ app, limit: Math.max(0, limit) || undefined }),
+    })
   }
-  if (what === 'apps' && name !== undefined && parts.length === 2) return appRoute(ctx, req, res, name, allow)
+  if (what === 'apps' && name !== undefined && parts.length === 2)
+    return appRoute(ctx, req, res, name, allow)
   if (what === 'apps' && name !== undefined && action === 'logs' && parts.length === 3) {
     allow('GET')
     if (!ctx.apps.get(name)) notFound(name)
@@ -146,13 +174,20 @@ async function appRoute(
       const body = await readJson(req)
       const input = parseAppInput({ name, ...(body as object) })
       if (input.name !== name) {
-        throw new ThawError('APP_INVALID', `invalid app: name "${input.name}" does not match the path's "${name}"`, { fault: 'user' })
+        throw new ThawError(
+          'APP_INVALID',
+          `invalid app: name "${input.name}" does not match the path's "${name}"`,
+          { fault: 'user' },
+        )
       }
-      const { app, created } = await ctx.apps.put(input)
-      return sendJson(res, created ? 201 : 200, app)
+      // A new app is created as POST /admin/apps makes one (see above); a change is gated.
+      if (!ctx.apps.get(name)) return sendJson(res, 201, (await ctx.apps.put(input)).app)
+      return sendJson(res, 200, (await ctx.rollout.apply(name, inputChange(input, true))).app)
     }
-    case 'PATCH':
-      return sendJson(res, 200, await ctx.apps.update(name, parseAppPatch(await readJson(req))))
+    case 'PATCH': {
+      const change = patchChange(parseAppPatch(await readJson(req)))
+      return sendJson(res, 200, (await ctx.rollout.apply(name, change)).app)
+    }
     default:
       if (!(await ctx.apps.delete(name))) notFound(name)
       res.writeHead(204).end()
@@ -166,15 +201,30 @@ async function appRoute(
  * invocation id in `x-ms-invocation-id` and the body. The run goes on in the background; its
  * outcome is in the app's log and `GET /admin/invocations`.
  */
-async function invoke(ctx: AdminContext, req: IncomingMessage, res: ServerResponse, name: string, fn: string): Promise<void> {
+async function invoke(
+  ctx: AdminContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  name: string,
+  fn: string,
+): Promise<void> {
   const app = ctx.apps.get(name) ?? notFound(name)
   const h = req.headers
-  const empty = h['content-length'] === '0' || (h['content-length'] === undefined && h['transfer-encoding'] === undefined)
+  const empty =
+    h['content-length'] === '0' ||
+    (h['content-length'] === undefined && h['transfer-encoding'] === undefined)
   const body = empty ? {} : await readJson(req) // no body: no input, as on Azure
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new ThawError('BODY_INVALID', 'the body must be a JSON object: {"input": <value>}', { fault: 'user' })
+    throw new ThawError('BODY_INVALID', 'the body must be a JSON object: {"input": <value>}', {
+      fault: 'user',
+    })
   }
-  const taken = await takeFunction(ctx, app, fn, AbortSignal.timeout(app.limits.startTimeoutMs + 5000))
+  const taken = await takeFunction(
+    ctx,
+    app,
+    fn,
+    AbortSignal.timeout(app.limits.startTimeoutMs + 5000),
+  )
   void runFunction(ctx, app, taken, (body as { input?: unknown }).input, 'admin')
   res.setHeader('x-ms-invocation-id', taken.invocationId)
   return sendJson(res, 202, { invocationId: taken.invocationId, function: taken.fn.name })

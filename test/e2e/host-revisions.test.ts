@@ -173,8 +173,28 @@ describe.skipIf(skip)(title, { timeout: 180_000 }, () => {
     expect(await get('/greet/api/hello')).toMatchObject({ status: 200, text: 'v2 bonjour' })
   })
 
+  it("gates a PATCH of the app as a deploy: a new image that throws at import is refused with the node's error and log, and the old revision keeps answering", async () => {
+    const patched = fetch(`${url}/admin/apps/greet`, {
+      method: 'PATCH',
+      headers: { 'x-functions-key': MASTER, 'content-type': 'application/json' },
+      body: JSON.stringify({ image: images.broken }),
+    })
+    const answers = await traffic(patched)
+    const res = await patched
+    const body = (await res.json()) as { error: { code: string; message: string; logs: string[] } }
+    expect([res.status, body.error.code]).toEqual([422, 'REVISION_FAILED'])
+    expect(body.error.message).toMatch(
+      /revision 8 of greet did not start; revision 7 keeps serving: .*boom at import/,
+    )
+    expect(body.error.logs.join('\n')).toContain('loading the broken app')
+    expect(answers.filter((a) => a !== '200 v2 bonjour')).toEqual([])
+    expect(await get('/greet/api/hello')).toMatchObject({ status: 200, text: 'v2 bonjour' })
+    const shown = await thaw('apps', 'show', 'greet')
+    expect(shown.stdout).toMatch(/ 8 +\S+ +deploy +failed: .*boom at import/)
+  })
+
   it('backs off a broken app: many requests, at most 2 start attempts; 503 with Retry-After and an invocation id; the error text only to the master key', async () => {
-    // Made through the admin API, which does not gate (POST /admin/apps): it is broken from the start.
+    // Created through POST /admin/apps, which does not gate a new app: it is broken from the start.
     const created = await fetch(`${url}/admin/apps`, {
       method: 'POST',
       headers: { 'x-functions-key': MASTER, 'content-type': 'application/json' },
