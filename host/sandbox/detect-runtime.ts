@@ -8,7 +8,7 @@ import { containerCgroupDirs, hasMemorySwapLimit } from './cgroups.ts'
 import { unmountAll } from './mounts.ts'
 import { nodeSpecTemplate, specializeSpec } from './node-spec.ts'
 import { createOciRuntime, type OciRuntime, type OciRuntimeName } from './oci-runtime.ts'
-import { startContainer } from './start-container.ts'
+import { containerFiles, startContainer } from './start-container.ts'
 import {
   createUserAndNetworkNamespaces,
   idmapMount,
@@ -105,12 +105,8 @@ export async function probeRuntime(
       },
     )
     await writeFile(join(dir, 'config.json'), JSON.stringify(spec))
-    const files = { pidFile: join(dir, 'pid'), logFile: join(dir, 'runtime.log') }
-    const started = await startContainer(runtime, id, dir, files, signal)
-    const [code] = await new Promise<[number | null]>((resolve) => {
-      if (started.child.exitCode !== null) return resolve([started.child.exitCode])
-      started.child.once('close', (c) => resolve([c]))
-    })
+    const started = await startContainer(runtime, id, dir, containerFiles(dir), signal)
+    const code = await started.exit
     const out = started.output.text('stdout').trim()
     const expected = range ? `probe-${token} ${range.hostId}` : `probe-${token}`
     if (code !== 0 || out !== expected) {

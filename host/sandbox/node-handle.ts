@@ -1,9 +1,7 @@
-import { once } from 'node:events'
 import { constants } from 'node:os'
-import type { Readable } from 'node:stream'
 import { readOomKills, readPidsLimitHits, readUsage, type CgroupDirs } from './cgroups.ts'
-import type { RuntimeChild } from './oci-runtime.ts'
-import type { OutputListener, OutputTail } from './output-tail.ts'
+import type { OutputListener } from './output-tail.ts'
+import type { RunningContainer } from './start-container.ts'
 
 /**
  * Why a node's process ended:
@@ -11,7 +9,8 @@ import type { OutputListener, OutputTail } from './output-tail.ts'
  * - `signaled`: a signal killed it that the host did not send (SIGSEGV, SIGABRT, …),
  * - `oom`: the kernel's OOM killer killed it at the node's memory limit,
  * - `stopped`: the host ended it (stop, kill, destroy),
- * - `runtime-lost`: the runtime process died; the container may still run until destroyed.
+ * - `runtime-lost`: the node's shim was killed before the runtime exited; the container may still
+ *   run until destroyed.
  */
 export type NodeExitReason = 'exited' | 'signaled' | 'oom' | 'stopped' | 'runtime-lost'
 
@@ -54,9 +53,6 @@ export interface NodeProcess {
   readonly pid: number
   /** The node's address on its veth; the host connects to servers in the node here. */
   readonly ip: string
-  /** Its stdout and stderr (already flowing; data events reach every listener). */
-  readonly stdout: Readable
-  readonly stderr: Readable
   /** Resolves once when the process is gone; never rejects. */
   readonly exited: Promise<NodeExit>
   readonly timings: SpecializeTimings
@@ -77,26 +73,26 @@ export interface NodeProcess {
 }
 
 export interface NodeHandleParts {
-  child: RuntimeChild
-  pid: number
+  container: RunningContainer
   ip: string
-  output: OutputTail
   cgroups: CgroupDirs
   timings: SpecializeTimings
   destroy: () => Promise<void>
 }
 
+/** The host's handle of a running node, started by this host or adopted from a dead one. */
 export function createNodeHandle(parts: NodeHandleParts): NodeProcess {
-  const { child, pid, output, cgroups } = parts
+  const { container, cgroups } = parts
+  const { pid, output } = container
   let stopping = false
   let done = false
-  const exited = waitForExit(child).then(async ({ code, signal }) => {
+  const exited = container.exit.then(async (code) => {
     done = true
     const [oomKills, pidsLimitHits] = await Promise.all([
       readOomKills(cgroups),
       readPidsLimitHits(cgroups),
     ])
-    return classifyExit({ code, signal, oomKills, pidsLimitHits, stopping })
+    return classifyExit({ code, signal: null, oomKills, pidsLimitHits, stopping })
   })
   const kill = (sig: NodeJS.Signals = 'SIGKILL') => {
     if (done) return
@@ -110,8 +106,6 @@ export function createNodeHandle(parts: NodeHandleParts): NodeProcess {
   return {
     pid,
     ip: parts.ip,
-    stdout: child.stdout,
-    stderr: child.stderr,
     exited,
     timings: parts.timings,
     output: () => ({ stdout: output.text('stdout'), stderr: output.text('stderr') }),
@@ -138,22 +132,6 @@ export function createNodeHandle(parts: NodeHandleParts): NodeProcess {
   }
 }
 
-/**
- * The runtime's own exit: runc and crun exit with the container process's status, or 128+n
- * when signal n killed it. If the runtime itself was killed, the container was not.
- */
-async function waitForExit(child: RuntimeChild) {
-  const [code, signal] =
-    child.exitCode !== null || child.signalCode !== null
-      ? [child.exitCode, child.signalCode]
-      : ((await once(child, 'exit')) as [number | null, NodeJS.Signals | null])
-  // Let the last output arrive, unless something still holds the pipes (a runtime that died).
-  if (!child.stdout.readableEnded || !child.stderr.readableEnded) {
-    await Promise.race([once(child, 'close'), new Promise((r) => setTimeout(r, 1000).unref())])
-  }
-  return { code, signal }
-}
-
 export function classifyExit(e: {
   code: number | null
   signal: NodeJS.Signals | null
@@ -163,7 +141,7 @@ export function classifyExit(e: {
 }): NodeExit {
   const base = { oomKills: e.oomKills, pidsLimitHits: e.pidsLimitHits }
   if (e.code === null) {
-    const message = `the OCI runtime was killed by ${e.signal}; the node may still run`
+    const message = "the node's shim ended without the runtime's status; the node may still run"
     return { ...base, reason: 'runtime-lost', code: null, signal: null, message }
   }
   const signal = e.code > 128 ? signalName(e.code - 128) : null

@@ -19,7 +19,7 @@ import type { NodeUserNamespace, UserNamespaceSupport } from './node-user-namesp
 import type { OciRuntime } from './oci-runtime.ts'
 import type { OutputListener } from './output-tail.ts'
 import type { RuntimeSpec } from './runtime-spec.ts'
-import { startContainer } from './start-container.ts'
+import { containerFiles, startContainer } from './start-container.ts'
 import { leaseSubnet, releaseSubnet, type SubnetLease, type SubnetRange } from './subnet-leases.ts'
 import { nodeIdRange, type IdRange } from './user-namespace.ts'
 
@@ -252,19 +252,18 @@ export class SandboxNode {
     // The app's settings are in its env: readable by root only.
     await writeFile(join(this.dir, 'config.json'), JSON.stringify(spec), { mode: 0o600 })
     const t2 = performance.now()
-    const files = { pidFile: join(this.dir, 'pid'), logFile: join(this.dir, 'runtime.log') }
     const started = await startContainer(
       this.#ctx.runtime,
       this.containerId,
       this.dir,
-      files,
+      containerFiles(this.dir),
       o.signal,
     )
     if (o.onOutput) started.output.listen(o.onOutput)
     const t3 = performance.now()
     const timings = { mountMs: t1 - t0, configMs: t2 - t1, startMs: t3 - t2, totalMs: t3 - t0 }
     return createNodeHandle({
-      ...started,
+      container: started,
       ip: this.ip,
       cgroups,
       timings,

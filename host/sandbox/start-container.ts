@@ -1,42 +1,81 @@
 import { watch } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { basename, dirname } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { ThawError } from '../../runtime/errors.ts'
-import type { OciRuntime, RuntimeChild } from './oci-runtime.ts'
+import { waitForExitFile, type ProcessIdentity } from './exit-file.ts'
+import { processStartTime } from './instance-registry.ts'
+import type { OciRuntime, RunFiles, RuntimeChild } from './oci-runtime.ts'
+import { followFile } from './output-files.ts'
 import { OutputTail } from './output-tail.ts'
 
-export interface StartedContainer {
-  child: RuntimeChild
+/** A container running under its shim: what the host needs to follow it, also after a restart. */
+export interface RunningContainer {
+  /** Host PID of the container's first process. */
   pid: number
+  shim: ProcessIdentity
   output: OutputTail
+  /** The runtime's exit status (null: the shim was killed before it wrote one). */
+  exit: Promise<number | null>
 }
 
 /**
- * Runs the container in the foreground and resolves with its first process's host PID as soon
- * as the runtime writes it (after the namespaces, mounts and cgroups exist, just before the
- * process is exec'd; a missing executable is found before that). Rejects with
- * `NODE_START_FAILED` and the runtime's own error if it exits first.
+ * Runs the container under its shim (oci-runtime.ts NODE_SHIM) and resolves with its first
+ * process's host PID as soon as the runtime writes it (after the namespaces, mounts and cgroups
+ * exist, just before the process is exec'd; a missing executable is found before that). Rejects
+ * with `NODE_START_FAILED` and the runtime's own error if it exits first.
  */
 export async function startContainer(
   runtime: OciRuntime,
   id: string,
   bundle: string,
-  files: { pidFile: string; logFile: string },
+  files: RunFiles,
   signal?: AbortSignal,
-): Promise<StartedContainer> {
+): Promise<RunningContainer> {
   signal?.throwIfAborted()
-  const child = runtime.run(id, bundle, files)
+  const child = await runtime.run(id, bundle, files)
   child.on('error', () => {}) // spawn errors reject below; later ones show as the exit
-  const output = new OutputTail({ stdout: child.stdout, stderr: child.stderr })
+  const shim = { pid: child.pid ?? 0, startTime: (await processStartTime(child.pid ?? 0)) ?? '' }
+  const container = followContainer(files, shim, 0)
   try {
-    const pid = await waitForPidFile(files.pidFile, child, signal)
-    return { child, pid, output }
+    container.pid = await waitForPidFile(files.pidFile, child, signal)
+    return container
   } catch (err) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    // The shim's process group: the shim and the runtime (a half-made container is deleted by
+    // the node's destroy).
+    if (child.exitCode === null && child.signalCode === null) killGroup(child)
     if (err instanceof ThawError && err.code === 'NODE_START_FAILED') {
-      throw await withRuntimeError(err, files.logFile, output)
+      await container.exit
+      throw await withRuntimeError(err, files.logFile, container.output)
     }
     throw err
+  }
+}
+
+/**
+ * Follows a container's output files and exit status: one this process started, or one a host
+ * that died left running (the shim and its files are all there is to it).
+ */
+export function followContainer(
+  files: Pick<RunFiles, 'stdout' | 'stderr' | 'exitFile'>,
+  shim: ProcessIdentity,
+  pid: number,
+): RunningContainer {
+  const stdout = followFile(files.stdout)
+  const stderr = followFile(files.stderr)
+  const output = new OutputTail({ stdout: stdout.stream, stderr: stderr.stream })
+  // The last output is read before the exit is told.
+  const exit = waitForExitFile(files.exitFile, shim).then(async (code) => {
+    await Promise.all([stdout.stop(), stderr.stop()])
+    return code
+  })
+  return { pid, shim, output, exit }
+}
+
+function killGroup(child: RuntimeChild): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL')
+  } catch {
+    // gone already
   }
 }
 
@@ -100,4 +139,15 @@ async function withRuntimeError(err: ThawError, logFile: string, output: OutputT
   // The image's fault when its command cannot be executed; thaw's or the machine's otherwise.
   const fault = /exec: |executable file not found/.test(detail) ? 'user' : 'system'
   return new ThawError('NODE_START_FAILED', `${err.message}: ${detail}`, { fault, cause: err })
+}
+
+/** A container's runtime and shim files (oci-runtime.ts RunFiles), in its directory. */
+export function containerFiles(dir: string): RunFiles {
+  return {
+    pidFile: join(dir, 'pid'),
+    logFile: join(dir, 'runtime.log'),
+    stdout: join(dir, 'stdout'),
+    stderr: join(dir, 'stderr'),
+    exitFile: join(dir, 'exit'),
+  }
 }

@@ -24,6 +24,12 @@ export const WorkerEnv = {
    * uses it to load TypeScript sources (src/functions/*.ts) where main names the build output.
    */
   main: 'THAW_MAIN',
+  /**
+   * Milliseconds. When set, the worker outlives its host: a closed control channel is connected
+   * again this often (and hears hello and ready again) instead of shutting the worker down.
+   * thaw's host sets it, so its nodes go on through a restart of the host (host/README.md).
+   */
+  controlReconnect: 'THAW_CONTROL_RECONNECT_MS',
   /** The request body limit in bytes (Azure's setting; default 100 MB). */
   bodyLimit: 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT',
 } as const

@@ -33,7 +33,10 @@ async function main(): Promise<void> {
   const scriptRoot = resolve(process.env[WorkerEnv.scriptRoot] || process.cwd())
   process.chdir(scriptRoot)
 
-  const control = await connectControl(controlPath)
+  const reconnect = Number(process.env[WorkerEnv.controlReconnect])
+  const control = await connectControl(controlPath, {
+    reconnectMs: Number.isFinite(reconnect) && reconnect > 0 ? reconnect : undefined,
+  })
   control.send({
     type: 'hello',
     protocol: WORKER_PROTOCOL_VERSION,

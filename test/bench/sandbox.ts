@@ -40,7 +40,11 @@ try {
       pids: 64,
     })
     const startMs = performance.now() - t
-    await once(proc.stdout, 'data')
+    await new Promise<void>((resolve) => {
+      const stop = proc.onOutput((stream) => {
+        if (stream === 'stdout') resolve(stop())
+      })
+    })
     const firstOutputMs = performance.now() - t
     await proc.exited
     const exitMs = performance.now() - t

@@ -1,0 +1,73 @@
+import { watch, type FSWatcher } from 'node:fs'
+import { open, truncate } from 'node:fs/promises'
+import { PassThrough, type Readable } from 'node:stream'
+
+/**
+ * A file is emptied once this much of it was read, so a node that prints for days does not fill
+ * the host's disk (bytes it appends between that read and the truncation are lost).
+ */
+export const OUTPUT_FILE_LIMIT = 1024 * 1024
+
+/** How often a followed file is read even without a change event (inotify may miss one). */
+const POLL_MS = 1000
+
+export interface FollowedFile {
+  /** The file's bytes from the start offset on, as they are appended. */
+  readonly stream: Readable
+  /** Reads what is left, then ends the stream. Idempotent. */
+  stop(): Promise<void>
+}
+
+/**
+ * Follows a node's output file (the shim appends to it: oci-runtime.ts NODE_SHIM) from its
+ * start: what a host that adopts a running node reads first is what the node printed since the
+ * last truncation, including while no host ran.
+ */
+export function followFile(path: string): FollowedFile {
+  const stream = new PassThrough()
+  let offset = 0
+  let reading: Promise<void> = Promise.resolve()
+  let stopped = false
+  const readMore = () =>
+    (reading = reading.then(async () => {
+      const file = await open(path, 'r').catch(() => undefined)
+      if (!file) return
+      try {
+        for (;;) {
+          const buffer = Buffer.alloc(64 * 1024)
+          const { bytesRead } = await file.read(buffer, 0, buffer.length, offset)
+          if (bytesRead === 0) break
+          offset += bytesRead
+          stream.write(buffer.subarray(0, bytesRead))
+        }
+        const { size } = await file.stat()
+        if (size < offset) offset = 0 // emptied by someone else
+      } finally {
+        await file.close()
+      }
+      if (offset >= OUTPUT_FILE_LIMIT) {
+        await truncate(path, 0).catch(() => {})
+        offset = 0
+      }
+    }))
+  let watcher: FSWatcher | undefined
+  try {
+    watcher = watch(path, () => void readMore())
+    watcher.on('error', () => {})
+  } catch {
+    // The file is not there (yet): the poll reads it once it is.
+  }
+  const timer = setInterval(() => void readMore(), POLL_MS).unref()
+  void readMore()
+  return {
+    stream,
+    async stop() {
+      if (stopped) return reading
+      stopped = true
+      clearInterval(timer)
+      watcher?.close()
+      await readMore()
+      stream.end()
+    },
+  }
+}
