@@ -3,6 +3,7 @@ import { FuseKeeper } from '../fuse/fuse-keeper.ts'
 import { createImageMounts, type MountLogger } from '../mount/create-image-mounts.ts'
 import type { ImageMounts } from '../mount/image-mounts.ts'
 import type { CredentialsOption } from '../../runtime/oci/remote/index.ts'
+import type { HostLogger } from '../log/host-logger.ts'
 
 export interface HostMountsOptions {
   /** Where mounts keep their cache and mountpoints (`<state>/mounts`). */
@@ -11,7 +12,8 @@ export interface HostMountsOptions {
   edges: string[]
   /** Bound of the shared frame cache (default 8 GiB). */
   cacheBytes?: number
-  logger?: MountLogger
+  /** The host's log: the mounts' lines go there, marked `component: "mount"`. */
+  logger?: HostLogger
   /** For edges and registries with auth on. */
   credentials?: CredentialsOption
   /**
@@ -35,8 +37,15 @@ export async function createMounts(options: HostMountsOptions): Promise<ImageMou
     cacheDir: join(options.dir, 'cache'),
     mountRoot: join(options.dir, 'mnt'),
     cacheBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES,
-    logger: options.logger,
+    logger: options.logger && mountLogger(options.logger),
     credentials: options.credentials,
     keeper,
   })
+}
+
+function mountLogger(logger: HostLogger): MountLogger {
+  return {
+    info: (message) => logger.log('info', message, { component: 'mount' }),
+    warn: (message) => logger.log('warn', message, { component: 'mount' }),
+  }
 }

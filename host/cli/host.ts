@@ -70,10 +70,12 @@ export async function main(argv: string[]): Promise<number> {
   // Before anything listens: a host without mounts must say so, not start half-working.
   const credentials = registryCredentials()
   const operatorLimits = flags.limits ? await readLimits(flags.limits) : undefined
+  const logger = jsonHostLogger()
   const mounts = await createMounts({
     dir: join(stateDir, 'mounts'),
     edges: flags.edges,
     credentials,
+    logger,
   })
   const host = await startHost({
     stateDir,
@@ -93,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     credentials,
     // An app's timers run without a request: a node is started ahead of traffic to learn them.
     syncTriggers: true,
-    logger: jsonHostLogger(),
+    logger,
   }).catch(async (err: unknown) => {
     await mounts.close()
     throw err

@@ -211,9 +211,10 @@ export class ImageMount {
   }
 
   async #readAhead(kb: number): Promise<void> {
-    await this.#fuse
-      .setReadAhead(kb)
-      .catch((err: Error) => this.#warn(`read-ahead: ${err.message}`))
+    await this.#fuse.setReadAhead(kb).catch((err: Error) => {
+      // The last lease's release stops recording and unmounts at once: nothing to set then.
+      if (this.#closing === undefined) this.#warn(`read-ahead: ${err.message}`)
+    })
   }
 
   /**

@@ -65,15 +65,16 @@ export async function runUp(o: UpOptions): Promise<Up> {
   }
   try {
     const hostDir = join(stateDir, 'host')
-    const mounts = await createMounts({ dir: join(hostDir, 'mounts'), edges: [edge.url] })
     const hostLog = join(stateDir, 'host.log')
+    const logger = jsonHostLogger((line) => appendFileSync(hostLog, line))
+    const mounts = await createMounts({ dir: join(hostDir, 'mounts'), edges: [edge.url], logger })
     host = await startHost({
       stateDir: hostDir,
       port: o.port,
       warm: o.pool,
       mounts,
       edgeFor: () => edge.url,
-      logger: jsonHostLogger((line) => appendFileSync(hostLog, line)),
+      logger,
     })
     o.say(`host: ${host.url}, ${o.pool} warm node(s) (log ${hostLog})`)
 
