@@ -16,6 +16,7 @@ import { jsonLogger, type EdgeLogger } from './observability/edge-logger.ts'
 import { EdgeMetrics } from './observability/edge-metrics.ts'
 import { requestLog } from './observability/request-log.ts'
 import { dispatchV2, matchV2Route } from './routes/v2-dispatch.ts'
+import { KeptArtifactsBackend } from './proxy/kept-artifacts.ts'
 import { openProxyBackend, type ProxyBackendOptions } from './proxy/proxy-backend.ts'
 import { openDiskStore } from './store/disk-store.ts'
 import type { UploadLimits } from './store/upload-limits.ts'
@@ -59,7 +60,13 @@ export interface RegistryEdgeOptions {
   gc?: Partial<GcPolicy>
 }
 
-export type UpstreamOptions = Omit<ProxyBackendOptions, 'root' | 'metrics' | 'logger' | 'uploads'>
+export type UpstreamOptions = Omit<ProxyBackendOptions, 'root' | 'metrics' | 'logger' | 'uploads'> & {
+  /**
+   * False: the edge's artifacts and profiles never go upstream; they are kept in `<store>/local`
+   * (proxy/kept-artifacts.ts). Default true: upstream, unless it refuses the edge's pushes.
+   */
+  publishUpstream?: boolean
+}
 
 export interface RegistryEdge {
   readonly app: Hono<EdgeEnv>
@@ -102,6 +109,7 @@ export async function createRegistryEdge(options: RegistryEdgeOptions): Promise<
   const conversion = options.conversion
     ? await startConversion({
         backend,
+        outputs: backend instanceof KeptArtifactsBackend ? backend : undefined,
         dir: conversionDir(options),
         logger,
         metricsRegistry: metrics.registry,
@@ -173,8 +181,14 @@ export async function createRegistryEdge(options: RegistryEdgeOptions): Promise<
 async function openBackend(options: RegistryEdgeOptions, metrics: EdgeMetrics, logger: EdgeLogger): Promise<RegistryBackend> {
   if (!options.store) throw new TypeError('createRegistryEdge needs a backend or a store directory')
   const uploads = options.uploads
-  if (options.upstream) return openProxyBackend({ ...options.upstream, root: options.store, metrics, logger, uploads })
-  return openDiskStore(options.store, { uploads, uploadEvents: metrics.uploadEvents() })
+  const uploadEvents = metrics.uploadEvents()
+  if (!options.upstream) return openDiskStore(options.store, { uploads, uploadEvents })
+  const { publishUpstream, ...proxy } = options.upstream
+  const upstream = await openProxyBackend({ ...proxy, root: options.store, metrics, logger, uploads })
+  // What the upstream will not take from the edge itself is kept here (proxy/kept-artifacts.ts).
+  const local = await openDiskStore(join(options.store, 'local'), { uploadEvents })
+  const metricsRegistry = metrics.registry
+  return new KeptArtifactsBackend({ upstream, local, publishUpstream, logger, metricsRegistry })
 }
 
 function conversionDir(options: RegistryEdgeOptions): string {

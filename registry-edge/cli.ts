@@ -100,6 +100,7 @@ function upstreamOptions(url: string, proxy: EdgeConfig['proxy']): UpstreamOptio
     memoryCacheBytes: proxy.memoryCacheMiB * 1024 * 1024,
     diskCacheBytes: proxy.diskCacheMiB * 1024 * 1024,
     fillConcurrency: proxy.fillConcurrency,
+    publishUpstream: proxy.publishUpstream,
   }
 }
 

@@ -19,7 +19,8 @@ import { UPLOAD_CONFIG_DEFAULTS, uploadConfigSchema } from './upload-config.ts'
  *     "auth": { "users": {…}, "access": […] },           // see auth/auth-config.ts
  *     "upstream": "http://registry.internal:5000",      // proxy mode; `store` then holds the cache
  *     "proxy": { "tagTtlSeconds": 30, "memoryCacheMiB": 256, "diskCacheMiB": 10240,
- *                "fillConcurrency": 2, "username": "…", "password": "…" }   // all optional
+ *                "fillConcurrency": 2, "username": "…", "password": "…",
+                "publishUpstream": true }                  // all optional
  *     "conversion": { "enabled": true, "streaming": true, "concurrency": 1, "codec": "zstd",
  *                     "limits": { "maxLayers": 128, … } }  // see convert/README.md; all optional
  *     "gc": { "intervalSeconds": 3600, "graceSeconds": 3600, "keepGenerations": 2,
@@ -49,8 +50,19 @@ export const edgeConfigSchema = z.strictObject({
       /** Credentials for the upstream (Basic, or to obtain its Bearer tokens). */
       username: z.string().min(1).optional(),
       password: z.string().optional(),
+      /**
+       * Push the edge's streaming artifacts and profiles to the upstream (they are kept in the
+       * edge's own store when the upstream refuses them). False: keep them there always.
+       */
+      publishUpstream: z.boolean().default(true),
     })
-    .default({ tagTtlSeconds: 30, memoryCacheMiB: 256, diskCacheMiB: 10_240, fillConcurrency: 2 }),
+    .default({
+      tagTtlSeconds: 30,
+      memoryCacheMiB: 256,
+      diskCacheMiB: 10_240,
+      fillConcurrency: 2,
+      publishUpstream: true,
+    }),
   conversion: conversionConfigSchema.default({ enabled: true, streaming: true, concurrency: 1 }),
   gc: gcConfigSchema.default(GC_CONFIG_DEFAULTS),
 })

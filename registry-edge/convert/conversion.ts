@@ -11,6 +11,7 @@ import { ConvertOnAsk } from './convert-on-ask.ts'
 import { ConversionMetrics } from './conversion-metrics.ts'
 import type { ConversionLimits } from './conversion-limits.ts'
 import { Converter } from './converter.ts'
+import { outputsTo, type OutputTarget } from './output-target.ts'
 import { ProfileStore } from './profile-store.ts'
 import { RepositorySettingsStore } from './repository-settings.ts'
 import { prepareBundle, thawExtensions } from './thaw-extensions.ts'
@@ -55,6 +56,8 @@ export interface Conversion {
  */
 export async function startConversion(input: {
   backend: RegistryBackend
+  /** Where artifacts and profiles are published (default: the backend). */
+  outputs?: OutputTarget
   dir: string
   logger: EdgeLogger
   metricsRegistry: Registry
@@ -65,7 +68,8 @@ export async function startConversion(input: {
   const settings = new RepositorySettingsStore(join(dir, 'settings'), {
     streaming: options.streaming ?? true,
   })
-  const profiles = new ProfileStore(join(dir, 'profiles'), backend)
+  const outputs = input.outputs ?? outputsTo(backend)
+  const profiles = new ProfileStore(join(dir, 'profiles'), outputs)
   const bundles = new BundleCache(join(dir, 'bundles'), backend)
   // Build the bundle as soon as an image is laid out by a profile: the first replaying cold
   // start then streams it instead of waiting for it to be built.
@@ -87,6 +91,7 @@ export async function startConversion(input: {
     dir,
     settings,
     profiles,
+    outputs,
     logger,
     metrics: new ConversionMetrics(input.metricsRegistry),
     concurrency: options.concurrency,

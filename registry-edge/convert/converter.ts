@@ -24,6 +24,7 @@ import {
   readingLimitsOf,
   type ConversionLimits,
 } from './conversion-limits.ts'
+import { outputsTo, type OutputTarget } from './output-target.ts'
 import type { RepositorySettingsStore } from './repository-settings.ts'
 import { WorkerPool } from './worker-pool.ts'
 
@@ -43,6 +44,8 @@ export interface ConverterOptions {
   metrics: ConversionMetrics
   logger: EdgeLogger
   profiles?: ProfileSource
+  /** Where artifacts are published (default: the backend). */
+  outputs?: OutputTarget
   /** Conversions at a time, each on its own worker thread (default 1). */
   concurrency?: number
   limits?: Partial<ConversionLimits>
@@ -277,11 +280,9 @@ export class Converter {
         ...(profile && { profile: profile.digest }),
       }
       const subject = { mediaType: stored.mediaType, digest: manifest, size: stored.bytes.length }
-      const artifact = await publishArtifact(
-        backend,
-        repository,
-        { subject, config: streamingConfig, result },
-        signal,
+      const outputs = this.#options.outputs ?? outputsTo(backend)
+      const artifact = await outputs.write(repository, (target) =>
+        publishArtifact(target, repository, { subject, config: streamingConfig, result }, signal),
       )
       const { metrics } = this.#options
       metrics.bytes.inc(

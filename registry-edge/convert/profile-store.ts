@@ -17,6 +17,7 @@ import type { RegistryBackend } from '../backend/registry-backend.ts'
 import { KeyedMutex } from '../store/keyed-mutex.ts'
 import { readJsonIfExists, writeFileAtomic } from './atomic-json.ts'
 import { putBlob } from './backend-blobs.ts'
+import type { OutputTarget } from './output-target.ts'
 import type { ProfileSource } from './converter.ts'
 
 export interface MergedProfile {
@@ -51,12 +52,13 @@ const EMPTY_CONFIG = new TextEncoder().encode('{}')
  */
 export class ProfileStore implements ProfileSource {
   readonly #dir: string
-  readonly #backend: RegistryBackend
+  readonly #outputs: OutputTarget
   readonly #mutex = new KeyedMutex()
 
-  constructor(dir: string, backend: RegistryBackend) {
+  /** Merged profiles are published as referrers through `outputs`. */
+  constructor(dir: string, outputs: OutputTarget) {
     this.#dir = dir
-    this.#backend = backend
+    this.#outputs = outputs
   }
 
   /** Adds a run (already checked to belong to `manifest`), merges, publishes; the merged result. */
@@ -161,7 +163,19 @@ export class ProfileStore implements ProfileSource {
 
   /** The profile as a referrer manifest of the image; the previous one is removed from the registry. */
   async #publish(repository: string, subject: Descriptor, merged: MergedProfile, dir: string) {
-    const backend = this.#backend
+    const digest = await this.#outputs.write(repository, (backend) =>
+      this.#publishTo(backend, repository, subject, merged, dir),
+    )
+    await writeFileAtomic(join(dir, 'published.json'), JSON.stringify({ manifest: digest }))
+  }
+
+  async #publishTo(
+    backend: RegistryBackend,
+    repository: string,
+    subject: Descriptor,
+    merged: MergedProfile,
+    dir: string,
+  ): Promise<Digest> {
     await putBlob(backend, repository, sha256Of(EMPTY_CONFIG), EMPTY_CONFIG)
     await putBlob(backend, repository, merged.digest, merged.bytes)
     const { workload } = merged.profile
@@ -202,7 +216,7 @@ export class ProfileStore implements ProfileSource {
     if (published?.manifest && published.manifest !== digest) {
       await backend.deleteManifest(repository, published.manifest)
     }
-    await writeFileAtomic(join(dir, 'published.json'), JSON.stringify({ manifest: digest }))
+    return digest
   }
 
   #imageDir(repository: string, manifest: Digest): string {

@@ -2,6 +2,8 @@ import type { Registry } from 'prom-client'
 import type { RegistryBackend } from '../backend/registry-backend.ts'
 import type { Conversion } from '../convert/conversion.ts'
 import type { EdgeLogger } from '../observability/edge-logger.ts'
+import type { Digest } from '../../runtime/oci/index.ts'
+import { KeptArtifactsBackend } from '../proxy/kept-artifacts.ts'
 import { DiskStore } from '../store/disk-store.ts'
 import { collectStore, type CollectedManifest } from '../store/store-gc.ts'
 import { GcMetrics } from './gc-metrics.ts'
@@ -108,10 +110,7 @@ export class EdgeGc {
 
   async #collectAll(dryRun: boolean): Promise<GcReport> {
     const policy = this.#policy
-    const store = this.#backend instanceof DiskStore ? this.#backend : undefined
-    const swept = store
-      ? await collectStore(store, policy, { dryRun })
-      : { manifests: [], layerLinks: 0, blobs: { count: 0, bytes: 0 }, live: undefined }
+    const swept = await this.#collectStore(dryRun)
     const conversion = this.#conversion
     const none = { count: 0, bytes: 0 }
     let profileRuns = none
@@ -134,6 +133,24 @@ export class EdgeGc {
     const { manifests, layerLinks, blobs } = swept
     const freedBytes = blobs.bytes + profileRuns.bytes + bundles.bytes
     return { dryRun, manifests, layerLinks, blobs, profileRuns, bundles, freedBytes }
+  }
+
+  /**
+   * Origin mode: the store. Proxy mode: the store of outputs the upstream refused (its images are
+   * upstream, so a referrer is collected for a deleted image only when the upstream lacks it too,
+   * and which bundles stay live is not known here).
+   */
+  async #collectStore(dryRun: boolean) {
+    const backend = this.#backend
+    const policy = this.#policy
+    if (backend instanceof DiskStore) return collectStore(backend, policy, { dryRun })
+    if (backend instanceof KeptArtifactsBackend) {
+      const subjectElsewhere = (repository: string, subject: Digest) =>
+        backend.upstreamHasManifest(repository, subject)
+      const swept = await collectStore(backend.local, policy, { dryRun, subjectElsewhere })
+      return { ...swept, live: undefined }
+    }
+    return { manifests: [], layerLinks: 0, blobs: { count: 0, bytes: 0 }, live: undefined }
   }
 
   #count(r: GcReport): void {

@@ -50,7 +50,15 @@ export interface StoreGcReport {
 export async function collectStore(
   store: DiskStore,
   policy: StoreGcPolicy,
-  options: { dryRun: boolean; now?: number },
+  options: {
+    dryRun: boolean
+    now?: number
+    /**
+     * Whether a subject this store lacks exists elsewhere (a proxy edge's kept store holds
+     * referrers of the upstream's images). Default: only what the store holds exists.
+     */
+    subjectElsewhere?: (repository: string, subject: Digest) => Promise<boolean>
+  },
 ): Promise<StoreGcReport> {
   const cutoff = (options.now ?? Date.now()) - policy.graceMs
   const { guard } = store
@@ -58,7 +66,10 @@ export async function collectStore(
   const names = await store.listRepositories()
   const repos = await Promise.all(names.map((n) => repositoryInventory(store.layout, n)))
   const manifests: CollectedManifest[] = []
-  for (const repo of repos) manifests.push(...(await planManifests(store, repo, policy, cutoff)))
+  const elsewhere = options.subjectElsewhere ?? (async () => false)
+  for (const repo of repos) {
+    manifests.push(...(await planManifests(store, repo, policy, cutoff, elsewhere)))
+  }
   const doomed = new Set(manifests.map((m) => `${m.repository}@${m.digest}`))
 
   const live = new Set<Digest>()
@@ -119,6 +130,7 @@ async function planManifests(
   repo: RepositoryInventory,
   policy: StoreGcPolicy,
   cutoff: number,
+  elsewhere: (repository: string, subject: Digest) => Promise<boolean>,
 ): Promise<CollectedManifest[]> {
   const written = new Map(repo.revisions.map((r) => [r.digest, r.mtimeMs]))
   const old = (d: Digest) => (written.get(d) ?? Infinity) < cutoff
@@ -129,7 +141,7 @@ async function planManifests(
   }
   for (const subject of repo.subjects) {
     const referrers = await store.listReferrers(repo.name, subject)
-    if (!written.has(subject)) {
+    if (!written.has(subject) && !(await elsewhere(repo.name, subject))) {
       for (const d of referrers) if (old(d.digest)) collect(d, subject, 'subject-deleted')
       continue
     }

@@ -9,6 +9,8 @@ import { tmpDir } from './tmp.ts'
  */
 export interface TestRegistry {
   url: string
+  /** Its storage; another registry started on it (`dataDir`) serves the same content. */
+  dataDir: string
   /** host:port, as skopeo wants it */
   address: string
   process: TestProcess
@@ -17,10 +19,20 @@ export interface TestRegistry {
   stop(): Promise<void>
 }
 
-export async function startDistribution(): Promise<TestRegistry> {
+/**
+ * `dataDir`: serve an existing storage (a stopped registry's). `readOnly`: distribution's
+ * maintenance read-only mode, in which every push is answered 405 UNSUPPORTED.
+ */
+export async function startDistribution(
+  options: { dataDir?: string; readOnly?: boolean } = {},
+): Promise<TestRegistry> {
   const dir = await tmpDir('thaw-distribution-')
+  const dataDir = options.dataDir ?? join(dir, 'data')
   const port = await freePort()
   const config = join(dir, 'config.yml')
+  const readOnly = options.readOnly
+    ? ['  maintenance:', '    readonly:', '      enabled: true']
+    : []
   await writeFile(
     config,
     [
@@ -31,9 +43,10 @@ export async function startDistribution(): Promise<TestRegistry> {
       '    disabled: false',
       'storage:',
       '  filesystem:',
-      `    rootdirectory: ${join(dir, 'data')}`,
+      `    rootdirectory: ${dataDir}`,
       '  delete:',
       '    enabled: true',
+      ...readOnly,
       'http:',
       `  addr: 127.0.0.1:${port}`,
       '',
@@ -44,6 +57,7 @@ export async function startDistribution(): Promise<TestRegistry> {
   return {
     url: `http://127.0.0.1:${port}`,
     address: `127.0.0.1:${port}`,
+    dataDir,
     process,
     requests: () =>
       [...process.output().matchAll(/"(GET|HEAD|PUT|POST|PATCH|DELETE) ([^ ]+) HTTP/g)].map(
