@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { isRepositoryName } from '../../runtime/oci/index.ts'
 import type { ConversionOptions } from '../convert/conversion.ts'
 
 /**
@@ -29,6 +30,23 @@ export const conversionConfigSchema = z.strictObject({
       allowDevices: z.boolean().optional(),
     })
     .optional(),
+  /**
+   * Conversion before any host asks: the tags of these repositories are listed every
+   * `intervalSeconds` (upstream, in proxy mode) and new images converted.
+   */
+  schedule: z
+    .strictObject({
+      intervalSeconds: z.number().min(1).max(86_400).default(300),
+      repositories: z
+        .array(
+          z.string().refine(isRepositoryName, {
+            message: 'a repository name, e.g. ci/app (lowercase, no tag or registry)',
+          }),
+        )
+        .min(1)
+        .max(1000),
+    })
+    .optional(),
 })
 
 export type ConversionConfig = z.infer<typeof conversionConfigSchema>
@@ -36,9 +54,22 @@ export type ConversionConfig = z.infer<typeof conversionConfigSchema>
 /** The ConversionOptions of a parsed config, or undefined when conversion is off. */
 export function conversionOptionsOf(config: ConversionConfig): ConversionOptions | undefined {
   if (!config.enabled) return undefined
-  const { streaming, concurrency, codec, level, profiledLevel, limits } = config
+  const { streaming, concurrency, codec, level, profiledLevel, limits, schedule } = config
   const defined = Object.fromEntries(
     Object.entries(limits ?? {}).filter(([, v]) => v !== undefined),
   )
-  return { streaming, concurrency, codec, level, profiledLevel, limits: defined }
+  return {
+    streaming,
+    concurrency,
+    codec,
+    level,
+    profiledLevel,
+    limits: defined,
+    ...(schedule && {
+      schedule: {
+        intervalMs: schedule.intervalSeconds * 1000,
+        repositories: schedule.repositories,
+      },
+    }),
+  }
 }

@@ -22,7 +22,9 @@ import { UPLOAD_CONFIG_DEFAULTS, uploadConfigSchema } from './upload-config.ts'
  *                "fillConcurrency": 2, "username": "…", "password": "…",
                 "publishUpstream": true }                  // all optional
  *     "conversion": { "enabled": true, "streaming": true, "concurrency": 1, "codec": "zstd",
- *                     "limits": { "maxLayers": 128, … } }  // see convert/README.md; all optional
+ *                     "limits": { "maxLayers": 128, … },
+ *                     "schedule": { "repositories": ["ci/app"], "intervalSeconds": 300 } }
+ *                                                        // see convert/README.md; all optional
  *     "gc": { "intervalSeconds": 3600, "graceSeconds": 3600, "keepGenerations": 2,
  *             "bundleCacheMiB": 2048, "compactProfileRuns": true }  // see config/gc-config.ts
  *   }

@@ -11,6 +11,7 @@ import { ConvertOnAsk } from './convert-on-ask.ts'
 import { ConversionMetrics } from './conversion-metrics.ts'
 import type { ConversionLimits } from './conversion-limits.ts'
 import { Converter } from './converter.ts'
+import { ScheduledScan, type ScanSchedule } from './scheduled-scan.ts'
 import { outputsTo, type OutputTarget } from './output-target.ts'
 import { ProfileStore } from './profile-store.ts'
 import { RepositorySettingsStore } from './repository-settings.ts'
@@ -29,6 +30,8 @@ export interface ConversionOptions {
   level?: number
   /** Level of the part a profile places first (default 9). */
   profiledLevel?: number
+  /** Repositories whose tags are scanned for images to convert before anyone asks. */
+  schedule?: ScanSchedule
 }
 
 export interface Conversion {
@@ -42,6 +45,8 @@ export interface Conversion {
   onReferrersListed(repository: string, subject: Digest, found: readonly Descriptor[]): void
   /** Converts images nobody pushed through this edge, when asked for (convert-on-ask.ts). */
   readonly onAsk: ConvertOnAsk
+  /** The scan of `options.schedule`'s repositories, when configured (scheduled-scan.ts). */
+  readonly scan: ScheduledScan | undefined
   /** Stops the converter (unfinished conversions resume at the next start). Idempotent. */
   close(): Promise<void>
 }
@@ -103,15 +108,30 @@ export async function startConversion(input: {
   })
   await converter.start()
   const onAsk = new ConvertOnAsk({ converter, backend, logger })
+  const scan =
+    options.schedule &&
+    new ScheduledScan({
+      schedule: options.schedule,
+      backend,
+      converter,
+      onAsk,
+      logger,
+      metricsRegistry: input.metricsRegistry,
+    })
+  scan?.start()
   return {
     converter,
     profiles,
     onAsk,
+    scan,
     bundles,
     extensions: thawExtensions({ converter, onAsk, settings, profiles, bundles }),
     onManifestPut: (event) => converter.onManifestPut(event),
     onReferrersListed: (repository, subject, found) =>
       onAsk.onReferrersListed(repository, subject, found),
-    close: () => converter.close(),
+    close: async () => {
+      await scan?.close()
+      await converter.close()
+    },
   }
 }

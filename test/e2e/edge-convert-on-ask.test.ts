@@ -18,15 +18,18 @@ interface Edge {
 }
 
 /** `thaw edge --upstream` as a real process, with a fresh cache and conversion on (the default). */
-async function startProxyEdge(upstream: string): Promise<Edge> {
+async function startProxyEdge(upstream: string, config: object = {}): Promise<Edge> {
   const dir = await tmpDir('thaw-convert-on-ask-edge-')
-  const config = join(dir, 'edge.json')
-  await writeFile(config, JSON.stringify({ region: 'test-ask', proxy: { tagTtlSeconds: 1 } }))
+  const file = join(dir, 'edge.json')
+  await writeFile(
+    file,
+    JSON.stringify({ region: 'test-ask', proxy: { tagTtlSeconds: 1 }, ...config }),
+  )
   const port = await freePort()
   const args = [
     'edge',
     '--config',
-    config,
+    file,
     '--port',
     String(port),
     '--store',
@@ -43,6 +46,15 @@ async function metric(edge: Edge, line: RegExp): Promise<number> {
   const text = await (await fetch(`${edge.url}/metrics`)).text()
   const found = text.split('\n').find((l) => line.test(l))
   return found ? Number(found.split(' ').pop()) : 0
+}
+
+/** Waits (generously: the machine may be loaded) until `check` holds. */
+async function until(check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((r) => setTimeout(r, 250))
+  }
 }
 
 async function referrers(
@@ -123,6 +135,52 @@ describe.skipIf(fuseUnavailable)(
       const status = await fetch(`${other.url}/v2/${repository}/_thaw/status/${manifest}`)
       expect(status.status).toBe(200)
       expect(await metric(other, /^thaw_edge_conversions_total\{.*result="converted"/)).toBe(0)
+    })
+
+    it('converts the images CI pushes to a scheduled repository before anyone asks, and publishes them upstream', async () => {
+      const scheduled = 'ci/scheduled'
+      const push = (from: string, tag: string) =>
+        run('skopeo', [
+          'copy',
+          '--dest-tls-verify=false',
+          `oci:${from}:t`,
+          `docker://${upstream.address}/${scheduled}:${tag}`,
+        ])
+      await push(layout, '1') // before the edge starts: its first scan finds it
+      const edge = await startProxyEdge(upstream.url, {
+        conversion: { schedule: { intervalSeconds: 1, repositories: [scheduled] } },
+      })
+      const converted = /^thaw_edge_conversions_total\{.*result="converted"/
+      await until(async () => (await metric(edge, converted)) === 1)
+      // A later push is found by a later scan.
+      const second = await randomUmociImage(await tmpDir('thaw-scheduled-'), 12, {
+        entries: 10,
+        largeBytes: 100_000,
+      })
+      await push(second, '2')
+      await until(async () => (await metric(edge, converted)) === 2)
+      expect(await metric(edge, /^thaw_edge_scheduled_conversions_total/)).toBe(2)
+      expect(
+        await metric(edge, /^thaw_edge_scheduled_scans_total\{.*result="done"/),
+      ).toBeGreaterThan(1)
+
+      // Nobody asked: the edge served no referrers or status request, only /metrics.
+      expect(edge.process.output()).not.toMatch(/\/referrers\/|_thaw\/status/)
+      // Both artifacts are upstream (the fallback tag of each image, on distribution 2.8).
+      for (const tag of ['1', '2']) {
+        const head = await fetch(`${upstream.url}/v2/${scheduled}/manifests/${tag}`, {
+          method: 'HEAD',
+          headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+        })
+        const digest = head.headers.get('docker-content-digest')!
+        const fallback = `sha256-${digest.slice('sha256:'.length)}`
+        const index = await fetch(`${upstream.url}/v2/${scheduled}/manifests/${fallback}`, {
+          headers: { accept: 'application/vnd.oci.image.index.v1+json' },
+        })
+        expect(index.status).toBe(200)
+        const { manifests } = (await index.json()) as { manifests: { artifactType?: string }[] }
+        expect(manifests.map((m) => m.artifactType)).toEqual([STREAMING])
+      }
     })
 
     it('ends the wait at once with the reason when the edge skips the conversion', async () => {

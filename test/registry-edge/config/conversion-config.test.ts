@@ -26,6 +26,16 @@ describe('the conversion config', () => {
     })
   })
 
+  it('schedules scans of the repositories given, every five minutes unless told', () => {
+    const { conversion } = parseEdgeConfig({
+      conversion: { schedule: { repositories: ['ci/app', 'ci/worker'] } },
+    })
+    expect(conversionOptionsOf(conversion)?.schedule).toEqual({
+      intervalMs: 300_000,
+      repositories: ['ci/app', 'ci/worker'],
+    })
+  })
+
   it('gives no conversion options when conversion is disabled', () => {
     expect(
       conversionOptionsOf(parseEdgeConfig({ conversion: { enabled: false } }).conversion),
@@ -53,6 +63,22 @@ describe('the conversion config', () => {
       'a fractional entry limit',
       { conversion: { limits: { maxImageEntries: 1.5 } } },
       'maxImageEntries',
+    ],
+    // a repository name as the registry API has it (a tag or registry host is not part of it)
+    [
+      'a scheduled repository with a tag',
+      { conversion: { schedule: { repositories: ['ci/app:1'] } } },
+      'repositories',
+    ],
+    [
+      'a schedule with no repository',
+      { conversion: { schedule: { repositories: [] } } },
+      'repositories',
+    ],
+    [
+      'a schedule of no interval',
+      { conversion: { schedule: { intervalSeconds: 0, repositories: ['a'] } } },
+      'intervalSeconds',
     ],
   ]
   it.each(bad)('refuses %s', (_what, input, field) => {
