@@ -26,9 +26,13 @@ export interface InvocationRecord {
   time: string
 }
 
-/** The last `max` finished invocations of a host (all apps), newest last. */
+/**
+ * The last `max` finished invocations of a host (all apps), newest last, with listeners told of
+ * each new one (the dashboard's live view).
+ */
 export class RecentInvocations {
   readonly #items: InvocationRecord[] = []
+  readonly #listeners = new Set<(r: InvocationRecord) => void>()
 
   constructor(readonly max = 1000) {}
 
@@ -36,8 +40,16 @@ export class RecentInvocations {
     record: Omit<InvocationRecord, 'time' | 'outcome'> & { outcome?: InvocationRecord['outcome'] },
   ): void {
     const outcome = record.outcome ?? (record.status >= 500 ? 'failed' : 'succeeded')
-    this.#items.push({ ...record, outcome, time: new Date().toISOString() })
+    const r = { ...record, outcome, time: new Date().toISOString() }
+    this.#items.push(r)
     if (this.#items.length > this.max) this.#items.splice(0, this.#items.length - this.max)
+    for (const l of this.#listeners) l(r)
+  }
+
+  /** Calls `listener` with each invocation from now on; returns the unsubscribe function. */
+  subscribe(listener: (r: InvocationRecord) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
   }
 
   /** Newest first; only `app`'s when given; at most `limit`. */

@@ -1,7 +1,7 @@
-import { copyFile, mkdir } from 'node:fs/promises'
+import { copyFile, mkdir, readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
-import puppeteer, { type Browser, type Page } from 'puppeteer-core'
+import puppeteer, { type Browser, type Page, type SerializedAXNode } from 'puppeteer-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitForStreamingArtifact } from '../../host/deploy/wait-for-artifact.ts'
 import { jsonHostLogger } from '../../host/log/host-logger.ts'
@@ -115,6 +115,12 @@ describe.skipIf(skip)(
       ])
       expect(refused?.status()).toBe(401)
       expect(await text('[role=alert]')).toMatch(/not the master key/)
+      // The field says why, to a screen reader too: invalid, described by the error.
+      expect(await page.$eval('#key', (i) => i.getAttribute('aria-invalid'))).toBe('true')
+      expect(await page.$eval('#key', (i) => i.getAttribute('aria-describedby'))).toContain(
+        'login-error',
+      )
+      expect(await page.$eval('label[for=key]', (l) => l.textContent)).toBe('Master key')
       expect(await browser.cookies()).toEqual([])
       // Without a session the live view answers nothing.
       expect((await fetch(`${host.url}/admin/ui/events`)).status).toBe(401)
@@ -192,6 +198,8 @@ describe.skipIf(skip)(
 
       const shot = process.env.THAW_DASHBOARD_SCREENSHOT
       if (shot) {
+        await page.click('#app-dash-revisions') // the revisions kept, shown
+        await page.mouse.move(0, 0)
         await mkdir(dirname(resolve(shot)), { recursive: true })
         const tmp = join(await tmpDir('thaw-dashboard-shot-'), 'dashboard.png')
         await page.screenshot({ path: tmp as `${string}.png`, fullPage: true })
@@ -209,32 +217,51 @@ describe.skipIf(skip)(
         expect(res.status).toBe(201)
       }
       const call = async () => expect((await fetch(`${host.url}/dash/api/hello`)).status).toBe(200)
-      for (let i = 0; i < 50; i++) await Promise.all(Array.from({ length: 20 }, call))
+      // 16 at a time: the app's concurrency per node, so no other node starts.
+      const calling = Date.now()
+      for (let i = 0; i < 63; i++) await Promise.all(Array.from({ length: 16 }, call))
+      const callsMs = Date.now() - calling
 
+      // Every live update the page gets from its first moment on (htmx's SSE extension).
+      await page.evaluateOnNewDocument(`window.updates = [];
+        document.addEventListener('htmx:sseBeforeMessage', (e) => window.updates.push(e.detail.data))`)
       await page.goto(`${host.url}/admin/ui`)
       expect(await page.$$('#apps tbody tr')).toHaveLength(100)
       expect(await page.$$('#invocations tbody tr')).toHaveLength(1000)
       const loaded = (await page.evaluate(
         `performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd`,
       )) as number
-      // One more invocation comes live at the top of the list (the section's 1000 rows swapped).
-      const before = await page.$eval('#invocations tbody tr', (tr) =>
-        tr.getAttribute('data-invocation'),
-      )
+      const ids = () =>
+        page.$$eval('#invocations tbody tr', (trs) => trs.map((tr) => tr.dataset.invocation!))
+      const listed = await ids()
+      // One more invocation comes live at the top of the list, the oldest goes.
       const sent = Date.now()
       await call()
       await page.waitForFunction(
-        `document.querySelector('#invocations tbody tr')?.getAttribute('data-invocation') !== ${JSON.stringify(before)}`,
+        `document.querySelector('#invocations tbody tr')?.dataset.invocation !== ${JSON.stringify(listed[0])}`,
       )
-      expect(await page.$$('#invocations tbody tr')).toHaveLength(1000)
+      const shownMs = Date.now() - sent
+      const now = await ids()
+      expect(now).toEqual([now[0], ...listed.slice(0, 999)])
+      // It came as that one row (and the removal of the oldest), not as the table: since the page
+      // was loaded, no update carried any other invocation.
+      const updates = (await page.evaluate('window.updates')) as string[]
+      const carried = updates.flatMap((u) => [...u.matchAll(/data-invocation="([^"]+)"/g)])
+      expect(carried.map((m) => m[1])).toEqual([now[0]])
+      const update = updates.find((u) => u.includes(`data-invocation="${now[0]}"`))!
+      expect(update).toContain(`<tr id="invocation-${listed[999]}" hx-swap-oob="delete">`)
       const html = (await page.content()).length
       console.log(
-        `dashboard with 100 apps, 1000 invocations: page ${html} bytes, DOMContentLoaded ${loaded.toFixed(0)} ms, a new invocation shown ${Date.now() - sent} ms after its request`,
+        `dashboard with 100 apps, 1000 invocations: page ${html} bytes, DOMContentLoaded ${loaded.toFixed(0)} ms; ` +
+          `the update with a new invocation ${update.length} bytes (updates since load: ${updates.map((u) => u.length).join(', ')}), ` +
+          `shown ${shownMs} ms after its request (the 1008 calls before took ${callsMs} ms); load average ${(await readFile('/proc/loadavg', 'utf8')).trim()}`,
       )
     })
 
     it('shows a new revision of an app live, with the ones kept', async () => {
       expect(await text('#apps')).toContain('r1 active (1 kept)')
+      // Someone reading with the keyboard is on the app's revisions when its row is replaced.
+      await page.focus('#app-dash-revisions')
       const res = await fetch(`${host.url}/admin/apps/dash`, {
         method: 'PATCH',
         headers: { 'x-functions-key': host.masterKey, 'content-type': 'application/json' },
@@ -244,14 +271,50 @@ describe.skipIf(skip)(
       await page.waitForFunction(
         `document.querySelector('#apps')?.textContent.includes('r2 active (2 kept)')`,
       )
+      expect(await page.evaluate('document.activeElement.id')).toBe('app-dash-revisions')
       expect(await text('#apps li[data-revision="1"]')).toContain('create')
       expect(await text('#apps li[data-revision="2"]')).toMatch(/settings .* active/)
+    })
+
+    it('is usable with the keyboard, labelled, and loads nothing from elsewhere', async () => {
+      // The skip link comes first and moves the focus to the dashboard itself.
+      await page.goto(`${host.url}/admin/ui`)
+      await page.keyboard.press('Tab')
+      expect(await page.evaluate('document.activeElement.textContent')).toBe(
+        'Skip to the dashboard',
+      )
+      await page.keyboard.press('Enter')
+      expect(await page.evaluate('document.activeElement.id')).toBe('main')
+      // Tab goes on into the first table, a labelled scrolling region.
+      await page.keyboard.press('Tab')
+      expect(
+        await page.evaluate(
+          `[document.activeElement.getAttribute('role'), document.activeElement.getAttribute('aria-label')]`,
+        ),
+      ).toEqual(['region', 'Apps'])
+      // Every table has a caption and column headers; every control, link, region, table and
+      // image in chromium's accessibility tree has a name.
+      expect(
+        await page.$$eval('table', (ts) => ts.filter((t) => !t.caption?.textContent).length),
+      ).toBe(0)
+      expect(await page.$$eval('thead th:not([scope=col])', (ths) => ths.length)).toBe(0)
+      const unnamed: string[] = []
+      const walk = (n: SerializedAXNode | undefined) => {
+        if (!n) return
+        const named = ['button', 'link', 'textbox', 'region', 'table', 'image', 'navigation']
+        if (named.includes(n.role) && !n.name?.trim()) unnamed.push(n.role)
+        n.children?.forEach(walk)
+      }
+      walk((await page.accessibility.snapshot()) ?? undefined)
+      expect(unnamed).toEqual([])
+      // Offline: every request the browser made went to the host (no CDN, no font service).
+      for (const url of visited) expect(url.startsWith(`${host.url}/`)).toBe(true)
     })
 
     it('never put the key in a URL or a log line, and logs out', async () => {
       expect(visited.length).toBeGreaterThan(3)
       for (const url of visited) expect(url).not.toContain(host.masterKey)
-      expect(visited.some((u) => u.endsWith('/admin/ui/events'))).toBe(true)
+      expect(visited.some((u) => u.includes('/admin/ui/events?view='))).toBe(true)
       expect(hostLog.join('')).not.toContain(host.masterKey)
       expect(hostLog.join('')).toMatch(/dashboard login refused/)
 

@@ -1,28 +1,32 @@
 /** @jsxRuntime automatic @jsxImportSource hono/jsx */
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
 import { getRequestListener } from '@hono/node-server'
 import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
-import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { csrf } from 'hono/csrf'
 import { secureHeaders } from 'hono/secure-headers'
 import { streamSSE } from 'hono/streaming'
+import { LRUCache } from 'lru-cache'
 import type { AppStore } from '../../apps/app-store.ts'
 import type { HostLogger } from '../../log/host-logger.ts'
 import type { RecentInvocations } from '../../logs/recent-invocations.ts'
 import type { Pool } from '../../pool/pool.ts'
 import type { ProfileTracker } from '../../pool/profile-tracker.ts'
 import type { RecentColdStarts } from '../../pool/recent-cold-starts.ts'
-import { keyLevel } from '../../router/index.ts'
 import type { EdgeStats } from './edge-stats.ts'
-import { UiSessions, sameToken, type UiSession } from './ui-sessions.ts'
+import { loginRoutes, sessionOf, UI_BASE } from './login.tsx'
+import { LoginThrottle, type LoginLimits } from './login-throttle.ts'
+import { sectionUpdate } from './section-view.ts'
+import { UiSessions, type UiSession } from './ui-sessions.ts'
 import {
   DashboardPage,
   LoginPage,
-  SECTIONS,
+  pageView,
   type DashboardData,
+  type PageView,
   type SectionName,
 } from './views.tsx'
 
@@ -36,28 +40,44 @@ export interface DashboardContext {
   masterKey: string
   startedAt: Date
   logger: HostLogger
-  /** How often the live view looks for changes. Default 1 s. */
+  /** How often the live view looks for changes it is not told of (nodes, edges). Default 1 s. */
   tickMs?: number
+  /** Of wrong keys at the login (login-throttle.ts DEFAULT_LOGIN_LIMITS). */
+  loginLimits?: LoginLimits
 }
 
-const COOKIE = 'thaw_ui'
-const BASE = '/admin/ui'
+/** The live view sends at most this often, however many invocations end. */
+const MIN_GAP_MS = 200
 
 /**
  * The host's dashboard at `/admin/ui`: server-rendered HTML (hono's JSX) that htmx keeps live
- * over server-sent events, each section an event carrying its new HTML, sent when it changed.
+ * over server-sent events. The page is rendered whole; then each change is sent as the least
+ * that turns the page into the new one (section-view.ts: a new invocation is one row), as one
+ * `update` event of htmx out-of-band swaps, at once when an invocation, a cold start or an app
+ * changes (at most every MIN_GAP_MS), else within `tickMs`.
  *
- * Login: the master key in a POSTed form, never a URL; the answer is an opaque session token in
- * an HttpOnly, SameSite=Strict cookie scoped to /admin/ui (Secure behind https). Every POST must
- * come from the dashboard's own origin (hono's csrf: Origin / Sec-Fetch-Site), and logout also
- * carries the session's CSRF token. The CSP allows only the dashboard's own scripts and styles
- * (htmx and its SSE extension from their npm packages; nothing from a CDN).
+ * Login: login.tsx (the key in a POSTed form into a session cookie; throttled). Every POST must
+ * come from the dashboard's own origin (hono's csrf: Origin / Sec-Fetch-Site). The CSP allows
+ * only the dashboard's own scripts and styles (htmx and its SSE extension from their npm
+ * packages; nothing from a CDN).
  */
 export function createDashboard(ctx: DashboardContext): {
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>
 } {
   const sessions = new UiSessions()
-  const app = new Hono().basePath(BASE)
+  const throttle = new LoginThrottle(ctx.loginLimits)
+  /** What each page showed when rendered, for the one event stream it opens (by its view id). */
+  const pages = new LRUCache<string, { session: UiSession; view: PageView }>({
+    max: 64,
+    ttl: 60_000,
+  })
+  const changed = new Set<() => void>()
+  const wake = () => changed.forEach((f) => f())
+  ctx.invocations.subscribe(wake)
+  ctx.coldStarts.subscribe(wake)
+  ctx.apps.onChange(wake)
+
+  const app = new Hono().basePath(UI_BASE)
   app.use(
     secureHeaders({
       contentSecurityPolicy: {
@@ -76,72 +96,69 @@ export function createDashboard(ctx: DashboardContext): {
   app.use(csrf())
   app.use(bodyLimit({ maxSize: 4096 }))
   app.get('/assets/:name', (c) => asset(c, c.req.param('name')))
+  app.route('/', loginRoutes({ masterKey: ctx.masterKey, sessions, throttle, logger: ctx.logger }))
 
   app.get('/', async (c) => {
-    const s = session(c)
-    if (!s) return c.html(<LoginPage refused={false} />)
-    return c.html(<DashboardPage d={await gather()} csrf={s.csrf} />)
-  })
-
-  app.post('/login', async (c) => {
-    const form = await c.req.parseBody()
-    const key = typeof form.key === 'string' ? form.key : ''
-    if (keyLevel(key, undefined, { master: ctx.masterKey }).level !== 'admin') {
-      ctx.logger.log('warn', 'dashboard login refused (not the master key)', {
-        address: address(c),
-      })
-      return c.html(<LoginPage refused={true} />, 401)
-    }
-    const { token } = sessions.create()
-    setCookie(c, COOKIE, token, {
-      path: BASE,
-      httpOnly: true,
-      sameSite: 'Strict',
-      secure: new URL(c.req.url).protocol === 'https:',
-      maxAge: Math.floor(sessions.ttlMs / 1000),
-    })
-    return c.redirect(BASE, 303)
-  })
-
-  app.post('/logout', async (c) => {
-    const s = session(c)
-    const form = await c.req.parseBody()
-    if (s && !sameToken(typeof form.csrf === 'string' ? form.csrf : undefined, s.csrf)) {
-      return c.text('the form is stale: reload the dashboard', 403)
-    }
-    sessions.delete(getCookie(c, COOKIE))
-    deleteCookie(c, COOKIE, { path: BASE })
-    return c.redirect(BASE, 303)
+    const s = sessionOf(c, sessions)
+    if (!s) return c.html(<LoginPage />)
+    const view = pageView(await gather())
+    const id = randomBytes(12).toString('base64url')
+    pages.set(id, { session: s, view })
+    const events = `${UI_BASE}/events?view=${id}`
+    return c.html(<DashboardPage view={view} csrf={s.csrf} events={events} />)
   })
 
   app.get('/events', (c) => {
-    if (!session(c)) return c.text('log in first', 401)
+    const s = sessionOf(c, sessions)
+    if (!s) return c.text('log in first', 401)
+    // What the page shows: as rendered, or (a reconnection, an old page) unknown, sent whole.
+    const id = c.req.query('view')
+    const page = id === undefined ? undefined : pages.get(id)
+    if (id !== undefined) pages.delete(id)
+    let shown = page?.session === s ? page.view : undefined
     return streamSSE(c, async (stream) => {
-      const sent = new Map<SectionName, string>()
-      while (!stream.aborted && !stream.closed && session(c)) {
-        const d = await gather()
-        for (const name of Object.keys(SECTIONS) as SectionName[]) {
-          const Body = SECTIONS[name]
-          const html = (<Body d={d} />).toString()
-          if (sent.get(name) === html) continue
-          sent.set(name, html)
-          await stream.writeSSE({ event: name, data: html })
+      let pending = false
+      let woken: (() => void) | undefined
+      const onChange = () => {
+        pending = true
+        woken?.()
+      }
+      changed.add(onChange)
+      stream.onAbort(() => woken?.())
+      try {
+        while (!stream.aborted && !stream.closed && sessionOf(c, sessions)) {
+          pending = false
+          const now = pageView(await gather())
+          let html = ''
+          for (const name of Object.keys(now) as SectionName[]) {
+            html += sectionUpdate(name, shown?.[name], now[name])
+          }
+          shown = now
+          if (html) await stream.writeSSE({ event: 'update', data: html })
+          await stream.sleep(MIN_GAP_MS)
+          if (pending || stream.aborted) continue
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, Math.max(0, (ctx.tickMs ?? 1000) - MIN_GAP_MS))
+            function done() {
+              clearTimeout(timer)
+              woken = undefined
+              resolve()
+            }
+            woken = done
+          })
         }
-        await stream.sleep(ctx.tickMs ?? 1000)
+      } finally {
+        changed.delete(onChange)
       }
     })
   })
-
-  function session(c: Context): UiSession | undefined {
-    return sessions.get(getCookie(c, COOKIE))
-  }
 
   async function gather(): Promise<DashboardData> {
     const profiles = ctx.profiles.states()
     // The edges' figures, at most every few seconds, and never longer than a moment here.
     await Promise.race([ctx.edges.refresh(profiles), new Promise((r) => setTimeout(r, 200))])
     return {
-      uptimeSeconds: Math.round((Date.now() - ctx.startedAt.getTime()) / 1000),
+      startedAt: ctx.startedAt.toISOString(),
       apps: ctx.apps.list(),
       record: (name) => ctx.apps.record(name),
       pool: ctx.pool.status(),
@@ -155,11 +172,6 @@ export function createDashboard(ctx: DashboardContext): {
 
   const listener = getRequestListener(app.fetch)
   return { handle: (req, res) => listener(req, res) }
-}
-
-function address(c: Context): string | undefined {
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming
-  return incoming?.socket.remoteAddress
 }
 
 const require = createRequire(import.meta.url)

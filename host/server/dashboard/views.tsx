@@ -10,10 +10,12 @@ import type { PoolStatus } from '../../pool/pool.ts'
 import type { ProfileState } from '../../pool/profile-tracker.ts'
 import type { ColdStartRecord } from '../../pool/recent-cold-starts.ts'
 import type { EdgeFigures, EdgeImage } from './edge-stats.ts'
+import { leadId, rowId, rowsId, type Row, type SectionView } from './section-view.ts'
 
 /** What the dashboard shows, gathered at one moment (dashboard.ts). */
 export interface DashboardData {
-  uptimeSeconds: number
+  /** When the host started (ISO 8601). */
+  startedAt: string
   apps: App[]
   /** An app's revisions, newest first (apps/app-store.ts record). */
   record(name: string): AppRecord | undefined
@@ -26,20 +28,137 @@ export interface DashboardData {
   edgeImage(reference: string, workload: string): EdgeImage | undefined
 }
 
-/** The page's live sections: each is one SSE event name and one element swapped by htmx. */
+/** Phases drawn in the waterfall, one after the other (total also counts waiting for a node). */
+const PHASES = COLD_START_PHASES.filter((p) => p !== 'total')
+
+/** The page's parts that change: each a lead and maybe a table (section-view.ts). */
+interface Section {
+  /** The heading of its `<section>`; the summary has none. */
+  title?: string
+  table?: { label: string; head: string[]; empty: string }
+  view(d: DashboardData): { lead?: Child; rows?: Row[] }
+}
+
 export const SECTIONS = {
-  summary: Summary,
-  apps: Apps,
-  nodes: Nodes,
-  'cold-starts': ColdStarts,
-  invocations: Invocations,
-  images: Images,
-  edges: Edges,
-} satisfies Record<string, (p: { d: DashboardData }) => Child>
+  summary: { view: (d) => ({ lead: <Summary d={d} /> }) },
+  apps: {
+    title: 'Apps',
+    table: {
+      label: 'Apps',
+      head: ['App', 'Image', 'Revision', 'Changed', 'Nodes', 'Waiting'],
+      empty: 'No apps yet: thaw deploy, or PUT /admin/apps/<name>.',
+    },
+    view: (d) => ({ rows: appRows(d) }),
+  },
+  nodes: {
+    title: 'Nodes and the warm pool',
+    table: {
+      label: 'Nodes of apps',
+      head: ['Node', 'App', 'State', 'In flight', 'Served'],
+      empty: 'No app has a node: the next request of an app is a cold start.',
+    },
+    view: (d) => ({
+      lead: (
+        <p>
+          Warm pool: {d.pool.warm.ready} of {d.pool.warm.target} nodes ready to specialize.
+        </p>
+      ),
+      rows: nodeRows(d),
+    }),
+  },
+  'cold-starts': {
+    title: 'Cold starts',
+    table: {
+      label: 'Cold starts, newest first (ms; image data fetched from the edge)',
+      head: ['When, app', ...PHASES, 'total', 'bytes', 'requests', 'waterfall'],
+      empty: 'No cold start yet.',
+    },
+    view: (d) => ({ lead: d.coldStarts.length > 0 && <Legend />, rows: coldStartRows(d) }),
+  },
+  invocations: {
+    title: 'Recent invocations',
+    table: {
+      label: 'Recent invocations, newest first (duration in ms)',
+      head: [
+        'Ended',
+        'App',
+        'Function',
+        'Trigger',
+        'Status',
+        'Duration',
+        'Start',
+        'Node',
+        'Revision',
+      ],
+      empty: 'No invocation yet.',
+    },
+    view: (d) => ({ rows: invocationRows(d) }),
+  },
+  images: {
+    title: 'Images: record and replay',
+    table: {
+      label: 'Images',
+      head: [
+        'Image',
+        'Workload',
+        'Profile',
+        'Recorded',
+        'Replayed',
+        'Generation',
+        'Conversion',
+        'Bundle',
+      ],
+      empty: 'No image has started on this host yet.',
+    },
+    view: (d) => ({ rows: imageRows(d) }),
+  },
+  edges: {
+    title: 'Edges',
+    table: {
+      label: 'Edges',
+      head: ['Edge', 'Conversions', 'Cache hit rate', 'Bytes served', 'Status'],
+      empty: "No edge yet (the host asks the edges of its apps' images).",
+    },
+    view: (d) => ({ rows: edgeRows(d) }),
+  },
+} satisfies Record<string, Section>
 
 export type SectionName = keyof typeof SECTIONS
+/** Every section as one page (or one moment of the live view) shows it. */
+export type PageView = Record<SectionName, SectionView>
+
+/** The sections of `d` as HTML: a table without rows gets one row that says why. */
+export function pageView(d: DashboardData): PageView {
+  const out = {} as PageView
+  for (const [name, s] of Object.entries(SECTIONS) as [SectionName, Section][]) {
+    const v = s.view(d)
+    let rows = v.rows
+    if (s.table && rows?.length === 0) {
+      const id = `${name}-empty`
+      rows = [
+        {
+          id,
+          html: String(
+            <tr id={id}>
+              <td colspan={s.table.head.length} class="empty">
+                {s.table.empty}
+              </td>
+            </tr>,
+          ),
+        },
+      ]
+    }
+    out[name] = { lead: v.lead === undefined ? '' : String(<>{v.lead}</>), rows }
+  }
+  return out
+}
 
 const ASSETS = '/admin/ui/assets'
+
+/** A row of the table: its id and its HTML (the `<tr>` rendered carries the id). */
+function row(id: string, render: (id: string) => Child): Row {
+  return { id, html: String(render(id)) }
+}
 
 /**
  * Rows of records that never change (an invocation, a cold start), rendered once: the live view
@@ -47,10 +166,10 @@ const ASSETS = '/admin/ui/assets'
  * the host's event loop 100 ms and more.
  */
 const rowCache = new LRUCache<string, string>({ max: 4000 })
-function once(key: string, render: () => Child): Child {
-  let html = rowCache.get(key)
-  if (html === undefined) rowCache.set(key, (html = String(render())))
-  return raw(html)
+function once(id: string, render: (id: string) => Child): Row {
+  let html = rowCache.get(id)
+  if (html === undefined) rowCache.set(id, (html = String(render(id))))
+  return { id, html }
 }
 
 function Page(p: { title: string; children: Child }) {
@@ -69,12 +188,16 @@ function Page(p: { title: string; children: Child }) {
   )
 }
 
-export function LoginPage(p: { refused: boolean }) {
+/** Why the login form is shown again: a wrong key, or too many wrong keys lately. */
+export type LoginRefusal = { kind: 'wrong-key' } | { kind: 'throttled'; retryAfterSeconds: number }
+
+export function LoginPage(p: { refused?: LoginRefusal }) {
+  const error = p.refused && 'login-error'
   return (
     <Page title="thaw host: log in">
       <main class="login">
         <h1>thaw host</h1>
-        <form method="post" action="/admin/ui/login" aria-describedby="login-help">
+        <form method="post" action="/admin/ui/login">
           <label for="key">Master key</label>
           <input
             id="key"
@@ -83,11 +206,15 @@ export function LoginPage(p: { refused: boolean }) {
             autocomplete="current-password"
             required
             autofocus
+            aria-describedby={['login-help', error].filter(Boolean).join(' ')}
+            aria-invalid={p.refused?.kind === 'wrong-key' ? 'true' : undefined}
           />
           <p id="login-help">The host's master key (master.key in its state directory).</p>
           {p.refused && (
             <p role="alert" class="error" id="login-error">
-              That is not the master key.
+              {p.refused.kind === 'wrong-key'
+                ? 'That is not the master key.'
+                : `Too many wrong keys lately: try again in ${p.refused.retryAfterSeconds} s.`}
             </p>
           )}
           <button type="submit">Log in</button>
@@ -97,18 +224,41 @@ export function LoginPage(p: { refused: boolean }) {
   )
 }
 
-export function DashboardPage(p: { d: DashboardData; csrf: string }) {
-  const section = (name: SectionName, title: string) => {
-    const Body = SECTIONS[name]
+/**
+ * The whole page, every section complete; `events` is the live view's URL. Its changes come as
+ * one `update` event of out-of-band swaps (section-view.ts) into the parts' ids.
+ */
+export function DashboardPage(p: { view: PageView; csrf: string; events: string }) {
+  const part = (name: SectionName) => {
+    const s: Section = SECTIONS[name]
+    const v = p.view[name]
     return (
-      <section aria-labelledby={`${name}-title`}>
-        <h2 id={`${name}-title`}>{title}</h2>
-        <div id={name} sse-swap={name}>
-          <Body d={p.d} />
-        </div>
-      </section>
+      <>
+        <div id={leadId(name)}>{raw(v.lead)}</div>
+        {s.table && v.rows && (
+          <div class="scroll" role="region" aria-label={s.table.label} tabindex={0}>
+            <table>
+              <caption class="visually-hidden">{s.table.label}</caption>
+              <thead>
+                <tr>
+                  {s.table.head.map((h) => (
+                    <th scope="col">{h}</th>
+                  ))}
+                </tr>
+              </thead>
+              <tbody id={rowsId(name)}>{raw(v.rows.map((r) => r.html).join(''))}</tbody>
+            </table>
+          </div>
+        )}
+      </>
     )
   }
+  const section = (name: SectionName) => (
+    <section aria-labelledby={`${name}-title`}>
+      <h2 id={`${name}-title`}>{(SECTIONS[name] as Section).title}</h2>
+      <div id={name}>{part(name)}</div>
+    </section>
+  )
   return (
     <Page title="thaw host">
       <a class="skip" href="#main">
@@ -126,16 +276,15 @@ export function DashboardPage(p: { d: DashboardData; csrf: string }) {
           <button type="submit">Log out</button>
         </form>
       </header>
-      <main id="main" hx-ext="sse" sse-connect="/admin/ui/events">
-        <div id="summary" sse-swap="summary" aria-live="polite">
-          <Summary d={p.d} />
-        </div>
-        {section('apps', 'Apps')}
-        {section('nodes', 'Nodes and the warm pool')}
-        {section('cold-starts', 'Cold starts')}
-        {section('invocations', 'Recent invocations')}
-        {section('images', 'Images: record and replay')}
-        {section('edges', 'Edges')}
+      <main id="main" tabindex={-1} hx-ext="sse" sse-connect={p.events}>
+        <div id="update" sse-swap="update" hx-swap="none" hidden></div>
+        <div id="summary">{part('summary')}</div>
+        {section('apps')}
+        {section('nodes')}
+        {section('cold-starts')}
+        {section('invocations')}
+        {section('images')}
+        {section('edges')}
       </main>
       <script src={`${ASSETS}/htmx.min.js`}></script>
       <script src={`${ASSETS}/sse.js`}></script>
@@ -147,39 +296,23 @@ function Summary({ d }: { d: DashboardData }) {
   const nodes = Object.values(d.pool.apps).flatMap((a) => a.nodes)
   return (
     <p class="summary">
-      Up {duration(d.uptimeSeconds)} · {d.apps.length} apps · warm pool{' '}
+      Up since {time(d.startedAt)} · {count(d.apps.length, 'app')} · warm pool{' '}
       <span data-warm-ready>{d.pool.warm.ready}</span> of {d.pool.warm.target} ready ·{' '}
-      {nodes.length} nodes, {nodes.filter((n) => n.state === 'ready').length} ready,{' '}
-      {nodes.reduce((n, x) => n + x.inflight, 0)} requests in flight · {d.coldStarts.length} cold
-      starts kept
+      {count(nodes.length, 'node')}, {nodes.filter((n) => n.state === 'ready').length} ready,{' '}
+      {count(
+        nodes.reduce((n, x) => n + x.inflight, 0),
+        'request',
+      )}{' '}
+      in flight · {count(d.coldStarts.length, 'cold start')} kept
     </p>
   )
 }
 
-function Table(p: { label: string; head: string[]; empty: string; rows: Child[] }) {
-  if (p.rows.length === 0) return <p class="empty">{p.empty}</p>
-  return (
-    <div class="scroll" role="region" aria-label={p.label} tabindex={0}>
-      <table>
-        <caption class="visually-hidden">{p.label}</caption>
-        <thead>
-          <tr>
-            {p.head.map((h) => (
-              <th scope="col">{h}</th>
-            ))}
-          </tr>
-        </thead>
-        <tbody>{p.rows}</tbody>
-      </table>
-    </div>
-  )
-}
-
-function Apps({ d }: { d: DashboardData }) {
-  const rows = d.apps.map((app) => {
+function appRows(d: DashboardData): Row[] {
+  return d.apps.map((app) => {
     const nodes = d.pool.apps[app.name]
-    return (
-      <tr>
+    return row(rowId('app', app.name), (id) => (
+      <tr id={id}>
         <th scope="row">{app.name}</th>
         <td class="mono">{app.image}</td>
         <td>
@@ -189,16 +322,8 @@ function Apps({ d }: { d: DashboardData }) {
         <td>{nodes?.nodes.length ?? 0}</td>
         <td>{nodes?.waiting ?? 0}</td>
       </tr>
-    )
+    ))
   })
-  return (
-    <Table
-      label="Apps"
-      head={['App', 'Image', 'Revision', 'Changed', 'Nodes', 'Waiting']}
-      empty="No apps yet: thaw deploy, or PUT /admin/apps/<name>."
-      rows={rows}
-    />
-  )
 }
 
 /** The active revision, and every kept one (newest first) in a disclosure. */
@@ -206,7 +331,8 @@ function Revisions(p: { app: App; record: AppRecord | undefined }) {
   const revisions = p.record?.revisions ?? []
   return (
     <details>
-      <summary>
+      {/* An id: htmx gives focus back to it when the live view replaces the app's row. */}
+      <summary id={`${rowId('app', p.app.name)}-revisions`}>
         r{p.app.revision} active ({revisions.length} kept)
       </summary>
       <ol class="revisions" reversed>
@@ -228,44 +354,45 @@ function cause(r: Revision): string {
   return r.cause.kind === 'rollback' ? `rollback to r${r.cause.to}` : r.cause.kind
 }
 
-function Nodes({ d }: { d: DashboardData }) {
-  const rows = Object.entries(d.pool.apps).flatMap(([app, s]) =>
-    s.nodes.map((n) => (
-      <tr>
-        <th scope="row" class="mono">
-          {n.id}
-        </th>
-        <td>{app}</td>
-        <td>
-          <span class={`state state-${n.state}`}>{n.state}</span>
-        </td>
-        <td>{n.inflight}</td>
-        <td>{n.served}</td>
-      </tr>
-    )),
-  )
-  return (
-    <>
-      <p>
-        Warm pool: {d.pool.warm.ready} of {d.pool.warm.target} nodes ready to specialize.
-      </p>
-      <Table
-        label="Nodes of apps"
-        head={['Node', 'App', 'State', 'In flight', 'Served']}
-        empty="No app has a node: the next request of an app is a cold start."
-        rows={rows}
-      />
-    </>
+function nodeRows(d: DashboardData): Row[] {
+  return Object.entries(d.pool.apps).flatMap(([app, s]) =>
+    s.nodes.map((n) =>
+      row(rowId('node', n.id), (id) => (
+        <tr id={id}>
+          <th scope="row" class="mono">
+            {n.id}
+          </th>
+          <td>{app}</td>
+          <td>
+            <span class={`state state-${n.state}`}>{n.state}</span>
+          </td>
+          <td>{n.inflight}</td>
+          <td>{n.served}</td>
+        </tr>
+      )),
+    ),
   )
 }
 
-/** Phases drawn in the waterfall, one after the other (total also counts waiting for a node). */
-const PHASES = COLD_START_PHASES.filter((p) => p !== 'total')
+function Legend() {
+  return (
+    <p class="legend" aria-hidden="true">
+      {PHASES.map((p) => (
+        <span>
+          <svg width="10" height="10">
+            <rect class={`phase-${p}`} width="10" height="10" />
+          </svg>{' '}
+          {p}
+        </span>
+      ))}
+    </p>
+  )
+}
 
-function ColdStarts({ d }: { d: DashboardData }) {
-  const rows = d.coldStarts.map((c) =>
-    once(`cold ${c.invocationId}`, () => (
-      <tr data-invocation={c.invocationId} id={`cold-${c.invocationId}`}>
+function coldStartRows(d: DashboardData): Row[] {
+  return d.coldStarts.map((c) =>
+    once(rowId('cold', c.invocationId), (id) => (
+      <tr data-invocation={c.invocationId} id={id}>
         <th scope="row">
           {time(c.time)}
           <br />
@@ -282,28 +409,6 @@ function ColdStarts({ d }: { d: DashboardData }) {
         </td>
       </tr>
     )),
-  )
-  return (
-    <>
-      {rows.length > 0 && (
-        <p class="legend" aria-hidden="true">
-          {PHASES.map((p) => (
-            <span>
-              <svg width="10" height="10">
-                <rect class={`phase-${p}`} width="10" height="10" />
-              </svg>{' '}
-              {p}
-            </span>
-          ))}
-        </p>
-      )}
-      <Table
-        label="Cold starts, newest first (ms; image data fetched from the edge)"
-        head={['When, app', ...PHASES, 'total', 'bytes', 'requests', 'waterfall']}
-        empty="No cold start yet."
-        rows={rows}
-      />
-    </>
   )
 }
 
@@ -335,47 +440,29 @@ function Waterfall({ c }: { c: ColdStartRecord }) {
   )
 }
 
-function Invocations({ d }: { d: DashboardData }) {
-  const rows = d.invocations.map((i) =>
-    once(`invocation ${i.id}`, () => (
-      <tr data-invocation={i.id} class={i.status >= 500 ? 'failed' : undefined}>
+function invocationRows(d: DashboardData): Row[] {
+  return d.invocations.map((i) =>
+    once(rowId('invocation', i.id), (id) => (
+      <tr id={id} data-invocation={i.id} class={i.status >= 500 ? 'failed' : undefined}>
         <th scope="row">{time(i.time)}</th>
         <td>{i.app}</td>
         <td>{i.function}</td>
         <td>{i.trigger}</td>
         <td>{i.status}</td>
         <td data-figure="duration">{i.durationMs.toFixed(1)}</td>
-        <td>{i.cold ? <a href={`#cold-${i.id}`}>cold start</a> : 'warm'}</td>
+        <td>{i.cold ? <a href={`#${rowId('cold', i.id)}`}>cold start</a> : 'warm'}</td>
         <td class="mono">{i.node ?? '–'}</td>
         <td>{i.revision === undefined ? '–' : `r${i.revision}`}</td>
       </tr>
     )),
   )
-  return (
-    <Table
-      label="Recent invocations, newest first (duration in ms)"
-      head={[
-        'Ended',
-        'App',
-        'Function',
-        'Trigger',
-        'Status',
-        'Duration',
-        'Start',
-        'Node',
-        'Revision',
-      ]}
-      empty="No invocation yet."
-      rows={rows}
-    />
-  )
 }
 
-function Images({ d }: { d: DashboardData }) {
-  const rows = d.profiles.map((p) => {
+function imageRows(d: DashboardData): Row[] {
+  return d.profiles.map((p) => {
     const edge = d.edgeImage(p.reference, p.workload)
-    return (
-      <tr>
+    return row(rowId('image', `${p.reference} ${p.workload}`), (id) => (
+      <tr id={id}>
         <th scope="row" class="mono">
           {p.reference}
         </th>
@@ -387,51 +474,28 @@ function Images({ d }: { d: DashboardData }) {
         <td>{edge?.state ?? edge?.error ?? '–'}</td>
         <td>{edge?.bundleBytes === undefined ? 'none' : bytes(edge.bundleBytes)}</td>
       </tr>
-    )
+    ))
   })
-  return (
-    <Table
-      label="Images"
-      head={[
-        'Image',
-        'Workload',
-        'Profile',
-        'Recorded',
-        'Replayed',
-        'Generation',
-        'Conversion',
-        'Bundle',
-      ]}
-      empty="No image has started on this host yet."
-      rows={rows}
-    />
-  )
 }
 
-function Edges({ d }: { d: DashboardData }) {
-  const rows = d.edges.map((e) => (
-    <tr>
-      <th scope="row" class="mono">
-        {e.url}
-      </th>
-      <td>
-        {Object.entries(e.conversions)
-          .map(([k, v]) => `${v} ${k}`)
-          .join(', ') || '0'}
-        {e.conversionsInProgress > 0 && `, ${e.conversionsInProgress} running`}
-      </td>
-      <td>{e.hitRate === undefined ? '–' : `${(e.hitRate * 100).toFixed(1)} %`}</td>
-      <td>{bytes(e.bytesServed)}</td>
-      <td>{e.error ?? 'ok'}</td>
-    </tr>
-  ))
-  return (
-    <Table
-      label="Edges"
-      head={['Edge', 'Conversions', 'Cache hit rate', 'Bytes served', 'Status']}
-      empty="No edge yet (the host asks the edges of its apps' images)."
-      rows={rows}
-    />
+function edgeRows(d: DashboardData): Row[] {
+  return d.edges.map((e) =>
+    row(rowId('edge', e.url), (id) => (
+      <tr id={id}>
+        <th scope="row" class="mono">
+          {e.url}
+        </th>
+        <td>
+          {Object.entries(e.conversions)
+            .map(([k, v]) => `${v} ${k}`)
+            .join(', ') || '0'}
+          {e.conversionsInProgress > 0 && `, ${e.conversionsInProgress} running`}
+        </td>
+        <td>{e.hitRate === undefined ? '–' : `${(e.hitRate * 100).toFixed(1)} %`}</td>
+        <td>{bytes(e.bytesServed)}</td>
+        <td>{e.error ?? 'ok'}</td>
+      </tr>
+    )),
   )
 }
 
@@ -439,10 +503,8 @@ function time(iso: string): string {
   return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z')
 }
 
-function duration(s: number): string {
-  if (s < 120) return `${s} s`
-  if (s < 7200) return `${Math.round(s / 60)} min`
-  return `${(s / 3600).toFixed(1)} h`
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`
 }
 
 function bytes(n: number): string {
