@@ -1,5 +1,6 @@
 import type { HostLogger } from '../log/host-logger.ts'
 import { toHostLevel, type LogRecord, type NewLogRecord } from './log-record.ts'
+import { LogFiles } from './log-files.ts'
 import { LogRing, type RingBounds } from './log-ring.ts'
 import { RecentInvocations } from './recent-invocations.ts'
 
@@ -8,6 +9,8 @@ export interface AppLogsOptions extends Partial<RingBounds> {
   logger?: HostLogger
   /** Finished invocations kept for the admin API (all apps). Default 1000. */
   maxInvocations?: number
+  /** Where the rings are kept on disk too (AppLogs.open); without, in memory only. */
+  files?: LogFiles
 }
 
 /** Per app: 2000 records or 1 MiB, whichever is reached first. */
@@ -19,7 +22,8 @@ export const MAX_MESSAGE_BYTES = 8 * 1024
 /**
  * The logs of a host's apps: one bounded ring per app (DEFAULT_RING_BOUNDS), numbered records
  * (`seq`, host-wide), live subscribers for `?follow=1`, and the recent invocations. Memory is
- * bounded by apps × maxBytes; a deleted app's ring is dropped (forget).
+ * bounded by apps × maxBytes; a deleted app's ring is dropped (forget). Opened on a directory
+ * (AppLogs.open), the rings are kept on disk too and read back at the next start.
  */
 export class AppLogs {
   readonly #rings = new Map<string, LogRing>()
@@ -35,6 +39,27 @@ export class AppLogs {
     this.invocations = new RecentInvocations(o.maxInvocations)
   }
 
+  /**
+   * The logs kept in `dir` (`<app>.ndjson` each, host/logs/log-files.ts) read back into their
+   * rings, and kept there from now on: an app's log outlives a host restart.
+   */
+  static async open(dir: string, o: Omit<AppLogsOptions, 'files'> = {}): Promise<AppLogs> {
+    const maxBytes = o.maxBytes ?? DEFAULT_RING_BOUNDS.maxBytes
+    const { files, records } = await LogFiles.open(dir, {
+      compactBytes: 2 * maxBytes,
+      logger: o.logger,
+    })
+    const logs = new AppLogs({ ...o, files })
+    for (const [app, kept] of records) {
+      const ring = logs.#ring(app)
+      for (const r of kept) {
+        ring.append(r)
+        logs.#seq = Math.max(logs.#seq, r.seq)
+      }
+    }
+    return logs
+  }
+
   /** Numbers and keeps the record; writes it to `logger` (default: the host's log) as well. */
   append(app: string, r: NewLogRecord, logger: HostLogger | undefined = this.o.logger): LogRecord {
     const record: LogRecord = {
@@ -44,7 +69,9 @@ export class AppLogs {
       ...withoutUndefined(r),
       message: truncate(r.message),
     }
-    this.#ring(app).append(record)
+    const ring = this.#ring(app)
+    ring.append(record)
+    this.o.files?.append(record, () => ring.read())
     const { seq: _seq, time: _time, message, level, ...fields } = record
     logger?.log(toHostLevel(level), message, fields)
     return record
@@ -63,6 +90,17 @@ export class AppLogs {
   /** Drops the app's ring (it was deleted). Followers stay subscribed to nothing. */
   forget(app: string): void {
     this.#rings.delete(app)
+    this.o.files?.forget(app)
+  }
+
+  /** The apps that have a log. */
+  apps(): string[] {
+    return [...this.#rings.keys()]
+  }
+
+  /** Waits until what is kept on disk is written (shutdown, tests). */
+  async settled(): Promise<void> {
+    await this.o.files?.settled()
   }
 
   #ring(app: string): LogRing {

@@ -77,11 +77,20 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
   const metricsKey = o.metricsKey ?? (await keyIn(stateDir, 'metrics.key'))
   const workerDir = await installWorker(stateDir)
   const apps = await openAppStore(stateDir, { operatorLimits: o.operatorLimits })
-  const sandbox = await createSandbox({ ...o.sandbox, stateDir: join(stateDir, 'sandbox'), workerDir })
+  const sandbox = await createSandbox({
+    ...o.sandbox,
+    stateDir: join(stateDir, 'sandbox'),
+    workerDir,
+  })
   const metrics = new HostMetrics()
   metrics.watchEdges(() => o.mounts.edges?.() ?? [])
-  const profiles = createProfileTracker({ logger: o.logger, edgeFor: o.edgeFor, credentials: o.credentials })
-  const logs = new AppLogs({ ...o.logBounds, logger: o.logger })
+  const profiles = createProfileTracker({
+    logger: o.logger,
+    edgeFor: o.edgeFor,
+    credentials: o.credentials,
+  })
+  const logs = await AppLogs.open(join(stateDir, 'logs'), { ...o.logBounds, logger: o.logger })
+  for (const app of logs.apps()) if (!apps.get(app)) logs.forget(app) // deleted meanwhile
   let timers: HostTimers | undefined
   const pool = createPool({
     sandbox,
@@ -111,7 +120,13 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
   let url: string
   try {
     url = (await host.listen(o.port ?? 7071, o.hostname)).url
-    timers = await startHostTimers({ stateDir, apps, pool, logs, syncTriggers: o.syncTriggers ?? false })
+    timers = await startHostTimers({
+      stateDir,
+      apps,
+      pool,
+      logs,
+      syncTriggers: o.syncTriggers ?? false,
+    })
   } catch (err) {
     await host.close()
     await sandbox.close()
@@ -137,6 +152,7 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
         await sandbox.close()
         await o.mounts.close()
         await profiles.close()
+        await logs.settled()
       })()),
   }
 }
