@@ -304,6 +304,9 @@ export class Snapshotter {
         top: remote.top,
         manifest: acquired.image.manifest,
         ms: Math.round(performance.now() - t0),
+        // Where the acquire's time went, and whether the image's prefetch bundle was replayed.
+        ...acquired.timings,
+        replayed: acquired.replayed,
       })
       throw new SnapshotError('ALREADY_EXISTS', `target snapshot ${remote.target} exists`)
     })

@@ -22,7 +22,8 @@ export const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--links a,b]
   --links        ${Object.keys(LINKS).join(', ')}
   --images       ${IMAGE_NAMES.join(', ')}
   --contenders   full-pull, cached-cold, cached-warm, stargz-optimized (builds its daemon with
-                 scripts/install-bench.sh); thaw-cold, thaw-profile, thaw-again with THAW_BENCH_THAW=1
+                 scripts/install-bench.sh); thaw-cold, thaw-profile, thaw-again,
+                 snapshotter-cold, snapshotter-profile with THAW_BENCH_THAW=1
   --cache-dir    built images, registry storage (default /var/tmp/thaw-cache)
   --out          where results go (default test/bench/cold-start/results)`
 

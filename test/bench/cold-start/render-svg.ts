@@ -14,6 +14,8 @@ const COLORS: Record<string, string> = {
   'thaw-cold': '#f79646',
   'thaw-profile': '#8064a2',
   'thaw-again': '#2c4d75',
+  'snapshotter-cold': '#c9a227',
+  'snapshotter-profile': '#7f6000',
 }
 
 /**

@@ -76,6 +76,17 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
       `${image} image, same run`,
     )
   }
+  // Issue 18: a Kubernetes node (containerd + thaw snapshotter) starts as fast as thaw's host.
+  add(
+    'containerd + thaw snapshotter / thaw host, both with profile, same region',
+    '≤ 1.1×',
+    ratio(
+      ttfb('snapshotter-profile', image, 'same-region'),
+      ttfb('thaw-profile', image, 'same-region'),
+    ),
+    (v) => v <= 1.1,
+    `${image} image, same run`,
+  )
   const row = med('thaw-profile', image, 'same-region')
   const read = row?.extra.bytesReadByFunction
   add(

@@ -4,6 +4,7 @@ import { fullPullContender } from './full-pull.ts'
 import { pendingContenders } from './pending.ts'
 import { stargzOptimizedContender } from './stargz-optimized.ts'
 import { thawContender } from './thaw.ts'
+import { thawSnapshotterContender } from './thaw-snapshotter.ts'
 
 /**
  * Are thaw's own rows switched on? Only with THAW_BENCH_THAW=1: they drive `thaw edge` and
@@ -22,7 +23,13 @@ export function allContenders(env: NodeJS.ProcessEnv = process.env): Contender[]
     cachedSandboxContender('warm'),
     stargzOptimizedContender(),
     ...(thawEnabled(env)
-      ? [thawContender('cold'), thawContender('profile'), thawContender('again')]
+      ? [
+          thawContender('cold'),
+          thawContender('profile'),
+          thawContender('again'),
+          thawSnapshotterContender('cold'),
+          thawSnapshotterContender('profile'),
+        ]
       : []),
   ]
 }

@@ -9,7 +9,10 @@ const NEEDS =
  * 1 layer figure is then computed from `thaw-profile` on the multi and single images (and stays
  * pending when either is missing, e.g. in --quick mode).
  */
-export function pendingContenders(thawOn: boolean, imageNames: readonly string[]): PendingContender[] {
+export function pendingContenders(
+  thawOn: boolean,
+  imageNames: readonly string[],
+): PendingContender[] {
   const out: PendingContender[] = []
   if (!thawOn) {
     out.push(

@@ -10,6 +10,7 @@ export type ThawVariant = 'cold' | 'profile' | 'again'
 
 /** Link indices for the edge's links: apart from the runner's (0, 1, 2) so names never clash. */
 let nextLinkIndex = 10
+export const edgeLinkIndex = () => nextLinkIndex++
 
 /**
  * thaw's own rows, driven as processes as a user would run them: `thaw edge` (origin mode, its
@@ -45,7 +46,7 @@ export function thawContender(variant: ThawVariant): Contender {
     async prepare(context) {
       ctx = context
       edge = await startEdge(join(context.scratchDir, 'edge-store'))
-      edgeLink = await createLink(context.link.spec, edge.port, nextLinkIndex++)
+      edgeLink = await createLink(context.link.spec, edge.port, edgeLinkIndex())
       host = await startBenchHost({
         link: edgeLink,
         edgeUrl: `http://${edgeLink.registryAddress}`,
@@ -55,14 +56,7 @@ export function thawContender(variant: ThawVariant): Contender {
       if (variant !== 'cold') {
         app = `bench-${context.image.name}-${variant}`
         const repository = `thaw-${variant}/${context.image.name}`
-        const manifest = await deploy(context, edge, host, edgeLink, repository, app)
-        context.log(`thaw-profile ${context.image.name}: recording start`)
-        expectOk('recording start', await host.request(`/${app}/api/hello`))
-        await waitProfileUploaded(host, 300_000)
-        await edge.waitStatus(repository, manifest, (s) => s.state === 'converted' && !!s.profile, {
-          timeoutMs: 30 * 60_000,
-        })
-        bytesRead = await edge.profileBytesRead(repository, manifest)
+        ;({ bytesRead } = await recordProfile(context, edge, host, edgeLink, repository, app))
         if (variant === 'again') {
           expectOk('drain', await host.admin('POST', `/admin/apps/${app}/drain`))
           expectOk('first replaying start', await host.request(`/${app}/api/hello`))
@@ -108,7 +102,10 @@ export function thawContender(variant: ThawVariant): Contender {
       await settle()
       // Scale the app to zero now: its node would hold the image's mount (one per manifest
       // digest, shared across repositories), and the next `cold` run must mount it afresh.
-      expectOk('drain after', await host.admin('POST', `/admin/apps/${app}/drain`, undefined, signal))
+      expectOk(
+        'drain after',
+        await host.admin('POST', `/admin/apps/${app}/drain`, undefined, signal),
+      )
       return {
         ttfbMs: answer.ttfbMs,
         bytesFetched: after.bytes - before.bytes,
@@ -116,7 +113,9 @@ export function thawContender(variant: ThawVariant): Contender {
         status: answer.status,
         phases: {
           ...phases,
-          ...(total === undefined ? {} : { 'outside the host (client, link)': answer.ttfbMs - total }),
+          ...(total === undefined
+            ? {}
+            : { 'outside the host (client, link)': answer.ttfbMs - total }),
         },
         extra: {
           delayProxyCpuMs: (await edgeLink.proxyCpuMs()) - cpu0,
@@ -142,7 +141,8 @@ const LABELS: Record<ThawVariant, string> = {
 const DESCRIPTIONS: Record<ThawVariant, string> = {
   cold: 'thaw host + edge: streaming artifact, lazy FUSE mount, app drained, host cache cleared and page cache dropped, no prefetch profile',
   profile: 'as thaw-cold, after one recorded start: the prefetch bundle is replayed',
-  again: 'as thaw-profile, but the host cache is kept between runs (index, frames, whole-file copies): app drained, page cache dropped',
+  again:
+    'as thaw-profile, but the host cache is kept between runs (index, frames, whole-file copies): app drained, page cache dropped',
 }
 
 // requests: the edge's request counter between two /metrics scrapes, so it may include one scrape.
@@ -163,6 +163,30 @@ async function deploy(
   const image = `${link.registryAddress}/${repository}:bench`
   expectOk('create app', await host.admin('PUT', `/admin/apps/${app}`, { name: app, image }))
   return manifest
+}
+
+/**
+ * One recorded start: the app deployed from `repository`, started once by `thaw host` (which
+ * records the files it reads and uploads the profile), then waited until the edge has re-laid the
+ * artifact by the profile and serves its prefetch bundle. Returns the manifest and the bytes the
+ * profile says the function read.
+ */
+export async function recordProfile(
+  ctx: ContenderContext,
+  edge: BenchEdge,
+  host: BenchHost,
+  link: BenchLink,
+  repository: string,
+  app: string,
+): Promise<{ manifest: string; bytesRead: number }> {
+  const manifest = await deploy(ctx, edge, host, link, repository, app)
+  ctx.log(`${repository}: recording start`)
+  expectOk('recording start', await host.request(`/${app}/api/hello`))
+  await waitProfileUploaded(host, 300_000)
+  await edge.waitStatus(repository, manifest, (s) => s.state === 'converted' && !!s.profile, {
+    timeoutMs: 30 * 60_000,
+  })
+  return { manifest, bytesRead: await edge.profileBytesRead(repository, manifest, app) }
 }
 
 interface ProfilesAnswer {

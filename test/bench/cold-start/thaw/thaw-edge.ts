@@ -1,8 +1,17 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseConversionStatus, thawPaths, type ConversionStatus } from '../../../../runtime/artifact/thaw-api.ts'
-import { parseProfile } from '../../../../runtime/profile/profile.ts'
+import {
+  parseConversionStatus,
+  thawPaths,
+  type ConversionStatus,
+} from '../../../../runtime/artifact/thaw-api.ts'
+import {
+  parseProfile,
+  serializeProfile,
+  type Profile,
+} from '../../../../runtime/profile/profile.ts'
+import { MediaType } from '../../../../runtime/oci/media-types.ts'
 import { runCommand } from '../../../../host/os/run-command.ts'
 import { startChild, type BenchChild } from '../child.ts'
 import { freePort } from '../ports.ts'
@@ -25,8 +34,17 @@ export interface BenchEdge {
     done: (s: ConversionStatus) => boolean,
     options: { timeoutMs: number; signal?: AbortSignal },
   ): Promise<ConversionStatus>
-  /** Bytes the function read at startup: the sum of the ranges in the edge's merged profile. */
-  profileBytesRead(repository: string, manifest: string): Promise<number>
+  /**
+   * Bytes the function read at startup: the sum of the ranges in the edge's merged profile of
+   * `workload` (the host names a start by its app; '' is the unnamed default).
+   */
+  profileBytesRead(repository: string, manifest: string, workload?: string): Promise<number>
+  /**
+   * Uploads `workload`'s merged profile again as the image's unnamed default (POST profiles), as
+   * an operator does for nodes whose starts name no workload (containerd + thaw snapshotter ask
+   * for the default bundle). Waits for the re-layout by it; resolves with the new layout's profile.
+   */
+  copyProfileToDefault(repository: string, manifest: string, workload: string): Promise<string>
   /** Sums of thaw_edge_bytes_served_total and thaw_edge_requests_total (Prometheus text). */
   counters(): Promise<{ bytes: number; requests: number }>
   close(): Promise<void>
@@ -57,7 +75,19 @@ export async function startEdge(storeDir: string): Promise<BenchEdge> {
     throw err
   }
   const base = `http://${address}`
-  return {
+  const merged = async (
+    repository: string,
+    manifest: string,
+    workload: string,
+  ): Promise<Profile> => {
+    const res = await fetch(`${base}${thawPaths.profiles(repository, manifest as never, workload)}`)
+    if (!res.ok)
+      throw new Error(
+        `no profile of ${JSON.stringify(workload)} for ${repository}@${manifest} (HTTP ${res.status})`,
+      )
+    return parseProfile(new Uint8Array(await res.arrayBuffer()))
+  }
+  const edge: BenchEdge = {
     address,
     port,
     child,
@@ -80,7 +110,10 @@ export async function startEdge(storeDir: string): Promise<BenchEdge> {
         },
       })
       const digest = head.headers.get('docker-content-digest')
-      if (!head.ok || !digest) throw new Error(`the edge has no ${repository}:${targetTag} after the push (HTTP ${head.status})`)
+      if (!head.ok || !digest)
+        throw new Error(
+          `the edge has no ${repository}:${targetTag} after the push (HTTP ${head.status})`,
+        )
       return digest
     },
     async waitStatus(repository, manifest, done, { timeoutMs, signal }) {
@@ -95,22 +128,44 @@ export async function startEdge(storeDir: string): Promise<BenchEdge> {
           last = parseConversionStatus(await res.json())
           if (done(last)) return last
           if (last.state === 'failed' || last.state === 'skipped')
-            throw new Error(`conversion of ${repository}@${manifest} ${last.state}: ${last.code} ${last.reason}`)
+            throw new Error(
+              `conversion of ${repository}@${manifest} ${last.state}: ${last.code} ${last.reason}`,
+            )
         } else {
           last = res instanceof Response ? `HTTP ${res.status}` : res.message
         }
         await new Promise((r) => setTimeout(r, 250))
       }
-      throw new Error(`${repository}@${manifest}: status not reached in ${timeoutMs} ms (last: ${JSON.stringify(last)})`)
+      throw new Error(
+        `${repository}@${manifest}: status not reached in ${timeoutMs} ms (last: ${JSON.stringify(last)})`,
+      )
     },
-    async profileBytesRead(repository, manifest) {
-      const res = await fetch(`${base}${thawPaths.profiles(repository, manifest as never)}`)
-      if (!res.ok) throw new Error(`no profile for ${repository}@${manifest} (HTTP ${res.status})`)
-      const profile = parseProfile(new Uint8Array(await res.arrayBuffer()))
+    async profileBytesRead(repository, manifest, workload = '') {
+      const profile = await merged(repository, manifest, workload)
       return profile.entries.reduce(
         (sum, e) => sum + e.ranges.reduce((n, [, length]) => n + length, 0),
         0,
       )
+    },
+    async copyProfileToDefault(repository, manifest, workload) {
+      const before = await edge.waitStatus(repository, manifest, (s) => !!s.profile, {
+        timeoutMs: 60_000,
+      })
+      const profile = { ...(await merged(repository, manifest, workload)), workload: '', runs: 1 }
+      const res = await fetch(`${base}${thawPaths.profiles(repository, manifest as never)}`, {
+        method: 'POST',
+        headers: { 'content-type': MediaType.thawProfile },
+        body: serializeProfile(profile),
+      })
+      if (res.status !== 201)
+        throw new Error(`profile upload: HTTP ${res.status} ${await res.text()}`)
+      const after = await edge.waitStatus(
+        repository,
+        manifest,
+        (s) => s.state === 'converted' && !!s.profile && s.profile !== before.profile,
+        { timeoutMs: 30 * 60_000 },
+      )
+      return after.profile!
     },
     async counters() {
       const text = await (await fetch(`${base}/metrics`)).text()
@@ -121,6 +176,7 @@ export async function startEdge(storeDir: string): Promise<BenchEdge> {
     },
     close: () => child.stop(),
   }
+  return edge
 }
 
 /** Sum of every sample of `name` (all label sets) in Prometheus' text format. */
