@@ -305,7 +305,9 @@ export class Snapshotter {
         manifest: acquired.image.manifest,
         ms: Math.round(performance.now() - t0),
         // Where the acquire's time went, and whether the image's prefetch bundle was replayed.
-        ...acquired.timings,
+        resolveMs: Math.round(acquired.timings.resolveMs),
+        mountMs: Math.round(acquired.timings.mountMs),
+        prefetchMs: Math.round(acquired.timings.prefetchMs),
         replayed: acquired.replayed,
       })
       throw new SnapshotError('ALREADY_EXISTS', `target snapshot ${remote.target} exists`)

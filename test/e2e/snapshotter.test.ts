@@ -250,11 +250,12 @@ describe.skipIf(unavailable)('thaw snapshotter under containerd', () => {
     } finally {
       cri.close()
     }
-    expect(pod).toEqual({ exitCode: 0, log: 'hello through the CRI\nmissing /data/gone\n' })
+    expect(pod).toMatchObject({ exitCode: 0, log: 'hello through the CRI\nmissing /data/gone\n' })
     const labels = snapshotter
       .output()
       .match(/"msg":"remote layer".*"reference":"[^"]*snap\/cri@sha256:/g)
     expect(labels).toHaveLength(2) // both layers, by the CRI labels (pinned to cri.manifest-digest)
+    expect(snapshotter.output()).toMatch(/"remote layer".*snap\/cri@.*"top":true.*"replayed":true/)
     proxy.bundle = undefined
     const requests = proxy.requests.slice(before)
     const original = await readLayoutImage(layoutOf.cri, 't')

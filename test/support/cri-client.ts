@@ -29,6 +29,8 @@ export interface CriPodRun {
   exitCode: number
   /** The container's stdout and stderr as the CRI plugin logged them, lines joined again. */
   log: string
+  /** The log file (CRI format), under the pod's log directory. */
+  logPath: string
 }
 
 type Call = (method: string, request: object, timeoutMs?: number) => Promise<any>
@@ -110,6 +112,7 @@ async function runPod(runtime: Call, pod: CriPod): Promise<CriPodRun> {
         return {
           exitCode: status.exit_code,
           log: parseCriLog(await readFile(status.log_path, 'utf8')),
+          logPath: status.log_path,
         }
       if (Date.now() > deadline) throw new Error(`container ${id} still ${status.state}`)
       await new Promise((r) => setTimeout(r, 100))
