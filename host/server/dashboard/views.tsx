@@ -163,12 +163,13 @@ function row(id: string, render: (id: string) => Child): Row {
 /**
  * Rows of records that never change (an invocation, a cold start), rendered once: the live view
  * renders its sections every second, and 1000 invocation rows through JSX each time would cost
- * the host's event loop 100 ms and more.
+ * the host's event loop 100 ms and more. `variant` tells apart the forms a row can take.
  */
 const rowCache = new LRUCache<string, string>({ max: 4000 })
-function once(id: string, render: (id: string) => Child): Row {
-  let html = rowCache.get(id)
-  if (html === undefined) rowCache.set(id, (html = String(render(id))))
+function once(id: string, render: (id: string) => Child, variant = ''): Row {
+  const key = `${id} ${variant}`
+  let html = rowCache.get(key)
+  if (html === undefined) rowCache.set(key, (html = String(render(id))))
   return { id, html }
 }
 
@@ -440,22 +441,37 @@ function Waterfall({ c }: { c: ColdStartRecord }) {
   )
 }
 
+/** A cold one links to its waterfall while that is kept (the last 100 of 1000 invocations). */
 function invocationRows(d: DashboardData): Row[] {
-  return d.invocations.map((i) =>
-    once(rowId('invocation', i.id), (id) => (
-      <tr id={id} data-invocation={i.id} class={i.status >= 500 ? 'failed' : undefined}>
-        <th scope="row">{time(i.time)}</th>
-        <td>{i.app}</td>
-        <td>{i.function}</td>
-        <td>{i.trigger}</td>
-        <td>{i.status}</td>
-        <td data-figure="duration">{i.durationMs.toFixed(1)}</td>
-        <td>{i.cold ? <a href={`#${rowId('cold', i.id)}`}>cold start</a> : 'warm'}</td>
-        <td class="mono">{i.node ?? '–'}</td>
-        <td>{i.revision === undefined ? '–' : `r${i.revision}`}</td>
-      </tr>
-    )),
-  )
+  const kept = new Set(d.coldStarts.map((c) => c.invocationId))
+  return d.invocations.map((i) => {
+    const start = !i.cold ? 'warm' : kept.has(i.id) ? 'linked' : 'cold'
+    return once(
+      rowId('invocation', i.id),
+      (id) => (
+        <tr id={id} data-invocation={i.id} class={i.status >= 500 ? 'failed' : undefined}>
+          <th scope="row">{time(i.time)}</th>
+          <td>{i.app}</td>
+          <td>{i.function}</td>
+          <td>{i.trigger}</td>
+          <td>{i.status}</td>
+          <td data-figure="duration">{i.durationMs.toFixed(1)}</td>
+          <td>
+            {start === 'linked' ? (
+              <a href={`#${rowId('cold', i.id)}`}>cold start</a>
+            ) : start === 'cold' ? (
+              'cold start'
+            ) : (
+              'warm'
+            )}
+          </td>
+          <td class="mono">{i.node ?? '–'}</td>
+          <td>{i.revision === undefined ? '–' : `r${i.revision}`}</td>
+        </tr>
+      ),
+      start,
+    )
+  })
 }
 
 function imageRows(d: DashboardData): Row[] {
