@@ -26,23 +26,36 @@ export interface InvocationRecord {
   time: string
 }
 
+type Finished = Omit<InvocationRecord, 'time'> & { readonly endedAt: number }
+
 /**
  * The last `max` finished invocations of a host (all apps), newest last, with listeners told of
- * each new one (the dashboard's live view).
+ * each new one (the dashboard's live view). A ring: adding one is O(1) on the request path (no
+ * array shifted); `time` is formatted when listed, or when a listener is told.
  */
 export class RecentInvocations {
-  readonly #items: InvocationRecord[] = []
+  readonly #items: (Finished | undefined)[]
+  /** Where the next one goes; the oldest kept is here once the ring is full. */
+  #next = 0
+  #size = 0
   readonly #listeners = new Set<(r: InvocationRecord) => void>()
 
-  constructor(readonly max = 1000) {}
+  constructor(readonly max = 1000) {
+    this.#items = new Array<Finished | undefined>(Math.max(0, max))
+  }
 
   add(
     record: Omit<InvocationRecord, 'time' | 'outcome'> & { outcome?: InvocationRecord['outcome'] },
   ): void {
     const outcome = record.outcome ?? (record.status >= 500 ? 'failed' : 'succeeded')
-    const r = { ...record, outcome, time: new Date().toISOString() }
-    this.#items.push(r)
-    if (this.#items.length > this.max) this.#items.splice(0, this.#items.length - this.max)
+    const finished = { ...record, outcome, endedAt: Date.now() }
+    if (this.max >= 1) {
+      this.#items[this.#next] = finished
+      this.#next = (this.#next + 1) % this.max
+      if (this.#size < this.max) this.#size++
+    }
+    if (this.#listeners.size === 0) return
+    const r = withTime(finished)
     for (const l of this.#listeners) l(r)
   }
 
@@ -55,10 +68,15 @@ export class RecentInvocations {
   /** Newest first; only `app`'s when given; at most `limit`. */
   list(o: { app?: string; limit?: number } = {}): InvocationRecord[] {
     const out: InvocationRecord[] = []
-    for (let i = this.#items.length - 1; i >= 0 && out.length < (o.limit ?? this.max); i--) {
-      const r = this.#items[i]!
-      if (o.app === undefined || r.app === o.app) out.push(r)
+    const limit = o.limit ?? this.max
+    for (let i = 1; i <= this.#size && out.length < limit; i++) {
+      const r = this.#items[(this.#next - i + this.max) % this.max]!
+      if (o.app === undefined || r.app === o.app) out.push(withTime(r))
     }
     return out
   }
+}
+
+function withTime({ endedAt, ...r }: Finished): InvocationRecord {
+  return { ...r, time: new Date(endedAt).toISOString() }
 }

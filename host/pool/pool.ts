@@ -111,7 +111,8 @@ export function createPool(o: PoolOptions): Pool {
     warmPool,
     nodesOf(app) {
       const entry = apps.get(app.name)
-      if (entry && sameRuntime(entry.app, app)) {
+      // The same revision object (every request between two deploys) needs no comparison.
+      if (entry && (entry.app === app || sameRuntime(entry.app, app))) {
         entry.app = app // keys may have changed: they are checked at the door, not in the node
         return entry.nodes
       }

@@ -1,4 +1,4 @@
-import { appendFileSync } from 'node:fs'
+import { appendFileSync, closeSync, openSync, writeSync } from 'node:fs'
 import { access, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -59,14 +59,21 @@ export async function runUp(o: UpOptions): Promise<Up> {
   o.say(`edge: origin mode, store ${join(stateDir, 'edge')} (log ${edgeLog})`)
   const edge = await startEdgeChild({ port: o.edgePort, store: join(stateDir, 'edge'), logFile: edgeLog, signal: o.signal })
   let host: RunningHost | undefined
+  // The host's log stays open while it runs: a function's log line is one write, not an open,
+  // a write and a close (appendFileSync), on every request. A line after close() appends.
+  const hostLog = join(stateDir, 'host.log')
+  let hostLogFd: number | undefined = openSync(hostLog, 'a')
+  const writeHostLog = (line: string) =>
+    hostLogFd === undefined ? appendFileSync(hostLog, line) : void writeSync(hostLogFd, line)
   const close = async () => {
     await host?.close()
+    if (hostLogFd !== undefined) closeSync(hostLogFd)
+    hostLogFd = undefined
     await edge.stop()
   }
   try {
     const hostDir = join(stateDir, 'host')
-    const hostLog = join(stateDir, 'host.log')
-    const logger = jsonHostLogger((line) => appendFileSync(hostLog, line))
+    const logger = jsonHostLogger(writeHostLog)
     const mounts = await createMounts({ dir: join(hostDir, 'mounts'), edges: [edge.url], logger })
     host = await startHost({
       stateDir: hostDir,

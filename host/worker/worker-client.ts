@@ -87,7 +87,8 @@ export function createWorkerClient(listen: string): WorkerClient {
   return {
     async dispatch(input) {
       const headers: Record<string, string | string[]> = {}
-      for (const [k, v] of Object.entries(input.headers)) {
+      for (const k in input.headers) {
+        const v = input.headers[k]
         if (v !== undefined && !NOT_FORWARDED.has(k) && !k.startsWith('x-thaw-')) headers[k] = v
       }
       headers[WorkerHeaders.function] = input.functionName
@@ -101,7 +102,8 @@ export function createWorkerClient(listen: string): WorkerClient {
         signal: input.signal,
       })
       const out: Record<string, string | string[]> = {}
-      for (const [k, v] of Object.entries(res.headers)) {
+      for (const k in res.headers) {
+        const v = res.headers[k]
         if (v !== undefined && !NOT_FORWARDED.has(k)) out[k] = v
       }
       return { status: res.statusCode, headers: out, body: res.body }

@@ -13,10 +13,14 @@
  *
  *   node --import tsx test/bench/host-overhead.ts [--n 1000] [--concurrency 16] [--rounds 5]
  *        [--cpu-prof DIR]   (a .cpuprofile of this process over the host rounds)
+ *        [--perf DIR]       (`perf record -g` of this process over the host rounds: on-CPU samples,
+ *                            kernel included, which load does not skew; run node with
+ *                            --perf-basic-prof so that perf names the JavaScript functions)
  *
  * Prints what it measured; asserts nothing.
  */
-import { fork } from 'node:child_process'
+import { fork, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { access, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { createServer } from 'node:net'
@@ -33,6 +37,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     rounds: { type: 'string', default: '5' },
     'cpu-prof': { type: 'string' },
+    perf: { type: 'string' },
   },
 })
 const N = Number(values.n)
@@ -146,6 +151,24 @@ try {
     const hostCpu = process.cpuUsage()
     const workerCpu = await treeCpuMs(node.pid)
     if (profile) await profiler?.post('Profiler.start')
+    const perf =
+      profile && values.perf
+        ? spawn(
+            'perf',
+            [
+              'record',
+              '-q',
+              '-g',
+              '-F',
+              '1999',
+              '-p',
+              String(process.pid),
+              '-o',
+              join(values.perf, `host-${Date.now()}.data`),
+            ],
+            { stdio: 'inherit' },
+          )
+        : undefined
     client.send(r)
     const answer = await new Promise<{ result?: RoundResult; error?: string }>((resolve) =>
       client.once('message', resolve),
@@ -154,6 +177,10 @@ try {
       const { profile: data } = await profiler.post('Profiler.stop')
       const file = join(values['cpu-prof']!, `host-${Date.now()}.cpuprofile`)
       await writeFile(file, JSON.stringify(data))
+    }
+    if (perf) {
+      perf.kill('SIGINT')
+      await once(perf, 'exit')
     }
     if (!answer.result) throw new Error(answer.error)
     const used = process.cpuUsage(hostCpu)
@@ -184,6 +211,9 @@ try {
         `CPU/request: host ${m.hostCpuUsPerRequest.toFixed(0)} µs, worker ${m.workerCpuUsPerRequest.toFixed(0)} µs, ` +
         `client ${((m.clientCpuMs * 1000) / m.requests).toFixed(0)} µs`,
     )
+  // One round of each first, not counted: the JIT and both connection pools warm up.
+  row('warm-up: through the host', await measure(viaHost, false))
+  row('warm-up: to the worker', await measure(direct, false))
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? (['host', 'direct'] as const) : (['direct', 'host'] as const)
     for (const which of order) {
