@@ -42,4 +42,14 @@ describe('RecentInvocations', () => {
     recent.add({ ...invocation(1), outcome: 'failed' })
     expect(recent.list()[0]!.outcome).toBe('failed')
   })
+
+  it('tells each listener of each new invocation, with its time, until it unsubscribes', () => {
+    const recent = new RecentInvocations(2)
+    const told: string[] = []
+    const stop = recent.subscribe((r) => told.push(`${r.id} ${Number.isNaN(Date.parse(r.time))}`))
+    recent.add(invocation(1))
+    stop()
+    recent.add(invocation(2))
+    expect(told).toEqual(['i1 false'])
+  })
 })
