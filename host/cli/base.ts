@@ -9,7 +9,8 @@ const USAGE = `usage: thaw base node|debian [options]
 
 Builds a base image on this machine, without internet or Docker, and pushes it:
   node     Node.js from this machine's own node (with its libraries), /bin/sh and env (small)
-  debian   Debian bookworm minbase with nodejs and python3, with debootstrap (large; takes minutes)
+  debian   Debian bookworm minbase with nodejs and python3, slim (no docs, manuals, translations),
+           with debootstrap (large; takes minutes)
 
 options:
       --registry URL      where to push (default ${DEFAULT_REGISTRY})

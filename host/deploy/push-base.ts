@@ -51,6 +51,7 @@ export async function buildAndPushBase(
         ? await buildNodeBase({ outDir, signal: o.signal })
         : await buildDebianBase({
             outDir,
+            slim: true,
             mirror: o.mirror,
             signal: o.signal,
             onProgress: o.onProgress,

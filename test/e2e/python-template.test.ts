@@ -46,6 +46,7 @@ describe.skipIf(skip)(title, { timeout: 600_000 }, () => {
     const base = await buildDebianBase({
       minbase: minbase.path,
       packages: ['python3'],
+      slim: true, // as thaw base debian builds it
       outDir: join(THAW_CACHE, 'debian-bookworm-minbase-python3'),
     })
     const state = await tmpDir('thaw-python-')
