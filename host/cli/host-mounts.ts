@@ -26,6 +26,20 @@ export interface HostMountsOptions {
 const DEFAULT_CACHE_BYTES = 8 * 1024 ** 3
 
 /**
+ * THAW_RECORD_LIMIT_MS: how long a start is recorded at most (default 10 s). A profile recorded on
+ * a machine so loaded that the start takes longer is cut at the limit; benchmarks that need the
+ * whole start's profile on a busy machine raise it.
+ */
+function recordLimitMs(): number | undefined {
+  const raw = process.env.THAW_RECORD_LIMIT_MS
+  if (raw === undefined || raw === '') return undefined
+  const ms = Number(raw)
+  if (!Number.isInteger(ms) || ms <= 0)
+    throw new Error(`THAW_RECORD_LIMIT_MS must be a positive integer (milliseconds), not ${raw}`)
+  return ms
+}
+
+/**
  * The lazy FUSE mounts `thaw host` runs on: one frame cache under `<dir>/cache` shared by every
  * image, mountpoints under `<dir>/mnt` (kept stable so a restarted host serves again, or detaches,
  * what a dead one left there). Tests pass their own ImageMounts to startHost instead.
@@ -40,6 +54,7 @@ export async function createMounts(options: HostMountsOptions): Promise<ImageMou
     logger: options.logger && mountLogger(options.logger),
     credentials: options.credentials,
     keeper,
+    recordLimitMs: recordLimitMs(),
   })
 }
 
