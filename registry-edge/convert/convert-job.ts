@@ -11,6 +11,8 @@ export interface ConvertJob {
   layers: { path: string; compression: LayerCompression }[]
   /** Profile paths to place first; empty for the original order. */
   order: string[]
+  /** The byte ranges the profiles read, per path of `order` (none: read whole). */
+  ranges?: [string, [number, number][]][]
   /** Level of the placed part. */
   profiledLevel?: number
   /** Where `layer-<i>.blob` and `index.blob` are written; nothing is written elsewhere. */

@@ -38,6 +38,7 @@ async function convert(job: ConvertJob): Promise<ConvertResult> {
         level: job.level,
         orderedLevel: job.profiledLevel,
         order: job.order,
+        ranges: new Map(job.ranges),
         safety: job.safety,
         budget,
       })

@@ -8,6 +8,7 @@ import {
   type Digest,
 } from '../../runtime/oci/index.ts'
 import {
+  layoutOrder,
   mergeProfiles,
   parseProfile,
   serializeProfile,
@@ -117,16 +118,16 @@ export class ProfileStore implements ProfileSource {
   }
 
   /**
-   * The order the image is laid out in: every workload's files, the default's first. With one
-   * profile its digest names the layout; with several, the sha256 of their digests in that order.
+   * The order the image is laid out in: every workload's files, the default's first, and the
+   * ranges they read (runtime/profile `layoutOrder`). With one profile its digest names the
+   * layout; with several, the sha256 of their digests in that order.
    */
   async current(repository: string, manifest: Digest) {
     const all = await this.all(repository, manifest)
     if (all.length === 0) return undefined
-    const order = [...new Set(all.flatMap((m) => m.profile.entries.map((e) => e.path)))]
     const digest =
       all.length === 1 ? all[0]!.digest : sha256Of(Buffer.from(all.map((m) => m.digest).join('\n')))
-    return { digest, order }
+    return { digest, ...layoutOrder(all.map((m) => m.profile)) }
   }
 
   /**

@@ -14,6 +14,9 @@ import type { Frame } from './frame.ts'
 export class FrameWriter {
   readonly frames: Frame[] = []
   #codec: Codec
+  /** Codec of frames marked hot (profiled bytes); none: every frame uses `#codec`. */
+  #hotCodec: Codec | undefined
+  #hot = false
   readonly #sink: BlobSink
   readonly #blobHash = createHash('sha256')
   #buf: Buffer
@@ -28,9 +31,18 @@ export class FrameWriter {
     this.#buf = Buffer.allocUnsafe(capacity)
   }
 
-  /** Compresses the frames cut from now on with `codec` (the same format, e.g. another level). */
-  useCodec(codec: Codec): void {
+  /**
+   * Compresses the frames cut from now on with `codec` (the same format, e.g. another level), and
+   * those marked hot with `hot` (default: `codec` too).
+   */
+  useCodec(codec: Codec, hot?: Codec): void {
     this.#codec = codec
+    this.#hotCodec = hot
+  }
+
+  /** The pending frame holds bytes a start reads: it is compressed with the hot codec. */
+  markHot(): void {
+    this.#hot = true
   }
 
   /** Uncompressed offset (in the blob's tar stream) of the next appended byte. */
@@ -64,7 +76,9 @@ export class FrameWriter {
   /** Ends the current frame, if anything is pending. */
   cut(): void {
     if (this.#fill === 0) return
-    const compressed = this.#codec.encode(this.#buf.subarray(0, this.#fill))
+    const codec = (this.#hot && this.#hotCodec) || this.#codec
+    this.#hot = false
+    const compressed = codec.encode(this.#buf.subarray(0, this.#fill))
     this.frames.push({
       coff: this.#coff,
       clen: compressed.length,

@@ -72,15 +72,62 @@ export function normalizeOrder(order: readonly string[]): string[] {
   const out: string[] = []
   const seen = new Set<string>()
   for (const raw of order) {
-    let path: string
-    try {
-      path = normalizeTarPath(raw.replace(/^\/+/, ''))
-    } catch (err) {
-      if (err instanceof FormatError) continue
-      throw err
-    }
-    if (!seen.has(path)) out.push(path)
-    seen.add(path)
+    const path = orderPath(raw)
+    if (path !== undefined && !seen.has(path)) out.push(path)
+    if (path !== undefined) seen.add(path)
   }
+  return out
+}
+
+/** A profile's path as the tar entry it names; undefined for an unsafe one. */
+export function orderPath(raw: string): string | undefined {
+  try {
+    return normalizeTarPath(raw.replace(/^\/+/, ''))
+  } catch (err) {
+    if (err instanceof FormatError) return undefined
+    throw err
+  }
+}
+
+/** A stretch of a placed file's content: read at startup (hot) or not (cold). */
+export interface ContentSegment {
+  start: number
+  end: number
+  hot: boolean
+}
+
+/**
+ * Splits a placed file's content `[0, size)` by the byte ranges a profile read (`[offset,
+ * length]` pairs, sorted or not). A stretch that was not read becomes a cold segment only when it
+ * is at least `minColdBytes` long: a shorter one costs less as part of its hot neighbours' frame
+ * than as a frame of its own. No ranges (a profile that read the file but recorded none): the
+ * whole file is hot.
+ */
+export function contentSegments(
+  size: number,
+  ranges: readonly (readonly [number, number])[] | undefined,
+  minColdBytes: number,
+): ContentSegment[] {
+  if (size === 0) return []
+  if (!ranges || ranges.length === 0) return [{ start: 0, end: size, hot: true }]
+  const hot: [number, number][] = []
+  for (const [offset, length] of [...ranges].sort((a, b) => a[0] - b[0])) {
+    const start = Math.max(0, offset)
+    const end = Math.min(size, offset + length)
+    if (end <= start) continue
+    const last = hot[hot.length - 1]
+    if (last && start - last[1] < minColdBytes) last[1] = Math.max(last[1], end)
+    else hot.push([start < minColdBytes ? 0 : start, end])
+  }
+  const tail = hot[hot.length - 1]
+  if (tail && size - tail[1] < minColdBytes) tail[1] = size
+  const out: ContentSegment[] = []
+  let at = 0
+  for (const [start, end] of hot) {
+    if (start > at) out.push({ start: at, end: start, hot: false })
+    out.push({ start, end, hot: true })
+    at = end
+  }
+  if (at < size) out.push({ start: at, end: size, hot: false })
   return out
 }

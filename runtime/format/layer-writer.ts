@@ -7,7 +7,14 @@ import { FormatError } from './errors.ts'
 import { ExpansionBudget, type ExpansionMeter } from './expansion-budget.ts'
 import { FrameWriter } from './frame-writer.ts'
 import type { LayerToc } from './layer-toc.ts'
-import { normalizeOrder, readOrdered, type OrderedRead } from './layer-order.ts'
+import {
+  contentSegments,
+  normalizeOrder,
+  orderPath,
+  readOrdered,
+  type ContentSegment,
+  type OrderedRead,
+} from './layer-order.ts'
 import { TarFramer } from './tar-framer.ts'
 import { TarParser } from './tar/parser.ts'
 import { TarSafety, type TarSafetyOptions } from './tar/safety.ts'
@@ -23,7 +30,19 @@ export interface WriteLayerOptions {
   level?: number
   /** Paths to place first, in this order (a profile); the rest follows in the original order. */
   order?: readonly string[]
-  /** Compression level of the placed part (re-layout runs offline: compress it harder). */
+  /**
+   * Byte ranges (`[offset, length]`) of ordered files that a start reads, by the same paths as
+   * `order` (a profile's). A placed file's frames are cut at their edges, so a prefetch bundle
+   * carries the frames holding these bytes and not the rest of the file (README "Order"). An
+   * ordered file without ranges counts as read whole.
+   */
+  ranges?: ReadonlyMap<string, readonly (readonly [number, number])[]>
+  /** An unread stretch of a placed file shorter than this stays in its hot neighbours' frame. */
+  minColdBytes?: number
+  /**
+   * Compression level of the placed frames that hold read bytes (re-layout runs offline: compress
+   * them harder); the placed part's other frames use `level`.
+   */
   orderedLevel?: number
   groupBytes?: number
   splitBytes?: number
@@ -34,6 +53,13 @@ export interface WriteLayerOptions {
   budget?: ExpansionBudget
   signal?: AbortSignal
 }
+
+/**
+ * Default `minColdBytes`: an unread stretch shorter than this rides in the bundle rather than
+ * becoming a frame of its own (a frame costs its header, an index record and the compression
+ * context it breaks; measured with test/bench/bundle-bytes.ts, README "Order").
+ */
+export const DEFAULT_MIN_COLD_BYTES = 64 * 1024
 
 /**
  * The Writer: converts one original layer (tar, tar+gzip, tar+zstd) into a streaming blob written to
@@ -81,8 +107,16 @@ export async function writeLayer(
       meter,
       signal,
     })
-    if (options.orderedLevel) writer.useCodec(createCodec(codec.name, options.orderedLevel))
-    for (const path of order) placeOrdered(path, ahead, framer, placed)
+    if (options.orderedLevel) writer.useCodec(codec, createCodec(codec.name, options.orderedLevel))
+    const ranges = new Map<string, readonly (readonly [number, number])[]>()
+    for (const [raw, r] of options.ranges ?? []) {
+      const path = orderPath(raw)
+      if (path !== undefined) ranges.set(path, r)
+    }
+    const minCold = options.minColdBytes ?? DEFAULT_MIN_COLD_BYTES
+    const segments = (path: string, size: number) =>
+      contentSegments(size, ranges.get(path), minCold)
+    for (const path of order) placeOrdered(path, ahead, framer, placed, segments)
     framer.cut()
     await writer.drain()
     writer.useCodec(codec)
@@ -157,13 +191,14 @@ function placeOrdered(
   ahead: OrderedRead,
   framer: TarFramer,
   placed: Map<string, number>,
+  segments: (path: string, size: number) => ContentSegment[],
 ): void {
   const held = ahead.held.get(path)
   if (held === undefined || placed.has(path)) return
   if (held.header.type === 'hardlink') {
     // The target must come first in the tar; without its content at hand the link keeps its place.
     if (!ahead.held.has(held.header.linkName)) return
-    placeOrdered(held.header.linkName, ahead, framer, placed)
+    placeOrdered(held.header.linkName, ahead, framer, placed, segments)
   }
   for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
     const dir = path.slice(0, i)
@@ -175,7 +210,9 @@ function placeOrdered(
     }
   }
   framer.begin(path, held.header)
-  framer.data(held.content)
+  // Read and unread stretches never share a frame (the framer cuts between them).
+  for (const { start, end, hot } of segments(path, held.content.length))
+    framer.data(held.content.subarray(start, end), hot)
   framer.end()
   placed.set(path, held.header.size)
 }

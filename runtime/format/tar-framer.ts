@@ -30,6 +30,8 @@ export class TarFramer {
   #size = 0
   /** Bytes of the current frame in the unordered layout (skipped entries included). */
   #held = 0
+  /** Whether the current frame's content is profiled (hot) or not (cold); undefined: neither yet. */
+  #hot: boolean | undefined
 
   constructor(writer: FrameWriter, options: FramingOptions) {
     this.#w = writer
@@ -62,9 +64,19 @@ export class TarFramer {
     })
   }
 
-  data(bytes: Uint8Array): void {
+  /**
+   * Appends an entry's content. `hot`: whether a start reads these bytes (a profile's ranges);
+   * when given, hot and cold content never share a frame, and frames holding hot content are
+   * compressed with the FrameWriter's hot codec.
+   */
+  data(bytes: Uint8Array, hot?: boolean): void {
     const w = this.#w
+    if (hot !== undefined) {
+      if (this.#hot !== undefined && this.#hot !== hot) this.cut()
+      this.#hot = hot
+    }
     if (!this.#splitting) {
+      if (hot) w.markHot()
       w.append(bytes)
       this.#held += bytes.length
       return
@@ -73,6 +85,8 @@ export class TarFramer {
     for (let pos = 0; pos < bytes.length;) {
       if (this.#held >= split) this.cut()
       const take = Math.min(split - this.#held, bytes.length - pos)
+      if (hot) w.markHot()
+      this.#hot = hot
       w.append(bytes.subarray(pos, pos + take))
       this.#held += take
       pos += take
@@ -109,6 +123,7 @@ export class TarFramer {
   cut(): void {
     this.#w.cut()
     this.#held = 0
+    this.#hot = undefined
   }
 
   /** Writes queued frames to the sink (with its backpressure). */

@@ -45,3 +45,27 @@ function median(values: number[]): number {
   const mid = sorted.length >> 1
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
+
+/**
+ * What an image is laid out by (registry-edge re-layout, runtime/format `writeLayer`'s `order` and
+ * `ranges`): the paths of every profile, in the order given (the default workload's first), each
+ * once, and the union of the ranges each was read in. A path some profile read whole (no ranges)
+ * has none here: it is placed whole as read.
+ */
+export function layoutOrder(profiles: readonly Profile[]): {
+  order: string[]
+  ranges: [string, [number, number][]][]
+} {
+  const ranges = new Map<string, [number, number][] | 'whole'>()
+  for (const profile of profiles) {
+    for (const entry of profile.entries) {
+      const known = ranges.get(entry.path)
+      if (known === 'whole') continue
+      if (entry.ranges.length === 0) ranges.set(entry.path, 'whole')
+      else ranges.set(entry.path, [...(known ?? []), ...entry.ranges])
+    }
+  }
+  const out: [string, [number, number][]][] = []
+  for (const [path, r] of ranges) if (r !== 'whole') out.push([path, normalizeRanges(r)])
+  return { order: [...ranges.keys()], ranges: out }
+}

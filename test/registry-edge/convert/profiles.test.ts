@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { hashPassword } from '../../../registry-edge/auth/password-hash.ts'
 import { BundleDecoder } from '../../../runtime/artifact/index.ts'
+import { DEFAULT_MIN_COLD_BYTES } from '../../../runtime/format/index.ts'
 import { MediaType, type Descriptor } from '../../../runtime/oci/index.ts'
 import { PROFILE_LIMITS } from '../../../runtime/profile/index.ts'
 import { expectStatus, pushManifest, startTestEdge } from '../../support/edge-client.ts'
@@ -235,6 +237,53 @@ describe('workloads', () => {
     expect((await header(fallback)).profile).toBe(
       (await fetch(`${url}/v2/apps/w/_thaw/profiles/${d}`)).headers.get('docker-content-digest'),
     )
+  })
+})
+
+describe('bundles cut to the ranges read', () => {
+  it('lays a file out by the union of the workloads’ ranges; each workload’s bundle carries its ranges, not the frames around them', async () => {
+    const { url, edge } = await startTestEdge({ conversion: {} })
+    const MiB = 1024 * 1024
+    const image = await pushTarImage(url, 'apps/r', 'v1', [
+      [
+        { name: 'etc/conf', content: 'c'.repeat(2000) },
+        { name: 'lib/big.so', content: randomBytes(4 * MiB) },
+      ],
+    ])
+    await waitForConversion(url, 'apps/r', image.digest)
+    const d = image.digest
+    const read: Record<string, [number, number][]> = {
+      'app/f1': [
+        [0, 8 * 1024],
+        [1.5 * MiB, 64 * 1024],
+        [3 * MiB + 200 * 1024, 32 * 1024],
+      ],
+      'app/f2': [[2.5 * MiB, 16 * 1024]],
+    }
+    for (const [workload, ranges] of Object.entries(read)) {
+      const run = { version: 1, subject: d, workload, runs: 1 }
+      const entries = [
+        { path: '/etc/conf', t: 1, ranges: [] },
+        { path: '/lib/big.so', t: 2, ranges },
+      ]
+      await expectStatus(await post(url, 'apps/r', d, JSON.stringify({ ...run, entries })), 201)
+    }
+    await edge.conversion!.converter.idle()
+    await waitForConversion(url, 'apps/r', d, (s) => s.state === 'converted' && !!s.profile)
+    for (const [workload, ranges] of Object.entries(read)) {
+      const res = await fetch(`${url}/v2/apps/r/_thaw/bundle/${d}?workload=${workload}`)
+      expect(res.status).toBe(200)
+      const decoder = new BundleDecoder()
+      decoder.push(new Uint8Array(await res.arrayBuffer()))
+      const frames = decoder.header!.records.slice(1).reduce((n, r) => n + r.length, 0)
+      // The format's bound: the bytes read, the file's header and the small file read whole, at
+      // most an unread stretch shorter than minColdBytes on each side of a range, and zstd's few
+      // bytes per frame (random bytes do not compress). Whole 1 MiB frames would be 1 MiB a range.
+      const n = ranges.reduce((sum, [, length]) => sum + length, 0)
+      const bound = n + 512 + 2512 + ranges.length * (2 * DEFAULT_MIN_COLD_BYTES + 1024)
+      expect(frames).toBeLessThanOrEqual(bound)
+      expect(frames).toBeGreaterThanOrEqual(n)
+    }
   })
 })
 

@@ -9,7 +9,11 @@ import { memorySink } from '../../../runtime/format/blob-sink.ts'
 import { createCodec } from '../../../runtime/format/codec/codec.ts'
 import { decodeFrame } from '../../../runtime/format/frame.ts'
 import type { LayerToc } from '../../../runtime/format/layer-toc.ts'
-import { writeLayer, type WriteLayerOptions } from '../../../runtime/format/layer-writer.ts'
+import {
+  DEFAULT_MIN_COLD_BYTES,
+  writeLayer,
+  type WriteLayerOptions,
+} from '../../../runtime/format/layer-writer.ts'
 import { buildTar, chunked, type TarSpec } from '../../support/tar-builder.ts'
 import { tmpDir } from '../../support/tmp.ts'
 
@@ -224,5 +228,109 @@ describe('writeLayer', () => {
     const ordered = await convert(tar, { order: ['/usr/bin/node', 'etc/passwd'] })
     expect(ordered.toc.blob.digest).toBe(unordered.toc.blob.digest)
     expect(ordered.toc.prefetchEnd).toBe(0)
+  })
+
+  describe('a placed file with the byte ranges its profile read', () => {
+    const body = randomBytes(2048 * KiB)
+    const layer = buildTar([
+      ...Array.from({ length: 10 }, (_, i) => small(300 + i)),
+      { name: 'lib', type: 'directory', mode: 0o755 },
+      { name: 'lib/big.so', content: body },
+      { name: 'etc/conf', content: 'x'.repeat(5000) },
+    ])
+    const ranges: [number, number][] = [
+      [0, 4 * KiB],
+      [700 * KiB, 20 * KiB],
+      [1500 * KiB, 300 * KiB],
+    ]
+    const read = ranges.reduce((n, [, l]) => n + l, 0)
+    const byRanges = (minColdBytes: number, extra: Partial<WriteLayerOptions> = {}) =>
+      convert(layer, {
+        order: ['/lib/big.so', '/etc/conf'],
+        ranges: new Map([['/lib/big.so', ranges]]),
+        minColdBytes,
+        ...extra,
+      })
+    /** The frames holding any byte of `ranges` of the entry at `path`. */
+    const holding = (toc: LayerToc, path: string, r: [number, number][]) => {
+      const e = toc.entries.find((x) => x.path === path)!
+      return toc.frames.filter((f) =>
+        r.some(([o, l]) => f.uoff < e.offset + o + l && e.offset + o < f.uoff + f.ulen),
+      )
+    }
+
+    it('cuts its frames at the ranges’ edges, so the frames holding read bytes hold nothing else but its header', async () => {
+      const { toc, blob } = await byRanges(4 * KiB)
+      const e = toc.entries.find((x) => x.path === 'lib/big.so')!
+      const starts = new Set(toc.frames.map((f) => f.uoff))
+      for (const [o, l] of ranges.slice(1)) {
+        expect(starts.has(e.offset + o)).toBe(true)
+        expect(starts.has(e.offset + o + l)).toBe(true)
+      }
+      const held = holding(toc, 'lib/big.so', ranges)
+      // The first range starts the file: its frame holds the file's 512-byte header too.
+      expect(held.reduce((n, f) => n + f.ulen, 0)).toBe(read + 512)
+      // Nothing else changed: the same files, the same bytes, all before prefetchEnd.
+      const stream = decodeAll(toc, blob)
+      expect(stream.subarray(e.offset, e.offset + body.length).equals(body)).toBe(true)
+      expect(toc.entries.map((x) => x.path).slice(0, 3)).toEqual(['lib', 'lib/big.so', 'etc/conf'])
+      expect(toc.frames.find((f) => f.coff === toc.prefetchEnd)!.uoff).toBeGreaterThan(
+        e.offset + body.length,
+      )
+    })
+
+    it('keeps an unread stretch shorter than minColdBytes in the frames of the ranges around it', async () => {
+      const near: [number, number][] = [
+        [8 * KiB, 4 * KiB],
+        [40 * KiB, 4 * KiB],
+      ]
+      const { toc } = await convert(layer, {
+        order: ['lib/big.so'],
+        ranges: new Map([['lib/big.so', near]]),
+      })
+      expect(DEFAULT_MIN_COLD_BYTES).toBeGreaterThan(32 * KiB)
+      const held = holding(toc, 'lib/big.so', near)
+      // One stretch [0, 44 KiB): the 8 KiB before the first range and the 28 KiB gap ride along.
+      expect(held).toHaveLength(1)
+      expect(held[0]!.ulen).toBe(512 + 44 * KiB)
+    })
+
+    it('bounds what a start fetches by what it read, not by the frame size', async () => {
+      const minCold = 16 * KiB
+      const cut = holding((await byRanges(minCold)).toc, 'lib/big.so', ranges)
+      const whole = holding(
+        (await convert(layer, { order: ['/lib/big.so', '/etc/conf'] })).toc,
+        'lib/big.so',
+        ranges,
+      )
+      const bytes = (fs: { clen: number }[]) => fs.reduce((n, f) => n + f.clen, 0)
+      // Random bytes do not compress: a frame is its content plus zstd's few bytes per block.
+      const bound = read + ranges.length * 2 * minCold + 512 + cut.length * 64
+      expect(bytes(cut)).toBeLessThanOrEqual(bound)
+      expect(bytes(whole)).toBeGreaterThan(bound)
+    })
+
+    it('compresses the frames holding read bytes at orderedLevel and the rest of the placed part at level', async () => {
+      const text = Buffer.from('the quick brown fox jumps over the lazy dog; '.repeat(40_000))
+      const tarOfText = buildTar([{ name: 'big.txt', content: text }])
+      const readText: [number, number][] = [[600 * KiB, 200 * KiB]]
+      const { toc, blob } = await convert(tarOfText, {
+        order: ['big.txt'],
+        ranges: new Map([['big.txt', readText]]),
+        level: 1,
+        orderedLevel: 19,
+      })
+      const hot = new Set(holding(toc, 'big.txt', readText))
+      expect(hot.size).toBeGreaterThan(0)
+      const placed = toc.frames.filter((f) => f.coff < toc.prefetchEnd)
+      expect(placed.length).toBeGreaterThan(hot.size)
+      const codec = createCodec('zstd')
+      for (const f of placed) {
+        const bytes = blob.subarray(f.coff, f.coff + f.clen)
+        const level = hot.has(f) ? 19 : 1
+        const again = createCodec('zstd', level).encode(decodeFrame(codec, bytes, f))
+        expect(Buffer.from(again).equals(bytes)).toBe(true)
+      }
+    })
   })
 })

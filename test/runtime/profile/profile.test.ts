@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { mergeProfiles, normalizeRanges, parseProfile, serializeProfile, type Profile } from '../../../runtime/profile/index.ts'
+import { layoutOrder, mergeProfiles, normalizeRanges, parseProfile, serializeProfile, type Profile } from '../../../runtime/profile/index.ts'
 import { sha256Of } from '../../../runtime/oci/digest.ts'
 
 const subject = sha256Of('image')
@@ -52,6 +52,25 @@ describe('profiles', () => {
   it('refuses to merge profiles of different images', () => {
     const other = { ...profile([]), subject: sha256Of('other') }
     expect(() => mergeProfiles([profile([]), other])).toThrowError(expect.objectContaining({ code: 'PROFILE_MISMATCH' }))
+  })
+
+  it('lays out by every workload’s paths, default first, with the union of their ranges; a path read whole by one stays whole', () => {
+    const first = profile([
+      { path: '/lib/a.so', t: 1, ranges: [[0, 10], [100, 10]] },
+      { path: '/etc/conf', t: 2, ranges: [] },
+    ])
+    const second = profile([
+      { path: '/bin/x', t: 1, ranges: [[5, 5]] },
+      { path: '/lib/a.so', t: 2, ranges: [[8, 20]] },
+      { path: '/etc/conf', t: 3, ranges: [[0, 1]] },
+    ])
+    expect(layoutOrder([first, second])).toEqual({
+      order: ['/lib/a.so', '/etc/conf', '/bin/x'],
+      ranges: [
+        ['/lib/a.so', [[0, 28], [100, 10]]],
+        ['/bin/x', [[5, 5]]],
+      ],
+    })
   })
 
   it('normalizes touching ranges into one', () => {
