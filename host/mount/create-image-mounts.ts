@@ -58,6 +58,9 @@ export interface ImageMountsOptions {
   keeper?: FuseKeeper
 }
 
+/** A start that has not answered by then lets the background fetch of its image begin anyway. */
+const START_ANSWER_BOUND_MS = 120_000
+
 export interface ImageMountsHandle extends ImageMounts {
   /** The mounts now open, by manifest digest (for `thaw mount`'s report and tests). */
   mounted(): ImageMount[]
@@ -215,7 +218,11 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
           : undefined
       let entry = mounts.get(key)
       const fresh = !entry
+      // The start that mounts the image: the rest of it is fetched only after it has answered.
+      let startAnswered = () => {}
       if (!entry) {
+        const answered = new Promise<void>((resolve) => (startAnswered = resolve))
+        setTimeout(startAnswered, START_ANSWER_BOUND_MS).unref()
         const dir = join(mountRoot, digestHex(key).slice(0, 16))
         const mount = ImageMount.mount({
           image,
@@ -226,6 +233,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
           bundle,
           decoder,
           background: options.background,
+          backgroundAfter: answered,
           files,
           heldBundle: held,
           keeper: options.keeper,
@@ -286,6 +294,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
           return { requests: now.requests - before.requests, bytes: now.bytes - before.bytes }
         },
         stopRecording() {
+          startAnswered()
           if (!recorder) return undefined
           mount.stopRecording(recorder)
           return recorder.stop()
@@ -293,6 +302,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
         async release() {
           if (released) return
           released = true
+          startAnswered()
           if (recorder) mount.stopRecording(recorder)
           await release(key)
         },

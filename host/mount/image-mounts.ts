@@ -54,7 +54,12 @@ export interface MountLease {
    * it includes what other nodes of the image read meanwhile.
    */
   fetched(): Fetched
-  /** Stops recording and returns what was recorded; undefined when this lease did not record. */
+  /**
+   * At the start's first response: stops recording and returns what was recorded (undefined when
+   * this lease did not record). The start that mounted the image has then answered, and the
+   * mount begins fetching the rest of the image in the background (at the latest 120 s after the
+   * acquire, or at release).
+   */
   stopRecording(): Profile | undefined
   /** Idempotent. */
   release(): Promise<void>

@@ -113,4 +113,31 @@ describe.skipIf(fuseUnavailable)('createImageMounts: leases of shared lazy mount
     await mounts!.close()
     await expect(mounts!.acquire(image.reference)).rejects.toMatchObject({ code: 'MOUNT_CLOSED' })
   })
+
+  it('fetches the rest of the image in the background only once the start that mounted it has answered', async () => {
+    const dir = join(mountRoot, '..')
+    const own = await createImageMounts({
+      edges: [edge.url], cacheDir: join(dir, 'cache-bg'), mountRoot: join(dir, 'mounts-bg'), cacheBytes: 1 << 30,
+    })
+    try {
+      const lease = await own.acquire(image.reference, { replay: false })
+      const m = own.mounted()[0]!
+      await hashThrough(lease.root, files[0]!)
+      const read = m.loader.stats.bytes
+      const whole = image.index.blobs.reduce((n, b) => n + b.size, 0)
+      expect(read).toBeGreaterThan(0)
+      expect(read).toBeLessThan(whole) // the start's read, not the image (the background waits)
+      // Longer than the pause in reads after which the background fetch begins (2 s): while the
+      // start has not answered, nothing but its reads is fetched (it used to begin at the mount).
+      await new Promise((r) => setTimeout(r, 3000))
+      expect(m.loader.stats.bytes).toBe(read)
+      lease.stopRecording() // the first response
+      expect(await m.background).toEqual({ complete: true })
+      expect(m.loader.stats.bytes).toBe(whole)
+      await lease.release()
+    } finally {
+      await own.close()
+      for (const x of own.mounted()) forceUnmount(x.dir)
+    }
+  })
 })
