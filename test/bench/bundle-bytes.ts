@@ -7,8 +7,8 @@
  *   node --import tsx test/bench/bundle-bytes.ts --profile FILE [--layout DIR --tag multi]
  *        [--profiled-level N] [--min-cold BYTES] [--json]
  *
- * --profile: a merged profile as the edge serves it (`GET _thaw/profiles/<digest>`; the cold-start
- * bench keeps them with THAW_BENCH_SAVE_PROFILE=DIR). Default layout: the cold-start bench's
+ * --profile: a merged profile as the edge serves it (`GET _thaw/profiles/<digest>?workload=<w>`).
+ * Default layout: the cold-start bench's
  * `multi` image in /var/tmp/thaw-cache/bench-images/<key>/layout.
  *
  * Reported:
