@@ -6,7 +6,7 @@ import { parseConversionStatus, thawPaths, type ConversionStatus } from '../../r
 import type { Digest } from '../../runtime/oci/digest.ts'
 import { ThawError } from '../../runtime/errors.ts'
 import { createMounts } from '../cli/host-mounts.ts'
-import { buildAndPushBase, deployApp, deployReporter, type DeployResult } from '../deploy/index.ts'
+import { buildAndPushBase, deployApp, deployReporter, readAppSource, type DeployResult } from '../deploy/index.ts'
 import { initProject } from '../init/init-project.ts'
 import { jsonHostLogger } from '../log/host-logger.ts'
 import { startHost, type RunningHost } from '../server/start-host.ts'
@@ -85,9 +85,17 @@ export async function runUp(o: UpOptions): Promise<Up> {
     })
     o.say(`host: ${host.url}, ${o.pool} warm node(s) (log ${hostLog})`)
 
-    o.say('base image: thaw/node (this machine\'s node, cached under /var/tmp/thaw-cache)')
-    await buildAndPushBase({ kind: 'node', registry: edge.url, signal: o.signal })
     const appDir = await sampleApp(stateDir, o.template)
+    // The base the template's kind deploys onto (deploy-app.ts DEFAULT_BASES).
+    if ((await readAppSource(appDir)).kind === 'custom-handler') {
+      o.say('base image: thaw/debian (Debian bookworm slim with nodejs and python3, by debootstrap: ' +
+        'minutes the first time, then cached under /var/tmp/thaw-cache)')
+      const onProgress = (line: string) => o.say(`  ${line}`)
+      await buildAndPushBase({ kind: 'debian', registry: edge.url, signal: o.signal, onProgress })
+    } else {
+      o.say('base image: thaw/node (this machine\'s node, cached under /var/tmp/thaw-cache)')
+      await buildAndPushBase({ kind: 'node', registry: edge.url, signal: o.signal })
+    }
     o.say(`deploy: ${appDir}`)
     const deployed = await deployApp({
       appDir,
