@@ -5,6 +5,17 @@ import type { Frame } from '../../runtime/format/frame.ts'
 import { CachedBlob, JOURNAL_RECORD_BYTES, parseJournal } from './cached-blob.ts'
 import { readFile } from 'node:fs/promises'
 
+/**
+ * Which layer of which image a streaming blob holds, and in which generation of that image's
+ * streaming artifact (a re-layout by a profile makes the next): a blob with a newer generation
+ * of the same image and layer on disk is superseded.
+ */
+export interface BlobLineage {
+  image: Digest
+  layer: Digest
+  generation: number
+}
+
 /** Where a frame's decoded bytes sit in a cached blob. */
 interface FrameHome {
   hex: string
@@ -20,15 +31,18 @@ interface FrameHome {
  *   <cacheDir>/blobs/<sha256 hex>.data      decoded tar stream, sparse (see cached-blob.ts)
  *   <cacheDir>/blobs/<sha256 hex>.journal   frames present
  *   <cacheDir>/blobs/<sha256 hex>.frames    its frames: [sha256 hex, coff, uoff, ulen], JSON
+ *   <cacheDir>/blobs/<sha256 hex>.lineage   its image, layer and generation (BlobLineage), JSON
  *
  * Frames are also known by content: the sha256 of a compressed frame names its decoded bytes
  * whatever blob holds it, so a frame another blob has (an earlier generation of a re-laid layer
  * keeps every frame the profile did not move, runtime/format README "Dedup by content") is
  * copied from there (`copyFrame`) instead of fetched again.
  *
- * Bounded by `maxBytes` of decoded frames: when over, whole blobs that no mount holds are evicted,
- * least recently used first (journal unlinked before data, so a crash in between leaves data
- * without a journal: unused, removed at the next start).
+ * Bounded by `maxBytes` of decoded frames: when over, whole blobs that no mount holds are evicted:
+ * old generations first (a blob whose image and layer has a newer generation on disk, as the
+ * `.lineage` files say, so the order holds across a host restart), then least recently used
+ * first (journal unlinked before data, so a crash in between leaves data without a journal:
+ * unused, removed at the next start).
  */
 export class BlobCache {
   readonly #dir: string
@@ -40,6 +54,8 @@ export class BlobCache {
   readonly #byContent = new Map<string, FrameHome[]>()
   /** The frame hashes each blob contributed to #byContent. */
   readonly #contentOf = new Map<string, string[]>()
+  /** Lineage of the blobs on disk that have one. */
+  readonly #lineage = new Map<string, BlobLineage>()
   #closed = false
 
   private constructor(dir: string, maxBytes: number) {
@@ -56,9 +72,14 @@ export class BlobCache {
 
   /**
    * A blob for a mount to use; it is not evicted until every acquire is released. With its
-   * `frames` (from the index) its frames become known by content, for later blobs to copy.
+   * `frames` (from the index) its frames become known by content, for later blobs to copy; with
+   * its `lineage`, an older generation of it leaves the cache first.
    */
-  async acquire(digest: Digest, frames?: readonly Frame[]): Promise<CachedBlob> {
+  async acquire(
+    digest: Digest,
+    frames?: readonly Frame[],
+    lineage?: BlobLineage,
+  ): Promise<CachedBlob> {
     if (this.#closed) throw new Error('the blob cache is closed')
     const hex = digestHex(digest)
     let entry = this.#open.get(hex)
@@ -71,6 +92,7 @@ export class BlobCache {
     }
     entry.refs++
     if (frames && !this.#contentOf.has(hex)) await this.#recordFrames(hex, frames)
+    if (lineage && !this.#lineage.has(hex)) await this.#recordLineage(hex, lineage)
     return entry.blob
   }
 
@@ -125,11 +147,20 @@ export class BlobCache {
     return n
   }
 
-  /** Evicts idle blobs, least recently used first, until the cache fits (or none is idle). */
+  /**
+   * Evicts idle blobs until the cache fits (or none is idle): superseded generations first, then
+   * least recently used first.
+   */
   async enforceLimit(): Promise<void> {
     let total = await this.totalBytes()
-    const lru = [...this.#idle].sort((a, b) => a[1].lastUsed - b[1].lastUsed)
-    for (const [hex, { bytes }] of lru) {
+    if (total <= this.#maxBytes) return
+    const superseded = this.#superseded()
+    const order = [...this.#idle].sort(
+      (a, b) =>
+        Number(superseded.has(b[0])) - Number(superseded.has(a[0])) ||
+        a[1].lastUsed - b[1].lastUsed,
+    )
+    for (const [hex, { bytes }] of order) {
       if (total <= this.#maxBytes) break
       await this.#remove(hex)
       total -= bytes
@@ -150,13 +181,47 @@ export class BlobCache {
     await Promise.all(open.map(async (e) => (await e.blob).close().catch(() => {})))
   }
 
+  /** Blobs on disk whose image and layer have a newer generation on disk too. */
+  #superseded(): Set<string> {
+    const newest = new Map<string, number>()
+    const key = (l: BlobLineage) => `${l.image} ${l.layer}`
+    for (const l of this.#lineage.values()) {
+      newest.set(key(l), Math.max(newest.get(key(l)) ?? -1, l.generation))
+    }
+    const out = new Set<string>()
+    for (const [hex, l] of this.#lineage) if (l.generation < newest.get(key(l))!) out.add(hex)
+    return out
+  }
+
   async #remove(hex: string): Promise<void> {
     this.#idle.delete(hex)
+    this.#lineage.delete(hex)
     for (const sha of this.#contentOf.get(hex) ?? []) this.#forget(sha, (h) => h.hex === hex)
     this.#contentOf.delete(hex)
     await unlink(this.#path(hex, 'journal')).catch(() => {})
     await unlink(this.#path(hex, 'frames')).catch(() => {})
+    await unlink(this.#path(hex, 'lineage')).catch(() => {})
     await unlink(this.#path(hex, 'data')).catch(() => {})
+  }
+
+  async #recordLineage(hex: string, lineage: BlobLineage): Promise<void> {
+    this.#lineage.set(hex, lineage)
+    const path = this.#path(hex, 'lineage')
+    const tmp = `${path}.${process.pid}.tmp`
+    await writeFile(tmp, JSON.stringify(lineage))
+    await rename(tmp, path)
+  }
+
+  /** A blob's `.lineage` file, or nothing (absent, torn or not ours). */
+  async #readLineage(hex: string): Promise<BlobLineage | undefined> {
+    try {
+      const l = JSON.parse(await readFile(this.#path(hex, 'lineage'), 'utf8')) as BlobLineage
+      const digest = (d: unknown) => typeof d === 'string' && /^sha256:[0-9a-f]{64}$/.test(d)
+      const ok = digest(l.image) && digest(l.layer) && Number.isSafeInteger(l.generation)
+      return ok ? { image: l.image, layer: l.layer, generation: l.generation } : undefined
+    } catch {
+      return undefined
+    }
   }
 
   /** Writes `<hex>.frames` (temp and rename) and indexes the blob's frames by content. */
@@ -217,7 +282,8 @@ export class BlobCache {
     for (const name of names) {
       const [hex, ext] = name.split('.')
       if (!hex || !/^[0-9a-f]{64}$/.test(hex)) continue
-      if (name.endsWith('.tmp') || (ext === 'frames' && !names.has(`${hex}.journal`))) {
+      const sidecar = ext === 'frames' || ext === 'lineage'
+      if (name.endsWith('.tmp') || (sidecar && !names.has(`${hex}.journal`))) {
         await unlink(join(this.#dir, name)).catch(() => {})
         continue
       }
@@ -235,10 +301,12 @@ export class BlobCache {
       this.#idle.set(hex, { bytes: size, lastUsed: (await stat(path)).mtimeMs })
       const frames = await this.#readFrames(hex)
       if (frames) this.#index(hex, frames)
+      const lineage = await this.#readLineage(hex)
+      if (lineage) this.#lineage.set(hex, lineage)
     }
   }
 
-  #path(hex: string, ext: 'data' | 'journal' | 'frames'): string {
+  #path(hex: string, ext: 'data' | 'journal' | 'frames' | 'lineage'): string {
     return join(this.#dir, `${hex}.${ext}`)
   }
 }

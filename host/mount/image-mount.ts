@@ -133,7 +133,11 @@ export class ImageMount {
       : undefined
     if (bundle) signal.addEventListener('abort', () => bundle.cancel(), { once: true })
     this.replay = bundle
-      ? replayBundle(o.image, bundle.opened, loader, { warn: o.warn, onFound, progress: this.#replayed })
+      ? replayBundle(o.image, bundle.opened, loader, {
+          warn: o.warn,
+          onFound,
+          progress: this.#replayed,
+        })
       : Promise.resolve(none)
     this.replay.then(
       () => onFound(false),
@@ -159,7 +163,16 @@ export class ImageMount {
   static async mount(o: ImageMountOptions): Promise<ImageMount> {
     const blobs: CachedBlob[] = []
     try {
-      for (const b of o.image.index.blobs) blobs.push(await o.cache.acquire(b.digest, b.frames))
+      const { artifact } = o.image
+      for (const [i, b] of o.image.index.blobs.entries()) {
+        const layer = artifact.config.source.layers[i]
+        const lineage = layer && {
+          image: artifact.config.source.manifest,
+          layer,
+          generation: artifact.generation,
+        }
+        blobs.push(await o.cache.acquire(b.digest, b.frames, lineage))
+      }
       let stored = 0
       const loader = new FrameLoader({
         index: o.image.index,
@@ -187,7 +200,8 @@ export class ImageMount {
       // Reads of frames in the cache are answered by the FUSE layer itself, from the blobs' files.
       blobs.forEach((blob, i) => {
         const fd = blob.fd
-        if (fd !== undefined) fuse.directBlob(i, fd, o.image.index.blobs[i]!.frames, loader.present[i]!)
+        if (fd !== undefined)
+          fuse.directBlob(i, fd, o.image.index.blobs[i]!.frames, loader.present[i]!)
       })
       fuse.setDirectReads(true)
       return new ImageMount(o, blobs, loader, fs, fuse)

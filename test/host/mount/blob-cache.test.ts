@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import { utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { BlobCache } from '../../../host/mount/blob-cache.ts'
@@ -48,6 +49,54 @@ describe('BlobCache frames by content', () => {
     const hex = (name: string) => blobDigest(name).slice('sha256:'.length)
     expect(existsSync(join(dir, 'blobs', `${hex('gen1')}.frames`))).toBe(false)
     await cache.release(third)
+    await cache.close()
+  })
+})
+
+describe('BlobCache eviction order', () => {
+  const image = sha256Of('image')
+  const other = sha256Of('other image')
+  const layer = sha256Of('layer')
+  const hex = (name: string) => blobDigest(name).slice('sha256:'.length)
+  const onDisk = (dir: string, name: string) =>
+    existsSync(join(dir, 'blobs', `${hex(name)}.journal`))
+
+  /** A blob of two 1 KiB frames, stored and released (idle). */
+  async function cacheBlob(
+    cache: BlobCache,
+    name: string,
+    lineage: { image: Digest; layer: Digest; generation: number },
+  ): Promise<void> {
+    const frames = [frame(0, 0, `${name}-0`), frame(1, 1, `${name}-1`)]
+    const blob = await cache.acquire(blobDigest(name), frames, lineage)
+    await blob.store(frames, [bytesOf(`${name}-0`), bytesOf(`${name}-1`)])
+    await cache.release(blob)
+  }
+
+  it('evicts an old generation before blobs used less recently, also after a restart', async () => {
+    const dir = await tmpDir('thaw-blob-cache-order-')
+    let cache = await BlobCache.open(dir, 1 << 20)
+    await cacheBlob(cache, 'base', { image: other, layer, generation: 0 }) // least recently used
+    await cacheBlob(cache, 'gen0', { image, layer, generation: 0 })
+    await cacheBlob(cache, 'gen1', { image, layer, generation: 1 })
+    await cache.close()
+    // Recency after a restart comes from the journals' mtimes: the old generation was used last
+    // (a mount of it ran longest), the other image's blob first. LRU alone would evict 'base'.
+    const journal = (name: string) => join(dir, 'blobs', `${hex(name)}.journal`)
+    const now = Date.now() / 1000
+    await utimes(journal('base'), now - 300, now - 300)
+    await utimes(journal('gen1'), now - 200, now - 200)
+    await utimes(journal('gen0'), now - 100, now - 100)
+
+    // A restarted host with room for two of the three blobs.
+    cache = await BlobCache.open(dir, 4 * KiB)
+    await cache.enforceLimit()
+    expect(['base', 'gen0', 'gen1'].map((n) => onDisk(dir, n))).toEqual([true, false, true])
+    expect(existsSync(join(dir, 'blobs', `${hex('gen0')}.lineage`))).toBe(false)
+
+    // With no old generation left, least recently used goes first.
+    await cacheBlob(cache, 'next', { image: other, layer: sha256Of('layer 2'), generation: 0 })
+    expect(['base', 'gen1', 'next'].map((n) => onDisk(dir, n))).toEqual([false, true, true])
     await cache.close()
   })
 })
