@@ -26,7 +26,8 @@ import { UPLOAD_CONFIG_DEFAULTS, uploadConfigSchema } from './upload-config.ts'
  *                     "schedule": { "repositories": ["ci/app"], "intervalSeconds": 300 } }
  *                                                        // see convert/README.md; all optional
  *     "gc": { "intervalSeconds": 3600, "graceSeconds": 3600, "keepGenerations": 2,
- *             "bundleCacheMiB": 2048, "compactProfileRuns": true }  // see config/gc-config.ts
+ *             "bundleCacheMiB": 2048, "compactProfileRuns": true,
+ *             "deleteUntagged": false }                  // see config/gc-config.ts
  *   }
  */
 export const edgeConfigSchema = z.strictObject({

@@ -18,6 +18,11 @@ export const gcConfigSchema = z.strictObject({
   graceSeconds: z.number().nonnegative().default(3600),
   /** Streaming artifact generations kept per image (the newest); at least 1. */
   keepGenerations: z.number().int().min(1).max(1000).default(2),
+  /**
+   * Remove image manifests (and their referrers) that no tag reaches, once older than the grace
+   * period. Off by default, as in distribution: an image pushed by digest only is kept.
+   */
+  deleteUntagged: z.boolean().default(false),
   /** Bound of the prefetch bundle cache (`<store>/thaw/bundles`), least recently used out. */
   bundleCacheMiB: z.number().nonnegative().default(2048),
   /** Merge the profile runs of an image and workload into one run. */
@@ -33,6 +38,7 @@ export function gcPolicyOf(config: GcConfig): GcPolicy {
     intervalMs: config.intervalSeconds * 1000,
     graceMs: config.graceSeconds * 1000,
     keepGenerations: config.keepGenerations,
+    deleteUntagged: config.deleteUntagged,
     bundleCacheBytes: config.bundleCacheMiB * 1024 * 1024,
     compactProfileRuns: config.compactProfileRuns,
   }

@@ -13,6 +13,8 @@ export interface GcPolicy {
   intervalMs: number
   graceMs: number
   keepGenerations: number
+  /** Remove manifests no tag reaches (store-gc.ts); off by default. */
+  deleteUntagged: boolean
   bundleCacheBytes: number
   compactProfileRuns: boolean
 }
@@ -20,7 +22,7 @@ export interface GcPolicy {
 /** What one collection removed, or with `dryRun` would remove. */
 export interface GcReport {
   dryRun: boolean
-  /** Streaming artifacts past the kept generations, and referrers of deleted images. */
+  /** Streaming artifacts past the kept generations, referrers of deleted images, untagged ones. */
   manifests: CollectedManifest[]
   layerLinks: number
   blobs: { count: number; bytes: number }
@@ -117,8 +119,12 @@ export class EdgeGc {
     let bundles = none
     if (conversion) {
       if (!dryRun) {
-        for (const m of swept.manifests.filter((m) => m.why === 'subject-deleted')) {
-          await conversion.profiles.forget(m.repository, m.subject)
+        for (const m of swept.manifests) {
+          // The profiles of an image deleted (or collected untagged) go with it.
+          if (m.why === 'subject-deleted') await conversion.profiles.forget(m.repository, m.subject)
+          if (m.why === 'untagged' && m.subject === m.digest) {
+            await conversion.profiles.forget(m.repository, m.digest)
+          }
         }
       }
       if (policy.compactProfileRuns) profileRuns = await conversion.profiles.compactRuns(dryRun)
@@ -147,7 +153,9 @@ export class EdgeGc {
     if (backend instanceof KeptArtifactsBackend) {
       const subjectElsewhere = (repository: string, subject: Digest) =>
         backend.upstreamHasManifest(repository, subject)
-      const swept = await collectStore(backend.local, policy, { dryRun, subjectElsewhere })
+      // Nothing kept has a tag: the upstream's tags decide what is reached.
+      const kept = { ...policy, deleteUntagged: false }
+      const swept = await collectStore(backend.local, kept, { dryRun, subjectElsewhere })
       return { ...swept, live: undefined }
     }
     return { manifests: [], layerLinks: 0, blobs: { count: 0, bytes: 0 }, live: undefined }

@@ -18,7 +18,7 @@ const reportSchema = z.object({
         .string()
         .refine(isDigest)
         .transform((d) => d as Digest),
-      why: z.enum(['superseded-generation', 'subject-deleted']),
+      why: z.enum(['superseded-generation', 'subject-deleted', 'untagged']),
     }),
   ),
   layerLinks: z.number(),
@@ -57,6 +57,7 @@ export function formatGcReport(r: GcReport): string {
   const rows: [string, string][] = [
     ['superseded artifact generations', `${count('superseded-generation')} manifests`],
     ['referrers of deleted images', `${count('subject-deleted')} manifests`],
+    ['untagged manifests', `${count('untagged')} manifests`],
     ['layer links no manifest uses', `${r.layerLinks}`],
     ['unreferenced blobs', `${r.blobs.count} (${formatBytes(r.blobs.bytes)})`],
     [

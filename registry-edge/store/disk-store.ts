@@ -192,7 +192,8 @@ export class DiskStore implements RegistryBackend {
   }
 }
 
-function subjectOf(stored: StoredManifest): Digest | undefined {
+/** The digest of a stored manifest's `subject`, if it has one and parses. */
+export function subjectOf(stored: StoredManifest): Digest | undefined {
   try {
     return parseManifest(stored.bytes, stored.mediaType).manifest.subject?.digest
   } catch {

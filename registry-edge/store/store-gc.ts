@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises'
 import { GENERATION_ANNOTATION } from '../../runtime/artifact/index.ts'
 import { MediaType, parseManifest, type Descriptor, type Digest } from '../../runtime/oci/index.ts'
-import type { DiskStore } from './disk-store.ts'
+import { subjectOf, type DiskStore } from './disk-store.ts'
 import { blobInventory, repositoryInventory, type RepositoryInventory } from './store-inventory.ts'
 
 export interface StoreGcPolicy {
@@ -9,14 +9,20 @@ export interface StoreGcPolicy {
   graceMs: number
   /** Streaming artifact generations kept per image, newest first (at least 1). */
   keepGenerations: number
+  /**
+   * Also remove manifests that no tag reaches (directly, as a child of a tagged index, or as a
+   * referrer of a reached manifest), once older than the grace period. Default off, as in
+   * distribution (`garbage-collect --delete-untagged`).
+   */
+  deleteUntagged?: boolean
 }
 
 /** A manifest the collection removes, and why. */
 export interface CollectedManifest {
   repository: string
   digest: Digest
-  why: 'superseded-generation' | 'subject-deleted'
-  /** The image it referred to. */
+  why: 'superseded-generation' | 'subject-deleted' | 'untagged'
+  /** The image it referred to (an untagged image: itself). */
   subject: Digest
 }
 
@@ -68,7 +74,13 @@ export async function collectStore(
   const manifests: CollectedManifest[] = []
   const elsewhere = options.subjectElsewhere ?? (async () => false)
   for (const repo of repos) {
-    manifests.push(...(await planManifests(store, repo, policy, cutoff, elsewhere)))
+    const planned = await planManifests(store, repo, policy, cutoff, elsewhere)
+    if (policy.deleteUntagged) {
+      const known = new Set(planned.map((m) => m.digest))
+      for (const m of await planUntagged(store, repo, cutoff))
+        if (!known.has(m.digest)) planned.push(m)
+    }
+    manifests.push(...planned)
   }
   const doomed = new Set(manifests.map((m) => `${m.repository}@${m.digest}`))
 
@@ -154,6 +166,40 @@ async function planManifests(
       if (old(generations[i - keep]!.digest))
         collect(generations[i]!, subject, 'superseded-generation')
     }
+  }
+  return out
+}
+
+/**
+ * Manifests of a repository no tag reaches, older than the cutoff and untagged themselves. Reached:
+ * a tagged manifest, a child of a reached index, a referrer of a reached manifest.
+ */
+async function planUntagged(
+  store: DiskStore,
+  repo: RepositoryInventory,
+  cutoff: number,
+): Promise<CollectedManifest[]> {
+  const reached = new Set<Digest>()
+  const queue = [...repo.tagged]
+  for (let digest = queue.pop(); digest !== undefined; digest = queue.pop()) {
+    if (reached.has(digest)) continue
+    reached.add(digest)
+    const stored = await store.getManifest(repo.name, { digest })
+    if (!stored) continue
+    try {
+      const parsed = parseManifest(stored.bytes, stored.mediaType)
+      if (parsed.kind === 'index') queue.push(...parsed.manifest.manifests.map((d) => d.digest))
+    } catch {
+      // not ours to judge: it reaches nothing further
+    }
+    queue.push(...(await store.listReferrers(repo.name, digest)).map((d) => d.digest))
+  }
+  const out: CollectedManifest[] = []
+  for (const { digest, mtimeMs } of repo.revisions) {
+    if (reached.has(digest) || mtimeMs >= cutoff) continue
+    const stored = await store.getManifest(repo.name, { digest })
+    const subject = stored && subjectOf(stored)
+    out.push({ repository: repo.name, digest, why: 'untagged', subject: subject ?? digest })
   }
   return out
 }

@@ -83,6 +83,34 @@ describe('store garbage collection', () => {
     expect(await checkStore(store)).toEqual([])
   })
 
+  it('removes an image no tag reaches only with deleteUntagged, past the grace period, and reports it', async () => {
+    const { url, store, disk } = await edgeWithStore()
+    const old = await pushImage(url, 'apps/u', 'v1', [randomBytes(1500)])
+    const current = await pushImage(url, 'apps/u', 'v1', [randomBytes(1600)]) // the tag moves on
+    // Off by default (as in distribution): an image pushed by digest only stays.
+    expect((await collectStore(disk, GRACE, { dryRun: false, ...later() })).manifests).toEqual([])
+    expect(await blobExists(store, old.digest)).toBe(true)
+    const policy = { ...GRACE, deleteUntagged: true }
+    // Younger than the grace period: kept.
+    expect((await collectStore(disk, policy, { dryRun: false })).manifests).toEqual([])
+    const untagged = [
+      { repository: 'apps/u', digest: old.digest, why: 'untagged', subject: old.digest },
+    ]
+    const dry = await collectStore(disk, policy, { dryRun: true, ...later() })
+    expect(dry.manifests).toEqual(untagged)
+    expect(await blobExists(store, old.digest)).toBe(true)
+    const report = await collectStore(disk, policy, { dryRun: false, ...later() })
+    expect(report.manifests).toEqual(untagged)
+    // The manifest and its own layer; the config is the same bytes as the tagged image's.
+    expect(report.blobs.count).toBe(2)
+    expect((await fetch(`${url}/v2/apps/u/manifests/${old.digest}`)).status).toBe(404)
+    expect(
+      (await fetch(`${url}/v2/apps/u/manifests/v1`)).headers.get('docker-content-digest'),
+    ).toBe(current.digest)
+    expect(await blobExists(store, current.manifest.layers[0]!.digest)).toBe(true)
+    expect(await checkStore(store)).toEqual([])
+  })
+
   it('keeps an old, unreferenced blob a client HEADed within the grace period, so its manifest PUT finds it', async () => {
     const { url, store, disk } = await edgeWithStore()
     const layer = randomBytes(4000)
