@@ -90,7 +90,8 @@ export async function main(argv: string[]): Promise<number> {
       maxConnectionsPerAddress: flags.maxConnectionsPerAddress,
     },
     operatorLimits,
-    sandbox: { userNamespaces: flags.userNamespaces },
+    // Nodes outlive a host that is killed; the next host on the same state adopts them.
+    sandbox: { userNamespaces: flags.userNamespaces, keepNodes: true },
     edgeFor: (registry) => edgeFor(flags.edges, registry),
     credentials,
     // An app's timers run without a request: a node is started ahead of traffic to learn them.

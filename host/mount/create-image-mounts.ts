@@ -139,6 +139,53 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
     await mount.close()
   }
 
+  /** A lease on `mount` (its entry's count already taken). */
+  const leaseOn = (
+    key: string,
+    mount: ImageMount,
+    o: {
+      reference: string
+      timings: MountLease['timings']
+      replayed: boolean
+      before: { requests: number; bytes: number }
+      recorder?: AccessRecorder
+      /** Called when the node's start is answered (stopRecording) or given up (release). */
+      startAnswered?: () => void
+    },
+  ): MountLease => {
+    const { recorder, before } = o
+    let released = false
+    return {
+      root: mount.dir,
+      image: {
+        reference: o.reference,
+        repository: mount.image.repository,
+        manifest: mount.image.manifest,
+        artifact: mount.image.artifact.digest,
+        config: mount.image.config,
+      },
+      timings: o.timings,
+      replayed: o.replayed,
+      fetched: () => {
+        const now = mount.fetched
+        return { requests: now.requests - before.requests, bytes: now.bytes - before.bytes }
+      },
+      stopRecording() {
+        o.startAnswered?.()
+        if (!recorder) return undefined
+        mount.stopRecording(recorder)
+        return recorder.stop()
+      },
+      async release() {
+        if (released) return
+        released = true
+        o.startAnswered?.()
+        if (recorder) mount.stopRecording(recorder)
+        await release(key)
+      },
+    }
+  }
+
   /** The records of the artifact's bundle this host stored whole, if it did. */
   const heldBundle = async (manifest: string, artifact: string, workload: string) => {
     const text = await readFile(replayedMark(manifest, workload), 'utf8').catch(() => '')
@@ -275,38 +322,21 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
         ? new AccessRecorder({ subject: image.manifest, workload, limitMs: options.recordLimitMs })
         : undefined
       if (recorder) await mount.record(recorder)
-      let released = false
-      return {
-        root: mount.dir,
-        image: {
-          reference,
-          repository: image.repository,
-          manifest: image.manifest,
-          artifact: mount.image.artifact.digest,
-          config: mount.image.config,
-        },
-        timings: fresh
-          ? { resolveMs: t1 - t0, mountMs: t2 - t1, prefetchMs: t3 - t2 }
-          : { resolveMs: 0, mountMs: 0, prefetchMs: 0 },
-        replayed,
-        fetched: () => {
-          const now = mount.fetched
-          return { requests: now.requests - before.requests, bytes: now.bytes - before.bytes }
-        },
-        stopRecording() {
-          startAnswered()
-          if (!recorder) return undefined
-          mount.stopRecording(recorder)
-          return recorder.stop()
-        },
-        async release() {
-          if (released) return
-          released = true
-          startAnswered()
-          if (recorder) mount.stopRecording(recorder)
-          await release(key)
-        },
+      const timings = fresh
+        ? { resolveMs: t1 - t0, mountMs: t2 - t1, prefetchMs: t3 - t2 }
+        : { resolveMs: 0, mountMs: 0, prefetchMs: 0 }
+      return leaseOn(key, mount, { reference, timings, replayed, before, recorder, startAnswered })
+    },
+    async adoptLease(root) {
+      for (const [key, entry] of mounts) {
+        const mount = await entry.mount.catch(() => undefined)
+        if (mount?.dir !== resolve(root)) continue
+        entry.leases++
+        const timings = { resolveMs: 0, mountMs: 0, prefetchMs: 0 }
+        const reference = entry.image.reference
+        return leaseOn(key, mount, { reference, timings, replayed: false, before: mount.fetched })
       }
+      return undefined
     },
     async clearCache() {
       await indexes.clear()

@@ -17,6 +17,12 @@ import type { EdgeStatus } from './source-set.ts'
 export interface ImageMounts {
   acquire(reference: string, options?: AcquireOptions): Promise<MountLease>
   /**
+   * A lease on the mount at `root` that a host that died left and this one serves again (kept
+   * by thaw-fuse-keeper), for a node of that host this one adopts; undefined when there is no
+   * such mount. Its image is the one the mount was made for.
+   */
+  adoptLease?(root: string): Promise<MountLease | undefined>
+  /**
    * Drops every cached frame of blobs not in use and the parsed indexes kept for mounting an
    * image again (`thaw up`, the benchmark and tests use it for a cold start).
    */

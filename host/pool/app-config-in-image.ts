@@ -23,11 +23,17 @@ export interface ImageAppConfig {
  * be served by this very process (FUSE), and a synchronous read of it would deadlock. Throws
  * CUSTOM_HANDLER_CONFIG_INVALID for a customHandler section that is not valid.
  */
-export async function readImageAppConfig(root: string, config: ImageConfig): Promise<ImageAppConfig> {
+export async function readImageAppConfig(
+  root: string,
+  config: ImageConfig,
+): Promise<ImageAppConfig> {
   const env = config.config?.Env ?? []
   const fromEnv = env.find((e) => e.startsWith('AzureWebJobsScriptRoot='))?.split('=')[1]
   const workDir = config.config?.WorkingDir
-  const scriptRoot = posix.resolve('/', fromEnv || (workDir && workDir !== '/' ? workDir : DEFAULT_SCRIPT_ROOT))
+  const scriptRoot = posix.resolve(
+    '/',
+    fromEnv || (workDir && workDir !== '/' ? workDir : DEFAULT_SCRIPT_ROOT),
+  )
   let host: { extensions?: { http?: { routePrefix?: unknown; customHeaders?: unknown } } } = {}
   try {
     host = parseJsonc(await readFile(join(root, scriptRoot, 'host.json'), 'utf8')) as typeof host
@@ -47,5 +53,7 @@ export async function readImageAppConfig(root: string, config: ImageConfig): Pro
 /** The string values of an object (customHeaders); anything else is left out. */
 function stringRecord(value: unknown): Record<string, string> {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return {}
-  return Object.fromEntries(Object.entries(value).filter((e): e is [string, string] => typeof e[1] === 'string'))
+  return Object.fromEntries(
+    Object.entries(value).filter((e): e is [string, string] => typeof e[1] === 'string'),
+  )
 }

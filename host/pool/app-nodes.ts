@@ -222,6 +222,17 @@ export class AppNodes {
   }
 
   /**
+   * A node that runs already (adopted from a host that died: pool.ts adopt) joins as ready. Its
+   * first request is not a cold start; later nodes get ids after its.
+   */
+  adopt(started: StartedNode): void {
+    const n = Number(/-(\d+)$/.exec(started.id)?.[1] ?? -1)
+    this.#counter = Math.max(this.#counter, n + 1)
+    const node = this.#newNode(started.id, true)
+    this.#started(node, started)
+  }
+
+  /**
    * Drains every node (recycled once idle). What waits is handed to `next` (the nodes of the
    * app's new revision), or refused when the app is gone. Idempotent.
    */
@@ -316,8 +327,7 @@ export class AppNodes {
     )
   }
 
-  #startNode(fn?: string, prestarted = false): Promise<StartedNode> {
-    const id = `${this.name}-${this.#counter++}`
+  #newNode(id: string, prestarted: boolean): PoolNode {
     const node: PoolNode = {
       id,
       machine: new NodeStateMachine(id),
@@ -330,6 +340,12 @@ export class AppNodes {
     node.machine.onChange((from, to) => this.o.onState?.(node, from, to))
     this.#nodes.add(node)
     node.machine.transition('specializing')
+    return node
+  }
+
+  #startNode(fn?: string, prestarted = false): Promise<StartedNode> {
+    const id = `${this.name}-${this.#counter++}`
+    const node = this.#newNode(id, prestarted)
     const limits = this.o.limits()
     const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(limits.startTimeoutMs)])
     return this.o.start(id, signal, fn).then(

@@ -28,7 +28,15 @@ export interface ColdStart extends ColdStartTimings {
 }
 
 export const COLD_START_HEADER = 'x-thaw-cold-start'
-export const COLD_START_PHASES = ['resolve', 'mount', 'prefetch', 'sandbox', 'load', 'first', 'total'] as const
+export const COLD_START_PHASES = [
+  'resolve',
+  'mount',
+  'prefetch',
+  'sandbox',
+  'load',
+  'first',
+  'total',
+] as const
 
 /** `resolve=12.3;mount=3.1;...;total=…;bytes=…;requests=…`: the header value (and the log line). */
 export function formatColdStart(t: ColdStart): string {

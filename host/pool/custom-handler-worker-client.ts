@@ -55,7 +55,11 @@ export function createCustomHandlerWorkerClient(o: CustomHandlerWorkerClientOpti
         if (!(err instanceof CustomHandlerError)) throw err
         o.onFailure?.(fn.name, input.invocationId, err.message)
         // As the Functions host answers a failed invocation: no internals for the caller.
-        return toDispatchOutput({ status: 500, headers: [['content-length', '0']], body: Buffer.alloc(0) })
+        return toDispatchOutput({
+          status: 500,
+          headers: [['content-length', '0']],
+          body: Buffer.alloc(0),
+        })
       }
     },
     async invoke(name, input, invocationId, signal) {

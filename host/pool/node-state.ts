@@ -52,7 +52,10 @@ export class NodeStateMachine {
   transition(to: PoolNodeState): void {
     const from = this.#state
     if (!canTransition(from, to)) {
-      throw new ThawError('NODE_STATE_ILLEGAL', `node ${this.nodeId}: illegal transition ${from} → ${to}`)
+      throw new ThawError(
+        'NODE_STATE_ILLEGAL',
+        `node ${this.nodeId}: illegal transition ${from} → ${to}`,
+      )
     }
     this.#state = to
     for (const l of this.#listeners) l(from, to)

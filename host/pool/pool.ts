@@ -1,3 +1,4 @@
+import { z } from 'zod'
 import type { App, AppLimits } from '../apps/app-spec.ts'
 import {
   checkOperatorLimits,
@@ -21,9 +22,14 @@ import {
 } from './app-nodes.ts'
 import { collectStartLogs, withStartLogs } from './start-logs.ts'
 import type { PoolNodeState } from './node-state.ts'
-import { createNodeLog } from './node-log.ts'
+import { createNodeLog, type NodeLog } from './node-log.ts'
 import type { ProfileTracker } from './profile-tracker.ts'
-import { startWorkerNode, type NodePrivileges } from './start-worker-node.ts'
+import {
+  adoptWorkerNode,
+  startWorkerNode,
+  type NodePrivileges,
+  type RunningApp,
+} from './start-worker-node.ts'
 import { createWarmPool, type NodePreparer, type WarmPool } from './warm-pool.ts'
 
 export interface PoolOptions {
@@ -43,6 +49,32 @@ export interface PoolOptions {
   /** A node of the app is ready, with these functions (the host's timers learn them here). */
   onStarted?: (app: App, node: StartedNode) => void
 }
+
+/** What `adopt` did with each node a dead host left: by pool node id, or the sandbox's. */
+export interface AdoptReport {
+  adopted: string[]
+  /** Node → why it was destroyed instead (revision superseded, mount gone, worker gone, …). */
+  destroyed: Record<string, string>
+}
+
+/**
+ * What the pool keeps in a node's record (sandbox/node-record.ts `owner`): enough for a next host
+ * to decide whether the node may serve again, and to find its mount.
+ */
+const nodeOwner = z
+  .object({
+    app: z.string(),
+    revision: z.number().int(),
+    node: z.string(),
+    image: z.string(),
+    mount: z.string(),
+    workload: z.string(),
+  })
+  .strict()
+type NodeOwner = z.infer<typeof nodeOwner>
+
+/** How long an adopted node's worker has to come back (it retries every 250 ms). */
+const ADOPT_TIMEOUT_MS = 30_000
 
 export interface PoolStatus {
   warm: { ready: number; target: number }
@@ -72,6 +104,13 @@ export interface Pool {
   prepare(app: App): Promise<PreparedRevision>
   /** Drains the app's nodes (it was removed or changed). */
   forget(name: string): Promise<void>
+  /**
+   * Takes over the nodes a host that died left running (sandbox takeKept): a node whose app
+   * still runs the revision it was started for, and whose image mount this host serves again
+   * (mounts.adoptLease), serves as one of the app's ready nodes (its first request is not a cold
+   * start); every other node is destroyed. Resolves when each is one or the other.
+   */
+  adopt(nodes: SandboxNode[], appOf: (name: string) => App | undefined): Promise<AdoptReport>
   status(): PoolStatus
   readonly warmPool: WarmPool
   /** Drains every app, destroys the warm nodes. Idempotent. */
@@ -107,7 +146,7 @@ export function createPool(o: PoolOptions): Pool {
       onState: (node, from, to) => o.onNodeState?.(app.name, node, from, to),
       backoff: o.backoff,
     })
-  return {
+  const pool: Pool = {
     warmPool,
     nodesOf(app) {
       const entry = apps.get(app.name)
@@ -148,6 +187,37 @@ export function createPool(o: PoolOptions): Pool {
       }
     },
     forget,
+    async adopt(nodes, appOf) {
+      const report: AdoptReport = { adopted: [], destroyed: {} }
+      await Promise.all(
+        nodes.map(async (node) => {
+          const owner = nodeOwner.safeParse(node.owner)
+          const app = owner.success ? appOf(owner.data.app) : undefined
+          const name = owner.success ? owner.data.node : node.id
+          try {
+            if (!owner.success) throw new Error('its record names no app')
+            if (!app) throw new Error(`app ${owner.data.app} is gone`)
+            if (app.revision !== owner.data.revision) {
+              throw new Error(`revision ${owner.data.revision} is superseded by ${app.revision}`)
+            }
+            const started = await adoptNode(o, app, node, owner.data)
+            pool.nodesOf(app).adopt(started)
+            report.adopted.push(name)
+            o.logger.log('info', 'node adopted from a host that died', {
+              app: app.name,
+              node: name,
+            })
+          } catch (err) {
+            report.destroyed[name] = (err as Error).message
+            o.logger.log('info', `node of a host that died removed: ${(err as Error).message}`, {
+              node: name,
+            })
+            await node.destroy().catch(() => {})
+          }
+        }),
+      )
+      return report
+    },
     status() {
       const out: PoolStatus['apps'] = {}
       for (const [name, { app, nodes }] of apps) out[name] = { image: app.image, ...nodes.status() }
@@ -161,6 +231,7 @@ export function createPool(o: PoolOptions): Pool {
       return closing
     },
   }
+  return pool
 }
 
 /**
@@ -212,52 +283,121 @@ async function startNodeLogged(
   const [lease, node] = [leased.value, taken.value]
   o.profiles.acquired(app.image, lease, options)
   const log = createNodeLog(o.logs, app.name, id, { revision: app.revision, logger })
+  const owner: NodeOwner = {
+    app: app.name,
+    revision: app.revision,
+    node: id,
+    image: app.image,
+    mount: lease.root,
+    workload,
+  }
   try {
     const running = await startWorkerNode({
-      node,
-      lease,
-      appName: app.name,
-      settings: app.settings,
-      memoryBytes: app.limits.memoryBytes,
-      pids: app.limits.pids,
-      privileges: nodePrivileges(app.limits),
-      logger,
-      log,
-      signal,
+      ...appNodeOptions(app, node, lease, log, logger, signal),
+      owner,
     })
-    let destroying: Promise<void> | undefined
-    let responded = false
-    return {
-      id,
-      client: running.client,
-      functions: running.functions,
-      allFunctions: running.allFunctions,
-      routePrefix: running.routePrefix,
-      customHeaders: running.customHeaders,
-      timings: {
-        resolve: lease.timings.resolveMs,
-        mount: lease.timings.mountMs,
-        prefetch: lease.timings.prefetchMs,
-        sandbox: running.timings.sandboxMs,
-        load: running.timings.loadMs,
-      },
-      fetched: () => lease.fetched(),
-      exited: running.exited,
-      firstResponse: () => {
-        responded = true
-        o.profiles.firstResponse(app.image, lease)
-      },
-      destroy: () =>
-        (destroying ??= (async () => {
-          if (!responded) o.profiles.abandoned(app.image, workload)
-          await running.close()
-          await destroyBoth(node, lease)
-        })()),
-    }
+    return startedNode(id, node, lease, running, {
+      firstResponse: () => o.profiles.firstResponse(app.image, lease),
+      abandoned: () => o.profiles.abandoned(app.image, workload),
+    })
   } catch (err) {
     log.host('error', `the node could not start the app: ${(err as Error).message}`)
     await destroyBoth(node, lease)
     throw err
+  }
+}
+
+/** A node a dead host left, attached to again: its mount's lease, its worker's channels. */
+async function adoptNode(
+  o: PoolOptions,
+  app: App,
+  node: SandboxNode,
+  owner: NodeOwner,
+): Promise<StartedNode> {
+  const proc = node.process
+  if (!proc) throw new Error('it has no process')
+  const lease = await o.mounts.adoptLease?.(owner.mount)
+  if (!lease) throw new Error(`its image mount ${owner.mount} is gone`)
+  const log = createNodeLog(o.logs, app.name, owner.node, {
+    revision: app.revision,
+    logger: o.logger,
+  })
+  try {
+    const signal = AbortSignal.timeout(ADOPT_TIMEOUT_MS)
+    const running = await adoptWorkerNode(
+      appNodeOptions(app, node, lease, log, o.logger, signal),
+      proc,
+    )
+    log.host('info', 'node adopted from a host that died')
+    // Its start was recorded (or not) by the host that died: nothing is recorded now.
+    return startedNode(owner.node, node, lease, running, {
+      firstResponse: () => {},
+      abandoned: () => {},
+    })
+  } catch (err) {
+    await lease.release()
+    throw err
+  }
+}
+
+function appNodeOptions(
+  app: App,
+  node: SandboxNode,
+  lease: MountLease,
+  log: NodeLog,
+  logger: HostLogger,
+  signal: AbortSignal,
+) {
+  return {
+    node,
+    lease,
+    appName: app.name,
+    settings: app.settings,
+    memoryBytes: app.limits.memoryBytes,
+    pids: app.limits.pids,
+    privileges: nodePrivileges(app.limits),
+    logger,
+    log,
+    signal,
+  }
+}
+
+/** The scheduler's view of a running node; destroy gives back the node and its lease. */
+function startedNode(
+  id: string,
+  node: SandboxNode,
+  lease: MountLease,
+  running: RunningApp,
+  profile: { firstResponse(): void; abandoned(): void },
+): StartedNode {
+  let destroying: Promise<void> | undefined
+  let responded = false
+  return {
+    id,
+    client: running.client,
+    functions: running.functions,
+    allFunctions: running.allFunctions,
+    routePrefix: running.routePrefix,
+    customHeaders: running.customHeaders,
+    timings: {
+      resolve: lease.timings.resolveMs,
+      mount: lease.timings.mountMs,
+      prefetch: lease.timings.prefetchMs,
+      sandbox: running.timings.sandboxMs,
+      load: running.timings.loadMs,
+    },
+    fetched: () => lease.fetched(),
+    exited: running.exited,
+    firstResponse: () => {
+      responded = true
+      profile.firstResponse()
+    },
+    destroy: () =>
+      (destroying ??= (async () => {
+        if (!responded) profile.abandoned()
+        await running.close()
+        await destroyBoth(node, lease)
+      })()),
   }
 }
 

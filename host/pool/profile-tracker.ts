@@ -119,7 +119,9 @@ export function createProfileTracker(o: {
       })
     } catch (err) {
       set(s, { state: 'failed', error: (err as Error).message })
-      o.logger.log('warn', `profile upload failed: ${(err as Error).message}`, { image: image.reference })
+      o.logger.log('warn', `profile upload failed: ${(err as Error).message}`, {
+        image: image.reference,
+      })
     }
   }
 
@@ -131,7 +133,8 @@ export function createProfileTracker(o: {
     acquired(reference, lease, options) {
       const s = get(reference, options.workload ?? '')
       if (lease.replayed) s.replayed++
-      if (options.record) set(s, { state: 'recording', manifest: lease.image.manifest, recorded: s.recorded + 1 })
+      if (options.record)
+        set(s, { state: 'recording', manifest: lease.image.manifest, recorded: s.recorded + 1 })
     },
     firstResponse(reference, lease) {
       const profile = lease.stopRecording()

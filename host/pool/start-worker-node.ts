@@ -11,7 +11,8 @@ import type { NodeExit, NodeProcess } from '../sandbox/node-handle.ts'
 import type { SandboxNode, SpecializeOptions } from '../sandbox/sandbox-node.ts'
 import { listenControl } from '../worker/control-server.ts'
 import { createWorkerClient, type WorkerClient } from '../worker/worker-client.ts'
-import { readImageAppConfig } from './app-config-in-image.ts'
+import { ThawError } from '../../runtime/errors.ts'
+import { readImageAppConfig, type ImageAppConfig } from './app-config-in-image.ts'
 import type { NodeLog } from './node-log.ts'
 import { startCustomHandlerNode } from './start-custom-handler-node.ts'
 import { startFailed, untilReady } from './until-ready.ts'
@@ -35,8 +36,13 @@ export interface StartWorkerNodeOptions {
   logger: HostLogger
   /** The app's log (host/logs), records of this node. */
   log: NodeLog
+  /** Kept in the node's record (sandbox/node-record.ts), for a next host to adopt the node. */
+  owner?: unknown
   signal: AbortSignal
 }
+
+/** How often a node's worker tries to reach its host again after the host went away. */
+export const CONTROL_RECONNECT_MS = 250
 
 /** An app running on a specialized node, ready for requests. */
 export interface RunningApp {
@@ -67,7 +73,69 @@ export async function startWorkerNode(o: StartWorkerNodeOptions): Promise<Runnin
   const image = o.lease.image
   const app = await readImageAppConfig(o.lease.root, image.config)
   // A custom handler may be written in any language: no worker, the image's own process.
-  if (app.customHandler) return startCustomHandlerNode(o, { ...app, customHandler: app.customHandler })
+  if (app.customHandler)
+    return startCustomHandlerNode(o, { ...app, customHandler: app.customHandler })
+  const config = image.config.config ?? {}
+  const entry = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])]
+  const runsWorker = entry.some((a) => a.startsWith(`${NODE_PATHS.worker}/`))
+  return attachWorker(o, app, () =>
+    o.node.specialize({
+      lowerDir: o.lease.root,
+      imageConfig: config,
+      env: {
+        ...o.settings,
+        // The limit the host enforces, so the worker's own check (a second line) agrees with it.
+        [WorkerEnv.bodyLimit]: String(parseBodyLimits(o.settings, o).limits.maxBytes),
+        [WorkerEnv.control]: `${NODE_PATHS.run}/c.sock`,
+        [WorkerEnv.listen]: `${NODE_PATHS.run}/w.sock`,
+        [WorkerEnv.scriptRoot]: app.scriptRoot,
+        // The node outlives a host that dies, and talks to the next one (adoptWorkerNode).
+        [WorkerEnv.controlReconnect]: String(CONTROL_RECONNECT_MS),
+      },
+      // Images built by `thaw deploy` name the worker themselves; others get it with their node.
+      args: runsWorker ? undefined : ['node', `${NODE_PATHS.worker}/${WORKER_FILE}`],
+      memoryBytes: o.memoryBytes,
+      pids: o.pids,
+      ...o.privileges,
+      onOutput: (stream, chunk) => o.log.output(stream, chunk),
+      owner: o.owner,
+      signal: o.signal,
+    }),
+  )
+}
+
+/**
+ * Takes over a node a host that died left running (sandbox takeKept): its worker connects to
+ * this host's control socket at the same path, says hello and ready again, and serves on its
+ * invocation socket as before. The node's output goes on to the app's log, from the last 64 KiB
+ * the node's output files hold. Rejects as startWorkerNode does, e.g. when the worker does not
+ * come back before `signal` ends. Custom-handler nodes are not adopted (NODE_NOT_ADOPTABLE).
+ */
+export async function adoptWorkerNode(
+  o: Omit<StartWorkerNodeOptions, 'owner'>,
+  proc: NodeProcess,
+): Promise<RunningApp> {
+  const app = await readImageAppConfig(o.lease.root, o.lease.image.config)
+  if (app.customHandler) {
+    throw new ThawError('NODE_NOT_ADOPTABLE', 'custom-handler nodes are not adopted yet')
+  }
+  const output = proc.output()
+  for (const stream of ['stdout', 'stderr'] as const) {
+    if (output[stream]) o.log.output(stream, Buffer.from(output[stream]))
+  }
+  proc.onOutput((stream, chunk) => o.log.output(stream, chunk))
+  return attachWorker(o, app, async () => proc)
+}
+
+/**
+ * The host's side of a worker: its control socket (listening before `start` runs the node), its
+ * messages to the app's log, the wait for ready, and the client on its invocation socket.
+ */
+async function attachWorker(
+  o: Pick<StartWorkerNodeOptions, 'node' | 'log' | 'signal'>,
+  app: ImageAppConfig,
+  start: () => Promise<NodeProcess>,
+): Promise<RunningApp> {
   const control = await listenControl(join(o.node.runDir, 'c.sock'))
   await chmod(control.path, 0o666) // the worker may run as any user of the image
   let ready!: (m: ReadyMessage) => void
@@ -82,30 +150,9 @@ export async function startWorkerNode(o: StartWorkerNodeOptions): Promise<Runnin
     else if (m.type === 'log') o.log.worker(m)
     else if (m.type === 'invocation-end') o.log.invocationEnd(m)
   })
-  const config = image.config.config ?? {}
-  const entry = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])]
-  const runsWorker = entry.some((a) => a.startsWith(`${NODE_PATHS.worker}/`))
   let proc: NodeProcess
   try {
-    proc = await o.node.specialize({
-      lowerDir: o.lease.root,
-      imageConfig: config,
-      env: {
-        ...o.settings,
-        // The limit the host enforces, so the worker's own check (a second line) agrees with it.
-        [WorkerEnv.bodyLimit]: String(parseBodyLimits(o.settings, o).limits.maxBytes),
-        [WorkerEnv.control]: `${NODE_PATHS.run}/c.sock`,
-        [WorkerEnv.listen]: `${NODE_PATHS.run}/w.sock`,
-        [WorkerEnv.scriptRoot]: app.scriptRoot,
-      },
-      // Images built by `thaw deploy` name the worker themselves; others get it with their node.
-      args: runsWorker ? undefined : ['node', `${NODE_PATHS.worker}/${WORKER_FILE}`],
-      memoryBytes: o.memoryBytes,
-      pids: o.pids,
-      ...o.privileges,
-      onOutput: (stream, chunk) => o.log.output(stream, chunk),
-      signal: o.signal,
-    })
+    proc = await start()
   } catch (err) {
     await control.close()
     throw err

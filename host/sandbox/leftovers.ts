@@ -43,15 +43,7 @@ export interface LeftoverOptions {
  * concurrent test runs, are never touched: everything is matched by the dead instance's id.
  */
 export async function cleanupLeftovers(o: LeftoverOptions): Promise<LeftoverReport> {
-  const report: LeftoverReport = {
-    instances: [],
-    containers: [],
-    mounts: [],
-    netns: [],
-    veths: [],
-    leases: [],
-    errors: [],
-  }
+  const report = emptyLeftoverReport()
   const records = await listInstances(o.registryDir)
   const alive = new Set<string>()
   const dead: InstanceRecord[] = []
@@ -63,11 +55,37 @@ export async function cleanupLeftovers(o: LeftoverOptions): Promise<LeftoverRepo
     if (!/^[a-z0-9]{6}$/.test(name) || alive.has(name) || dead.some((d) => d.id === name)) continue
     dead.push({ id: name, pid: 0, startTime: '', stateDir: o.stateDir, runtime: o.runtime })
   }
-  for (const record of dead) await cleanupInstance(record, o, report)
+  for (const record of dead) {
+    await cleanupInstance(record, o, report)
+    await attemptUnregister(o.registryDir, record.id, report)
+  }
   return report
 }
 
-async function cleanupInstance(r: InstanceRecord, o: LeftoverOptions, report: LeftoverReport) {
+/**
+ * What a sandbox that took over a dead instance keeps of it (sandbox.ts `keepNodes`): the nodes
+ * it adopts, by their container ids, node directories, network names and leases. Everything else
+ * of the instance is removed; its firewall table, directory and registry record stay.
+ */
+export interface KeptNodes {
+  containers: Set<string>
+  dirs: Set<string>
+  netns: Set<string>
+  veths: Set<string>
+  leases: Set<number>
+}
+
+export function emptyLeftoverReport(): LeftoverReport {
+  return { instances: [], containers: [], mounts: [], netns: [], veths: [], leases: [], errors: [] }
+}
+
+/** Removes everything of instance `r` but what `keep` names (cleanupLeftovers without it). */
+export async function cleanupInstance(
+  r: InstanceRecord,
+  o: Pick<LeftoverOptions, 'leaseDir'>,
+  report: LeftoverReport,
+  keep?: KeptNodes,
+) {
   const attempt = async (what: string, f: () => Promise<void>) => {
     await f().catch(
       (err: unknown) => void report.errors.push(`${r.id} ${what}: ${describeError(err)}`),
@@ -76,18 +94,32 @@ async function cleanupInstance(r: InstanceRecord, o: LeftoverOptions, report: Le
   report.instances.push(r.id)
   const runtime = createOciRuntime(r.runtime.name, { root: r.runtime.root, path: r.runtime.path })
   const prefix = `thaw-${r.id}-`
-  for (const id of (await runtime.containerIds()).filter((c) => c.startsWith(prefix))) {
+  const ours = (id: string) => id.startsWith(prefix) && !keep?.containers.has(id)
+  for (const id of (await runtime.containerIds()).filter(ours)) {
     await attempt(`container ${id}`, async () => {
       await runtime.delete(id)
       report.containers.push(id)
     })
   }
   const instanceDir = join(r.stateDir, r.id)
+  const kept = (path: string) =>
+    [...(keep?.dirs ?? [])].some((d) => path === d || path.startsWith(`${d}/`))
   await attempt('mounts', async () => {
-    report.mounts.push(...(await mountsUnder(instanceDir)))
-    await unmountAll(instanceDir)
+    if (!keep) {
+      report.mounts.push(...(await mountsUnder(instanceDir)))
+      return unmountAll(instanceDir)
+    }
+    for (const name of await readdir(instanceDir).catch(() => [])) {
+      const dir = join(instanceDir, name)
+      if (kept(dir)) continue
+      report.mounts.push(...(await mountsUnder(dir)))
+      await unmountAll(dir)
+      if ((await mountsUnder(dir)).length === 0) await rm(dir, { recursive: true, force: true })
+    }
   })
-  const { netns, veths } = await networkLeftovers(prefix, `tv${r.id}`)
+  const found = await networkLeftovers(prefix, `tv${r.id}`)
+  const netns = found.netns.filter((n) => !keep?.netns.has(n))
+  const veths = found.veths.filter((v) => !keep?.veths.has(v))
   for (const veth of veths) {
     await attempt(`veth ${veth}`, async () => {
       await destroyNodeNetwork({ netns: `${prefix}none`, hostVeth: veth })
@@ -100,9 +132,10 @@ async function cleanupInstance(r: InstanceRecord, o: LeftoverOptions, report: Le
       report.netns.push(ns)
     })
   }
-  await attempt('firewall', () => removeHostFirewall(r.id))
+  if (!keep) await attempt('firewall', () => removeHostFirewall(r.id))
   await attempt('leases', async () => {
     for (const index of await leasesOf(o.leaseDir, r.id)) {
+      if (keep?.leases.has(index)) continue
       await releaseSubnet(o.leaseDir, index)
       report.leases.push(index)
     }
@@ -111,8 +144,14 @@ async function cleanupInstance(r: InstanceRecord, o: LeftoverOptions, report: Le
     )
     await Promise.all(drafts.map((d) => rm(join(o.leaseDir, d), { force: true })))
   })
+  if (keep) return
   if ((await mountsUnder(instanceDir)).length === 0) {
     await attempt('state dir', () => rm(instanceDir, { recursive: true, force: true }))
   }
-  await attempt('registry', () => unregisterInstance(o.registryDir, r.id))
+}
+
+async function attemptUnregister(registryDir: string, id: string, report: LeftoverReport) {
+  await unregisterInstance(registryDir, id).catch(
+    (err: unknown) => void report.errors.push(`${id} registry: ${describeError(err)}`),
+  )
 }

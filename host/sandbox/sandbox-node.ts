@@ -15,11 +15,12 @@ import {
 import { mergeEnv, processArgs, workingDir, type ImageProcessConfig } from './node-process.ts'
 import { mountNodeRoot } from './node-root.ts'
 import { nodeSpecTemplate, specializeSpec } from './node-spec.ts'
+import { writeNodeRecord, type NodeRecord } from './node-record.ts'
 import type { NodeUserNamespace, UserNamespaceSupport } from './node-user-namespace.ts'
 import type { OciRuntime } from './oci-runtime.ts'
 import type { OutputListener } from './output-tail.ts'
 import type { RuntimeSpec } from './runtime-spec.ts'
-import { containerFiles, startContainer } from './start-container.ts'
+import { containerFiles, followContainer, startContainer } from './start-container.ts'
 import { leaseSubnet, releaseSubnet, type SubnetLease, type SubnetRange } from './subnet-leases.ts'
 import { nodeIdRange, type IdRange } from './user-namespace.ts'
 
@@ -65,6 +66,8 @@ export interface SpecializeOptions {
   readOnlyBinds?: { source: string; destination: string }[]
   /** Receives every chunk of output from the first byte on. */
   onOutput?: OutputListener
+  /** Kept in the node's record for a host that takes the node over (node-record.ts `owner`). */
+  owner?: unknown
   signal?: AbortSignal
 }
 
@@ -102,10 +105,20 @@ export class SandboxNode {
   #process: NodeProcess | undefined
   #specializing: Promise<NodeProcess> | undefined
   #destroying: Promise<void> | undefined
+  /** Specialized (or reclaimed with one): the runtime may hold a container to delete. */
+  #hasContainer = false
   /** Aborts a specialize still in flight when the node is destroyed. */
   readonly #abort = new AbortController()
 
-  private constructor(ctx: NodeContext, index: number, lease: SubnetLease) {
+  /** What a next host needs to take this node over, or to remove it (node-record.ts). */
+  #record: NodeRecord
+
+  private constructor(
+    ctx: NodeContext,
+    index: number,
+    lease: SubnetLease,
+    range = ctx.userNamespaces.enabled ? nodeIdRange(lease.index) : undefined,
+  ) {
     const suffix = index.toString(36)
     this.#ctx = ctx
     this.#lease = lease
@@ -116,7 +129,8 @@ export class SandboxNode {
     this.ip = lease.nodeIp
     this.hostIp = lease.hostIp
     this.runDir = join(this.dir, 'fs/run')
-    this.#range = ctx.userNamespaces.enabled ? nodeIdRange(lease.index) : undefined
+    this.#range = range
+    this.#record = { version: 1, index, lease, range, created: new Date().toISOString() }
     this.#template = nodeSpecTemplate({
       rootfs: join(this.dir, 'fs/root'),
       netnsPath: netnsPath(this.#names.netns),
@@ -141,6 +155,7 @@ export class SandboxNode {
     const since = (t: number) => () => performance.now() - t
     try {
       await mkdir(join(node.dir, 'fs'), { recursive: true })
+      await writeNodeRecord(node.dir, node.#record)
       const range = node.#range
       if (range) {
         await chown(node.dir, 0, range.hostId)
@@ -158,6 +173,45 @@ export class SandboxNode {
       await node.destroy().catch(() => {}) // the first error is the one worth reporting
       throw err
     }
+  }
+
+  /**
+   * A node a host that died left (its record, read from `<instanceDir>/n<index>`): `running`,
+   * followed through its shim's files, when its shim still runs, else `failed` (destroy removes
+   * it). Only the sandbox that took over the dead host's instance calls this (sandbox.ts).
+   */
+  static reclaim(ctx: NodeContext, record: NodeRecord, shimAlive: boolean): SandboxNode {
+    const node = new SandboxNode(ctx, record.index, record.lease, record.range)
+    node.#record = record
+    const c = record.container
+    if (!c) {
+      node.#state = 'failed'
+      return node
+    }
+    node.#hasContainer = true // running or not: destroy deletes it
+    if (!shimAlive) {
+      node.#state = 'failed'
+      return node
+    }
+    node.#process = createNodeHandle({
+      container: followContainer(containerFiles(node.dir), c.shim, c.pid),
+      ip: node.ip,
+      cgroups: c.cgroups,
+      timings: { mountMs: 0, configMs: 0, startMs: 0, totalMs: 0 },
+      destroy: () => node.destroy(),
+    })
+    node.#state = 'running'
+    return node
+  }
+
+  /** The names the node holds outside its directory (the leftover cleanup spares them). */
+  get holds() {
+    return { container: this.containerId, dir: this.dir, ...this.#names, lease: this.#lease.index }
+  }
+
+  /** What the node's owner kept in its record when it was specialized. */
+  get owner(): unknown {
+    return this.#record.owner
   }
 
   get state(): NodeState {
@@ -200,6 +254,7 @@ export class SandboxNode {
       throw new ThawError('NODE_NOT_WARM', `node ${this.id} is ${this.#state}, not warm`)
     }
     this.#state = 'specializing'
+    this.#hasContainer = true
     const signal = o.signal ? AbortSignal.any([o.signal, this.#abort.signal]) : this.#abort.signal
     this.#specializing = this.#specialize({ ...o, signal })
     try {
@@ -260,6 +315,14 @@ export class SandboxNode {
       o.signal,
     )
     if (o.onOutput) started.output.listen(o.onOutput)
+    const container = {
+      pid: started.pid,
+      shim: started.shim,
+      cgroups,
+      userNamespace: userns.enabled,
+    }
+    this.#record = { ...this.#record, container, owner: o.owner }
+    await writeNodeRecord(this.dir, this.#record)
     const t3 = performance.now()
     const timings = { mountMs: t1 - t0, configMs: t2 - t1, startMs: t3 - t2, totalMs: t3 - t0 }
     return createNodeHandle({
@@ -300,7 +363,7 @@ export class SandboxNode {
     const storage = async () => {
       // Only a node that was specialized can have a container (the leftover cleanup finds
       // containers of crashed hosts by listing them).
-      if (this.#specializing) await step(() => this.#ctx.runtime.delete(this.containerId))
+      if (this.#hasContainer) await step(() => this.#ctx.runtime.delete(this.containerId))
       await step(() => unmountAll(this.dir))
     }
     const network = async () => {

@@ -2,9 +2,17 @@ import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { ThawError } from '../../runtime/errors.ts'
-import { installHostFirewall, removeHostFirewall } from './host-firewall.ts'
-import { processStartTime, registerInstance, unregisterInstance } from './instance-registry.ts'
-import { cleanupLeftovers, type LeftoverReport } from './leftovers.ts'
+import { firewallInstances, installHostFirewall, removeHostFirewall } from './host-firewall.ts'
+import {
+  isInstanceAlive,
+  listInstances,
+  processStartTime,
+  registerInstance,
+  unregisterInstance,
+  type InstanceRecord,
+} from './instance-registry.ts'
+import { cleanupLeftovers, emptyLeftoverReport, type LeftoverReport } from './leftovers.ts'
+import { reclaimNodes } from './reclaim-nodes.ts'
 import { detectOciRuntime, probeRuntime, RUNTIME_NAMES } from './detect-runtime.ts'
 import type { UserNamespacePolicy, UserNamespaceSupport } from './node-user-namespace.ts'
 import type { OciRuntime, OciRuntimeName } from './oci-runtime.ts'
@@ -38,6 +46,12 @@ export interface SandboxOptions {
    * the image's mount allow it, `required`, or `off`.
    */
   userNamespaces?: UserNamespacePolicy
+  /**
+   * Take over the nodes a dead sandbox of this state directory left running (its host was
+   * killed): this sandbox runs under the dead one's instance id, so the nodes' names stay
+   * valid; `takeKept()` hands them out. Default false: they are removed as any leftovers.
+   */
+  keepNodes?: boolean
   signal?: AbortSignal
 }
 
@@ -53,6 +67,11 @@ export interface Sandbox {
   prepareNode(options?: { signal?: AbortSignal }): Promise<SandboxNode>
   /** Nodes prepared and not yet destroyed. */
   nodes(): SandboxNode[]
+  /**
+   * The running nodes taken over from a dead host (`keepNodes`), once: the caller adopts or
+   * destroys each (close() destroys those still here).
+   */
+  takeKept(): SandboxNode[]
   /** Destroys every node, removes the firewall table and the instance's records. Idempotent. */
   close(): Promise<void>
 }
@@ -85,7 +104,8 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
   // The node's root (an unprivileged host id) must reach its node's directory: no listing.
   if (policy !== 'off') await chmod(stateDir, 0o711)
   const userNamespaces = await userNamespaceSupport(policy, runtime, stateDir, options.signal)
-  const instanceId = await newInstanceId(registryDir)
+  const dead = options.keepNodes ? await deadInstanceOf(registryDir, stateDir, runtime) : undefined
+  const instanceId = dead?.id ?? (await newInstanceId(registryDir))
   const instanceDir = join(stateDir, instanceId)
   await mkdir(instanceDir, { recursive: true, mode: policy === 'off' ? 0o700 : 0o711 })
   await registerInstance(registryDir, {
@@ -106,7 +126,10 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
           exceptInstance: instanceId,
         })
   const firewall = options.firewall ?? true
-  if (firewall) await installHostFirewall(instanceId, `tv${instanceId}`)
+  // A taken-over instance's table is there already: its nodes are never unfiltered.
+  if (firewall && !(await firewallInstances()).includes(instanceId)) {
+    await installHostFirewall(instanceId, `tv${instanceId}`)
+  }
   const ctx: NodeContext = {
     instanceId,
     instanceDir,
@@ -123,6 +146,15 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
   let counter = 0
   let closing: Promise<void> | undefined
   ctx.onDestroyed = (node) => void live.delete(node)
+  let kept: SandboxNode[] = []
+  if (dead) {
+    const report = emptyLeftoverReport()
+    const reclaimed = await reclaimNodes(ctx, dead, report)
+    kept = reclaimed.kept
+    counter = reclaimed.nextIndex
+    for (const node of kept) live.add(node)
+    for (const e of report.errors) process.stderr.write(`thaw sandbox: ${e}\n`)
+  }
   return {
     instanceId,
     runtime,
@@ -140,6 +172,7 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
       return node
     },
     nodes: () => [...live],
+    takeKept: () => kept.splice(0).filter((n) => n.state === 'running'),
     close() {
       closing ??= (async () => {
         const results = await Promise.allSettled([...live].map((n) => n.destroy()))
@@ -191,6 +224,22 @@ async function userNamespaceSupport(
     throw new ThawError('USERNS_UNAVAILABLE', `nodes cannot have user namespaces: ${reason}`)
   }
   return { policy, enabled: false, reason }
+}
+
+/**
+ * The dead instance of this state directory and runtime whose nodes a new sandbox takes over
+ * (the registry is in /run: after a reboot there is none, and nothing to take over).
+ */
+async function deadInstanceOf(
+  registryDir: string,
+  stateDir: string,
+  runtime: OciRuntime,
+): Promise<InstanceRecord | undefined> {
+  for (const r of await listInstances(registryDir)) {
+    if (r.stateDir !== stateDir || r.runtime.root !== runtime.root) continue
+    if (!(await isInstanceAlive(r))) return r
+  }
+  return undefined
 }
 
 async function newInstanceId(registryDir: string): Promise<string> {

@@ -119,6 +119,12 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
   })
   let url: string
   try {
+    // Nodes a host that died left running (sandbox keepNodes) serve again, or go, before traffic.
+    const kept = sandbox.takeKept()
+    if (kept.length > 0) {
+      const report = await pool.adopt(kept, (name) => apps.get(name))
+      o.logger.log('info', 'nodes of a host that died', { ...report })
+    }
     url = (await host.listen(o.port ?? 7071, o.hostname)).url
     timers = await startHostTimers({
       stateDir,
