@@ -14,7 +14,8 @@ const USAGE = `usage: thaw host [options]
 
 Runs the function host: apps are created with the admin API (/admin/apps, master key), each
 answers at http://<app>.localhost:<port>/ or http://host:<port>/<app>/, and runs on sandboxed
-nodes started from lazily mounted images.
+nodes started from lazily mounted images. Nodes and mounts outlive a host that is killed: the
+next host on the same --state adopts the nodes whose app revision is still current.
 
 options:
   -p, --port <n>          port to listen on (default 7071)
