@@ -107,8 +107,8 @@ export async function startWorkerNode(o: StartWorkerNodeOptions): Promise<Runnin
 /**
  * Takes over a node a host that died left running (sandbox takeKept): its worker connects to
  * this host's control socket at the same path, says hello and ready again, and serves on its
- * invocation socket as before. The node's output goes on to the app's log, from the last 64 KiB
- * the node's output files hold. Rejects as startWorkerNode does, e.g. when the worker does not
+ * invocation socket as before. The node's output goes on to the app's log from where the dead
+ * host stopped reading its output files. Rejects as startWorkerNode does, e.g. when the worker does not
  * come back before `signal` ends. Custom-handler nodes are not adopted (NODE_NOT_ADOPTABLE).
  */
 export async function adoptWorkerNode(

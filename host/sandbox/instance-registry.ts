@@ -16,6 +16,11 @@ export interface InstanceRecord {
   startTime: string
   stateDir: string
   runtime: { name: OciRuntimeName; path: string; root: string }
+  /**
+   * Its nodes outlive it (sandbox.ts `keepNodes`): once it is dead, only a sandbox of the same
+   * state directory removes (or takes over) what it left, not any other instance's cleanup.
+   */
+  keepNodes?: boolean
 }
 
 export function instancesDir(registryDir: string): string {

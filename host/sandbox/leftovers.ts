@@ -41,6 +41,8 @@ export interface LeftoverOptions {
  * and as instance directories in `stateDir` with no live owner (the registry lives in /run and
  * is gone after a reboot; a runtime state root on disk is not). Live instances, including
  * concurrent test runs, are never touched: everything is matched by the dead instance's id.
+ * A dead instance whose nodes outlive it (`keepNodes`) is left to a sandbox of its own state
+ * directory, which takes it over (reclaim-nodes.ts) or removes it.
  */
 export async function cleanupLeftovers(o: LeftoverOptions): Promise<LeftoverReport> {
   const report = emptyLeftoverReport()
@@ -49,6 +51,8 @@ export async function cleanupLeftovers(o: LeftoverOptions): Promise<LeftoverRepo
   const dead: InstanceRecord[] = []
   for (const r of records) {
     if (r.id === o.exceptInstance || (await isInstanceAlive(r))) alive.add(r.id)
+    // Its nodes wait for the next host on its own state directory.
+    else if (r.keepNodes && r.stateDir !== o.stateDir) continue
     else dead.push(r)
   }
   for (const name of await readdir(o.stateDir).catch(() => [])) {

@@ -1,5 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs'
-import { open, truncate } from 'node:fs/promises'
+import { open, readFile, truncate, writeFile } from 'node:fs/promises'
 import { PassThrough, type Readable } from 'node:stream'
 
 /**
@@ -19,17 +19,26 @@ export interface FollowedFile {
 }
 
 /**
- * Follows a node's output file (the shim appends to it: oci-runtime.ts NODE_SHIM) from its
- * start: what a host that adopts a running node reads first is what the node printed since the
- * last truncation, including while no host ran.
+ * Follows a node's output file (the shim appends to it: oci-runtime.ts NODE_SHIM) from where the
+ * last follower got to: the offset read is kept in `<path>.read` (written after each read
+ * that moved it), so a host that adopts a running node goes on with what the node printed since,
+ * including while no host ran.
  */
 export function followFile(path: string): FollowedFile {
   const stream = new PassThrough()
+  const offsetFile = `${path}.read`
   let offset = 0
+  let saved = 0
+  let start: Promise<void> | undefined = readFile(offsetFile, 'utf8').then(
+    (text) => void (offset = saved = /^\d+$/.test(text) ? Number(text) : 0),
+    () => {},
+  )
   let reading: Promise<void> = Promise.resolve()
   let stopped = false
   const readMore = () =>
     (reading = reading.then(async () => {
+      await start
+      start = undefined
       const file = await open(path, 'r').catch(() => undefined)
       if (!file) return
       try {
@@ -48,6 +57,10 @@ export function followFile(path: string): FollowedFile {
       if (offset >= OUTPUT_FILE_LIMIT) {
         await truncate(path, 0).catch(() => {})
         offset = 0
+      }
+      if (offset !== saved) {
+        saved = offset
+        await writeFile(offsetFile, String(offset)).catch(() => {})
       }
     }))
   let watcher: FSWatcher | undefined

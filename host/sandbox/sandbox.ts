@@ -114,6 +114,7 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
     startTime: (await processStartTime(process.pid))!,
     stateDir,
     runtime: { name: runtime.name, path: runtime.path, root: runtime.root },
+    keepNodes: options.keepNodes,
   })
   const leftovers =
     options.cleanup === false
