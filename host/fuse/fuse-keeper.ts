@@ -47,20 +47,17 @@ export class FuseKeeper {
   static async open(socket = DEFAULT_KEEPER_SOCKET): Promise<FuseKeeper> {
     const owner = { pid: process.pid, startTime: (await processStartTime(process.pid)) ?? '' }
     const keeper = new FuseKeeper(socket, owner)
-    if (keeper.#ping()) return keeper
-    if (!existsSync(KEEPER_BIN)) throw new Error(`${KEEPER_BIN} is missing: run scripts/install.sh`)
-    mkdirSync(dirname(socket), { recursive: true, mode: 0o700 })
-    spawn(KEEPER_BIN, [socket], { detached: true, stdio: 'ignore' }).unref()
-    for (let waited = 0; waited < 5_000; waited += 10) {
-      await new Promise((r) => setTimeout(r, 10))
-      if (keeper.#ping()) return keeper
-    }
-    throw new Error(`thaw-fuse-keeper did not start on ${socket}`)
+    await keeper.#start()
+    return keeper
   }
 
-  /** Hands the keeper a copy of the session's descriptors (replacing what it held for `dir`). */
-  store(dir: string, fds: readonly number[], state: Omit<KeptState, 'owner' | 'dir'>): void {
+  /**
+   * Hands the keeper a copy of the session's descriptors (replacing what it held for `dir`). A
+   * keeper that held nothing for a minute has exited: it is started again.
+   */
+  async store(dir: string, fds: readonly number[], state: Omit<KeptState, 'owner' | 'dir'>): Promise<void> {
     const full: KeptState = { dir, owner: this.owner, ...state }
+    await this.#start()
     this.#call(`store\n${dir}\n${JSON.stringify(full)}`, fds)
   }
 
@@ -93,6 +90,19 @@ export class FuseKeeper {
       else for (const fd of answer.fds) closeSync(fd)
     }
     return out
+  }
+
+  /** Starts the keeper of this socket unless one answers. */
+  async #start(): Promise<void> {
+    if (this.#ping()) return
+    if (!existsSync(KEEPER_BIN)) throw new Error(`${KEEPER_BIN} is missing: run scripts/install.sh`)
+    mkdirSync(dirname(this.socket), { recursive: true, mode: 0o700 })
+    spawn(KEEPER_BIN, [this.socket], { detached: true, stdio: 'ignore' }).unref()
+    for (let waited = 0; waited < 5_000; waited += 10) {
+      await new Promise((r) => setTimeout(r, 10))
+      if (this.#ping()) return
+    }
+    throw new Error(`thaw-fuse-keeper did not start on ${this.socket}`)
   }
 
   #ping(): boolean {

@@ -79,6 +79,8 @@ export interface FuseMountOptions {
   /** Ask for passthrough (default true; used only where the kernel offers it). */
   passthrough?: boolean
   cacheSeconds?: number
+  /** The kernel's read-ahead for the mount, KiB (default max_pages × 4: 1 MiB here). */
+  readAheadKb?: number
   onError?: (message: string) => void
   /** The connection ended without close() (aborted, or unmounted from outside). */
   onGone?: () => void
@@ -270,7 +272,7 @@ async function serve(
   const { keep } = options
   if (keep) {
     try {
-      keep.keeper.store(dir, native.descriptors(mounted.handle), {
+      await keep.keeper.store(dir, native.descriptors(mounted.handle), {
         info: mounted.info,
         data: keep.data,
       })
@@ -280,7 +282,7 @@ async function serve(
   }
   // The kernel reads ahead 128 KiB by default whatever max_pages allows; sequential reads and
   // page faults of files read through FUSE then come in requests of 1 MiB instead of 128 KiB.
-  await setReadAhead(dir, mounted.info.maxPages * 4).catch((err: Error) =>
+  await setReadAhead(dir, options.readAheadKb ?? mounted.info.maxPages * 4).catch((err: Error) =>
     onError(`read-ahead of ${dir} not raised: ${err.message}`),
   )
   let closing: Promise<void> | undefined

@@ -40,7 +40,7 @@ export interface ImageMountsOptions {
   retryAfterMs?: number
   /** Fetch the rest of each image in the background (default true). */
   background?: boolean
-  /** Recording limit (default 10 s). */
+  /** How long a start is recorded, or read ahead narrowly while replaying, at most (default 10 s). */
   recordLimitMs?: number
   /** Threads that verify and decode large runs of frames (default: cores - 1, 1 to 4). */
   decoderThreads?: number
@@ -149,11 +149,21 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       replayed: boolean
       before: { requests: number; bytes: number }
       recorder?: AccessRecorder
-      /** Called when the node's start is answered (stopRecording) or given up (release). */
+      /** Called when the node's start is answered (started) or given up (release). */
       startAnswered?: () => void
+      /** Ends the start's narrow read-ahead (ImageMount.narrowReadAhead). */
+      widen?: () => void
     },
   ): MountLease => {
     const { recorder, before } = o
+    // A start the function never answers (a snapshotter's container) widens after the recording limit.
+    const widenLater = o.widen && setTimeout(o.widen, options.recordLimitMs ?? 10_000).unref()
+    const ended = () => {
+      o.startAnswered?.()
+      clearTimeout(widenLater)
+      o.widen?.()
+      if (recorder) mount.stopRecording(recorder)
+    }
     let released = false
     return {
       root: mount.dir,
@@ -170,17 +180,14 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
         const now = mount.fetched
         return { requests: now.requests - before.requests, bytes: now.bytes - before.bytes }
       },
-      stopRecording() {
-        o.startAnswered?.()
-        if (!recorder) return undefined
-        mount.stopRecording(recorder)
-        return recorder.stop()
+      started() {
+        ended()
+        return recorder?.stop()
       },
       async release() {
         if (released) return
         released = true
-        o.startAnswered?.()
-        if (recorder) mount.stopRecording(recorder)
+        ended()
         await release(key)
       },
     }
@@ -322,10 +329,13 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
         ? new AccessRecorder({ subject: image.manifest, workload, limitMs: options.recordLimitMs })
         : undefined
       if (recorder) await mount.record(recorder)
+      // A replaying start reads ahead as its recording did, until it is over (started()); a new
+      // mount is narrow from its making until its first start is over.
+      const widen = fresh || replayed ? await mount.narrowReadAhead() : undefined
       const timings = fresh
         ? { resolveMs: t1 - t0, mountMs: t2 - t1, prefetchMs: t3 - t2 }
         : { resolveMs: 0, mountMs: 0, prefetchMs: 0 }
-      return leaseOn(key, mount, { reference, timings, replayed, before, recorder, startAnswered })
+      return leaseOn(key, mount, { reference, timings, replayed, before, recorder, startAnswered, widen })
     },
     async adoptLease(root) {
       for (const [key, entry] of mounts) {

@@ -19,6 +19,8 @@ export interface FuseMountOptions {
   name: string
   warn?: (message: string) => void
   passthrough?: boolean
+  /** The kernel's read-ahead at mount, KiB (default 1 MiB; ImageMount.narrowReadAhead). */
+  readAheadKb?: number
   /** Hand the connection to this keeper, with `data`, so the mount outlives this process. */
   keep?: { keeper: FuseKeeper; data: unknown }
   /** Serve this session a dead process left with the keeper instead of mounting anew. */
@@ -34,6 +36,7 @@ export async function mountFuse(
   const session = {
     name: `thaw-${options.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`,
     passthrough: options.passthrough,
+    readAheadKb: options.readAheadKb,
     keep: options.keep,
     onError: warn,
     onGone: () => warn(`the FUSE connection of ${dir} ended`),

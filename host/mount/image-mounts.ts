@@ -11,7 +11,7 @@ import type { EdgeStatus } from './source-set.ts'
  * @example
  *   const lease = await mounts.acquire('127.0.0.1:5000/apps/hello:v1', { record: true })
  *   // lease.root is a read-only root filesystem; the sandbox puts an overlay on top of it
- *   const profile = lease.stopRecording()   // at the function's first response
+ *   const profile = lease.started()   // at the function's first response
  *   await lease.release()
  */
 export interface ImageMounts {
@@ -34,7 +34,7 @@ export interface ImageMounts {
 }
 
 export interface AcquireOptions {
-  /** Record the first access to each file (and the ranges read) until stopRecording(). */
+  /** Record the first access to each file (and the ranges read) until the lease has started(). */
   record?: boolean
   /** Replay the image's prefetch bundle if it has one (default true). */
   replay?: boolean
@@ -61,12 +61,12 @@ export interface MountLease {
    */
   fetched(): Fetched
   /**
-   * At the start's first response: stops recording and returns what was recorded (undefined when
-   * this lease did not record). The start that mounted the image has then answered, and the
-   * mount begins fetching the rest of the image in the background (at the latest 120 s after the
-   * acquire, or at release).
+   * The start is over (the function's first response): stops the recording and returns what was
+   * recorded (undefined when this lease did not record), and ends a replay's narrow read-ahead.
+   * The start that mounted the image has then answered, and the mount begins fetching the rest of
+   * the image in the background (at the latest 120 s after the acquire, or at release).
    */
-  stopRecording(): Profile | undefined
+  started(): Profile | undefined
   /** Idempotent. */
   release(): Promise<void>
 }

@@ -137,7 +137,7 @@ export function createProfileTracker(o: {
         set(s, { state: 'recording', manifest: lease.image.manifest, recorded: s.recorded + 1 })
     },
     firstResponse(reference, lease) {
-      const profile = lease.stopRecording()
+      const profile = lease.started()
       if (!profile) return
       const s = get(reference, profile.workload)
       if (s.state === 'uploading' || s.state === 'uploaded') return // another node got there first

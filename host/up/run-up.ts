@@ -74,7 +74,10 @@ export async function runUp(o: UpOptions): Promise<Up> {
   try {
     const hostDir = join(stateDir, 'host')
     const logger = jsonHostLogger(writeHostLog)
-    const mounts = await createMounts({ dir: join(hostDir, 'mounts'), edges: [edge.url], logger })
+    // Not kept past the process (thaw host keeps them for its next start): a `thaw up` ended by
+    // a second Ctrl-C would otherwise leave mounts that hang whoever reads them (rm -rf .thaw)
+    // until another `thaw up` on this state serves them again.
+    const mounts = await createMounts({ dir: join(hostDir, 'mounts'), edges: [edge.url], logger, keep: false })
     host = await startHost({
       stateDir: hostDir,
       port: o.port,

@@ -2,7 +2,9 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { mountFuse, type FuseSession } from '../../host/fuse/fuse-session.ts'
+import { openSync, readdirSync, readFileSync } from 'node:fs'
+import { FuseKeeper } from '../../host/fuse/fuse-keeper.ts'
+import { loadAddon, mountFuse, type FuseSession } from '../../host/fuse/fuse-session.ts'
 import { fuseUnavailable } from '../support/fuse.ts'
 import { HELLO, memoryFs } from '../support/memory-fs.ts'
 import { forceUnmount, runReader } from '../support/mount-process.ts'
@@ -119,5 +121,32 @@ while True:
     } finally {
       await second.stop() // SIGTERM: takes the connection back from the keeper and unmounts
     }
+  })
+
+  it('starts the keeper again when it has gone (it exits after a minute holding nothing)', async () => {
+    const socket = join(await tmpDir('thaw-keeper-'), 'keeper.sock')
+    const keeper = await FuseKeeper.open(socket)
+    // The keeper this test started: the process whose command line names its socket.
+    const pidOf = () =>
+      readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .find((p) => {
+          try {
+            return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(socket)
+          } catch {
+            return false
+          }
+        })
+    const first = Number(pidOf())
+    process.kill(first, 'SIGKILL')
+    while (pidOf() === String(first)) await new Promise((r) => setTimeout(r, 20))
+    const fd = openSync('/dev/null', 'r')
+    await keeper.store('/kept/here', [fd, fd], { info: {} as never, data: 'x' })
+    const listed = loadAddon().keeperCall(socket, 'list', [])
+    expect(listed.map((a) => a.text.split('\n')[1])).toContain('/kept/here')
+    keeper.drop('/kept/here')
+    const second = Number(pidOf())
+    expect(second).not.toBe(first)
+    process.kill(second, 'SIGKILL')
   })
 })

@@ -70,10 +70,10 @@ describe.skipIf(fuseUnavailable)('createImageMounts: leases of shared lazy mount
     for (const p of files.slice(0, 4)) {
       expect(await hashThrough(a.root, p)).toBe(sha256(readFileSync(join(rootfs, p))))
     }
-    const profile = a.stopRecording()
+    const profile = a.started()
     expect(profile?.subject).toBe(image.manifest)
     expect(profile?.entries.map((e) => e.path.replace(/^\//, ''))).toEqual(files.slice(0, 4))
-    expect(b.stopRecording()).toBeUndefined()
+    expect(b.started()).toBeUndefined()
     // What each lease's cold start fetched (the x-thaw-cold-start header's bytes and requests):
     // range requests of reads the bundle did not cover, and for the lease that mounted, the bundle.
     const last = files[files.length - 1]!
@@ -131,7 +131,7 @@ describe.skipIf(fuseUnavailable)('createImageMounts: leases of shared lazy mount
       // start has not answered, nothing but its reads is fetched (it used to begin at the mount).
       await new Promise((r) => setTimeout(r, 3000))
       expect(m.loader.stats.bytes).toBe(read)
-      lease.stopRecording() // the first response
+      lease.started() // the first response
       expect(await m.background).toEqual({ complete: true })
       expect(m.loader.stats.bytes).toBe(whole)
       await lease.release()

@@ -28,6 +28,10 @@ function readAheadKb(dir: string): number {
     .find((l) => l.split(' ')[4] === dir)!
   return Number(readFileSync(`/sys/class/bdi/${line.split(' ')[2]}/read_ahead_kb`, 'utf8'))
 }
+async function until1MiB(dir: string): Promise<void> {
+  for (let i = 0; i < 100 && readAheadKb(dir) !== 1024; i++) await new Promise((r) => setTimeout(r, 50))
+  expect(readAheadKb(dir)).toBe(1024)
+}
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex')
 const python = (code: string, ...args: string[]) => runReader('python3', ['-c', code, ...args])
 
@@ -107,6 +111,8 @@ describe.skipIf(fuseUnavailable)('mount: passthrough of local files', () => {
     const { lease, mount } = await mountOnce([second!])
     try {
       expect(lease.replayed).toBe(true)
+      // A replaying start reads ahead as its recording did (128 KiB) until it is over.
+      expect(readAheadKb(mount.dir)).toBe(128)
       expect(await hashThrough(lease.root, second!)).toBe(expected(second!))
       expect(mount.fuseStats.passthroughOpens).toBe(1) // the open waited for the bundle, then passed through
       expect(reads(mount)).toBe(0)
@@ -117,6 +123,8 @@ describe.skipIf(fuseUnavailable)('mount: passthrough of local files', () => {
       const readsBefore = reads(mount)
       expect(await hashThrough(lease.root, small)).toBe(expected(small))
       expect(reads(mount)).toBeGreaterThan(readsBefore)
+      lease.started()
+      await until1MiB(mount.dir)
     } finally {
       await lease.release()
       await mounts?.close()
@@ -133,22 +141,23 @@ describe.skipIf(fuseUnavailable)('mount: passthrough of local files', () => {
   })
 
   it('does not pass through while a start is recorded, and reads ahead only 128 KiB then: every read reaches the recorder as the process made it', async () => {
-    const { mount } = await mountOnce()
-    expect(readAheadKb(mount.dir)).toBe(1024)
+    const { mount, lease: made } = await mountOnce()
+    // A new mount reads ahead narrowly until the start that made it is over, then 1 MiB.
+    expect(readAheadKb(mount.dir)).toBe(128)
+    made.started()
+    await until1MiB(mount.dir)
     const lease = await mounts!.acquire(image.reference, { record: true })
     expect(readAheadKb(mount.dir)).toBe(128)
     try {
       const [first] = large // local since the first test: passthrough would hide its reads
       expect(await hashThrough(lease.root, first!)).toBe(expected(first!))
       expect(mount.fuseStats.passthroughOpens).toBe(0)
-      const profile = lease.stopRecording()
+      const profile = lease.started()
       expect(profile?.entries.map((e) => e.path)).toContain(`/${first}`)
-      // Raised again in the background once the recording stops.
-      for (let i = 0; i < 100 && readAheadKb(mount.dir) !== 1024; i++)
-        await new Promise((r) => setTimeout(r, 50))
-      expect(readAheadKb(mount.dir)).toBe(1024)
+      await until1MiB(mount.dir) // raised again in the background once the recording stops
     } finally {
       await lease.release()
+      await made.release()
     }
   })
 
@@ -173,7 +182,7 @@ describe.skipIf(fuseUnavailable)('mount: passthrough of local files', () => {
       const after = again.mount.fuseStats
       expect(after.directReads).toBe(before.directReads)
       expect(after.reads).toBeGreaterThan(before.reads)
-      expect(recording.stopRecording()?.entries.map((e) => e.path)).toContain(`/${small}`)
+      expect(recording.started()?.entries.map((e) => e.path)).toContain(`/${small}`)
     } finally {
       await recording.release()
       await again.lease.release()

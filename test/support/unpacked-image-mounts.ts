@@ -14,7 +14,7 @@ import type { Profile } from '../../runtime/profile/profile.ts'
  * FUSE mounts are integrated. It is not lazy and does not stream: acquire() pulls the image from
  * its registry (over plain HTTP) and unpacks every layer with tar into a directory, shared and
  * reference-counted like the real mounts. Recording sees no file accesses (nothing sits between
- * the node and the files), so stopRecording() returns a profile with no entries; replay never
+ * the node and the files), so started() returns a profile with no entries; replay never
  * happens (`replayed` is false). Whiteouts are not applied (the images tests build have none).
  * Never used by production code.
  */
@@ -96,7 +96,7 @@ export function createUnpackedImageMounts(dir: string): UnpackedImageMounts {
       timings,
       replayed: false,
       fetched: () => ({ requests: 0, bytes: 0 }), // unpacked from a tar up front: nothing on demand
-      stopRecording(): Profile | undefined {
+      started(): Profile | undefined {
         if (!recording) return undefined
         recording = false
         return { version: 1, subject: entry.image.manifest, workload: 'test-double', runs: 1, entries: [] }

@@ -22,7 +22,7 @@ function lease(reference: string, manifest: Digest, profile: Profile): MountLeas
     timings: { resolveMs: 0, mountMs: 0, prefetchMs: 0 },
     replayed: false,
     fetched: () => ({ requests: 0, bytes: 0 }),
-    stopRecording: () => profile,
+    started: () => profile,
     release: async () => {},
   }
 }
