@@ -2,8 +2,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCommand } from '../../host/os/run-command.ts'
 import { onCleanup } from '../support/cleanup.ts'
+import { createVethNamespace } from '../support/veth-namespace.ts'
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts'
 import { fuseUnavailable } from '../support/fuse.ts'
 import { runReader, startMount } from '../support/mount-process.ts'
@@ -31,37 +31,9 @@ const nsVeth = `ten${process.pid % 100000}`
 const subnet = `10.215.${process.pid % 250}`
 
 async function createFarLink(): Promise<void> {
-  const removeLink = async () => {
-    await runCommand('ip', ['link', 'del', hostVeth]).catch(() => {})
-    await runCommand('ip', ['netns', 'del', ns]).catch(() => {})
-  }
+  const link = await createVethNamespace({ name: ns, hostVeth, nsVeth, subnet, rateMbit: 20 })
   // After the processes inside it are stopped ('servers' runs first), also when a test failed.
-  onCleanup('dirs', removeLink)
-  const inNs = (...args: string[]) => runCommand('ip', ['netns', 'exec', ns, ...args])
-  const tbf = (dev: string) => [
-    'qdisc',
-    'replace',
-    'dev',
-    dev,
-    'root',
-    'tbf',
-    'rate',
-    '20mbit',
-    'burst',
-    '65536',
-    'latency',
-    '50ms',
-  ]
-  await runCommand('ip', ['netns', 'add', ns])
-  await runCommand('ip', ['link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', nsVeth])
-  await runCommand('ip', ['link', 'set', nsVeth, 'netns', ns])
-  await runCommand('ip', ['addr', 'add', `${subnet}.1/30`, 'dev', hostVeth])
-  await runCommand('ip', ['link', 'set', hostVeth, 'up'])
-  await inNs('ip', 'addr', 'add', `${subnet}.2/30`, 'dev', nsVeth)
-  await inNs('ip', 'link', 'set', nsVeth, 'up')
-  await inNs('ip', 'link', 'set', 'lo', 'up')
-  await runCommand('tc', tbf(hostVeth))
-  await inNs('tc', ...tbf(nsVeth))
+  onCleanup('dirs', () => link.close())
 }
 
 interface Edge {

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { runCommand } from '../../../host/os/run-command.ts'
+import { createVethNamespace, type VethNamespace } from '../../support/veth-namespace.ts'
 import { cpuMs, startChild, type BenchChild } from './child.ts'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
@@ -75,25 +76,13 @@ export async function createLink(
   const nsVeth = `tbn${process.pid % 100000}${n}`
   const subnet = `10.214.${(process.pid + n) % 250}`
   let proxy: BenchChild | undefined
+  let veth: VethNamespace | undefined
   const close = async () => {
     await proxy?.stop()
-    await runCommand('ip', ['link', 'del', hostVeth]).catch(() => {})
-    await runCommand('ip', ['netns', 'del', ns]).catch(() => {})
+    await veth?.close()
   }
   try {
-    await runCommand('ip', ['netns', 'add', ns])
-    const inNs = (...args: string[]) => runCommand('ip', ['netns', 'exec', ns, ...args])
-    await runCommand('ip', ['link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', nsVeth])
-    await runCommand('ip', ['link', 'set', nsVeth, 'netns', ns])
-    await runCommand('ip', ['addr', 'add', `${subnet}.1/30`, 'dev', hostVeth])
-    await runCommand('ip', ['link', 'set', hostVeth, 'up'])
-    await inNs('ip', 'addr', 'add', `${subnet}.2/30`, 'dev', nsVeth)
-    await inNs('ip', 'link', 'set', nsVeth, 'up')
-    await inNs('ip', 'link', 'set', 'lo', 'up')
-    if (spec.rateMbit !== undefined) {
-      await runCommand('tc', tbf(hostVeth, spec.rateMbit))
-      await inNs('tc', ...tbf(nsVeth, spec.rateMbit))
-    }
+    veth = await createVethNamespace({ name: ns, hostVeth, nsVeth, subnet, rateMbit: spec.rateMbit })
     proxy = startChild(process.execPath, [
       '--import',
       `file://${TSX}`,
@@ -119,25 +108,6 @@ export async function createLink(
     await close()
     throw err
   }
-}
-
-/** Token bucket: burst ≥ rate/HZ (at least one 64 KiB GSO segment), 50 ms of queue. */
-function tbf(dev: string, rateMbit: number): string[] {
-  const burstBytes = Math.max(Math.ceil((rateMbit * 1e6) / 8 / 250), 65536)
-  return [
-    'qdisc',
-    'replace',
-    'dev',
-    dev,
-    'root',
-    'tbf',
-    'rate',
-    `${rateMbit}mbit`,
-    'burst',
-    String(burstBytes),
-    'latency',
-    '50ms',
-  ]
 }
 
 /** Namespaces and veths left by benchmark processes that died (their PID is in the name). */
