@@ -1,9 +1,13 @@
 import { once } from 'node:events'
 import { rm } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
+import { ThawError } from '../../runtime/errors.ts'
 import { createLineSplitter, encodeLine } from '../../runtime/protocol/ndjson.ts'
 import { parseWorkerMessage } from '../../runtime/protocol/worker-message-schemas.ts'
 import type { HostMessage, WorkerMessage } from '../../runtime/protocol/worker-messages.ts'
+
+/** sun_path holds 108 bytes with its NUL (unix(7)). */
+const MAX_SOCKET_PATH = 107
 
 /** The host's end of one worker's control channel (runtime/protocol/worker-contract.ts). */
 export interface ControlServer {
@@ -26,6 +30,14 @@ export interface ControlServer {
  * connection is refused.
  */
 export async function listenControl(path: string): Promise<ControlServer> {
+  // Node would bind a longer path cut short, and the node's start would fail later on a missing file.
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+    throw new ThawError(
+      'SOCKET_PATH_TOO_LONG',
+      `the node's control socket ${path} is ${Buffer.byteLength(path)} bytes, past the ${MAX_SOCKET_PATH} a unix socket's path may have: give the host a shorter state directory (--state)`,
+      { fault: 'user' },
+    )
+  }
   await rm(path, { force: true })
   const messageListeners: ((m: WorkerMessage) => void)[] = []
   const errorListeners: ((e: Error, line: string) => void)[] = []
