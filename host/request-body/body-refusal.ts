@@ -50,10 +50,15 @@ export function acceptBody(req: IncomingMessage, res: ServerResponse): void {
 }
 
 /**
- * Answers a refused body: 413 or 408 with `Connection: close`, since the rest of the body is left
- * unread (RFC 9110 §15.5.9 and §15.5.14). If the answer had already started, all that is left is
- * to close the connection, which cuts the upload. Returns the status for the request log (499
+ * Answers a refused body: 413 or 408 (RFC 9110 §15.5.9 and §15.5.14), then closes the connection,
+ * since the rest of the body is left unread. If the answer had already started, all that is left
+ * is to close the connection, which cuts the upload. Returns the status for the request log (499
  * when the connection was closed).
+ *
+ * The close lingers (RFC 9112 §9.6): a connection closed while the client is still sending is
+ * reset, and the reset can discard the answer before the client reads it. So the rest of the body
+ * is read and dropped for at most LINGER_MS or LINGER_BYTES, then the connection is closed; a body
+ * that ends within them leaves the connection open for the next request.
  */
 export function refuseBody(res: ServerResponse, err: BodyRefusal): number {
   if (res.headersSent) {
@@ -63,11 +68,34 @@ export function refuseBody(res: ServerResponse, err: BodyRefusal): number {
   }
   const status = STATUS[err.code]
   const text = Buffer.from(`${err.message}\n`)
+  const unread = !res.req.complete
   res.writeHead(status, {
     'content-type': 'text/plain; charset=utf-8',
     'content-length': text.length,
-    connection: 'close',
+    // With `Connection: close` Node closes the socket as soon as the answer is written.
+    ...(unread ? {} : { connection: 'close' }),
   })
   res.end(text)
+  if (unread) lingerThenClose(res.req)
   return status
+}
+
+const LINGER_MS = 2000
+const LINGER_BYTES = 8 * 1024 * 1024
+
+function lingerThenClose(req: IncomingMessage): void {
+  const socket = req.socket
+  let dropped = 0
+  const close = () => {
+    clearTimeout(timer)
+    socket.destroy()
+  }
+  const timer = setTimeout(close, LINGER_MS).unref()
+  req.on('data', (chunk: Buffer) => {
+    dropped += chunk.length
+    if (dropped > LINGER_BYTES) close()
+  })
+  req.once('end', () => clearTimeout(timer)) // all read: the connection may serve the next request
+  req.once('error', close)
+  req.resume()
 }

@@ -203,10 +203,8 @@ describe.skipIf(sandboxUnavailable)(title, { timeout: 240_000 }, () => {
     expect(
       by('a CORS request from another origin').headers['access-control-allow-origin'],
     ).toBeNull()
-    expect(by('a body over the limit')).toMatchObject({
-      status: 413,
-      headers: { connection: 'close' },
-    })
+    // The rest of the body is read and dropped (a lingering close), so no `Connection: close`.
+    expect(by('a body over the limit').status).toBe(413)
     expect(by('a body under the limit').status).toBe(200)
     expect(by('a disabled function').status).toBe(404)
     expect(by('a disabled function with the master key')).toMatchObject({
