@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { cpuMs } from '../child.ts'
 import type { ColdStartSample, Contender, ContenderContext } from '../contender.ts'
 import { createLink, type BenchLink } from '../link.ts'
 import { parseColdStartHeader } from '../thaw/cold-start-header.ts'
@@ -92,7 +93,9 @@ export function thawContender(variant: ThawVariant): Contender {
       await dropCaches()
       const before = await edge.counters()
       const cpu0 = await edgeLink.proxyCpuMs()
+      const [host0, edge0] = [await cpuMs(host.child.pid), await cpuMs(edge.child.pid)]
       const answer = await host.request(`/${app}/api/hello`, { signal })
+      const [host1, edge1] = [await cpuMs(host.child.pid), await cpuMs(edge.child.pid)]
       const after = await edge.counters()
       // A start that did not answer 2xx has no time worth reporting: the runner records the error.
       expectOk(`GET /${app}/api/hello`, answer)
@@ -119,6 +122,9 @@ export function thawContender(variant: ThawVariant): Contender {
         },
         extra: {
           delayProxyCpuMs: (await edgeLink.proxyCpuMs()) - cpu0,
+          // The host's own process (all its threads; not the node's processes) and the edge's.
+          hostCpuMs: host1 - host0,
+          edgeCpuMs: edge1 - edge0,
           ...(bytesRead === undefined ? {} : { bytesReadByFunction: bytesRead }),
           ...(header ? {} : { noColdStartHeader: 1 }),
         },
