@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { FuseKeeper } from '../fuse/fuse-keeper.ts'
 import { createImageMounts, type MountLogger } from '../mount/create-image-mounts.ts'
+import { parseReadAheadKb } from '../mount/image-mount.ts'
 import type { ImageMounts } from '../mount/image-mounts.ts'
 import type { CredentialsOption } from '../../runtime/oci/remote/index.ts'
 import type { HostLogger } from '../log/host-logger.ts'
@@ -40,6 +41,16 @@ function recordLimitMs(): number | undefined {
 }
 
 /**
+ * THAW_START_READ_AHEAD_KB: the kernel's read-ahead while a start is recorded or replayed (default
+ * image-mount.ts START_READ_AHEAD_KB); for measuring what it does to profiles and bundles.
+ */
+function startReadAheadKb(): number | undefined {
+  const raw = process.env.THAW_START_READ_AHEAD_KB
+  if (raw === undefined || raw === '') return undefined
+  return parseReadAheadKb(raw, 'THAW_START_READ_AHEAD_KB')
+}
+
+/**
  * The lazy FUSE mounts `thaw host` runs on: one frame cache under `<dir>/cache` shared by every
  * image, mountpoints under `<dir>/mnt` (kept stable so a restarted host serves again, or detaches,
  * what a dead one left there). Tests pass their own ImageMounts to startHost instead.
@@ -55,6 +66,7 @@ export async function createMounts(options: HostMountsOptions): Promise<ImageMou
     credentials: options.credentials,
     keeper,
     recordLimitMs: recordLimitMs(),
+    startReadAheadKb: startReadAheadKb(),
   })
 }
 

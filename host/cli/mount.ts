@@ -11,7 +11,7 @@ import { FileCache } from '../mount/file-cache.ts'
 import { IndexCache } from '../mount/index-cache.ts'
 import { detachStaleMount } from '../mount/fuse-mount.ts'
 import { createFrameDecoder } from '../mount/frame-decoder.ts'
-import { ImageMount } from '../mount/image-mount.ts'
+import { ImageMount, parseReadAheadKb } from '../mount/image-mount.ts'
 import { resolveWithBundle } from '../mount/bundle-replay.ts'
 import { SourceSet } from '../mount/source-set.ts'
 
@@ -32,6 +32,9 @@ options:
   --no-background     do not fetch the rest of the image in the background
   --no-passthrough    read every file through FUSE (default: local files pass through, Linux 6.9+)
   --record FILE       record accesses; write the profile to FILE at exit
+  --start-read-ahead KB
+                      the kernel's read-ahead while recording or replaying (default 128; the
+                      mount stays at it: it has no start that ends)
   --workload NAME     what runs: the profile recorded and the bundle replayed are NAME's
                       (default: the unnamed workload, the edge's default profile)
 
@@ -53,6 +56,7 @@ export async function main(argv: string[]): Promise<number> {
       'no-background': { type: 'boolean', default: false },
       'no-passthrough': { type: 'boolean', default: false },
       record: { type: 'string' },
+      'start-read-ahead': { type: 'string' },
       workload: { type: 'string', default: '' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -80,7 +84,9 @@ export async function main(argv: string[]): Promise<number> {
   })
   const cacheBytes = number(values['cache-bytes'], '--cache-bytes')
   const cache = await BlobCache.open(values.cache, cacheBytes)
-  const files = values['no-passthrough'] ? undefined : await FileCache.open(values.cache, cacheBytes)
+  const files = values['no-passthrough']
+    ? undefined
+    : await FileCache.open(values.cache, cacheBytes)
   // Lazy: a mount whose reads all come from the frame cache never starts a thread.
   const decoder = createFrameDecoder({ warn, lazy: true })
   let mount: ImageMount | undefined
@@ -88,7 +94,12 @@ export async function main(argv: string[]): Promise<number> {
     const replaying = !values['no-replay']
     const indexes = new IndexCache(200_000, join(values.cache, 'indexes'))
     const workload = values.workload
-    const { image, bundle } = await resolveWithBundle(sources, reference, { replay: replaying, warn, indexes, workload })
+    const { image, bundle } = await resolveWithBundle(sources, reference, {
+      replay: replaying,
+      warn,
+      indexes,
+      workload,
+    })
     mount = await ImageMount.mount({
       image,
       dir,
@@ -100,9 +111,15 @@ export async function main(argv: string[]): Promise<number> {
       background: !values['no-background'],
       files,
       workload,
+      startReadAheadKb:
+        values['start-read-ahead'] === undefined
+          ? undefined
+          : parseReadAheadKb(values['start-read-ahead'], '--start-read-ahead'),
       warn,
     })
-    const recorder = values.record ? new AccessRecorder({ subject: image.manifest, workload, limitMs: 3_600_000 }) : undefined
+    const recorder = values.record
+      ? new AccessRecorder({ subject: image.manifest, workload, limitMs: 3_600_000 })
+      : undefined
     if (recorder) await mount.record(recorder)
     await mount.replayFound
     say(`mounted ${reference} (${image.manifest}) at ${dir}`)
@@ -112,8 +129,15 @@ export async function main(argv: string[]): Promise<number> {
     if (recorder && values.record) await writeFile(values.record, serializeProfile(recorder.stop()))
     const s = mount.loader.stats
     const replay = await Promise.race([mount.replay, Promise.resolve(undefined)])
-    const { reads: fuseReads, directReads: fuseDirectReads, passthroughOpens, requests: fuseRequests } = mount.fuseStats
-    say(`fetched: ${JSON.stringify({ ...s, bundleBytes: replay?.bytes ?? 0, bundleRecords: replay?.records ?? 0, fuseRequests, fuseReads, fuseDirectReads, passthroughOpens })}`)
+    const {
+      reads: fuseReads,
+      directReads: fuseDirectReads,
+      passthroughOpens,
+      requests: fuseRequests,
+    } = mount.fuseStats
+    say(
+      `fetched: ${JSON.stringify({ ...s, bundleBytes: replay?.bytes ?? 0, bundleRecords: replay?.records ?? 0, fuseRequests, fuseReads, fuseDirectReads, passthroughOpens })}`,
+    )
     return 0
   } finally {
     await mount?.close()

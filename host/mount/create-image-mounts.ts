@@ -42,6 +42,8 @@ export interface ImageMountsOptions {
   background?: boolean
   /** How long a start is recorded, or read ahead narrowly while replaying, at most (default 10 s). */
   recordLimitMs?: number
+  /** The kernel's read-ahead meanwhile, KiB (default image-mount.ts START_READ_AHEAD_KB). */
+  startReadAheadKb?: number
   /** Threads that verify and decode large runs of frames (default: cores - 1, 1 to 4). */
   decoderThreads?: number
   /**
@@ -292,6 +294,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
           heldBundle: held,
           keeper: options.keeper,
           workload,
+          startReadAheadKb: options.startReadAheadKb,
           warn: log.warn,
         })
         entry = { mount, image, leases: 0 }
@@ -335,7 +338,15 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       const timings = fresh
         ? { resolveMs: t1 - t0, mountMs: t2 - t1, prefetchMs: t3 - t2 }
         : { resolveMs: 0, mountMs: 0, prefetchMs: 0 }
-      return leaseOn(key, mount, { reference, timings, replayed, before, recorder, startAnswered, widen })
+      return leaseOn(key, mount, {
+        reference,
+        timings,
+        replayed,
+        before,
+        recorder,
+        startAnswered,
+        widen,
+      })
     },
     async adoptLease(root) {
       for (const [key, entry] of mounts) {

@@ -52,6 +52,8 @@ export interface ImageMountOptions {
   adopt?: KeptSession
   /** Whose bundle a mount that asks for one asks for ('' = the unnamed default). */
   workload?: string
+  /** The kernel's read-ahead while a start is recorded or replayed, KiB (START_READ_AHEAD_KB). */
+  startReadAheadKb?: number
   warn: (message: string) => void
 }
 
@@ -75,8 +77,16 @@ export function recordsCached(
   })
 }
 
-/** Read-ahead while a start is recorded or replayed (ImageMount.narrowReadAhead). */
-const PROFILE_READ_AHEAD_KB = 128
+/** Read-ahead while a start is recorded or replayed, KiB (ImageMount.narrowReadAhead). */
+export const START_READ_AHEAD_KB = 128
+
+/** A read-ahead given by a user (`name` says where), in KiB: an integer from 0 to 65536. */
+export function parseReadAheadKb(raw: string, name: string): number {
+  const kb = Number(raw)
+  if (!/^\d+$/.test(raw.trim()) || kb > 65536)
+    throw new Error(`${name} must be a whole number of KiB from 0 to 65536, not ${raw}`)
+  return kb
+}
 
 /** The rest of the image is fetched once on-demand reads have paused this long (startup first). */
 const BACKGROUND_AFTER_QUIET_MS = 2000
@@ -106,6 +116,7 @@ export class ImageMount {
   /** Recorded or replayed starts under way (narrowReadAhead), and the recording's share. */
   #narrowed = 0
   #recording: (() => void) | undefined
+  readonly #startReadAheadKb: number
 
   private constructor(
     o: ImageMountOptions,
@@ -122,6 +133,7 @@ export class ImageMount {
     this.fs = fs
     this.#fuse = fuse
     this.#warn = o.warn
+    this.#startReadAheadKb = o.startReadAheadKb ?? START_READ_AHEAD_KB
     const signal = this.#abort.signal
     const none: ReplayResult = { found: false, bytes: 0, records: 0, rejected: 0 }
     let onFound: (found: boolean) => void = () => {}
@@ -198,7 +210,7 @@ export class ImageMount {
         warn: o.warn,
         passthrough: o.files !== undefined,
         // Narrow from the start: the mount's first start records or replays (narrowReadAhead).
-        readAheadKb: PROFILE_READ_AHEAD_KB,
+        readAheadKb: o.startReadAheadKb ?? START_READ_AHEAD_KB,
         keep: o.keeper && { keeper: o.keeper, data: keptImage(o.image) },
         adopt: o.adopt,
       })
@@ -249,7 +261,7 @@ export class ImageMount {
    * requests): the first files a start opens keep the read-ahead of their open.
    */
   async narrowReadAhead(): Promise<() => void> {
-    if (this.#narrowed++ === 0) await this.#readAhead(PROFILE_READ_AHEAD_KB)
+    if (this.#narrowed++ === 0) await this.#readAhead(this.#startReadAheadKb)
     let widened = false
     return () => {
       if (widened) return
