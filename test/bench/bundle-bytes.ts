@@ -5,7 +5,7 @@
  * depend on the machine's load.
  *
  *   node --import tsx test/bench/bundle-bytes.ts --profile FILE [--layout DIR --tag multi]
- *        [--profiled-level N] [--min-cold BYTES] [--json]
+ *        [--profiled-level N] [--min-cold BYTES] [--bundle-only] [--json]
  *
  * --profile: a merged profile as the edge serves it (`GET _thaw/profiles/<digest>?workload=<w>`).
  * Default layout: the cold-start bench's
@@ -20,6 +20,7 @@
  *   up to 256 KiB of missing neighbours, runs of at most 4 MiB), reads replayed in the profile's
  *   order, range by range; the index blob added. Simulated (no kernel read-ahead beyond what the
  *   profile recorded, no background fetch): the cold-start bench's thaw-cold row is the real one.
+ *   --bundle-only skips it (and its conversion).
  */
 import { createReadStream, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -48,6 +49,7 @@ const { values: args } = parseArgs({
     tag: { type: 'string', default: 'multi' },
     'profiled-level': { type: 'string' },
     'min-cold': { type: 'string' },
+    'bundle-only': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 })
@@ -148,7 +150,6 @@ const layout: Partial<WriteLayerOptions> = {
   ...(args['min-cold'] ? { minColdBytes: Number(args['min-cold']) } : {}),
 }
 
-const original = await convert(layers, {})
 const relaid = await convert(layers, layout)
 const indexBlob = (index: FsIndex) => {
   const bin = encodeBinaryIndex(index)
@@ -162,9 +163,20 @@ const header = planBundle({
   merged: profile,
 })
 const bundle = bundleSize(header)
-const firstIndex = indexBlob(original.index).size
-const demand = onDemandBytes(original.index, profile)
 const frames = (i: FsIndex) => i.blobs.reduce((n, b) => n + b.frames.length, 0)
+const noProfile = async () => {
+  const original = await convert(layers, {})
+  const firstIndex = indexBlob(original.index).size
+  const demand = onDemandBytes(original.index, profile)
+  return {
+    onDemandBytes: demand.bytes + firstIndex,
+    requests: demand.requests,
+    indexBytes: firstIndex,
+    fetchedOverRead: (demand.bytes + firstIndex) / read,
+    frames: frames(original.index),
+    convertSeconds: original.seconds,
+  }
+}
 const result = {
   image: `${args.layout ?? defaultLayout()}:${args.tag}`,
   profile: { file: args.profile, files: profile.entries.length, readBytes: read },
@@ -176,14 +188,7 @@ const result = {
     frames: frames(relaid.index),
     convertSeconds: relaid.seconds,
   },
-  noProfile: {
-    onDemandBytes: demand.bytes + firstIndex,
-    requests: demand.requests,
-    indexBytes: firstIndex,
-    fetchedOverRead: (demand.bytes + firstIndex) / read,
-    frames: frames(original.index),
-    convertSeconds: original.seconds,
-  },
+  noProfile: args['bundle-only'] ? undefined : await noProfile(),
 }
 if (args.json) console.log(JSON.stringify(result, null, 2))
 else {
@@ -194,9 +199,11 @@ else {
       `${header.records.length} records, index ${(header.records[0]!.length / 1024).toFixed(0)} KiB); ` +
       `${frames(relaid.index)} frames; converted in ${relaid.seconds.toFixed(1)} s`,
   )
-  console.log(
-    `no profile (simulated on-demand): ${(result.noProfile.onDemandBytes / MB).toFixed(1)} MB ` +
-      `(${result.noProfile.fetchedOverRead.toFixed(2)} × read; ${demand.requests} range requests); ` +
-      `${frames(original.index)} frames; converted in ${original.seconds.toFixed(1)} s`,
-  )
+  const first = result.noProfile
+  if (first)
+    console.log(
+      `no profile (simulated on-demand): ${(first.onDemandBytes / MB).toFixed(1)} MB ` +
+        `(${first.fetchedOverRead.toFixed(2)} × read; ${first.requests} range requests); ` +
+        `${first.frames} frames; converted in ${first.convertSeconds.toFixed(1)} s`,
+    )
 }

@@ -1,4 +1,6 @@
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { serializeProfile } from '../../../../runtime/profile/profile.ts'
 import { cpuMs } from '../child.ts'
 import type { ColdStartSample, Contender, ContenderContext } from '../contender.ts'
 import { createLink, type BenchLink } from '../link.ts'
@@ -38,6 +40,7 @@ export function thawContender(variant: ThawVariant): Contender {
   let runs = 0
   let app = ''
   let bytesRead: number | undefined
+  let recordingMs: number | undefined
   return {
     id: `thaw-${variant}`,
     label: LABELS[variant],
@@ -57,7 +60,14 @@ export function thawContender(variant: ThawVariant): Contender {
       if (variant !== 'cold') {
         app = `bench-${context.image.name}-${variant}`
         const repository = `thaw-${variant}/${context.image.name}`
-        ;({ bytesRead } = await recordProfile(context, edge, host, edgeLink, repository, app))
+        ;({ bytesRead, recordingMs } = await recordProfile(
+          context,
+          edge,
+          host,
+          edgeLink,
+          repository,
+          app,
+        ))
         if (variant === 'again') {
           expectOk('drain', await host.admin('POST', `/admin/apps/${app}/drain`))
           expectOk('first replaying start', await host.request(`/${app}/api/hello`))
@@ -71,6 +81,8 @@ export function thawContender(variant: ThawVariant): Contender {
       if (!ctx || !edge || !host || !edgeLink) throw new Error('prepare first')
       const run = runs++
       let settle = async () => {}
+      // A cold start records: what its profile says it read (the edge's, once uploaded).
+      let readByThisStart: number | undefined
       if (variant === 'cold') {
         app = `bench-${ctx.image.name}-cold-${run}`
         const repository = `thaw-cold-${run}/${ctx.image.name}`
@@ -81,9 +93,14 @@ export function thawContender(variant: ThawVariant): Contender {
         const h = host
         settle = async () => {
           await waitProfileSettled(h, 300_000)
-          await e
+          const profiled = await e
             .waitStatus(repository, manifest, (s) => !!s.profile, { timeoutMs: 300_000 })
-            .catch(() => {})
+            .then(() => true)
+            .catch(() => false)
+          if (profiled)
+            readByThisStart = await e
+              .profileBytesRead(repository, manifest, app)
+              .catch(() => undefined)
         }
       }
       expectOk('drain', await host.admin('POST', `/admin/apps/${app}/drain`, undefined, signal))
@@ -125,7 +142,10 @@ export function thawContender(variant: ThawVariant): Contender {
           // The host's own process (all its threads; not the node's processes) and the edge's.
           hostCpuMs: host1 - host0,
           edgeCpuMs: edge1 - edge0,
-          ...(bytesRead === undefined ? {} : { bytesReadByFunction: bytesRead }),
+          ...((readByThisStart ?? bytesRead) === undefined
+            ? {}
+            : { bytesReadByFunction: readByThisStart ?? bytesRead }),
+          ...(recordingMs === undefined ? {} : { recordingStartMs: recordingMs }),
           ...(header ? {} : { noColdStartHeader: 1 }),
         },
       }
@@ -184,15 +204,31 @@ export async function recordProfile(
   link: BenchLink,
   repository: string,
   app: string,
-): Promise<{ manifest: string; bytesRead: number }> {
+): Promise<{ manifest: string; bytesRead: number; recordingMs: number }> {
   const manifest = await deploy(ctx, edge, host, link, repository, app)
   ctx.log(`${repository}: recording start`)
-  expectOk('recording start', await host.request(`/${app}/api/hello`))
+  const recording = expectOk('recording start', await host.request(`/${app}/api/hello`))
   await waitProfileUploaded(host, 300_000)
   await edge.waitStatus(repository, manifest, (s) => s.state === 'converted' && !!s.profile, {
     timeoutMs: 30 * 60_000,
   })
-  return { manifest, bytesRead: await edge.profileBytesRead(repository, manifest, app) }
+  const profile = await edge.profile(repository, manifest, app)
+  const bytesRead = profile.entries.reduce(
+    (sum, e) => sum + e.ranges.reduce((n, [, length]) => n + length, 0),
+    0,
+  )
+  ctx.log(
+    `${repository}: the recording start took ${recording.ttfbMs.toFixed(0)} ms; its profile: ` +
+      `${profile.entries.length} files, ${bytesRead} bytes`,
+  )
+  // THAW_BENCH_PROFILES=DIR keeps each recorded profile (test/bench/bundle-bytes.ts reads one).
+  const keep = process.env.THAW_BENCH_PROFILES
+  if (keep) {
+    await mkdir(keep, { recursive: true })
+    const file = join(keep, `${ctx.image.name}-${ctx.link.spec.name}-${app}.profile.json`)
+    await writeFile(file, serializeProfile(profile))
+  }
+  return { manifest, bytesRead, recordingMs: recording.ttfbMs }
 }
 
 interface ProfilesAnswer {

@@ -39,6 +39,8 @@ export interface BenchEdge {
    * `workload` (the host names a start by its app; '' is the unnamed default).
    */
   profileBytesRead(repository: string, manifest: string, workload?: string): Promise<number>
+  /** The edge's merged profile of `workload` (as it serves it). */
+  profile(repository: string, manifest: string, workload?: string): Promise<Profile>
   /**
    * Uploads `workload`'s merged profile again as the image's unnamed default (POST profiles), as
    * an operator does for nodes whose starts name no workload (containerd + thaw snapshotter ask
@@ -140,6 +142,7 @@ export async function startEdge(storeDir: string): Promise<BenchEdge> {
         `${repository}@${manifest}: status not reached in ${timeoutMs} ms (last: ${JSON.stringify(last)})`,
       )
     },
+    profile: (repository, manifest, workload = '') => merged(repository, manifest, workload),
     async profileBytesRead(repository, manifest, workload = '') {
       const profile = await merged(repository, manifest, workload)
       return profile.entries.reduce(
