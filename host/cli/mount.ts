@@ -33,7 +33,7 @@ options:
   --no-passthrough    read every file through FUSE (default: local files pass through, Linux 6.9+)
   --record FILE       record accesses; write the profile to FILE at exit
   --start-read-ahead KB
-                      the kernel's read-ahead while recording or replaying (default 128; the
+                      the kernel's read-ahead while recording or replaying (default 4; the
                       mount stays at it: it has no start that ends)
   --workload NAME     what runs: the profile recorded and the bundle replayed are NAME's
                       (default: the unnamed workload, the edge's default profile)

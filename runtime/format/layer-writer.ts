@@ -59,7 +59,7 @@ export interface WriteLayerOptions {
  * becoming a frame of its own (a frame costs its header, an index record and the compression
  * context it breaks; measured with test/bench/bundle-bytes.ts, README "Order").
  */
-export const DEFAULT_MIN_COLD_BYTES = 64 * 1024
+export const DEFAULT_MIN_COLD_BYTES = 16 * 1024
 
 /**
  * The Writer: converts one original layer (tar, tar+gzip, tar+zstd) into a streaming blob written to

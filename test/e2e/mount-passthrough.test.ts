@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createImageMounts, type ImageMountsHandle } from '../../host/mount/create-image-mounts.ts'
-import type { ImageMount } from '../../host/mount/image-mount.ts'
+import { START_READ_AHEAD_KB, type ImageMount } from '../../host/mount/image-mount.ts'
 import { startFaultProxy } from '../support/fault-proxy.ts'
 import { fuseUnavailable } from '../support/fuse.ts'
 import { forceUnmount, runReader } from '../support/mount-process.ts'
@@ -29,7 +29,8 @@ function readAheadKb(dir: string): number {
   return Number(readFileSync(`/sys/class/bdi/${line.split(' ')[2]}/read_ahead_kb`, 'utf8'))
 }
 async function until1MiB(dir: string): Promise<void> {
-  for (let i = 0; i < 100 && readAheadKb(dir) !== 1024; i++) await new Promise((r) => setTimeout(r, 50))
+  for (let i = 0; i < 100 && readAheadKb(dir) !== 1024; i++)
+    await new Promise((r) => setTimeout(r, 50))
   expect(readAheadKb(dir)).toBe(1024)
 }
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex')
@@ -111,8 +112,8 @@ describe.skipIf(fuseUnavailable)('mount: passthrough of local files', () => {
     const { lease, mount } = await mountOnce([second!])
     try {
       expect(lease.replayed).toBe(true)
-      // A replaying start reads ahead as its recording did (128 KiB) until it is over.
-      expect(readAheadKb(mount.dir)).toBe(128)
+      // A replaying start reads ahead as its recording did until it is over.
+      expect(readAheadKb(mount.dir)).toBe(START_READ_AHEAD_KB)
       expect(await hashThrough(lease.root, second!)).toBe(expected(second!))
       expect(mount.fuseStats.passthroughOpens).toBe(1) // the open waited for the bundle, then passed through
       expect(reads(mount)).toBe(0)
@@ -140,14 +141,14 @@ describe.skipIf(fuseUnavailable)('mount: passthrough of local files', () => {
     }
   })
 
-  it('does not pass through while a start is recorded, and reads ahead only 128 KiB then: every read reaches the recorder as the process made it', async () => {
+  it('does not pass through while a start is recorded, and reads ahead narrowly then: every read reaches the recorder as the process made it', async () => {
     const { mount, lease: made } = await mountOnce()
     // A new mount reads ahead narrowly until the start that made it is over, then 1 MiB.
-    expect(readAheadKb(mount.dir)).toBe(128)
+    expect(readAheadKb(mount.dir)).toBe(START_READ_AHEAD_KB)
     made.started()
     await until1MiB(mount.dir)
     const lease = await mounts!.acquire(image.reference, { record: true })
-    expect(readAheadKb(mount.dir)).toBe(128)
+    expect(readAheadKb(mount.dir)).toBe(START_READ_AHEAD_KB)
     try {
       const [first] = large // local since the first test: passthrough would hide its reads
       expect(await hashThrough(lease.root, first!)).toBe(expected(first!))
@@ -157,6 +158,30 @@ describe.skipIf(fuseUnavailable)('mount: passthrough of local files', () => {
       await until1MiB(mount.dir) // raised again in the background once the recording stops
     } finally {
       await lease.release()
+      await made.release()
+    }
+  })
+
+  it('records the page a start touched with the start read-ahead around it, not the 128 KiB the kernel reads around a page fault by default', async () => {
+    const { lease: made } = await mountOnce()
+    const recording = await mounts!.acquire(image.reference, { record: true })
+    const [, , third] = large
+    const page = 192 * 1024 // a page fault here reads around it: 64 KiB either side at 128 KiB
+    try {
+      const touch = await python(
+        'import mmap,sys;f=open(sys.argv[1],"rb");m=mmap.mmap(f.fileno(),0,prot=mmap.PROT_READ);print(m[int(sys.argv[2])])',
+        join(recording.root, third!),
+        String(page),
+      )
+      expect(Number(touch.stdout)).toBe(readFileSync(join(rootfs, third!))[page])
+      // The file's inode may be recorded under another of its names (the image has hard links).
+      const ranges = recording.started()!.entries.flatMap((e) => e.ranges)
+      expect(ranges.some(([o, l]) => o <= page && page < o + l)).toBe(true)
+      const recorded = ranges.reduce((n, [, length]) => n + length, 0)
+      expect(recorded).toBeLessThanOrEqual(START_READ_AHEAD_KB * 1024)
+      expect(recorded).toBeLessThan(128 * 1024) // the kernel's default read-around
+    } finally {
+      await recording.release()
       await made.release()
     }
   })

@@ -287,12 +287,30 @@ describe('writeLayer', () => {
       const { toc } = await convert(layer, {
         order: ['lib/big.so'],
         ranges: new Map([['lib/big.so', near]]),
+        minColdBytes: 64 * KiB,
       })
-      expect(DEFAULT_MIN_COLD_BYTES).toBeGreaterThan(32 * KiB)
       const held = holding(toc, 'lib/big.so', near)
       // One stretch [0, 44 KiB): the 8 KiB before the first range and the 28 KiB gap ride along.
       expect(held).toHaveLength(1)
       expect(held[0]!.ulen).toBe(512 + 44 * KiB)
+    })
+
+    it('by default, leaves an unread stretch of 16 KiB or more out of the frames that hold read bytes (a start recorded page by page reads scattered pages)', async () => {
+      // Pages a start touched, 20 KiB apart (as page faults in a library's code are).
+      const pages: [number, number][] = [
+        [64 * KiB, 4 * KiB],
+        [88 * KiB, 4 * KiB],
+        [112 * KiB, 4 * KiB],
+      ]
+      const { toc } = await convert(layer, {
+        order: ['lib/big.so'],
+        ranges: new Map([['lib/big.so', pages]]),
+      })
+      expect(DEFAULT_MIN_COLD_BYTES).toBe(16 * KiB)
+      const held = holding(toc, 'lib/big.so', pages)
+      // Each page its own frame: the 20 KiB between them stay out (a 64 KiB minimum took them in).
+      expect(held).toHaveLength(pages.length)
+      expect(held.reduce((n, f) => n + f.ulen, 0)).toBe(pages.length * 4 * KiB)
     })
 
     it('bounds what a start fetches by what it read, not by the frame size', async () => {
