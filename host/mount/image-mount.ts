@@ -257,7 +257,7 @@ export class ImageMount {
    * in files opened meanwhile, not the 1 MiB it may otherwise. For a recorded start: a profile
    * holds what reached the mount, and read-ahead beyond what the process read makes every bundle
    * of this image larger (a page fault reads the read-ahead around it: at the kernel's default of
-   * 128 KiB, the bench's function recorded 57.7 MB, at 4 KiB 38.4 MB; its bundle 20.0 MB and 15.8
+   * 128 KiB, the bench's function recorded 57.7 MB, at 4 KiB 38.4 MB; its bundle 20.0 MB and 15.7
    * MB). For a replayed start: its reads then stay inside the ranges its recording saw, which the
    * bundle holds; with 1 MiB, page faults in a large binary read around ranges the bundle does
    * not have, and each is a range request (thaw up's replay: 12 range requests and 33.5 MiB with
