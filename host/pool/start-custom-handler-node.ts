@@ -6,6 +6,7 @@ import { readFunctionJsonDir, type FunctionJsonFunction } from '../custom-handle
 import { waitForHandler } from '../custom-handler/process.ts'
 import { parseBodyLimits } from '../request-body/index.ts'
 import type { HttpFunctionSpec } from '../router/index.ts'
+import type { NodeProcess } from '../sandbox/node-handle.ts'
 import type { ImageAppConfig } from './app-config-in-image.ts'
 import { createCustomHandlerWorkerClient } from './custom-handler-worker-client.ts'
 import type { RunningApp, StartWorkerNodeOptions } from './start-worker-node.ts'
@@ -57,10 +58,39 @@ export async function startCustomHandlerNode(
     pids: o.pids,
     ...o.privileges,
     onOutput: (stream, chunk) => o.log.output(stream, chunk),
+    owner: o.owner,
     signal: o.signal,
   })
+  return attachHandler(o, app, { functions, port, proc, sandboxMs: forwardMs })
+}
+
+/**
+ * Takes over a custom-handler node a host that died left running (sandbox takeKept), as
+ * adoptWorkerNode does a worker's: the handler never knew its host, so there is nothing to
+ * reconnect. Its port and functions are read from the image again (the node runs the revision
+ * they came from), its forwarding rule is in its network namespace still, and it serves once it
+ * answers `GET /`, as at its start.
+ */
+export async function adoptCustomHandlerNode(
+  o: Omit<StartWorkerNodeOptions, 'owner'>,
+  app: ImageAppConfig & { customHandler: CustomHandlerConfig },
+  proc: NodeProcess,
+): Promise<RunningApp> {
+  const { functions } = await readFunctionJsonDir(join(o.lease.root, app.scriptRoot))
+  const port = app.customHandler.port ?? HANDLER_PORT
+  return attachHandler(o, app, { functions, port, proc, sandboxMs: 0 })
+}
+
+/** The host's side of a handler: the wait for its first answer, and the client of its port. */
+async function attachHandler(
+  o: Pick<StartWorkerNodeOptions, 'settings' | 'memoryBytes' | 'log' | 'signal'>,
+  app: ImageAppConfig & { customHandler: CustomHandlerConfig },
+  h: { functions: FunctionJsonFunction[]; port: number; proc: NodeProcess; sandboxMs: number },
+): Promise<RunningApp> {
+  const { functions, proc } = h
+  const handler = app.customHandler
   const specialized = performance.now()
-  const baseUrl = `http://${proc.ip}:${port}`
+  const baseUrl = `http://${proc.ip}:${h.port}`
   const stopped = exitedBeforeReady(proc)
   await untilReady(
     waitForHandler(baseUrl, { stopped, timeoutMs: HANDLER_START_TIMEOUT_MS, signal: o.signal }),
@@ -82,7 +112,7 @@ export async function startCustomHandlerNode(
     allFunctions: functions.filter((f) => !f.disabled),
     routePrefix: app.routePrefix,
     customHeaders: app.customHeaders,
-    timings: { sandboxMs: forwardMs + proc.timings.totalMs, loadMs },
+    timings: { sandboxMs: h.sandboxMs + proc.timings.totalMs, loadMs },
     exited: proc.exited,
     close: () => client.destroy(),
   }

@@ -11,10 +11,9 @@ import type { NodeExit, NodeProcess } from '../sandbox/node-handle.ts'
 import type { SandboxNode, SpecializeOptions } from '../sandbox/sandbox-node.ts'
 import { listenControl } from '../worker/control-server.ts'
 import { createWorkerClient, type WorkerClient } from '../worker/worker-client.ts'
-import { ThawError } from '../../runtime/errors.ts'
 import { readImageAppConfig, type ImageAppConfig } from './app-config-in-image.ts'
 import type { NodeLog } from './node-log.ts'
-import { startCustomHandlerNode } from './start-custom-handler-node.ts'
+import { adoptCustomHandlerNode, startCustomHandlerNode } from './start-custom-handler-node.ts'
 import { startFailed, untilReady } from './until-ready.ts'
 
 /** The bundled worker's file name inside the worker directory (bound at /.thaw/worker). */
@@ -107,23 +106,24 @@ export async function startWorkerNode(o: StartWorkerNodeOptions): Promise<Runnin
 /**
  * Takes over a node a host that died left running (sandbox takeKept): its worker connects to
  * this host's control socket at the same path, says hello and ready again, and serves on its
- * invocation socket as before. The node's output goes on to the app's log from where the dead
- * host stopped reading its output files. Rejects as startWorkerNode does, e.g. when the worker does not
- * come back before `signal` ends. Custom-handler nodes are not adopted (NODE_NOT_ADOPTABLE).
+ * invocation socket as before; a custom handler serves on its port as before
+ * (adoptCustomHandlerNode). The node's output goes on to the app's log from where the dead host
+ * stopped reading its output files. Rejects as startWorkerNode does, e.g. when the worker does
+ * not come back before `signal` ends.
  */
 export async function adoptWorkerNode(
   o: Omit<StartWorkerNodeOptions, 'owner'>,
   proc: NodeProcess,
 ): Promise<RunningApp> {
   const app = await readImageAppConfig(o.lease.root, o.lease.image.config)
-  if (app.customHandler) {
-    throw new ThawError('NODE_NOT_ADOPTABLE', 'custom-handler nodes are not adopted yet')
-  }
   const output = proc.output()
   for (const stream of ['stdout', 'stderr'] as const) {
     if (output[stream]) o.log.output(stream, Buffer.from(output[stream]))
   }
   proc.onOutput((stream, chunk) => o.log.output(stream, chunk))
+  if (app.customHandler) {
+    return adoptCustomHandlerNode(o, { ...app, customHandler: app.customHandler }, proc)
+  }
   return attachWorker(o, app, async () => proc)
 }
 

@@ -7,6 +7,7 @@ import { waitForStreamingArtifact } from '../../host/deploy/wait-for-artifact.ts
 import { fuseMountsUnder } from '../../host/mount/fuse-mount.ts'
 import { processStartTime } from '../../host/sandbox/instance-registry.ts'
 import { createRegistryClient } from '../../runtime/oci/remote/index.ts'
+import { pushStaticHandlerImage } from '../support/custom-handler.ts'
 import { fuseUnavailable } from '../support/fuse.ts'
 import { freePort, startProcess, type TestProcess } from '../support/processes.ts'
 import { pushAppImage } from '../support/push-test-image.ts'
@@ -25,6 +26,8 @@ import { tmpDir } from '../support/tmp.ts'
 const THAW = resolve(import.meta.dirname, '../../bin/thaw')
 const MASTER = 'master-key-of-this-test'
 const skip = sandboxUnavailable || (fuseUnavailable ? 'no /dev/fuse' : false)
+/** The custom-handler case builds its static handler with gcc. */
+const noCompiler = onPath('gcc') ? false : 'gcc is not installed'
 
 /** Walks every process the node has (its own PID namespace) and reports each descriptor, and the
  * node's uid map. */
@@ -87,6 +90,7 @@ describe.skipIf(skip)(
   () => {
     let edgeUrl: string
     let image: string
+    let handlerImage: string | undefined
     let edge: TestProcess
 
     beforeAll(async () => {
@@ -107,9 +111,12 @@ describe.skipIf(skip)(
           'keep.js': KEEP_APP,
         },
       })
+      if (!noCompiler) handlerImage = await pushStaticHandlerImage(`127.0.0.1:${port}`, 'apps/ch')
       const client = createRegistryClient({ registry: edgeUrl })
-      const manifest = (await client.getManifest('apps/fds', 'v1')).digest
-      await waitForStreamingArtifact({ client, repository: 'apps/fds', manifest })
+      for (const repository of handlerImage ? ['apps/fds', 'apps/ch'] : ['apps/fds']) {
+        const manifest = (await client.getManifest(repository, 'v1')).digest
+        await waitForStreamingArtifact({ client, repository, manifest })
+      }
       await client.close()
     }, 600_000)
 
@@ -279,6 +286,65 @@ describe.skipIf(skip)(
       expect(await nodeRecords(state)).toEqual([])
       expect(await fuseMountsUnder(state)).toEqual([])
     })
+
+    it.skipIf(noCompiler)(
+      'a custom-handler node serves the next host as the same process, with no cold start',
+      async () => {
+        const state = await tmpDir('thaw-keep-handler-')
+        const startHost = async () => {
+          const port = await freePort()
+          const host = startProcess(THAW, [
+            'host',
+            ...['--port', String(port), '--edge', edgeUrl, '--pool', '0', '--state', state],
+            ...['--master-key', MASTER],
+          ])
+          await host.waitFor(/listening on/, 120_000)
+          return { host, url: `http://127.0.0.1:${port}` }
+        }
+        const hello = async (url: string) => {
+          const res = await fetch(`${url}/ch/api/hello/thaw`)
+          expect([res.status, await res.text()]).toEqual([201, 'hello thaw'])
+          const h = (name: string) => res.headers.get(name)
+          return {
+            id: h('x-handler-id'),
+            served: Number(h('x-handler-served')),
+            cold: h('x-thaw-cold-start'),
+          }
+        }
+        const first = await startHost()
+        let second: Awaited<ReturnType<typeof startHost>> | undefined
+        try {
+          const created = await fetch(`${first.url}/admin/apps`, {
+            method: 'POST',
+            headers: { 'x-functions-key': MASTER, 'content-type': 'application/json' },
+            body: JSON.stringify({ name: 'ch', image: handlerImage }),
+          })
+          expect(created.status, await created.clone().text()).toBe(201)
+          const before = await hello(first.url)
+          const [node, ...others] = await nodeRecords(state)
+          expect(others).toEqual([])
+
+          await first.host.kill() // SIGKILL
+          second = await startHost()
+          const [adoption] = await second.host.waitFor(/^.*nodes of a host that died.*$/m)
+          expect((JSON.parse(adoption) as { adopted: string[] }).adopted).toHaveLength(1)
+          const after = await hello(second.url)
+          expect(after.id).toBe(before.id) // the same handler process: its id is made at start
+          expect(after.cold).toBeNull() // no cold start
+          expect(after.served).toBe(before.served + 1)
+          expect(await alive(node!)).toBe(true)
+          // What it prints reaches the new host's log of the app.
+          const line = `served ${after.id} ${after.served}`
+          await until(async () => (await logLines(second!.url, 'ch')).includes(line))
+        } finally {
+          await first.host.kill()
+          second ??= await startHost()
+          await second.host.stop(30_000)
+        }
+        expect(await nodeRecords(state)).toEqual([])
+        expect(await fuseMountsUnder(state)).toEqual([])
+      },
+    )
   },
 )
 
@@ -301,8 +367,10 @@ function statInChild(path: string, timeoutMs: number): Promise<string> {
 }
 
 /** The messages of the app's log on that host. */
-async function logLines(url: string): Promise<string[]> {
-  const res = await fetch(`${url}/admin/apps/keep/logs`, { headers: { 'x-functions-key': MASTER } })
+async function logLines(url: string, app = 'keep'): Promise<string[]> {
+  const res = await fetch(`${url}/admin/apps/${app}/logs`, {
+    headers: { 'x-functions-key': MASTER },
+  })
   const { records } = (await res.json()) as { records: { message: string }[] }
   return records.map((r) => r.message)
 }
@@ -352,4 +420,8 @@ async function until(check: () => Promise<boolean>, timeoutMs = 120_000): Promis
     if (Date.now() > deadline) throw new Error('timed out waiting for a condition')
     await new Promise((r) => setTimeout(r, 200))
   }
+}
+
+function onPath(tool: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(join(d, tool)))
 }

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCommand } from '../../host/os/run-command.ts'
 import { silentHostLogger } from '../../host/log/host-logger.ts'
 import { startHost, type RunningHost } from '../../host/server/start-host.ts'
+import { buildStaticHandler } from '../support/custom-handler.ts'
 import { startDistribution, type TestRegistry } from '../support/registry.ts'
 import { pushAppImage } from '../support/push-test-image.ts'
 import { nodeBase, sandboxUnavailable } from '../support/sandbox.ts'
@@ -280,12 +281,7 @@ describe.skipIf(noCompiler)(chTitle, { timeout: 180_000 }, () => {
     await registry?.stop()
   })
 
-  let handler: string
-  const buildHandler = async () => {
-    handler ??= join(await tmpDir('thaw-handler-'), 'handler')
-    await runCommand('gcc', ['-static', '-O2', '-o', handler, join(import.meta.dirname, 'fixtures/custom-handler/handler.c')])
-    return handler
-  }
+  const buildHandler = buildStaticHandler
 
   it('runs a static C handler from the image entrypoint: route parameters in, the HTTP output binding out', async () => {
     // The argument is a %SETTING% (thaw deploy leaves it for the host): the handler listens on
