@@ -90,6 +90,8 @@ export async function startWorkerNode(o: StartWorkerNodeOptions): Promise<Runnin
         [WorkerEnv.scriptRoot]: app.scriptRoot,
         // The node outlives a host that dies, and talks to the next one (adoptWorkerNode).
         [WorkerEnv.controlReconnect]: String(CONTROL_RECONNECT_MS),
+        // The host has each answer's status and duration: only failures (their error) are told.
+        [WorkerEnv.invocationEvents]: 'failed',
       },
       // Images built by `thaw deploy` name the worker themselves; others get it with their node.
       args: runsWorker ? undefined : ['node', `${NODE_PATHS.worker}/${WORKER_FILE}`],

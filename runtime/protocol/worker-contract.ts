@@ -32,6 +32,14 @@ export const WorkerEnv = {
   controlReconnect: 'THAW_CONTROL_RECONNECT_MS',
   /** The request body limit in bytes (Azure's setting; default 100 MB). */
   bodyLimit: 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT',
+  /**
+   * Which invocation events the worker sends: `all` (the default: invocation-start, and
+   * invocation-end of every invocation, which `thaw start` prints as Azure's host does) or
+   * `failed` (only the invocation-end of a failed invocation, with its error). thaw's host sets
+   * `failed`: it learns each answer's status and duration from the answer itself, and two
+   * control messages per request were a good part of its cost on the warm path.
+   */
+  invocationEvents: 'THAW_INVOCATION_EVENTS',
 } as const
 
 export const WorkerHeaders = {

@@ -19,13 +19,21 @@ export interface InvocationHandler {
 }
 
 /**
+ * Which invocation events go to the host (WorkerEnv.invocationEvents): every start and end, or
+ * only the end of a failed invocation.
+ */
+export type InvocationEvents = 'all' | 'failed'
+
+/**
  * The worker's HTTP entry (THAW_LISTEN): resolves `x-thaw-function`, runs the invocation in the
- * function's mode, and reports invocation-start/-end on the control channel. A handler error is
- * a 500 with an empty body (the host's answer to an unhandled exception), never a dead worker.
+ * function's mode, and reports invocation-start/-end on the control channel (with `events`
+ * `failed`, only the end of a failed one). A handler error is a 500 with an empty body (the
+ * host's answer to an unhandled exception), never a dead worker.
  */
 export function createInvocationHandler(
   ctx: ServeContext,
   send: (m: WorkerMessage) => void,
+  events: InvocationEvents = 'all',
 ): InvocationHandler {
   let inFlight = 0
   let waiters: (() => void)[] = []
@@ -37,7 +45,7 @@ export function createInvocationHandler(
     const inv = resolveInvocation(ctx, req, res)
     if (!inv) return
     inFlight++
-    void invoke(ctx, inv, send).finally(done)
+    void invoke(ctx, inv, send, events === 'all').finally(done)
   }) as InvocationHandler
   Object.defineProperty(handler, 'inFlight', { value: () => inFlight })
   handler.drained = (deadline) =>
@@ -90,17 +98,24 @@ function resolveInvocation(
   }
 }
 
-async function invoke(ctx: ServeContext, inv: Invocation, send: (m: WorkerMessage) => void) {
+async function invoke(
+  ctx: ServeContext,
+  inv: Invocation,
+  send: (m: WorkerMessage) => void,
+  everyEvent: boolean,
+) {
   const functionName = inv.fn.metadata.name
   const { invocationId, res } = inv
-  send({ type: 'invocation-start', invocationId, functionName })
+  if (everyEvent) send({ type: 'invocation-start', invocationId, functionName })
   const start = performance.now()
   try {
     if (!isHttpTrigger(inv.fn)) await serveNonHttp(ctx, inv)
     else if (ctx.streamUri) await serveStreamed(ctx, inv)
     else await serveBuffered(ctx, inv)
     const durationMs = performance.now() - start
-    send({ type: 'invocation-end', invocationId, functionName, outcome: 'succeeded', durationMs })
+    if (everyEvent) {
+      send({ type: 'invocation-end', invocationId, functionName, outcome: 'succeeded', durationMs })
+    }
   } catch (err) {
     const durationMs = performance.now() - start
     const error = err instanceof Error ? err : new Error(String(err))

@@ -77,6 +77,7 @@ async function main(): Promise<void> {
       streamAgent: new Agent({ keepAlive: true }),
     },
     control.send,
+    process.env[WorkerEnv.invocationEvents] === 'failed' ? 'failed' : 'all',
   )
   const server = createServer({ keepAliveTimeout: 60_000 }, handler)
   const address = await listenOn(server, listen)

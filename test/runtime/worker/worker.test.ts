@@ -156,6 +156,26 @@ describe('the functions worker, alone', () => {
     await w.process.stop()
   })
 
+  it('with THAW_INVOCATION_EVENTS=failed, tells only failed invocations (their end, with the error)', async () => {
+    const w = await startDirectWorker(join(APPS, 'http-buffered'), {
+      env: { THAW_INVOCATION_EVENTS: 'failed' },
+    })
+    await w.ready
+    const ok = await w.request('hello', '/api/hello/quiet', {
+      params: { name: 'quiet' },
+      headers: { 'x-ms-invocation-id': 'inv-ok' },
+    })
+    expect(ok.body.toString()).toBe('Hello, quiet!')
+    const res = await w.request('boom', '/api/boom', { headers: { 'x-ms-invocation-id': 'inv-2' } })
+    expect(res.status).toBe(500)
+    // Messages go out in order: once the failure's end is here, the success's would have been.
+    const end = await w.waitFor((m) => m.type === 'invocation-end' && m.invocationId === 'inv-2')
+    expect(end).toMatchObject({ outcome: 'failed', error: { message: 'kaboom' } })
+    const events = w.messages.filter((m) => m.type.startsWith('invocation-'))
+    expect(events).toEqual([end])
+    await w.process.stop()
+  })
+
   it.each(['http-buffered', 'http-streaming'])(
     'refuses a body over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT with 413 (%s)',
     async (app) => {
