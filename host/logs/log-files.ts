@@ -1,15 +1,18 @@
 import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { HostLogger } from '../log/host-logger.ts'
 import { RECORD_LEVELS, type LogRecord } from './log-record.ts'
 
 /**
  * Each app's log ring on disk, so it outlives a host restart: `<dir>/<app>.ndjson`, one record a
- * line, appended in the background (the lines waiting are written together, never on the
- * request path). When a file has grown past `compactBytes` it is rewritten (a temporary file
- * renamed over it) with what the app's ring keeps then, so a file holds at most about
- * `compactBytes` plus one batch. A line cut by a crash, or that is not a record, is skipped when
- * read. A disk that fails is said once in the host's log; the rings in memory go on.
+ * line, appended in the background (never on the request path): the lines of BATCH_MS are
+ * written together, so a busy app costs one append per batch, not one per request (a host
+ * killed outright loses at most that much of the file; the ring in memory has it all). When a
+ * file has grown past `compactBytes` it is rewritten (a temporary file renamed over it) with
+ * what the app's ring keeps then, so a file holds at most about `compactBytes` plus one batch.
+ * A line cut by a crash, or that is not a record, is skipped when read. A disk that fails is
+ * said once in the host's log; the rings in memory go on.
  */
 export class LogFiles {
   readonly #files = new Map<string, AppLogFile>()
@@ -89,6 +92,9 @@ export class LogFiles {
   }
 }
 
+/** How long records gather before they are appended together. */
+const BATCH_MS = 50
+
 class AppLogFile {
   #queue: string[] = []
   #writing: Promise<void> | undefined
@@ -117,7 +123,9 @@ class AppLogFile {
   append(record: LogRecord, kept: () => LogRecord[]) {
     this.#queue.push(`${JSON.stringify(record)}\n`)
     this.#kept = kept
-    this.#writing ??= this.#write().finally(() => (this.#writing = undefined))
+    this.#writing ??= sleep(BATCH_MS)
+      .then(() => this.#write())
+      .finally(() => (this.#writing = undefined))
   }
 
   settled(): Promise<void> {
