@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { Readable } from 'node:stream'
+import { answerFromReadable } from '../request-body/answer-relay.ts'
 import type { DispatchInput, DispatchOutput } from '../worker/worker-client.ts'
 import type { HandlerHttpAnswer, HandlerHttpRequest } from './payload.ts'
 
@@ -38,7 +39,7 @@ export function toDispatchOutput(answer: HandlerHttpAnswer): DispatchOutput {
     headers[key] = prev === undefined ? v : ([] as string[]).concat(prev, v)
   }
   headers['content-length'] = String(answer.body.length)
-  return { status: answer.status, headers, body: Readable.from([answer.body]) }
+  return { status: answer.status, headers, body: answerFromReadable(Readable.from([answer.body])) }
 }
 
 function toHeaders(headers: IncomingHttpHeaders): Headers {

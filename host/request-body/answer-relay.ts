@@ -9,6 +9,65 @@ export type AnswerCutCode = 'ANSWER_TIMEOUT' | 'CLIENT_CLOSED'
 export type AnswerCut = ThawError & { readonly code: AnswerCutCode }
 
 /**
+ * An answer's body as the relay takes it: chunks pushed to a sink, with flow control. The worker
+ * client makes one straight from undici's response (no stream in between: that was a good part of
+ * the warm path's cost); answerFromReadable adapts any Readable (a custom handler's answer).
+ */
+export interface AnswerSource {
+  /** Starts the flow, once: chunks to `sink.data` until `sink.end()`, or `sink.error()` once. */
+  start(sink: AnswerSink): void
+  /** Asks for no more chunks until resume() (a chunk already on its way may still come). */
+  pause(): void
+  resume(): void
+  /** Stops the answer (its connection to the node is aborted if unfinished); nothing more reaches the sink. Idempotent. */
+  destroy(): void
+}
+
+export interface AnswerSink {
+  data(chunk: Buffer): void
+  end(): void
+  error(err: Error): void
+}
+
+/** A Readable as an AnswerSource: its end, or its error, or a close before its end (an error). */
+export function answerFromReadable(body: Readable): AnswerSource {
+  let stopped = false
+  return {
+    start(sink) {
+      body.on('data', (chunk: Buffer) => stopped || sink.data(chunk))
+      body.once('end', () => stopped || sink.end())
+      body.once('error', (err) => stopped || ((stopped = true), sink.error(err)))
+      body.once('close', () => {
+        if (!stopped && !body.readableEnded) {
+          stopped = true
+          sink.error(new Error('the answer stopped before its end'))
+        }
+      })
+    },
+    pause: () => void body.pause(),
+    resume: () => void body.resume(),
+    destroy() {
+      stopped = true
+      // A source destroyed here may still report it (undici's body: RequestAbortedError).
+      body.on('error', () => {})
+      body.destroy()
+    },
+  }
+}
+
+/** The whole answer (tests, small answers read by the host itself). */
+export function readAnswer(source: AnswerSource): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    source.start({
+      data: (chunk) => void chunks.push(chunk),
+      end: () => resolve(Buffer.concat(chunks)),
+      error: reject,
+    })
+  })
+}
+
+/**
  * Relays a function's answer body to the client under the same deadline as request bodies
  * (client-clock.ts; nginx's send_timeout, Kestrel's MinResponseDataRate): a client that takes
  * nothing of it for `timeoutMs`, or less than `minBytesPerSecond` on average once that has passed,
@@ -20,7 +79,7 @@ export type AnswerCut = ThawError & { readonly code: AnswerCutCode }
  * the response's own buffer: the source is paused with the client.
  */
 export function relayAnswer(
-  source: Readable,
+  source: AnswerSource,
   res: ServerResponse,
   pace: ClientPaceLimits,
 ): Promise<void> {
@@ -32,50 +91,46 @@ export function relayAnswer(
       res.socket?.resetAndDestroy()
       fail(cut('ANSWER_TIMEOUT', slowness(why)))
     })
-    const onData = (chunk: Buffer) => {
-      const more = res.write(chunk, (err) => err || clock.progress(chunk.length))
-      if (!more) {
-        source.pause()
-        clock.waiting()
-      }
-    }
     const onDrain = () => {
       clock.notWaiting()
       source.resume()
     }
-    const onEnd = () => {
-      clock.waiting() // until 'finish': the last bytes may still wait for the client
-      res.end()
-    }
     const onClose = () => {
       if (!res.writableFinished) fail(cut('CLIENT_CLOSED', 'the client closed the connection'))
-    }
-    const onSourceError = (err: Error) => fail(err)
-    const onSourceClose = () => {
-      if (!source.readableEnded) fail(new Error('the answer stopped before its end'))
     }
     const settle = (err?: Error) => {
       if (settled) return
       settled = true
       clock.stop()
-      source.off('data', onData).off('end', onEnd)
-      source.off('error', onSourceError).off('close', onSourceClose)
-      // A source destroyed here may still report it (undici's body: RequestAbortedError).
-      source.on('error', () => {})
       res.off('drain', onDrain).off('finish', onFinish).off('close', onClose)
       if (err) reject(err)
       else resolve()
     }
     const onFinish = () => settle()
     const fail = (err: Error) => {
+      if (settled) return
       source.destroy()
       res.destroy()
       settle(err)
     }
-    source.on('data', onData).once('end', onEnd)
-    source.once('error', onSourceError).once('close', onSourceClose)
     res.on('drain', onDrain).once('finish', onFinish).once('close', onClose)
-    if (res.destroyed) onClose()
+    if (res.destroyed) return onClose()
+    source.start({
+      data(chunk) {
+        if (settled) return
+        const more = res.write(chunk, (err) => err || clock.progress(chunk.length))
+        if (!more) {
+          source.pause()
+          clock.waiting()
+        }
+      },
+      end() {
+        if (settled) return
+        clock.waiting() // until 'finish': the last bytes may still wait for the client
+        res.end()
+      },
+      error: fail,
+    })
   })
 }
 

@@ -18,5 +18,14 @@ export {
   type BodyRefusal,
   type BodyRefusalCode,
 } from './body-refusal.ts'
-export { isAnswerCut, relayAnswer, type AnswerCut, type AnswerCutCode } from './answer-relay.ts'
+export {
+  answerFromReadable,
+  isAnswerCut,
+  readAnswer,
+  relayAnswer,
+  type AnswerCut,
+  type AnswerCutCode,
+  type AnswerSink,
+  type AnswerSource,
+} from './answer-relay.ts'
 export { ClientClock, type ClientPaceLimits, type ClientTooSlow } from './client-clock.ts'

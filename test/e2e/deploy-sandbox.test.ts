@@ -1,9 +1,9 @@
 import { copyFile, chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { buildAppImage, readAppSource } from '../../host/deploy/build-app-image.ts'
 import { initProject } from '../../host/init/init-project.ts'
+import { readAnswer } from '../../host/request-body/index.ts'
 import { listenControl } from '../../host/worker/control-server.ts'
 import { createWorkerClient } from '../../host/worker/worker-client.ts'
 import { emptyImage } from '../../runtime/oci/image.ts'
@@ -69,7 +69,7 @@ describe.skipIf(sandboxUnavailable)(title, () => {
         headers: { host: 'localhost' },
         body: null,
       })
-      const body = Buffer.concat(await Readable.from(res.body).toArray()).toString()
+      const body = (await readAnswer(res.body)).toString()
       expect(res.status).toBe(200)
       expect(body).toBe('Hello, sandbox!')
     } finally {

@@ -8,6 +8,7 @@ import {
   type FunctionJsonFunction,
 } from '../../../host/custom-handler/index.ts'
 import { createCustomHandlerWorkerClient } from '../../../host/pool/custom-handler-worker-client.ts'
+import { readAnswer, type AnswerSource } from '../../../host/request-body/index.ts'
 import { WorkerCallError, type DispatchInput } from '../../../host/worker/worker-client.ts'
 
 const fn = (name: string, httpInAndOut = true): FunctionJsonFunction => ({
@@ -71,10 +72,8 @@ function input(o: Partial<Omit<DispatchInput, 'body'>> & { body?: string } = {})
   }
 }
 
-async function text(body: Readable): Promise<string> {
-  const chunks: Buffer[] = []
-  for await (const c of body) chunks.push(c as Buffer)
-  return Buffer.concat(chunks).toString()
+async function text(body: AnswerSource): Promise<string> {
+  return (await readAnswer(body)).toString()
 }
 
 describe('createCustomHandlerWorkerClient', () => {

@@ -4,7 +4,11 @@ import { createServer, get, type Server } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import { relayAnswer, type ClientPaceLimits } from '../../../host/request-body/index.ts'
+import {
+  answerFromReadable,
+  relayAnswer,
+  type ClientPaceLimits,
+} from '../../../host/request-body/index.ts'
 
 /** What the server side saw: the answer went out whole, or why it was cut. */
 type Outcome = { ok: true } | { ok: false; code: string | undefined; sourceDestroyed: boolean }
@@ -58,7 +62,7 @@ describe('relayAnswer', () => {
     server = createServer((_req, res) => {
       const body = source()
       res.writeHead(200, { 'content-type': 'application/octet-stream' })
-      relayAnswer(body, res, pace).then(
+      relayAnswer(answerFromReadable(body), res, pace).then(
         () => settle({ ok: true }),
         (err: unknown) =>
           settle({
