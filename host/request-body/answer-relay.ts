@@ -19,7 +19,10 @@ export interface AnswerSource {
   /** Asks for no more chunks until resume() (a chunk already on its way may still come). */
   pause(): void
   resume(): void
-  /** Stops the answer (its connection to the node is aborted if unfinished); nothing more reaches the sink. Idempotent. */
+  /**
+   * Stops the answer (its exchange with the node is aborted if unfinished); nothing more reaches
+   * the sink. Idempotent.
+   */
   destroy(): void
 }
 

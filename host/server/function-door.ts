@@ -9,6 +9,7 @@ import { COLD_START_HEADER, formatColdStart, type ColdStart } from '../pool/cold
 import { parseBodyLimits } from '../request-body/index.ts'
 import type { AppLogs } from '../logs/app-logs.ts'
 import type { RecentColdStarts } from '../pool/recent-cold-starts.ts'
+import type { DispatchInput, DispatchOutput } from '../worker/index.ts'
 import type { HostMetrics } from './host-metrics.ts'
 
 export interface FunctionDoorContext {
@@ -71,11 +72,6 @@ function createDoor(ctx: FunctionDoorContext, app: App, nodes: AppNodes, origin:
     }
     return routing
   }
-  const fields = (slot: NodeSlot, invocationId: string) => ({
-    app: app.name,
-    node: slot.node.id,
-    invocationId,
-  })
   return {
     app,
     routing: () => (nodes.routes ? routingOf(nodes.routes) : undefined),
@@ -88,26 +84,49 @@ function createDoor(ctx: FunctionDoorContext, app: App, nodes: AppNodes, origin:
     log: (level, message, f) => ctx.logger.log(level, message, { app: app.name, ...f }),
     async acquire(signal, invocationId, functionName): Promise<DoorSlot> {
       const slot = await nodes.acquire(signal, invocationId, functionName)
-      return {
-        routing: routingOf(slot.started),
-        dispatch: (input) => slot.started.client.dispatch(input),
-        answerHeaders: slot.first ? (t) => firstAnswer(ctx, app, slot, t) : undefined,
-        failed: (err, id) => nodeFailed(ctx, slot, err, fields(slot, id)),
-        answered: (a) =>
-          ctx.logs.invocations.add({
-            id: a.invocationId,
-            app: app.name,
-            function: a.functionName,
-            trigger: 'http',
-            status: a.status,
-            durationMs: a.durationMs,
-            cold: slot.first,
-            node: slot.node.id,
-            revision: app.revision,
-          }),
-        release: () => slot.release(),
-      }
+      return new HostSlot(ctx, app, slot, routingOf(slot.started))
     },
+  }
+}
+
+/** A request's slot on one of the app's nodes (a class: no closures made per request). */
+class HostSlot implements DoorSlot {
+  readonly answerHeaders: DoorSlot['answerHeaders']
+
+  constructor(
+    private readonly ctx: FunctionDoorContext,
+    private readonly app: App,
+    private readonly slot: NodeSlot,
+    readonly routing: Routing,
+  ) {
+    if (slot.first) this.answerHeaders = (t) => firstAnswer(ctx, app, slot, t)
+  }
+
+  dispatch(input: DispatchInput): Promise<DispatchOutput> {
+    return this.slot.started.client.dispatch(input)
+  }
+
+  failed(err: unknown, invocationId: string): Promise<string | undefined> {
+    const fields = { app: this.app.name, node: this.slot.node.id, invocationId }
+    return nodeFailed(this.ctx, this.slot, err, fields)
+  }
+
+  answered(a: { invocationId: string; functionName: string; status: number; durationMs: number }) {
+    this.ctx.logs.invocations.add({
+      id: a.invocationId,
+      app: this.app.name,
+      function: a.functionName,
+      trigger: 'http',
+      status: a.status,
+      durationMs: a.durationMs,
+      cold: this.slot.first,
+      node: this.slot.node.id,
+      revision: this.app.revision,
+    })
+  }
+
+  release(): void {
+    this.slot.release()
   }
 }
 
