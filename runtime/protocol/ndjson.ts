@@ -20,10 +20,15 @@ export function createLineSplitter(
   return (chunk) => {
     let start = 0
     for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
-      pending.push(chunk.subarray(start, nl))
-      const line = Buffer.concat(pending).toString('utf8')
-      pending = []
-      pendingBytes = 0
+      // The usual line is whole in one chunk: decoded in place, no copy.
+      let line: string
+      if (pending.length === 0) line = chunk.toString('utf8', start, nl)
+      else {
+        pending.push(chunk.subarray(start, nl))
+        line = Buffer.concat(pending).toString('utf8')
+        pending = []
+        pendingBytes = 0
+      }
       start = nl + 1
       if (line.length > 0) onLine(line)
     }

@@ -12,6 +12,14 @@ describe('the worker protocol', () => {
     expect(lines.map((l) => JSON.parse(l))).toEqual([{ a: 'é€😀' }, { b: 2 }])
   })
 
+  it('splits lines whole in one chunk and a line that goes on into the next', () => {
+    const lines: string[] = []
+    const push = createLineSplitter((l) => lines.push(l))
+    push(Buffer.from('{"a":1}\n{"b":"é"}\n{"c":'))
+    push(Buffer.from('3}\n'))
+    expect(lines).toEqual(['{"a":1}', '{"b":"é"}', '{"c":3}'])
+  })
+
   it('refuses a line longer than the limit', () => {
     const push = createLineSplitter(() => {}, 10)
     expect(() => push(Buffer.alloc(11, 97))).toThrow(RangeError)
