@@ -98,10 +98,7 @@ export function createWorkerClient(listen: string): WorkerClient {
       headers[WorkerHeaders.invocationId] = input.invocationId
       return new Promise<DispatchOutput>((resolve, reject) => {
         const answer = new DispatchedAnswer(resolve, reject, input.body, input.signal)
-        pool.dispatch(
-          { method: input.method, path: input.path, headers, body: input.body },
-          answer,
-        )
+        pool.dispatch({ method: input.method, path: input.path, headers, body: input.body }, answer)
       })
     },
 
