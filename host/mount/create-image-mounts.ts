@@ -155,19 +155,33 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       startAnswered?: () => void
       /** Ends the start's narrow read-ahead (ImageMount.narrowReadAhead). */
       widen?: () => void
+      /** AcquireOptions.startsAtFirstAccess. */
+      startsAtFirstAccess?: boolean
     },
   ): MountLease => {
     const { recorder, before } = o
-    // A start the function never answers (a snapshotter's container) widens after the recording limit.
-    const widenLater = o.widen && setTimeout(o.widen, options.recordLimitMs ?? 10_000).unref()
-    const ended = () => {
+    const limitMs = options.recordLimitMs ?? 10_000
+    let over = false
+    let endedAs!: (how: 'started' | 'released') => void
+    const startEnded = new Promise<'started' | 'released'>((resolve) => (endedAs = resolve))
+    let limit: NodeJS.Timeout | undefined
+    if (o.startsAtFirstAccess)
+      void mount.fs.nextAccess().then(() => {
+        if (!over) limit = setTimeout(() => lease.started(), limitMs).unref()
+      })
+    // Otherwise a start nobody says is over only widens after the recording limit.
+    else if (o.widen) limit = setTimeout(o.widen, limitMs).unref()
+    const ended = (how: 'started' | 'released') => {
+      if (over) return
+      over = true
       o.startAnswered?.()
-      clearTimeout(widenLater)
+      clearTimeout(limit)
       o.widen?.()
       if (recorder) mount.stopRecording(recorder)
+      endedAs(how)
     }
     let released = false
-    return {
+    const lease: MountLease = {
       root: mount.dir,
       image: {
         reference: o.reference,
@@ -178,21 +192,24 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       },
       timings: o.timings,
       replayed: o.replayed,
+      recording: recorder !== undefined,
+      startEnded,
       fetched: () => {
         const now = mount.fetched
         return { requests: now.requests - before.requests, bytes: now.bytes - before.bytes }
       },
       started() {
-        ended()
+        ended('started')
         return recorder?.stop()
       },
       async release() {
         if (released) return
         released = true
-        ended()
+        ended('released')
         await release(key)
       },
     }
+    return lease
   }
 
   /** The records of the artifact's bundle this host stored whole, if it did. */
@@ -328,8 +345,15 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
       // One round trip: whether a bundle is being streamed (not its arrival: reads wait per frame).
       const replayed = await mount.replayFound
       const t3 = performance.now()
-      const recorder = acquire.record
-        ? new AccessRecorder({ subject: image.manifest, workload, limitMs: options.recordLimitMs })
+      const record =
+        acquire.record === 'without-bundle' ? !replayed && !mount.bundleHeld : acquire.record
+      const recorder = record
+        ? new AccessRecorder({
+            subject: image.manifest,
+            workload,
+            limitMs: options.recordLimitMs,
+            fromFirstAccess: acquire.startsAtFirstAccess,
+          })
         : undefined
       if (recorder) await mount.record(recorder)
       // A replaying start reads ahead as its recording did, until it is over (started()); a new
@@ -346,6 +370,7 @@ export async function createImageMounts(options: ImageMountsOptions): Promise<Im
         recorder,
         startAnswered,
         widen,
+        startsAtFirstAccess: acquire.startsAtFirstAccess,
       })
     },
     async adoptLease(root) {

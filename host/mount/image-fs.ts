@@ -21,6 +21,8 @@ export class ImageFs implements FuseOps {
   readonly index: IndexTree
   readonly #loader: FrameLoader
   readonly observers = new Set<AccessObserver>()
+  /** Who waits for the next open (nextAccess). */
+  readonly #awaitingAccess: (() => void)[] = []
   #files: FileCache | undefined
 
   constructor(index: IndexTree, loader: FrameLoader) {
@@ -60,6 +62,14 @@ export class ImageFs implements FuseOps {
     return [...this.#node(ino).xattrs.keys()]
   }
 
+  /**
+   * Resolves at the next open of a file here: a process has begun using the image (every read
+   * follows an open, and every open reaches thaw, also with passthrough and direct reads).
+   */
+  nextAccess(): Promise<void> {
+    return new Promise((resolve) => this.#awaitingAccess.push(resolve))
+  }
+
   /** Opens of local files pass through to copies in `files` from now on (the kernel has it). */
   passThrough(files: FileCache): void {
     this.#files = files
@@ -75,6 +85,7 @@ export class ImageFs implements FuseOps {
   open(ino: number): FuseOpen | Promise<FuseOpen> {
     const n = this.#node(ino)
     if (n.type === 'directory') throw new FsError('EISDIR')
+    if (this.#awaitingAccess.length > 0) for (const f of this.#awaitingAccess.splice(0)) f()
     for (const o of this.observers) o.open(`/${n.path}`)
     if (n.type !== 'file' || n.size === 0) return {}
     // Read through FUSE: its reads of cached frames are answered in C (host/fuse direct reads).

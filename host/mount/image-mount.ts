@@ -108,6 +108,8 @@ export class ImageMount {
   readonly replay: Promise<ReplayResult>
   /** True once a bundle's header arrived (its frames are in flight), false when there is none. */
   readonly replayFound: Promise<boolean>
+  /** The bundle was not asked for: this host stored it whole before and its frames are cached. */
+  readonly bundleHeld: boolean
   /** Settles when every frame is present (or the mount closed first). */
   readonly background: Promise<{ complete: boolean }>
   readonly #fuse: FuseMount
@@ -145,6 +147,7 @@ export class ImageMount {
     // A bundle not asked for yet is asked for now, unless this host stored this artifact's
     // bundle before and every frame it brings is still in the cache.
     const held = o.heldBundle && recordsCached(o.heldBundle, o.image.index.blobs, blobs)
+    this.bundleHeld = Boolean(held)
     const bundle = o.replay
       ? (o.bundle ??
         (held

@@ -34,8 +34,13 @@ export interface ImageMounts {
 }
 
 export interface AcquireOptions {
-  /** Record the first access to each file (and the ranges read) until the lease has started(). */
-  record?: boolean
+  /**
+   * Record the first access to each file (and the ranges read) until the lease has started().
+   * `'without-bundle'`: only when the mount replays no prefetch bundle of this workload (none
+   * streamed and none held from before), so an image the edge has a profile of is not recorded
+   * again by every machine that starts it.
+   */
+  record?: boolean | 'without-bundle'
   /** Replay the image's prefetch bundle if it has one (default true). */
   replay?: boolean
   /**
@@ -43,6 +48,14 @@ export interface AcquireOptions {
    * records and the bundle it replays are that workload's. Default '' (the unnamed one).
    */
   workload?: string
+  /**
+   * For a caller that cannot tell when the start is over (the snapshotter: a node pulls an image
+   * before it runs it, and a container's answers are not the snapshotter's to see): the start
+   * begins at the mount's first file open after this acquire and is over `recordLimitMs` later,
+   * when the lease is started() by itself. Without it, a start nobody calls started() for only
+   * widens its read-ahead `recordLimitMs` after the acquire.
+   */
+  startsAtFirstAccess?: boolean
   signal?: AbortSignal
 }
 
@@ -54,6 +67,13 @@ export interface MountLease {
   readonly timings: { resolveMs: number; mountMs: number; prefetchMs: number }
   /** A prefetch bundle was (or is being) streamed into the cache for this mount. */
   readonly replayed: boolean
+  /** This lease records the start (AcquireOptions.record): started() returns the profile. */
+  readonly recording: boolean
+  /**
+   * Settles when the start is over: `'started'` by started() (with `startsAtFirstAccess`, also
+   * by its time limit), `'released'` when the lease was released first.
+   */
+  readonly startEnded: Promise<'started' | 'released'>
   /**
    * Image data the mount fetched from the edge since this acquire began (ImageMount.fetched: the
    * bundle and range requests, not the resolve's manifest and index). The mount is shared, so

@@ -41,7 +41,7 @@ export interface ProfileState {
 export interface ProfileTracker {
   /** acquire() options for a cold start of `reference` running `workload`. */
   acquireOptions(reference: string, workload?: string): AcquireOptions
-  /** After the acquire: counts a replay, marks recording. */
+  /** After the acquire: counts a replay, marks recording (when the lease records). */
   acquired(reference: string, lease: MountLease, options: AcquireOptions): void
   /** At a node's first response: stops recording and uploads in the background. */
   firstResponse(reference: string, lease: MountLease): void
@@ -133,7 +133,8 @@ export function createProfileTracker(o: {
     acquired(reference, lease, options) {
       const s = get(reference, options.workload ?? '')
       if (lease.replayed) s.replayed++
-      if (options.record)
+      // A record: 'without-bundle' acquire records only when the edge had no bundle to replay.
+      if (options.record && lease.recording)
         set(s, { state: 'recording', manifest: lease.image.manifest, recorded: s.recorded + 1 })
     },
     firstResponse(reference, lease) {

@@ -12,6 +12,11 @@ export interface AccessRecorderOptions {
   workload?: string
   /** Recording stops by itself after this long (default 10 s, stargz-snapshotter's default). */
   limitMs?: number
+  /**
+   * The clock (entries' `t`) and the time limit start at the first access, not at construction:
+   * for a recorder set up before anything runs (the snapshotter's, at an image's pull).
+   */
+  fromFirstAccess?: boolean
   now?: () => number
 }
 
@@ -26,9 +31,11 @@ export class AccessRecorder {
   readonly #subject: Digest
   readonly #workload: string
   readonly #now: () => number
-  readonly #start: number
+  readonly #limitMs: number
+  /** When the clock started (undefined until the first access with `fromFirstAccess`). */
+  #start: number | undefined
   readonly #entries = new Map<string, { t: number; ranges: [number, number][] }>()
-  readonly #timer: NodeJS.Timeout
+  #timer: NodeJS.Timeout | undefined
   #stopped = false
   #profile: Profile | undefined
 
@@ -36,9 +43,15 @@ export class AccessRecorder {
     this.#subject = options.subject
     this.#workload = options.workload ?? ''
     this.#now = options.now ?? (() => performance.now())
+    this.#limitMs = options.limitMs ?? 10_000
+    if (!options.fromFirstAccess) this.#begin()
+  }
+
+  #begin(): number {
     this.#start = this.#now()
-    this.#timer = setTimeout(() => this.stop(), options.limitMs ?? 10_000)
+    this.#timer = setTimeout(() => this.stop(), this.#limitMs)
     this.#timer.unref()
+    return this.#start
   }
 
   get recording(): boolean {
@@ -81,7 +94,8 @@ export class AccessRecorder {
     if (this.#stopped) return undefined
     let entry = this.#entries.get(path)
     if (!entry) {
-      entry = { t: Math.max(0, this.#now() - this.#start), ranges: [] }
+      const start = this.#start ?? this.#begin()
+      entry = { t: Math.max(0, this.#now() - start), ranges: [] }
       this.#entries.set(path, entry)
     }
     return entry

@@ -35,12 +35,18 @@ export function createUnpackedImageMounts(dir: string): UnpackedImageMounts {
       return unpacks
     },
     async acquire(reference, options = {}) {
-      acquires.push({ reference, record: options.record ?? false, replay: options.replay ?? true })
+      acquires.push({
+        reference,
+        record: options.record === true || options.record === 'without-bundle',
+        replay: options.replay ?? true,
+      })
       const t0 = performance.now()
       const ref = parseImageReference(reference)
       const client = createRegistryClient({ registry: `http://${ref.registry}` })
       try {
-        const image = await pullImage(client, ref.repository, ref.digest ?? ref.tag!, { signal: options.signal })
+        const image = await pullImage(client, ref.repository, ref.digest ?? ref.tag!, {
+          signal: options.signal,
+        })
         const t1 = performance.now()
         let entry = mounted.get(image.digest)
         if (!entry) {
@@ -65,7 +71,9 @@ export function createUnpackedImageMounts(dir: string): UnpackedImageMounts {
         }
         entry.users++
         const mountMs = performance.now() - t1
-        return lease(entry, options.record ?? false, { resolveMs: t1 - t0, mountMs, prefetchMs: 0 })
+        // It has no bundles: 'without-bundle' records too.
+        const record = options.record === true || options.record === 'without-bundle'
+        return lease(entry, record, { resolveMs: t1 - t0, mountMs, prefetchMs: 0 })
       } finally {
         await client.close?.()
       }
@@ -90,20 +98,32 @@ export function createUnpackedImageMounts(dir: string): UnpackedImageMounts {
   ): MountLease {
     let recording = record
     let released = false
+    let ended!: (how: 'started' | 'released') => void
+    const startEnded = new Promise<'started' | 'released'>((resolve) => (ended = resolve))
     return {
       root: entry.root,
       image: entry.image,
       timings,
       replayed: false,
+      recording: record,
+      startEnded,
       fetched: () => ({ requests: 0, bytes: 0 }), // unpacked from a tar up front: nothing on demand
       started(): Profile | undefined {
+        ended('started')
         if (!recording) return undefined
         recording = false
-        return { version: 1, subject: entry.image.manifest, workload: 'test-double', runs: 1, entries: [] }
+        return {
+          version: 1,
+          subject: entry.image.manifest,
+          workload: 'test-double',
+          runs: 1,
+          entries: [],
+        }
       },
       async release() {
         if (released) return
         released = true
+        ended('released')
         entry.users--
       },
     }
@@ -111,7 +131,9 @@ export function createUnpackedImageMounts(dir: string): UnpackedImageMounts {
 }
 
 async function untar(stream: NodeJS.ReadableStream, root: string): Promise<void> {
-  const tar = spawn('tar', ['-x', '--numeric-owner', '-p', '-C', root], { stdio: ['pipe', 'ignore', 'pipe'] })
+  const tar = spawn('tar', ['-x', '--numeric-owner', '-p', '-C', root], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+  })
   let stderr = ''
   tar.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
   const exited = new Promise<number | null>((r) => tar.once('exit', r))

@@ -21,6 +21,8 @@ function lease(reference: string, manifest: Digest, profile: Profile): MountLeas
     image: { reference, repository: 'apps/t', manifest, artifact: manifest, config: {} as never },
     timings: { resolveMs: 0, mountMs: 0, prefetchMs: 0 },
     replayed: false,
+    recording: true,
+    startEnded: Promise.resolve('started'),
     fetched: () => ({ requests: 0, bytes: 0 }),
     started: () => profile,
     release: async () => {},
