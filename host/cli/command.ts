@@ -117,3 +117,11 @@ export function registryCredentials(): { username: string; password: string } | 
   const password = process.env.THAW_REGISTRY_PASSWORD
   return username && password !== undefined ? { username, password } : undefined
 }
+
+/**
+ * The edge that takes profiles for an image's registry host (`thaw host`, `thaw snapshotter`):
+ * the one at that host, else the first, else the registry.
+ */
+export function edgeFor(edges: string[], registry: string): string {
+  return edges.find((e) => new URL(e).host === registry) ?? edges[0] ?? `http://${registry}`
+}

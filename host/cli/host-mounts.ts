@@ -31,7 +31,7 @@ const DEFAULT_CACHE_BYTES = 8 * 1024 ** 3
  * a machine so loaded that the start takes longer is cut at the limit; benchmarks that need the
  * whole start's profile on a busy machine raise it.
  */
-function recordLimitMs(): number | undefined {
+export function recordLimitMs(): number | undefined {
   const raw = process.env.THAW_RECORD_LIMIT_MS
   if (raw === undefined || raw === '') return undefined
   const ms = Number(raw)

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { flagProblem, registryCredentials, untilSignal } from './command.ts'
+import { edgeFor, flagProblem, registryCredentials, untilSignal } from './command.ts'
 import { parseArgs } from 'node:util'
 import { ThawError } from '../../runtime/errors.ts'
 import { parseOperatorLimits, type OperatorLimits } from '../apps/operator-limits.ts'
@@ -106,11 +106,6 @@ export async function main(argv: string[]): Promise<number> {
   await untilSignal()
   await host.close()
   return 0
-}
-
-/** The edge for an image's registry host: the one at that host, else the first, else the registry. */
-export function edgeFor(edges: string[], registry: string): string {
-  return edges.find((e) => new URL(e).host === registry) ?? edges[0] ?? `http://${registry}`
 }
 
 export function parseHostFlags(argv: string[]): HostFlags {

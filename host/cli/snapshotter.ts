@@ -8,6 +8,7 @@ import { readDockerConfig } from '../../runtime/oci/remote/docker-config.ts'
 import { jsonHostLogger } from '../log/host-logger.ts'
 import { createImageMounts } from '../mount/create-image-mounts.ts'
 import { FuseKeeper } from '../fuse/fuse-keeper.ts'
+import { createProfileTracker } from '../pool/profile-tracker.ts'
 import { Snapshotter } from '../snapshotter/snapshotter.ts'
 import {
   parseSnapshotterConfig,
@@ -16,7 +17,8 @@ import {
 } from '../snapshotter/snapshotter-config.ts'
 import { SnapshotterMetrics } from '../snapshotter/snapshotter-metrics.ts'
 import { serveSnapshots } from '../snapshotter/snapshots-service.ts'
-import { registryCredentials, untilSignal } from './command.ts'
+import { edgeFor, registryCredentials, untilSignal } from './command.ts'
+import { recordLimitMs } from './host-mounts.ts'
 
 const USAGE = `usage: thaw snapshotter [options]
 
@@ -45,6 +47,11 @@ options:
 
 Without --docker-config, THAW_REGISTRY_USERNAME and THAW_REGISTRY_PASSWORD are used for every
 registry and edge when set.
+
+The first cold start of an image the edge has no profile of is recorded on its lazy mount (from
+the container's first file open, for THAW_RECORD_LIMIT_MS, default 10 s) and uploaded to the edge
+as the image's default profile; later pulls, on any node, replay the edge's prefetch bundle
+(config recordProfiles, default true).
 
 Lazy mounts outlive the snapshotter: their FUSE connections are held by thaw-fuse-keeper, so a
 running container keeps its image if the snapshotter dies, and the restarted snapshotter serves
@@ -120,12 +127,22 @@ async function runSnapshotter(config: SnapshotterConfig): Promise<void> {
     cacheBytes: config.cacheBytes,
     background: config.background,
     credentials,
+    recordLimitMs: config.recordLimitMs ?? recordLimitMs(),
     logger: {
       info: (msg) => logger.log('info', msg, { part: 'mount' }),
       warn: (msg) => logger.log('warn', msg, { part: 'mount' }),
     },
   })
-  const snapshotter = await Snapshotter.open({ root, mounts, logger, metrics })
+  // The first cold start of an image the edge has no profile of is recorded and uploaded there,
+  // as thaw host does it: the edge re-lays the image out and later pulls replay its bundle.
+  const profiles = config.recordProfiles
+    ? createProfileTracker({
+        logger,
+        edgeFor: (registry) => edgeFor(config.edges, registry),
+        credentials,
+      })
+    : undefined
+  const snapshotter = await Snapshotter.open({ root, mounts, logger, metrics, profiles })
   await mkdir(dirname(socket), { recursive: true })
   const server = await serveSnapshots({ socket, snapshotter, logger, metrics })
   const metricsServer = config.metricsAddress
@@ -142,6 +159,7 @@ async function runSnapshotter(config: SnapshotterConfig): Promise<void> {
   await server.close()
   metricsServer?.close()
   await snapshotter.close()
+  await profiles?.close() // uploads in flight finish first
   await mounts.close()
 }
 

@@ -28,6 +28,17 @@ export const snapshotterConfigSchema = z
     /** Fetch the rest of a lazily mounted image in the background (default true). */
     background: z.boolean().default(true),
     /**
+     * Record the first cold start of an image the edge has no profile of, and upload it to the
+     * edge as the image's default profile (default true; needs push on the repository there).
+     */
+    recordProfiles: z.boolean().default(true),
+    /**
+     * How long a container's start is recorded, from its first file open (default
+     * THAW_RECORD_LIMIT_MS, else 10 s); also when its read-ahead widens and the rest of the image
+     * begins to be fetched.
+     */
+    recordLimitMs: z.number().int().positive().optional(),
+    /**
      * Hand the lazy mounts' FUSE connections to thaw-fuse-keeper (default true): running
      * containers keep their image through a restart of the snapshotter, which serves it again.
      */

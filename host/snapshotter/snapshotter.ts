@@ -4,7 +4,8 @@ import { describeError, isThawError } from '../../runtime/errors.ts'
 import type { Digest } from '../../runtime/oci/digest.ts'
 import { formatImageReference, parseImageReference } from '../../runtime/oci/reference.ts'
 import type { HostLogger } from '../log/host-logger.ts'
-import type { ImageMounts, MountLease } from '../mount/image-mounts.ts'
+import type { AcquireOptions, ImageMounts, MountLease } from '../mount/image-mounts.ts'
+import type { ProfileTracker } from '../pool/profile-tracker.ts'
 import { diskUsage } from './disk-usage.ts'
 import { remoteLayer, type RemoteLayer } from './remote-labels.ts'
 import { SnapshotError } from './snapshot-error.ts'
@@ -35,6 +36,11 @@ export interface SnapshotterOptions {
   mounts: ImageMounts
   logger: HostLogger
   metrics?: SnapshotterMetrics
+  /**
+   * Records the first cold start of an image the edge has no profile of and uploads it as the
+   * image's default profile (thaw host's tracker); none: nothing is recorded.
+   */
+  profiles?: ProfileTracker
 }
 
 /**
@@ -52,6 +58,7 @@ export class Snapshotter {
   readonly #mounts: ImageMounts
   readonly #log: HostLogger
   readonly #metrics: SnapshotterMetrics | undefined
+  readonly #profiles: ProfileTracker | undefined
   /** Leases of remote snapshots this process holds, by snapshot name. */
   readonly #leases = new Map<string, Promise<MountLease>>()
   #lock: Promise<unknown> = Promise.resolve()
@@ -62,6 +69,7 @@ export class Snapshotter {
     this.#mounts = options.mounts
     this.#log = options.logger
     this.#metrics = options.metrics
+    this.#profiles = options.profiles
   }
 
   static async open(options: SnapshotterOptions): Promise<Snapshotter> {
@@ -249,10 +257,14 @@ export class Snapshotter {
     if (exists?.kind === 'committed')
       throw new SnapshotError('ALREADY_EXISTS', `target snapshot ${remote.target} exists`)
     const t0 = performance.now()
-    const lease = this.#mounts.acquire(remote.reference, { replay: true })
+    const options = this.#acquireOptions(remote.reference)
+    const lease = this.#mounts.acquire(remote.reference, options)
     let acquired: MountLease
+    let t1: number
     try {
       acquired = await lease
+      t1 = performance.now()
+      this.#track(remote.reference, acquired, options)
     } catch (err) {
       this.#metrics?.remotePrepares.inc({ result: 'fallback' })
       // No artifact is the ordinary case; an edge that fails is worth a warning. Either way the
@@ -266,6 +278,7 @@ export class Snapshotter {
       return this.#serial(() => this.#create('active', key, parent, labels))
     }
     return this.#serial(async () => {
+      const t2 = performance.now()
       try {
         if (this.#store.get(remote.target))
           throw new SnapshotError('ALREADY_EXISTS', `target snapshot ${remote.target} exists`)
@@ -304,13 +317,48 @@ export class Snapshotter {
         top: remote.top,
         manifest: acquired.image.manifest,
         ms: Math.round(performance.now() - t0),
-        // Where the acquire's time went, and whether the image's prefetch bundle was replayed.
+        // Where the Prepare's time went: the acquire, waiting for the changes before it, and
+        // the folder and metadata written (fsync'ed); and whether the bundle was replayed.
+        acquireMs: Math.round(t1 - t0),
+        lockMs: Math.round(t2 - t1),
+        saveMs: Math.round(performance.now() - t2),
         resolveMs: Math.round(acquired.timings.resolveMs),
         mountMs: Math.round(acquired.timings.mountMs),
         prefetchMs: Math.round(acquired.timings.prefetchMs),
         replayed: acquired.replayed,
+        recording: acquired.recording,
       })
       throw new SnapshotError('ALREADY_EXISTS', `target snapshot ${remote.target} exists`)
+    })
+  }
+
+  /**
+   * A remote layer's acquire. Nothing tells the snapshotter when a container's start is over (a
+   * node pulls an image before it runs it, and the container's answers are not its to see), so
+   * the start begins at the mount's first file open and is over `recordLimitMs` later (10 s by
+   * default, THAW_RECORD_LIMIT_MS; stargz-snapshotter records for 10 s too). The image's first cold
+   * start on this node records, unless the edge has a bundle of the image to replay: it is the
+   * image's default workload (the pull names nothing better), which every later Prepare asks for.
+   */
+  #acquireOptions(reference: string): AcquireOptions {
+    const wanted = this.#profiles?.acquireOptions(reference)
+    return {
+      replay: true,
+      startsAtFirstAccess: true,
+      record: wanted?.record ? 'without-bundle' : false,
+      workload: '',
+    }
+  }
+
+  /** A recording lease's profile goes to the edge when its start is over (the tracker uploads). */
+  #track(reference: string, lease: MountLease, options: AcquireOptions): void {
+    const profiles = this.#profiles
+    if (!profiles) return
+    profiles.acquired(reference, lease, options)
+    if (!lease.recording) return
+    void lease.startEnded.then((how) => {
+      if (how === 'started') profiles.firstResponse(reference, lease)
+      else profiles.abandoned(reference) // released before anything ran: the next start records
     })
   }
 

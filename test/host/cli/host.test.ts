@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process'
 import { resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { isThawError } from '../../../runtime/errors.ts'
-import { edgeFor, parseHostFlags } from '../../../host/cli/host.ts'
+import { edgeFor } from '../../../host/cli/command.ts'
+import { parseHostFlags } from '../../../host/cli/host.ts'
 
 const THAW = resolve(import.meta.dirname, '../../../bin/thaw')
 
@@ -34,9 +35,12 @@ describe('thaw host flags', () => {
 
   it('takes repeated --edge, --pool, --state and --master-key', () => {
     const f = parseHostFlags(
-      ['--port', '0', '--edge', 'http://a:5000', '--edge', 'http://b:5000', '--pool', '0'].concat(
-        ['--state', '/tmp/s', '--master-key', 'k'.repeat(20)],
-      ),
+      ['--port', '0', '--edge', 'http://a:5000', '--edge', 'http://b:5000', '--pool', '0'].concat([
+        '--state',
+        '/tmp/s',
+        '--master-key',
+        'k'.repeat(20),
+      ]),
     )
     expect(f).toMatchObject({ port: 0, edges: ['http://a:5000', 'http://b:5000'], pool: 0 })
     expect(f).toMatchObject({ state: '/tmp/s', masterKey: 'k'.repeat(20) })
@@ -44,9 +48,10 @@ describe('thaw host flags', () => {
 
   it('takes --metrics-key and the connection caps', () => {
     const f = parseHostFlags(
-      ['--metrics-key', 'm'.repeat(16), '--max-connections', '100'].concat(
-        ['--max-connections-per-address', '10'],
-      ),
+      ['--metrics-key', 'm'.repeat(16), '--max-connections', '100'].concat([
+        '--max-connections-per-address',
+        '10',
+      ]),
     )
     expect(f).toMatchObject({ metricsKey: 'm'.repeat(16), maxConnections: 100 })
     expect(f).toMatchObject({ maxConnectionsPerAddress: 10 })
@@ -82,7 +87,6 @@ describe('thaw host flags', () => {
     expect(edgeFor(edges, 'c:5000')).toBe('http://a:5000')
     expect(edgeFor([], 'c:5000')).toBe('http://c:5000')
   })
-
 })
 
 describe('thaw host command', () => {
@@ -97,5 +101,4 @@ describe('thaw host command', () => {
     expect(run.code).toBe(2)
     expect(run.stderr).toBe('thaw host: --pool must be a whole number from 0 to 1000, not "lots"\n')
   })
-
 })

@@ -6,12 +6,7 @@ import {
   thawPaths,
   type ConversionStatus,
 } from '../../../../runtime/artifact/thaw-api.ts'
-import {
-  parseProfile,
-  serializeProfile,
-  type Profile,
-} from '../../../../runtime/profile/profile.ts'
-import { MediaType } from '../../../../runtime/oci/media-types.ts'
+import { parseProfile, type Profile } from '../../../../runtime/profile/profile.ts'
 import { runCommand } from '../../../../host/os/run-command.ts'
 import { startChild, type BenchChild } from '../child.ts'
 import { freePort } from '../ports.ts'
@@ -41,12 +36,6 @@ export interface BenchEdge {
   profileBytesRead(repository: string, manifest: string, workload?: string): Promise<number>
   /** The edge's merged profile of `workload` (as it serves it). */
   profile(repository: string, manifest: string, workload?: string): Promise<Profile>
-  /**
-   * Uploads `workload`'s merged profile again as the image's unnamed default (POST profiles), as
-   * an operator does for nodes whose starts name no workload (containerd + thaw snapshotter ask
-   * for the default bundle). Waits for the re-layout by it; resolves with the new layout's profile.
-   */
-  copyProfileToDefault(repository: string, manifest: string, workload: string): Promise<string>
   /** Sums of thaw_edge_bytes_served_total and thaw_edge_requests_total (Prometheus text). */
   counters(): Promise<{ bytes: number; requests: number }>
   close(): Promise<void>
@@ -149,26 +138,6 @@ export async function startEdge(storeDir: string): Promise<BenchEdge> {
         (sum, e) => sum + e.ranges.reduce((n, [, length]) => n + length, 0),
         0,
       )
-    },
-    async copyProfileToDefault(repository, manifest, workload) {
-      const before = await edge.waitStatus(repository, manifest, (s) => !!s.profile, {
-        timeoutMs: 60_000,
-      })
-      const profile = { ...(await merged(repository, manifest, workload)), workload: '', runs: 1 }
-      const res = await fetch(`${base}${thawPaths.profiles(repository, manifest as never)}`, {
-        method: 'POST',
-        headers: { 'content-type': MediaType.thawProfile },
-        body: serializeProfile(profile),
-      })
-      if (res.status !== 201)
-        throw new Error(`profile upload: HTTP ${res.status} ${await res.text()}`)
-      const after = await edge.waitStatus(
-        repository,
-        manifest,
-        (s) => s.state === 'converted' && !!s.profile && s.profile !== before.profile,
-        { timeoutMs: 30 * 60_000 },
-      )
-      return after.profile!
     },
     async counters() {
       const text = await (await fetch(`${base}/metrics`)).text()

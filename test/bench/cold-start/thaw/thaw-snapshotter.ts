@@ -10,6 +10,8 @@ export interface BenchSnapshotter {
   readonly socket: string
   /** The snapshotter's JSON log so far. */
   output(): string
+  /** Resolves when a log line matches `pattern`. */
+  waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray>
   /** SIGTERM, then any mount left under its root, then the root. */
   close(): Promise<void>
 }
@@ -43,5 +45,10 @@ export async function startBenchSnapshotter(
     await close()
     throw err
   }
-  return { socket, output: () => child.output(), close }
+  return {
+    socket,
+    output: () => child.output(),
+    waitFor: (pattern, timeoutMs) => child.waitFor(pattern, timeoutMs),
+    close,
+  }
 }
