@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util'
 import { ThawError } from '../../runtime/errors.ts'
 import { parseOperatorLimits, type OperatorLimits } from '../apps/operator-limits.ts'
 import type { UserNamespacePolicy } from '../sandbox/node-user-namespace.ts'
+import { DEFAULT_ORPHAN_TIMEOUT_SECONDS } from '../sandbox/oci-runtime.ts'
 import { jsonHostLogger } from '../log/host-logger.ts'
 import { DEFAULT_SERVER_LIMITS } from '../server/http-server.ts'
 import { startHost } from '../server/start-host.ts'
@@ -15,7 +16,8 @@ const USAGE = `usage: thaw host [options]
 Runs the function host: apps are created with the admin API (/admin/apps, master key), each
 answers at http://<app>.localhost:<port>/ or http://host:<port>/<app>/, and runs on sandboxed
 nodes started from lazily mounted images. Nodes and mounts outlive a host that is killed: the
-next host on the same --state adopts the nodes whose app revision is still current.
+next host on the same --state adopts the nodes whose app revision is still current; a node
+that no host takes back within --orphan-timeout ends itself.
 
 options:
   -p, --port <n>          port to listen on (default 7071)
@@ -38,6 +40,10 @@ options:
                           maxCpuMillis, addableCapabilities, allowUnconfined; host/README.md)
       --user-namespaces <auto|required|off>
                           a user namespace per node where possible (default auto)
+      --orphan-timeout <s>
+                          how long a node outlives a host that died, waiting for the next
+                          host on the same --state, before it ends itself (default 300;
+                          0: forever). The setting of the last host that held a node applies
   -h, --help              this help
 
 Registry credentials (for edges and registries with auth on: mounts, prefetch bundles and
@@ -58,6 +64,8 @@ export interface HostFlags {
   /** Path of the operator's limits file. */
   limits: string | undefined
   userNamespaces: UserNamespacePolicy
+  /** Seconds a node waits for a next host once this one died (0: forever). */
+  orphanTimeout: number
 }
 
 /** `thaw host`: startHost behind flags; runs until SIGINT/SIGTERM. */
@@ -92,7 +100,11 @@ export async function main(argv: string[]): Promise<number> {
     },
     operatorLimits,
     // Nodes outlive a host that is killed; the next host on the same state adopts them.
-    sandbox: { userNamespaces: flags.userNamespaces, keepNodes: true },
+    sandbox: {
+      userNamespaces: flags.userNamespaces,
+      keepNodes: true,
+      orphanTimeoutSeconds: flags.orphanTimeout,
+    },
     edgeFor: (registry) => edgeFor(flags.edges, registry),
     credentials,
     // An app's timers run without a request: a node is started ahead of traffic to learn them.
@@ -126,6 +138,7 @@ export function parseHostFlags(argv: string[]): HostFlags {
         'max-connections-per-address': { type: 'string' },
         limits: { type: 'string' },
         'user-namespaces': { type: 'string' },
+        'orphan-timeout': { type: 'string' },
       },
     }))
   } catch (err) {
@@ -160,6 +173,12 @@ export function parseHostFlags(argv: string[]): HostFlags {
   const userNamespaces = values['user-namespaces'] ?? 'auto'
   if (!['auto', 'required', 'off'].includes(userNamespaces))
     throw bad(`--user-namespaces must be auto, required or off, not "${userNamespaces}"`)
+  const orphanTimeout = integer(
+    '--orphan-timeout',
+    values['orphan-timeout'] ?? String(DEFAULT_ORPHAN_TIMEOUT_SECONDS),
+    0,
+    365 * 24 * 3600,
+  )
   return {
     help: values.help ?? false,
     port,
@@ -173,6 +192,7 @@ export function parseHostFlags(argv: string[]): HostFlags {
     maxConnectionsPerAddress,
     limits: values.limits,
     userNamespaces: userNamespaces as UserNamespacePolicy,
+    orphanTimeout,
   }
 }
 

@@ -74,6 +74,7 @@ export async function probeRuntime(
   const dir = join(stateDir, id)
   const tree = join(dir, 'rootfs')
   const range = options.userNamespace ? PROBE_ID_RANGE : undefined
+  let release: (() => Promise<void>) | undefined
   try {
     await mkdir(tree, { recursive: true })
     await copyBinaryWithLibraries('/bin/sh', tree)
@@ -105,7 +106,8 @@ export async function probeRuntime(
       },
     )
     await writeFile(join(dir, 'config.json'), JSON.stringify(spec))
-    const started = await startContainer(runtime, id, dir, containerFiles(dir), signal)
+    const started = await startContainer(runtime, id, dir, containerFiles(dir), { signal })
+    release = started.release
     const code = await started.exit
     const out = started.output.text('stdout').trim()
     const expected = range ? `probe-${token} ${range.hostId}` : `probe-${token}`
@@ -118,6 +120,7 @@ export async function probeRuntime(
   } finally {
     await runtime.delete(id).catch(() => {})
     await unmountAll(dir).catch(() => {})
+    await release?.()
     await rm(dir, { recursive: true, force: true })
   }
 }

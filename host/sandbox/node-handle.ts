@@ -9,8 +9,8 @@ import type { RunningContainer } from './start-container.ts'
  * - `signaled`: a signal killed it that the host did not send (SIGSEGV, SIGABRT, …),
  * - `oom`: the kernel's OOM killer killed it at the node's memory limit,
  * - `stopped`: the host ended it (stop, kill, destroy),
- * - `runtime-lost`: the node's shim was killed before the runtime exited; the container may still
- *   run until destroyed.
+ * - `runtime-lost`: the node's shim was killed before it could write the runtime's status, and
+ *   the runtime is gone too; the container may still run until destroyed.
  */
 export type NodeExitReason = 'exited' | 'signaled' | 'oom' | 'stopped' | 'runtime-lost'
 

@@ -8,9 +8,6 @@ import { PassThrough, type Readable } from 'node:stream'
  */
 export const OUTPUT_FILE_LIMIT = 1024 * 1024
 
-/** How often a followed file is read even without a change event (inotify may miss one). */
-const POLL_MS = 1000
-
 export interface FollowedFile {
   /** The file's bytes from the start offset on, as they are appended. */
   readonly stream: Readable
@@ -22,7 +19,9 @@ export interface FollowedFile {
  * Follows a node's output file (the shim appends to it: oci-runtime.ts NODE_SHIM) from where the
  * last follower got to: the offset read is kept in `<path>.read` (written after each read
  * that moved it), so a host that adopts a running node goes on with what the node printed since,
- * including while no host ran.
+ * including while no host ran. Reads are driven by inotify (fs.watch): one IN_MODIFY per write
+ * the shim's processes make (the kernel coalesces them, it does not drop them), no timer. The
+ * file exists before it is followed (the runtime's start creates it).
  */
 export function followFile(path: string): FollowedFile {
   const stream = new PassThrough()
@@ -68,16 +67,14 @@ export function followFile(path: string): FollowedFile {
     watcher = watch(path, () => void readMore())
     watcher.on('error', () => {})
   } catch {
-    // The file is not there (yet): the poll reads it once it is.
+    // The file is gone (removed by hand): stop() reads whatever comes back.
   }
-  const timer = setInterval(() => void readMore(), POLL_MS).unref()
   void readMore()
   return {
     stream,
     async stop() {
       if (stopped) return reading
       stopped = true
-      clearInterval(timer)
       watcher?.close()
       await readMore()
       stream.end()

@@ -31,7 +31,7 @@ export async function reclaimNodes(
     if (!record) continue // half made: the cleanup below removes what it holds
     const shim = record.container?.shim
     const alive = !!shim && (await processStartTime(shim.pid)) === shim.startTime
-    const node = SandboxNode.reclaim(ctx, record, alive)
+    const node = await SandboxNode.reclaim(ctx, record, alive)
     if (node.state === 'running') {
       kept.push(node)
       continue

@@ -20,6 +20,7 @@ import type { NodeUserNamespace, UserNamespaceSupport } from './node-user-namesp
 import type { OciRuntime } from './oci-runtime.ts'
 import type { OutputListener } from './output-tail.ts'
 import type { RuntimeSpec } from './runtime-spec.ts'
+import { makeShimFifos } from './shim-fifos.ts'
 import { containerFiles, followContainer, startContainer } from './start-container.ts'
 import { leaseSubnet, releaseSubnet, type SubnetLease, type SubnetRange } from './subnet-leases.ts'
 import { nodeIdRange, type IdRange } from './user-namespace.ts'
@@ -41,6 +42,8 @@ export interface NodeContext {
   userNamespaces: UserNamespaceSupport
   /** st_dev of lowers that cannot be idmapped → why (user namespaces are not tried there). */
   notIdmappable: Map<number, string>
+  /** Seconds a node waits for a next host once its host died (0: forever; oci-runtime.ts). */
+  orphanTimeoutSeconds?: number
   /** Called once a node is fully destroyed. */
   onDestroyed?: (node: SandboxNode) => void
 }
@@ -109,6 +112,8 @@ export class SandboxNode {
   #hasContainer = false
   /** Aborts a specialize still in flight when the node is destroyed. */
   readonly #abort = new AbortController()
+  /** Lets go of the node's host FIFO (start-container.ts RunningContainer.release). */
+  #release: (() => Promise<void>) | undefined
 
   /** What a next host needs to take this node over, or to remove it (node-record.ts). */
   #record: NodeRecord
@@ -166,6 +171,7 @@ export class SandboxNode {
       const [scratchMs, networkMs] = await Promise.all([
         node.#prepareScratch(signal).then(since(t1)),
         createNodeNetwork(node.#names, lease, signal, userns).then(since(t1)),
+        makeShimFifos(containerFiles(node.dir)), // here, not in the cold start
       ])
       node.prepareTimings = { scratchMs, networkMs, totalMs: performance.now() - t0 }
       return node
@@ -177,10 +183,15 @@ export class SandboxNode {
 
   /**
    * A node a host that died left (its record, read from `<instanceDir>/n<index>`): `running`,
-   * followed through its shim's files, when its shim still runs, else `failed` (destroy removes
-   * it). Only the sandbox that took over the dead host's instance calls this (sandbox.ts).
+   * followed through its shim's files (and holding its host FIFO, so it stops waiting for a
+   * host), when its shim still runs, else `failed` (destroy removes it). Only the sandbox that
+   * took over the dead host's instance calls this (sandbox.ts).
    */
-  static reclaim(ctx: NodeContext, record: NodeRecord, shimAlive: boolean): SandboxNode {
+  static async reclaim(
+    ctx: NodeContext,
+    record: NodeRecord,
+    shimAlive: boolean,
+  ): Promise<SandboxNode> {
     const node = new SandboxNode(ctx, record.index, record.lease, record.range)
     node.#record = record
     const c = record.container
@@ -193,8 +204,17 @@ export class SandboxNode {
       node.#state = 'failed'
       return node
     }
+    const files = containerFiles(node.dir)
+    const container = await followContainer(files, c.shim, c.pid, ctx.orphanTimeoutSeconds).catch(
+      () => undefined, // no host FIFO: a node of an older thaw, removed
+    )
+    if (!container) {
+      node.#state = 'failed'
+      return node
+    }
+    node.#release = container.release
     node.#process = createNodeHandle({
-      container: followContainer(containerFiles(node.dir), c.shim, c.pid),
+      container,
       ip: node.ip,
       cgroups: c.cgroups,
       timings: { mountMs: 0, configMs: 0, startMs: 0, totalMs: 0 },
@@ -312,8 +332,9 @@ export class SandboxNode {
       this.containerId,
       this.dir,
       containerFiles(this.dir),
-      o.signal,
+      { orphanTimeoutSeconds: this.#ctx.orphanTimeoutSeconds, signal: o.signal },
     )
+    this.#release = started.release
     if (o.onOutput) started.output.listen(o.onOutput)
     const container = {
       pid: started.pid,
@@ -376,6 +397,7 @@ export class SandboxNode {
       await step(() => releaseSubnet(this.#ctx.leaseDir, this.#lease.index))
     }
     await Promise.all([storage(), network()])
+    await this.#release?.() // after the container is deleted: its shim leaves the rest to us
     if ((await mountsUnder(this.dir)).length === 0) {
       await step(() => rm(this.dir, { recursive: true, force: true }))
     }

@@ -52,6 +52,12 @@ export interface SandboxOptions {
    * valid; `takeKept()` hands them out. Default false: they are removed as any leftovers.
    */
   keepNodes?: boolean
+  /**
+   * Seconds a node waits for a next host once this one died, then ends itself (its shim deletes
+   * the container and unmounts the node's overlay and tmpfs: oci-runtime.ts NODE_SHIM); 0 waits
+   * forever. The setting of the last host that held a node applies. Default 300.
+   */
+  orphanTimeoutSeconds?: number
   signal?: AbortSignal
 }
 
@@ -142,6 +148,7 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
     maxOpenFiles: Math.min(await hardOpenFileLimit(), 65536),
     userNamespaces,
     notIdmappable: new Map(),
+    orphanTimeoutSeconds: options.orphanTimeoutSeconds,
   }
   const live = new Set<SandboxNode>()
   let counter = 0

@@ -1,12 +1,18 @@
 import { watch } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { readFile, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { ThawError } from '../../runtime/errors.ts'
 import { waitForExitFile, type ProcessIdentity } from './exit-file.ts'
 import { processStartTime } from './instance-registry.ts'
-import type { OciRuntime, RunFiles, RuntimeChild } from './oci-runtime.ts'
+import {
+  DEFAULT_ORPHAN_TIMEOUT_SECONDS,
+  type OciRuntime,
+  type RunFiles,
+  type RuntimeChild,
+} from './oci-runtime.ts'
 import { followFile } from './output-files.ts'
 import { OutputTail } from './output-tail.ts'
+import { holdHostFifo, makeShimFifos } from './shim-fifos.ts'
 
 /** A container running under its shim: what the host needs to follow it, also after a restart. */
 export interface RunningContainer {
@@ -16,59 +22,107 @@ export interface RunningContainer {
   output: OutputTail
   /** The runtime's exit status (null: the shim was killed before it wrote one). */
   exit: Promise<number | null>
+  /**
+   * Lets go of the host FIFO (shim-fifos.ts): call once the node is destroyed, or handed to no
+   * one. A node let go of with no host holding it waits for one for its orphan timeout.
+   */
+  release(): Promise<void>
 }
 
 /**
  * Runs the container under its shim (oci-runtime.ts NODE_SHIM) and resolves with its first
  * process's host PID as soon as the runtime writes it (after the namespaces, mounts and cgroups
  * exist, just before the process is exec'd; a missing executable is found before that). Rejects
- * with `NODE_START_FAILED` and the runtime's own error if it exits first.
+ * with `NODE_START_FAILED` and the runtime's own error if it exits first. Should this host die,
+ * the node waits `orphanTimeoutSeconds` for a next one (0: forever), then ends.
  */
 export async function startContainer(
   runtime: OciRuntime,
   id: string,
   bundle: string,
   files: RunFiles,
-  signal?: AbortSignal,
+  options: { orphanTimeoutSeconds?: number; signal?: AbortSignal } = {},
 ): Promise<RunningContainer> {
+  const { signal } = options
   signal?.throwIfAborted()
-  const child = await runtime.run(id, bundle, files)
+  await makeShimFifos(files)
+  const hostFifo = await holdHostFifo(
+    files,
+    options.orphanTimeoutSeconds ?? DEFAULT_ORPHAN_TIMEOUT_SECONDS,
+  )
+  let child: RuntimeChild
+  try {
+    child = await runtime.run(id, bundle, files)
+  } catch (err) {
+    await hostFifo.close()
+    throw err
+  }
   child.on('error', () => {}) // spawn errors reject below; later ones show as the exit
   const shim = { pid: child.pid ?? 0, startTime: (await processStartTime(child.pid ?? 0)) ?? '' }
-  const container = followContainer(files, shim, 0)
+  const output = followOutput(files)
   try {
-    container.pid = await waitForPidFile(files.pidFile, child, signal)
-    return container
+    const pid = await waitForPidFile(files.pidFile, child, signal)
+    // The shim holds the runtime FIFO from before the runtime wrote the PID file: its end now
+    // means the shim is gone.
+    return following(files, shim, pid, output, hostFifo)
   } catch (err) {
-    // The shim's process group: the shim and the runtime (a half-made container is deleted by
-    // the node's destroy).
+    // The shim's process group: the shim, its watchdog and the runtime (a half-made container
+    // is deleted by the node's destroy).
     if (child.exitCode === null && child.signalCode === null) killGroup(child)
+    await output.stop()
+    await hostFifo.close()
     if (err instanceof ThawError && err.code === 'NODE_START_FAILED') {
-      await container.exit
-      throw await withRuntimeError(err, files.logFile, container.output)
+      throw await withRuntimeError(err, files.logFile, output.tail)
     }
     throw err
   }
 }
 
 /**
- * Follows a container's output files and exit status: one this process started, or one a host
- * that died left running (the shim and its files are all there is to it).
+ * Follows a container a host that died left running (the shim and its files are all there is
+ * to it): holds the host FIFO again, so its shim stops waiting for a host, and follows its
+ * output files and exit status.
  */
-export function followContainer(
-  files: Pick<RunFiles, 'stdout' | 'stderr' | 'exitFile'>,
+export async function followContainer(
+  files: RunFiles,
   shim: ProcessIdentity,
   pid: number,
+  orphanTimeoutSeconds = DEFAULT_ORPHAN_TIMEOUT_SECONDS,
+): Promise<RunningContainer> {
+  const hostFifo = await holdHostFifo(files, orphanTimeoutSeconds)
+  return following(files, shim, pid, followOutput(files), hostFifo)
+}
+
+function following(
+  files: RunFiles,
+  shim: ProcessIdentity,
+  pid: number,
+  output: FollowedOutput,
+  hostFifo: FileHandle,
 ): RunningContainer {
-  const stdout = followFile(files.stdout)
-  const stderr = followFile(files.stderr)
-  const output = new OutputTail({ stdout: stdout.stream, stderr: stderr.stream })
   // The last output is read before the exit is told.
-  const exit = waitForExitFile(files.exitFile, shim).then(async (code) => {
-    await Promise.all([stdout.stop(), stderr.stop()])
+  const exit = waitForExitFile(files).then(async (code) => {
+    await output.stop()
     return code
   })
-  return { pid, shim, output, exit }
+  let released: Promise<void> | undefined
+  const release = () => (released ??= hostFifo.close().catch(() => {}))
+  return { pid, shim, output: output.tail, exit, release }
+}
+
+interface FollowedOutput {
+  tail: OutputTail
+  /** Reads what is left of both files and ends the tail's streams. */
+  stop(): Promise<void>
+}
+
+function followOutput(files: Pick<RunFiles, 'stdout' | 'stderr'>): FollowedOutput {
+  const stdout = followFile(files.stdout)
+  const stderr = followFile(files.stderr)
+  return {
+    tail: new OutputTail({ stdout: stdout.stream, stderr: stderr.stream }),
+    stop: async () => void (await Promise.all([stdout.stop(), stderr.stop()])),
+  }
 }
 
 function killGroup(child: RuntimeChild): void {
@@ -149,5 +203,8 @@ export function containerFiles(dir: string): RunFiles {
     stdout: join(dir, 'stdout'),
     stderr: join(dir, 'stderr'),
     exitFile: join(dir, 'exit'),
+    hostFifo: join(dir, 'host.fifo'),
+    runtimeFifo: join(dir, 'runtime.fifo'),
+    orphanTimeoutFile: join(dir, 'orphan-timeout'),
   }
 }

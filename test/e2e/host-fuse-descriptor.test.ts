@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitForStreamingArtifact } from '../../host/deploy/wait-for-artifact.ts'
 import { fuseMountsUnder } from '../../host/mount/fuse-mount.ts'
 import { processStartTime } from '../../host/sandbox/instance-registry.ts'
+import { mountsUnder } from '../../host/sandbox/mounts.ts'
 import { createRegistryClient } from '../../runtime/oci/remote/index.ts'
 import { pushStaticHandlerImage } from '../support/custom-handler.ts'
 import { fuseUnavailable } from '../support/fuse.ts'
@@ -288,15 +289,15 @@ describe.skipIf(skip)(
     })
 
     it.skipIf(noCompiler)(
-      'a custom-handler node serves the next host as the same process, with no cold start',
+      'a custom-handler node serves the next host as the same process; with no host to come back within --orphan-timeout it ends, leaving no mount of its own',
       async () => {
         const state = await tmpDir('thaw-keep-handler-')
-        const startHost = async () => {
+        const startHost = async (extra: string[] = []) => {
           const port = await freePort()
           const host = startProcess(THAW, [
             'host',
             ...['--port', String(port), '--edge', edgeUrl, '--pool', '0', '--state', state],
-            ...['--master-key', MASTER],
+            ...['--master-key', MASTER, ...extra],
           ])
           await host.waitFor(/listening on/, 120_000)
           return { host, url: `http://127.0.0.1:${port}` }
@@ -313,6 +314,7 @@ describe.skipIf(skip)(
         }
         const first = await startHost()
         let second: Awaited<ReturnType<typeof startHost>> | undefined
+        let third: Awaited<ReturnType<typeof startHost>> | undefined
         try {
           const created = await fetch(`${first.url}/admin/apps`, {
             method: 'POST',
@@ -325,21 +327,49 @@ describe.skipIf(skip)(
           expect(others).toEqual([])
 
           await first.host.kill() // SIGKILL
-          second = await startHost()
+          // The next host waits 2 s for a host after its own death: its setting applies.
+          second = await startHost(['--orphan-timeout', '2'])
           const [adoption] = await second.host.waitFor(/^.*nodes of a host that died.*$/m)
           expect((JSON.parse(adoption) as { adopted: string[] }).adopted).toHaveLength(1)
           const after = await hello(second.url)
           expect(after.id).toBe(before.id) // the same handler process: its id is made at start
           expect(after.cold).toBeNull() // no cold start
           expect(after.served).toBe(before.served + 1)
-          expect(await alive(node!)).toBe(true)
           // What it prints reaches the new host's log of the app.
           const line = `served ${after.id} ${after.served}`
           await until(async () => (await logLines(second!.url, 'ch')).includes(line))
+
+          const imageMounts = await fuseMountsUnder(join(state, 'mounts'))
+          expect(imageMounts).toHaveLength(1)
+          await second.host.kill() // SIGKILL, and no host comes back
+          await until(async () => existsSync(join(node!.dir, 'exit'))) // the shim's status file
+          expect(await alive(node!)).toBe(false)
+          expect(await readFile(join(node!.dir, 'exit'), 'utf8')).toBe('137\n') // SIGKILL
+          expect(await readFile(join(node!.dir, 'stderr'), 'utf8')).toMatch(
+            /no host came back within 2 s: ending the node/,
+          )
+          // Its shim unmounted the node's overlay and tmpfs; the image mount is the keeper's, up
+          // and waiting for the next host.
+          await until(async () => (await mountsUnder(join(node!.dir, 'fs'))).length === 0)
+          expect(await fuseMountsUnder(join(state, 'mounts'))).toEqual(imageMounts)
+          let settled = false
+          const stat = statInChild(join(imageMounts[0]!, `never-${Date.now()}`), 120_000).finally(
+            () => (settled = true),
+          )
+          await new Promise((r) => setTimeout(r, 1_000))
+          expect(settled).toBe(false) // waits: not ENOTCONN
+
+          // The next host removes what is left of the node and serves the mount again.
+          third = await startHost()
+          expect(await stat).toMatch(/No such file or directory/)
+          expect(existsSync(node!.dir)).toBe(false)
+          const again = await hello(third.url) // a new node
+          expect(again.id).not.toBe(before.id)
         } finally {
           await first.host.kill()
-          second ??= await startHost()
-          await second.host.stop(30_000)
+          await second?.host.kill()
+          third ??= await startHost()
+          await third.host.stop(30_000)
         }
         expect(await nodeRecords(state)).toEqual([])
         expect(await fuseMountsUnder(state)).toEqual([])

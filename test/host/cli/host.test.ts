@@ -30,6 +30,7 @@ describe('thaw host flags', () => {
       maxConnectionsPerAddress: 256,
       limits: undefined,
       userNamespaces: 'auto',
+      orphanTimeout: 300,
     })
   })
 
@@ -57,6 +58,11 @@ describe('thaw host flags', () => {
     expect(f).toMatchObject({ maxConnectionsPerAddress: 10 })
   })
 
+  it('takes --orphan-timeout in seconds, 0 for a node that waits for a host forever', () => {
+    expect(parseHostFlags(['--orphan-timeout', '2']).orphanTimeout).toBe(2)
+    expect(parseHostFlags(['--orphan-timeout', '0']).orphanTimeout).toBe(0)
+  })
+
   it.each([
     [['--port', '70000'], /--port must be a whole number/], // out of range
     [['--port', '1.5'], /--port must be a whole number/], // not an integer
@@ -69,6 +75,7 @@ describe('thaw host flags', () => {
     [['--max-connections', '0'], /--max-connections must be a whole number/], // would refuse all
     [['--max-connections-per-address', 'x'], /per-address must be a whole number/], // not a number
     [['--user-namespaces', 'maybe'], /auto, required or off/], // not a policy
+    [['--orphan-timeout=-5'], /--orphan-timeout must be a whole number/], // negative
     [['--bogus'], /Unknown option/], // unknown flag
   ])('refuses %j with a user error', (argv, message) => {
     let err: unknown
