@@ -43,6 +43,13 @@ interface FrameHome {
  * `.lineage` files say, so the order holds across a host restart), then least recently used
  * first (journal unlinked before data, so a crash in between leaves data without a journal:
  * unused, removed at the next start).
+ *
+ * A blob's files are opened, closed and removed one step at a time (`#serially`): an acquire
+ * waits for a removal or a close of the same blob under way, and a removal leaves a blob that
+ * was acquired meanwhile alone. Interleaved, a removal that had unlinked the journal but not yet
+ * the data let an open keep the old data file and make a new journal, which then named frames
+ * whose bytes had gone with the unlinked file: the next open read them as an empty file (a node
+ * failed with "exec format error" on /usr/bin/node, a cache clear racing its start).
  */
 export class BlobCache {
   readonly #dir: string
@@ -56,6 +63,8 @@ export class BlobCache {
   readonly #contentOf = new Map<string, string[]>()
   /** Lineage of the blobs on disk that have one. */
   readonly #lineage = new Map<string, BlobLineage>()
+  /** Per blob, the last open, close or removal of its files, which the next one waits for. */
+  readonly #steps = new Map<string, Promise<unknown>>()
   #closed = false
 
   private constructor(dir: string, maxBytes: number) {
@@ -85,14 +94,18 @@ export class BlobCache {
     let entry = this.#open.get(hex)
     if (!entry) {
       this.#idle.delete(hex)
-      const blob = CachedBlob.open(hex, this.#path(hex, 'data'), this.#path(hex, 'journal'))
+      const blob = this.#serially(hex, () =>
+        CachedBlob.open(hex, this.#path(hex, 'data'), this.#path(hex, 'journal')),
+      )
       entry = { blob, refs: 0 }
       this.#open.set(hex, entry)
       blob.catch(() => this.#open.delete(hex))
     }
     entry.refs++
-    if (frames && !this.#contentOf.has(hex)) await this.#recordFrames(hex, frames)
-    if (lineage && !this.#lineage.has(hex)) await this.#recordLineage(hex, lineage)
+    if (frames && !this.#contentOf.has(hex))
+      await this.#serially(hex, () => this.#recordFrames(hex, frames))
+    if (lineage && !this.#lineage.has(hex))
+      await this.#serially(hex, () => this.#recordLineage(hex, lineage))
     return entry.blob
   }
 
@@ -134,8 +147,12 @@ export class BlobCache {
     const entry = this.#open.get(blob.hex)
     if (!entry || --entry.refs > 0) return
     this.#open.delete(blob.hex)
-    await blob.close()
-    this.#idle.set(blob.hex, { bytes: blob.presentBytes, lastUsed: blob.lastUsed })
+    await this.#serially(blob.hex, async () => {
+      await blob.close()
+      // Acquired again while it closed: that acquire's open (the next step) holds it now.
+      if (this.#open.has(blob.hex)) return
+      this.#idle.set(blob.hex, { bytes: blob.presentBytes, lastUsed: blob.lastUsed })
+    })
     await this.enforceLimit()
   }
 
@@ -162,8 +179,7 @@ export class BlobCache {
     )
     for (const [hex, { bytes }] of order) {
       if (total <= this.#maxBytes) break
-      await this.#remove(hex)
-      total -= bytes
+      if (await this.#remove(hex)) total -= bytes
     }
   }
 
@@ -193,15 +209,34 @@ export class BlobCache {
     return out
   }
 
-  async #remove(hex: string): Promise<void> {
-    this.#idle.delete(hex)
-    this.#lineage.delete(hex)
-    for (const sha of this.#contentOf.get(hex) ?? []) this.#forget(sha, (h) => h.hex === hex)
-    this.#contentOf.delete(hex)
-    await unlink(this.#path(hex, 'journal')).catch(() => {})
-    await unlink(this.#path(hex, 'frames')).catch(() => {})
-    await unlink(this.#path(hex, 'lineage')).catch(() => {})
-    await unlink(this.#path(hex, 'data')).catch(() => {})
+  /**
+   * Removes an idle blob's files; false when it is not idle (acquired, or removed, meanwhile):
+   * a blob a mount holds keeps its files.
+   */
+  async #remove(hex: string): Promise<boolean> {
+    if (!this.#idle.delete(hex)) return false
+    return this.#serially(hex, async () => {
+      if (this.#open.has(hex)) return false // acquired since: its open waits for this step
+      this.#lineage.delete(hex)
+      for (const sha of this.#contentOf.get(hex) ?? []) this.#forget(sha, (h) => h.hex === hex)
+      this.#contentOf.delete(hex)
+      await unlink(this.#path(hex, 'journal')).catch(() => {})
+      await unlink(this.#path(hex, 'frames')).catch(() => {})
+      await unlink(this.#path(hex, 'lineage')).catch(() => {})
+      await unlink(this.#path(hex, 'data')).catch(() => {})
+      return true
+    })
+  }
+
+  /** Runs `step` on blob `hex`'s files after the steps on them before it have settled. */
+  #serially<T>(hex: string, step: () => Promise<T>): Promise<T> {
+    const run = (this.#steps.get(hex) ?? Promise.resolve()).then(step)
+    const settled = run.catch(() => {})
+    this.#steps.set(hex, settled)
+    void settled.then(() => {
+      if (this.#steps.get(hex) === settled) this.#steps.delete(hex)
+    })
+    return run
   }
 
   async #recordLineage(hex: string, lineage: BlobLineage): Promise<void> {

@@ -2,6 +2,7 @@ import { constants, readSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { crc32 } from 'node:zlib'
 import type { Frame } from '../../runtime/format/frame.ts'
+import { MountError } from './errors.ts'
 
 /**
  * One streaming blob in the local cache: its decoded tar stream in a sparse file, and a journal
@@ -10,6 +11,15 @@ import type { Frame } from '../../runtime/format/frame.ts'
  *   <hex>.data     sparse; frame f's decoded bytes at [f.uoff, f.uoff + f.ulen)
  *   <hex>.journal  append-only records, 28 bytes each, little-endian:
  *                    coff u64 | clen u32 | uoff u64 | ulen u32 | crc32 of the 24 bytes before u32
+ *                  the first is a header naming the data file it describes: coff 2^53 - 1,
+ *                  clen the journal's version (2), uoff the data file's inode number, ulen 0
+ *
+ * The journal is trusted only with that data file: a data file that is gone (made anew), is
+ * another file (inode), or is shorter than a journaled frame's end (every frame is written
+ * before it is journaled) holds none of the bytes the journal names, and a journal without the
+ * header was written before the header existed, when a cache clear racing an open could pair a
+ * journal with a data file made anew (blob-cache.ts): all of them are emptied, and their frames
+ * fetched again, never read as a hole's zeros or a short read.
  *
  * A frame is journaled only after its bytes were verified (sha256 of the compressed frame, decoded
  * length) and the data file was fdatasync'ed, so after a SIGKILL or a power cut the journal never
@@ -21,6 +31,9 @@ import type { Frame } from '../../runtime/format/frame.ts'
  * the same blob differently never trusts another index's frames.
  */
 export const JOURNAL_RECORD_BYTES = 28
+/** The header's coff and clen (no frame starts at 2^53 - 1). */
+const HEADER_COFF = Number.MAX_SAFE_INTEGER
+const JOURNAL_VERSION = 2
 
 export class CachedBlob {
   readonly hex: string
@@ -43,17 +56,41 @@ export class CachedBlob {
     this.#journalPath = journalPath
   }
 
-  /** Opens (creating if needed) the blob's files and loads its journal. */
+  /** Opens (creating if needed) the blob's files and loads its journal (trusted as said above). */
   static async open(hex: string, dataPath: string, journalPath: string): Promise<CachedBlob> {
     const blob = new CachedBlob(hex, dataPath, journalPath)
-    // Not O_APPEND for the data: Linux pwrite(2) ignores the offset on an O_APPEND file.
-    blob.#data = await open(dataPath, constants.O_RDWR | constants.O_CREAT, 0o600)
-    blob.#journal = await open(journalPath, 'a+', 0o600)
-    const records = parseJournal(await blob.#journal.readFile())
-    // Cut a torn tail off, or records appended after it would be ignored at the next load.
-    await blob.#journal.truncate(records.length * JOURNAL_RECORD_BYTES)
-    for (const r of records) blob.#mark(r.coff, r.uoff, r.ulen)
-    return blob
+    try {
+      const journal = (blob.#journal = await open(journalPath, 'a+', 0o600))
+      // Not O_APPEND for the data: Linux pwrite(2) ignores the offset on an O_APPEND file.
+      let data = await open(dataPath, constants.O_RDWR).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined
+        throw err
+      })
+      if (!data) {
+        // Emptied before the data file is made: a crash in between leaves nothing to trust.
+        await journal.truncate(0)
+        data = await open(dataPath, constants.O_RDWR | constants.O_CREAT, 0o600)
+      }
+      blob.#data = data
+      const { ino, size } = await data.stat({ bigint: true })
+      const bytes = await journal.readFile()
+      let records = parseJournal(bytes.subarray(JOURNAL_RECORD_BYTES))
+      const trusted =
+        journalHeader(bytes) === ino && records.every((r) => BigInt(r.uoff + r.ulen) <= size)
+      if (trusted) {
+        // Cut a torn tail off, or records appended after it would be ignored at the next load.
+        await journal.truncate((records.length + 1) * JOURNAL_RECORD_BYTES)
+      } else {
+        records = []
+        await journal.truncate(0)
+        await journal.write(headerRecord(ino))
+      }
+      for (const r of records) blob.#mark(r.coff, r.uoff, r.ulen)
+      return blob
+    } catch (err) {
+      await Promise.all([blob.#data, blob.#journal].map((h) => h?.close().catch(() => {})))
+      throw err
+    }
   }
 
   /** The data file's descriptor while open (the FUSE layer duplicates it for direct reads). */
@@ -101,7 +138,8 @@ export class CachedBlob {
 
   async #write(frames: readonly Frame[], decoded: readonly Buffer[]): Promise<void> {
     const data = this.#data
-    if (!data || !this.#journal) throw new Error(`cache blob ${this.hex} is closed`)
+    if (!data || !this.#journal)
+      throw new MountError('MOUNT_CLOSED', `cache blob ${this.hex} is closed`)
     const todo = frames.map((f, i) => ({ f, bytes: decoded[i]! })).filter(({ f }) => !this.has(f))
     if (todo.length === 0) return
     for (const { f, bytes } of todo) await writeAll(data, bytes, f.uoff)
@@ -148,8 +186,13 @@ export class CachedBlob {
     if (!data) throw new Error(`cache blob ${this.hex} is closed`)
     this.lastUsed = Date.now()
     const buf = Buffer.allocUnsafe(Math.min(length, 1 << 20))
-    for (let done = 0; done < length; ) {
-      const { bytesRead } = await data.read(buf, 0, Math.min(buf.length, length - done), position + done)
+    for (let done = 0; done < length;) {
+      const { bytesRead } = await data.read(
+        buf,
+        0,
+        Math.min(buf.length, length - done),
+        position + done,
+      )
       if (bytesRead === 0) throw new Error(`cache blob ${this.hex} ends at ${position + done}`)
       await writeAll(target, buf.subarray(0, bytesRead), done)
       done += bytesRead
@@ -182,6 +225,24 @@ async function writeAll(handle: FileHandle, bytes: Buffer, position: number): Pr
   }
 }
 
+/** The header naming data file `ino` (see the class comment). */
+function headerRecord(ino: bigint): Buffer {
+  const out = Buffer.alloc(JOURNAL_RECORD_BYTES)
+  out.writeBigUInt64LE(BigInt(HEADER_COFF), 0)
+  out.writeUInt32LE(JOURNAL_VERSION, 8)
+  out.writeBigUInt64LE(ino, 12)
+  out.writeUInt32LE(crc32(out.subarray(0, 24)), 24)
+  return out
+}
+
+/** The inode number the journal's header names, or undefined (no intact header of this version). */
+function journalHeader(bytes: Buffer): bigint | undefined {
+  if (bytes.length < JOURNAL_RECORD_BYTES) return undefined
+  if (crc32(bytes.subarray(0, 24)) !== bytes.readUInt32LE(24)) return undefined
+  const header = bytes.readBigUInt64LE(0) === BigInt(HEADER_COFF)
+  return header && bytes.readUInt32LE(8) === JOURNAL_VERSION ? bytes.readBigUInt64LE(12) : undefined
+}
+
 function encodeRecord(out: Buffer, at: number, f: Frame): void {
   out.writeBigUInt64LE(BigInt(f.coff), at)
   out.writeUInt32LE(f.clen, at + 8)
@@ -190,7 +251,7 @@ function encodeRecord(out: Buffer, at: number, f: Frame): void {
   out.writeUInt32LE(crc32(out.subarray(at, at + 24)), at + 24)
 }
 
-/** The journal's valid records, stopping at the first torn or corrupt one. */
+/** The journal's valid records, stopping at the first torn or corrupt one (a header is one, of 0 bytes). */
 export function parseJournal(
   bytes: Buffer,
 ): { coff: number; clen: number; uoff: number; ulen: number }[] {

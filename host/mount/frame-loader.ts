@@ -294,6 +294,8 @@ export class FrameLoader {
         this.stats.frames += stored.length
         return
       } catch (err) {
+        // The mount closed under the fetch: the bytes were not wrong, and the source is fine.
+        if ((err as { code?: unknown }).code === 'MOUNT_CLOSED') throw err
         // Wrong bytes (flipped, truncated, another blob's): never served; ask someone else.
         this.stats.rejected++
         reasons.push(`${got.source.url}: ${describeError(err)}`)

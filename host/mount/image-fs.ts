@@ -134,7 +134,14 @@ export class ImageFs implements FuseOps {
     const blob = this.#loader.blobs[span.blob]!
     const copy = () => {
       const buf = Buffer.allocUnsafe(end - position)
-      return buf.subarray(0, blob.readInto(buf, end - position, n.offset + position))
+      const got = blob.readInto(buf, end - position, n.offset + position)
+      // A short read inside the file would tell the kernel the file ends here: never answered.
+      if (got !== end - position)
+        throw new FsError(
+          'EIO',
+          `/${n.path}: the cache holds ${got} of ${end - position} bytes at ${position}`,
+        )
+      return buf
     }
     if (this.#loader.readableNow(span.blob, span.first, span.last)) return copy()
     return this.#loader.ensure(span.blob, span.first, span.last).then(copy, (err: Error) => {

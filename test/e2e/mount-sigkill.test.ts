@@ -14,13 +14,13 @@ import { randomUmociImage, umociUnpack } from '../support/umoci-image.ts'
 
 const FRAMING = { groupBytes: 16 * 1024, splitBytes: 64 * 1024 }
 
-/** Frames named by the journals in the cache directory (a torn tail record is not counted). */
+/** Frames named by the journals in the cache directory (not their headers, nor a torn tail record). */
 function journaled(cache: string): number {
   let n = 0
   const walk = (d: string) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       if (e.isDirectory()) walk(join(d, e.name))
-      else if (e.name.endsWith('.journal')) n += Math.floor(statSync(join(d, e.name)).size / JOURNAL_RECORD_BYTES)
+      else if (e.name.endsWith('.journal')) n += Math.max(0, Math.floor(statSync(join(d, e.name)).size / JOURNAL_RECORD_BYTES) - 1)
     }
   }
   walk(cache)

@@ -3,6 +3,7 @@ import { utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { BlobCache } from '../../../host/mount/blob-cache.ts'
+import type { CachedBlob } from '../../../host/mount/cached-blob.ts'
 import type { Frame } from '../../../runtime/format/frame.ts'
 import { sha256Of, type Digest } from '../../../runtime/oci/digest.ts'
 import { tmpDir } from '../../support/tmp.ts'
@@ -97,6 +98,74 @@ describe('BlobCache eviction order', () => {
     // With no old generation left, least recently used goes first.
     await cacheBlob(cache, 'next', { image: other, layer: sha256Of('layer 2'), generation: 0 })
     expect(['base', 'gen1', 'next'].map((n) => onDisk(dir, n))).toEqual([false, true, true])
+    await cache.close()
+  })
+})
+
+describe('BlobCache opens and removals of one blob', () => {
+  const framesOf = (name: string) => [frame(0, 0, `${name}0`), frame(1, 1, `${name}1`)]
+  /** What `blob` says is present reads back as stored; returns the frames present. */
+  function presentFrames(blob: CachedBlob, name: string): number[] {
+    return framesOf(name).flatMap((f, i) => {
+      if (!blob.has(f)) return []
+      const buf = Buffer.alloc(KiB)
+      expect(blob.readInto(buf, KiB, f.uoff)).toBe(KiB)
+      expect(buf).toEqual(bytesOf(`${name}${i}`))
+      return [i]
+    })
+  }
+  /** Blob `name` with its frame 0 stored, released (idle). */
+  async function idleBlob(cache: BlobCache, name: string): Promise<void> {
+    const blob = await cache.acquire(blobDigest(name), framesOf(name))
+    await blob.store([framesOf(name)[0]!], [bytesOf(`${name}0`)])
+    await cache.release(blob)
+  }
+  /** Stores frame 1 in a held blob, releases it, and acquires it again (a later mount). */
+  async function storeAndReopen(cache: BlobCache, blob: CachedBlob, name: string) {
+    await blob.store([framesOf(name)[1]!], [bytesOf(`${name}1`)])
+    await cache.release(blob)
+    return cache.acquire(blobDigest(name), framesOf(name))
+  }
+
+  it('an acquire while clear() removes that blob never pairs a journal with data it does not describe', async () => {
+    const cache = await BlobCache.open(await tmpDir('thaw-blob-cache-race-'), 1 << 20)
+    await idleBlob(cache, 'x')
+    // The acquire comes while the removal is under way (journal unlinked, data not yet): before
+    // the fix it kept the old data file and made a new journal, so the frame it stored next was
+    // "present" in the empty data file the next open made (read back as 0 bytes).
+    const clearing = cache.clear()
+    const blob = await cache.acquire(blobDigest('x'), framesOf('x'))
+    await clearing
+    const again = await storeAndReopen(cache, blob, 'x')
+    expect(presentFrames(again, 'x')).toContain(1) // stored while held: kept, and readable
+    await cache.release(again)
+    await cache.close()
+  })
+
+  it('clear() leaves the files of a blob acquired after it began', async () => {
+    const cache = await BlobCache.open(await tmpDir('thaw-blob-cache-race-'), 1 << 20)
+    await idleBlob(cache, 'x')
+    await idleBlob(cache, 'y')
+    const clearing = cache.clear() // removes x first, then y unless it is held by then
+    const y = await cache.acquire(blobDigest('y'), framesOf('y'))
+    await clearing
+    const again = await storeAndReopen(cache, y, 'y')
+    expect(presentFrames(again, 'y')).toEqual([0, 1])
+    await cache.release(again)
+    await cache.close()
+  })
+
+  it('a blob acquired again while its release closes it is not idle: clear() leaves it', async () => {
+    const cache = await BlobCache.open(await tmpDir('thaw-blob-cache-race-'), 1 << 20)
+    const first = await cache.acquire(blobDigest('z'), framesOf('z'))
+    await first.store([framesOf('z')[0]!], [bytesOf('z0')])
+    const releasing = cache.release(first)
+    const held = await cache.acquire(blobDigest('z'), framesOf('z'))
+    await releasing
+    await cache.clear() // before the fix the release marked it idle, and its files went
+    const again = await storeAndReopen(cache, held, 'z')
+    expect(presentFrames(again, 'z')).toEqual([0, 1])
+    await cache.release(again)
     await cache.close()
   })
 })

@@ -1,4 +1,4 @@
-import { appendFile, readFile, truncate, writeFile } from 'node:fs/promises'
+import { appendFile, readFile, rename, truncate, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { CachedBlob, JOURNAL_RECORD_BYTES } from '../../../host/mount/cached-blob.ts'
@@ -62,5 +62,35 @@ describe('CachedBlob', () => {
     const blob = await reopen(paths)
     expect(blob.has({ ...frame(0), ulen: 999 })).toBe(false)
     await blob.close()
+  })
+
+  it.each([
+    // removed under the journal (a cache clear racing an open): the file made anew is empty
+    ['the data file is gone', (d: string) => unlink(d)],
+    // cut short: it no longer reaches the last journaled frame
+    ['the data file is shorter than a journaled frame', (d: string) => truncate(d, 2500)],
+    // another file of the same size put in its place (made first: it cannot reuse the inode)
+    ['the data file is another file', async (d: string) => {
+      await writeFile(`${d}.new`, Buffer.alloc(3000))
+      await rename(`${d}.new`, d)
+    }],
+    // a journal written before its header existed (it may describe a data file made anew)
+    ['the journal has no header', async (_d: string, j: string) => {
+      await writeFile(j, (await readFile(j)).subarray(JOURNAL_RECORD_BYTES))
+    }],
+  ] as const)('trusts no journaled frame when %s', async (_name, damage) => {
+    const { paths } = await blobWithFrames(3)
+    await damage(paths.data, paths.journal)
+    const blob = await reopen(paths)
+    expect([0, 1, 2].filter((i) => blob.has(frame(i)))).toEqual([])
+    // frames stored now are trusted at the next load, and read back
+    await blob.store([frame(4)], [bytesOf(4)])
+    await blob.close()
+    const again = await reopen(paths)
+    expect([0, 1, 2, 4].filter((i) => again.has(frame(i)))).toEqual([4])
+    const buf = Buffer.alloc(1000)
+    expect(again.readInto(buf, 1000, frame(4).uoff)).toBe(1000)
+    expect(buf).toEqual(bytesOf(4))
+    await again.close()
   })
 })
