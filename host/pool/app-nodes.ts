@@ -112,6 +112,8 @@ export class AppNodes {
   readonly #nodes = new Set<PoolNode>()
   readonly #waiters: Waiter[] = []
   readonly #idle = new Map<PoolNode, NodeJS.Timeout>()
+  /** Nodes still starting: settles once the start is over (ready, or failed). */
+  readonly #starting = new Map<PoolNode, Promise<unknown>>()
   readonly #abort = new AbortController()
   #counter = 0
   #closed = false
@@ -247,9 +249,19 @@ export class AppNodes {
     await Promise.allSettled([...this.#nodes].map((n) => this.#drain(n)))
   }
 
-  /** Drains every node at once: scale to zero now (admin API, tests). */
+  /**
+   * Drains every node at once: scale to zero now (admin API, tests). A node still starting is
+   * drained once it is ready (after taking what waits for it), and this waits for that: when it
+   * resolves, every node that ran or started before the call is draining or gone. (It skipped
+   * them: a node the trigger sync had started for a new app kept starting, and served next.)
+   */
   async drainAll(): Promise<void> {
-    await Promise.allSettled([...this.#nodes].map((n) => this.#drain(n)))
+    await Promise.allSettled(
+      [...this.#nodes].map(async (n) => {
+        await this.#starting.get(n)
+        await this.#drain(n)
+      }),
+    )
   }
 
   #pick(): PoolNode | undefined {
@@ -348,7 +360,7 @@ export class AppNodes {
     const node = this.#newNode(id, prestarted)
     const limits = this.o.limits()
     const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(limits.startTimeoutMs)])
-    return this.o.start(id, signal, fn).then(
+    const start = this.o.start(id, signal, fn).then(
       (started) => {
         this.#started(node, started)
         return started
@@ -357,6 +369,13 @@ export class AppNodes {
         throw this.#startFailed(node, err)
       },
     )
+    const over = start.then(
+      () => {},
+      () => {},
+    )
+    this.#starting.set(node, over)
+    void over.then(() => this.#starting.delete(node))
+    return start
   }
 
   #started(node: PoolNode, started: StartedNode) {

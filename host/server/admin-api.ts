@@ -36,7 +36,8 @@ export interface AdminContext {
  *   PATCH  /admin/apps/<name>            change image, settings, keys or limits
  *   ...    /admin/apps/<name>/revisions, /rollback, /settings, /keys: admin-revisions.ts
  *   DELETE /admin/apps/<name>            remove (its nodes drain); 204
- *   POST   /admin/apps/<name>/drain      recycle the app's nodes now (scale to zero)
+ *   POST   /admin/apps/<name>/drain      recycle the app's nodes now (scale to zero); a node still
+ *                                        starting drains once ready, and the answer waits for it
  *   GET    /admin/apps/<name>/logs       the app's log (?since=5m|ISO|seq:N, ?follow=1: SSE or NDJSON;
  *                                        host/logs/log-stream.ts)
  *   POST   /admin/apps/<name>/functions/<fn>  run any function ({"input": …}), 202 with its

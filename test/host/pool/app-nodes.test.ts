@@ -232,6 +232,27 @@ describe('AppNodes', () => {
     await app.close()
   })
 
+  it('drains a node still starting once it is ready, and waits for that (scale to zero now)', async () => {
+    const { app, starter } = appNodes({ maxNodes: 2, concurrency: 1, maxQueue: 10 })
+    void app.prestart() // the trigger sync's node for a new app, still starting
+    await tick()
+    let drained = false
+    const draining = app.drainAll().then(() => (drained = true))
+    await tick()
+    expect(drained).toBe(false)
+    starter.pending[0]!.finish()
+    await draining
+    expect(app.status().nodes).toEqual([])
+    expect(starter.nodes.get('a-0')!.destroyed).toBe(true)
+    // The next request starts a node of its own: its first request is a cold start.
+    const slot = app.acquire()
+    await tick()
+    starter.pending[1]!.finish()
+    expect((await slot).cold).toBe(true)
+    ;(await slot).release()
+    await app.close()
+  })
+
   it('prestarts nothing while starts back off', async () => {
     const { app, starter } = appNodes({ maxNodes: 1 }, fakeStarter(), {
       baseMs: 60_000,
