@@ -27,6 +27,10 @@ options:
                           is tried first, the others in the order given; profiles go to the
                           edge at the image's registry host, else the first
       --pool <n>          warm nodes to keep (default 2)
+      --no-profiles       record no start and replay no prefetch bundle: every cold start
+                          reads what it needs on demand (default: an app's first cold start of
+                          an image is recorded, its profile sent to the edge, and later cold
+                          starts replay the bundle the edge lays out by it)
       --state <dir>       state directory: apps, master key, nodes (default ./.thaw-host)
       --master-key <k>    admin key (default: <state>/master.key, made on first start)
       --metrics-key <k>   key that opens /metrics only, as a bearer token (default:
@@ -56,6 +60,8 @@ export interface HostFlags {
   hostname: string
   edges: string[]
   pool: number
+  /** false with --no-profiles: no start records or replays. */
+  profiles: boolean
   state: string
   masterKey: string | undefined
   metricsKey: string | undefined
@@ -107,6 +113,7 @@ export async function main(argv: string[]): Promise<number> {
     },
     edgeFor: (registry) => edgeFor(flags.edges, registry),
     credentials,
+    profiles: flags.profiles,
     // An app's timers run without a request: a node is started ahead of traffic to learn them.
     syncTriggers: true,
     logger,
@@ -131,6 +138,7 @@ export function parseHostFlags(argv: string[]): HostFlags {
         hostname: { type: 'string' },
         edge: { type: 'string', multiple: true },
         pool: { type: 'string' },
+        'no-profiles': { type: 'boolean' },
         state: { type: 'string' },
         'master-key': { type: 'string' },
         'metrics-key': { type: 'string' },
@@ -185,6 +193,7 @@ export function parseHostFlags(argv: string[]): HostFlags {
     hostname: values.hostname ?? '127.0.0.1',
     edges,
     pool,
+    profiles: !values['no-profiles'],
     state: values.state ?? '.thaw-host',
     masterKey,
     metricsKey,

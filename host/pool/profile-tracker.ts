@@ -70,6 +70,11 @@ export function createProfileTracker(o: {
   edgeFor?: (registry: string) => string
   /** For an edge with auth on (the profiles extension needs push on the repository). */
   credentials?: CredentialsOption
+  /**
+   * Profiles off (`thaw host --no-profiles`): no start records, none replays a bundle; every
+   * cold start reads what it needs on demand. Default true.
+   */
+  enabled?: boolean
 }): ProfileTracker {
   const states = new Map<string, ProfileState>()
   const uploads = new Set<Promise<void>>()
@@ -127,6 +132,7 @@ export function createProfileTracker(o: {
 
   return {
     acquireOptions(reference, workload = '') {
+      if (o.enabled === false) return { record: false, replay: false, workload }
       const s = get(reference, workload)
       return { record: s.state === 'none' || s.state === 'failed', replay: true, workload }
     },

@@ -39,6 +39,11 @@ export interface StartHostOptions {
   edgeFor?: (registry: string) => string
   /** For edges with auth on: profile uploads (the mounts get their own). */
   credentials?: CredentialsOption
+  /**
+   * Record an app's first cold start per image, upload the profile to the edge and replay its
+   * prefetch bundle in later cold starts (default true). False: nothing is recorded or replayed.
+   */
+  profiles?: boolean
   sandbox?: Omit<SandboxOptions, 'stateDir' | 'workerDir'>
   /**
    * Start one node of an app after it is created or changed, to learn its functions, so its
@@ -88,6 +93,7 @@ export async function startHost(o: StartHostOptions): Promise<RunningHost> {
     logger: o.logger,
     edgeFor: o.edgeFor,
     credentials: o.credentials,
+    enabled: o.profiles,
   })
   const logs = await AppLogs.open(join(stateDir, 'logs'), { ...o.logBounds, logger: o.logger })
   for (const app of logs.apps()) if (!apps.get(app)) logs.forget(app) // deleted meanwhile

@@ -23,6 +23,7 @@ describe('thaw host flags', () => {
       hostname: '127.0.0.1',
       edges: [],
       pool: 2,
+      profiles: true,
       state: '.thaw-host',
       masterKey: undefined,
       metricsKey: undefined,
@@ -45,6 +46,10 @@ describe('thaw host flags', () => {
     )
     expect(f).toMatchObject({ port: 0, edges: ['http://a:5000', 'http://b:5000'], pool: 0 })
     expect(f).toMatchObject({ state: '/tmp/s', masterKey: 'k'.repeat(20) })
+  })
+
+  it('turns profiles off with --no-profiles', () => {
+    expect(parseHostFlags(['--no-profiles'])).toMatchObject({ profiles: false })
   })
 
   it('takes --metrics-key and the connection caps', () => {

@@ -75,4 +75,15 @@ describe('profile tracker', () => {
     }
     await tracker.close()
   })
+
+  it('with profiles off, records nothing and replays nothing', async () => {
+    const tracker = createProfileTracker({ logger: silentHostLogger, enabled: false })
+    expect(tracker.acquireOptions('r/apps/t:v1', 'app')).toEqual({
+      record: false,
+      replay: false,
+      workload: 'app',
+    })
+    expect(tracker.states()).toEqual([])
+    await tracker.close()
+  })
 })
