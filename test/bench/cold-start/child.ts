@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { stop } from './registry.ts'
 
@@ -13,13 +14,25 @@ export interface BenchChild {
   stop(): Promise<void>
 }
 
-export function startChild(command: string, args: string[], env?: NodeJS.ProcessEnv): BenchChild {
+/**
+ * Starts `command`; its output (stdout and stderr) is kept in memory (the last MB, `output()`)
+ * and, with `logFile`, appended to that file whole, to be read after a run.
+ */
+export function startChild(
+  command: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+  logFile?: string,
+): BenchChild {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
   if (child.pid === undefined) throw new Error(`could not start ${command}`)
   let out = ''
   const listeners = new Set<() => void>()
+  const log = logFile ? createWriteStream(logFile, { flags: 'a' }) : undefined
+  log?.on('error', () => {}) // a log that cannot be written loses the file, not the run
   const onData = (chunk: Buffer) => {
     out = (out + chunk.toString()).slice(-1_000_000)
+    log?.write(chunk)
     for (const l of listeners) l()
   }
   child.stdout!.on('data', onData)
@@ -30,6 +43,7 @@ export function startChild(command: string, args: string[], env?: NodeJS.Process
       resolve(code)
     }),
   )
+  child.once('close', () => log?.end()) // after the last output
   return {
     child,
     pid: child.pid,

@@ -24,8 +24,9 @@ export const edgeLinkIndex = () => nextLinkIndex++
  * rows), then `GET /<app>/api/hello`; t0 is the request's start, the end its first byte (curl's
  * time_starttransfer on the client side). Phases come from the host's `x-thaw-cold-start`.
  *
- * - `cold`: no profile. Each run pushes the image to a fresh repository so nothing recorded by an
- *   earlier run is replayed (the conversion is waited for before t0).
+ * - `cold`: no profile: its host runs with `--no-profiles`, so no start records or replays and
+ *   each run's start reads what it needs on demand, as an image's first start does. The app is
+ *   created once in prepare (the node the host starts for a new app drained before any run).
  * - `profile`: one recorded start in prepare, waited until the edge has re-laid the artifact by
  *   the profile; every run then replays the prefetch bundle.
  * - `again`: as `profile`, plus one replaying start in prepare; the host's cache is then kept
@@ -37,7 +38,6 @@ export function thawContender(variant: ThawVariant): Contender {
   let edge: BenchEdge | undefined
   let edgeLink: BenchLink | undefined
   let host: BenchHost | undefined
-  let runs = 0
   let app = ''
   let bytesRead: number | undefined
   let recordingMs: number | undefined
@@ -56,8 +56,14 @@ export function thawContender(variant: ThawVariant): Contender {
         edgeUrl: `http://${edgeLink.registryAddress}`,
         stateDir: join(context.scratchDir, 'host-state'),
         pool: 1,
+        profiles: variant !== 'cold',
       })
-      if (variant !== 'cold') {
+      if (variant === 'cold') {
+        app = `bench-${context.image.name}-cold`
+        await deploy(context, edge, host, edgeLink, `thaw-cold/${context.image.name}`, app)
+        // Creating the app starts a node to learn its functions: drained (once ready) before t0.
+        expectOk('drain', await host.admin('POST', `/admin/apps/${app}/drain`))
+      } else {
         app = `bench-${context.image.name}-${variant}`
         const repository = `thaw-${variant}/${context.image.name}`
         ;({ bytesRead, recordingMs } = await recordProfile(
@@ -79,30 +85,6 @@ export function thawContender(variant: ThawVariant): Contender {
     },
     async coldStart(signal): Promise<ColdStartSample> {
       if (!ctx || !edge || !host || !edgeLink) throw new Error('prepare first')
-      const run = runs++
-      let settle = async () => {}
-      // A cold start records: what its profile says it read (the edge's, once uploaded).
-      let readByThisStart: number | undefined
-      if (variant === 'cold') {
-        app = `bench-${ctx.image.name}-cold-${run}`
-        const repository = `thaw-cold-${run}/${ctx.image.name}`
-        const manifest = await deploy(ctx, edge, host, edgeLink, repository, app)
-        // This start records; the upload and the edge's re-layout then load the CPU: let them end
-        // before the next contender's run (bounded; a slow re-layout is not this row's failure).
-        const e = edge
-        const h = host
-        settle = async () => {
-          await waitProfileSettled(h, 300_000)
-          const profiled = await e
-            .waitStatus(repository, manifest, (s) => !!s.profile, { timeoutMs: 300_000 })
-            .then(() => true)
-            .catch(() => false)
-          if (profiled)
-            readByThisStart = await e
-              .profileBytesRead(repository, manifest, app)
-              .catch(() => undefined)
-        }
-      }
       expectOk('drain', await host.admin('POST', `/admin/apps/${app}/drain`, undefined, signal))
       if (variant !== 'again')
         expectOk('cache clear', await host.admin('POST', '/admin/cache/clear', undefined, signal))
@@ -119,9 +101,8 @@ export function thawContender(variant: ThawVariant): Contender {
       const header = answer.headers['x-thaw-cold-start']
       const timings = header ? parseColdStartHeader(header) : {}
       const { total, ...phases } = timings
-      await settle()
       // Scale the app to zero now: its node would hold the image's mount (one per manifest
-      // digest, shared across repositories), and the next `cold` run must mount it afresh.
+      // digest, shared across repositories), and the next run must mount it afresh.
       expectOk(
         'drain after',
         await host.admin('POST', `/admin/apps/${app}/drain`, undefined, signal),
@@ -142,9 +123,7 @@ export function thawContender(variant: ThawVariant): Contender {
           // The host's own process (all its threads; not the node's processes) and the edge's.
           hostCpuMs: host1 - host0,
           edgeCpuMs: edge1 - edge0,
-          ...((readByThisStart ?? bytesRead) === undefined
-            ? {}
-            : { bytesReadByFunction: readByThisStart ?? bytesRead }),
+          ...(bytesRead === undefined ? {} : { bytesReadByFunction: bytesRead }),
           ...(recordingMs === undefined ? {} : { recordingStartMs: recordingMs }),
           ...(header ? {} : { noColdStartHeader: 1 }),
         },
@@ -165,7 +144,7 @@ const LABELS: Record<ThawVariant, string> = {
   again: 'thaw, cold again on the same host',
 }
 const DESCRIPTIONS: Record<ThawVariant, string> = {
-  cold: 'thaw host + edge: streaming artifact, lazy FUSE mount, app drained, host cache cleared and page cache dropped, no prefetch profile',
+  cold: 'thaw host --no-profiles + edge: streaming artifact, lazy FUSE mount, app drained, host cache cleared and page cache dropped; nothing recorded or replayed (reads on demand)',
   profile: 'as thaw-cold, after one recorded start: the prefetch bundle is replayed',
   again:
     'as thaw-profile, but the host cache is kept between runs (index, frames, whole-file copies): app drained, page cache dropped',
@@ -250,14 +229,4 @@ async function waitProfileUploaded(host: BenchHost, timeoutMs: number): Promise<
     await new Promise((r) => setTimeout(r, 250))
   }
   throw new Error(`no profile uploaded within ${timeoutMs} ms`)
-}
-
-/** After a cold start that recorded: let the upload finish so it does not load the next run. */
-async function waitProfileSettled(host: BenchHost, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    const states = await profileStates(host)
-    if (!states.some((s) => s.state === 'recording' || s.state === 'uploading')) return
-    await new Promise((r) => setTimeout(r, 250))
-  }
 }

@@ -1,5 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   parseConversionStatus,
@@ -48,17 +48,22 @@ export async function startEdge(storeDir: string): Promise<BenchEdge> {
   // debootstrap trees carry /dev nodes; the edge skips images with device files unless allowed.
   const config = `${storeDir}.edge.json`
   await writeFile(config, JSON.stringify({ conversion: { limits: { allowDevices: true } } }))
-  const child = startChild(THAW_BIN, [
-    'edge',
-    '--config',
-    config,
-    '--host',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--store',
-    storeDir,
-  ])
+  const child = startChild(
+    THAW_BIN,
+    [
+      'edge',
+      '--config',
+      config,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--store',
+      storeDir,
+    ],
+    undefined,
+    join(dirname(storeDir), 'edge.log'),
+  ) // its output, kept whole beside its store
   try {
     await child.waitFor(/listening/, 60_000)
   } catch (err) {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { startChild, type BenchChild } from '../child.ts'
 import type { BenchLink } from '../link.ts'
 import { freePort } from '../ports.ts'
@@ -28,6 +29,8 @@ export interface StartHostOptions {
   edgeUrl: string
   stateDir: string
   pool: number
+  /** false: `--no-profiles` (no start records or replays a profile). Default true. */
+  profiles?: boolean
 }
 
 export async function startBenchHost(o: StartHostOptions): Promise<BenchHost> {
@@ -47,8 +50,10 @@ export async function startBenchHost(o: StartHostOptions): Promise<BenchHost> {
     masterKey,
     '--pool',
     String(o.pool),
+    ...(o.profiles === false ? ['--no-profiles'] : []),
   ])
-  const child = startChild(command, args)
+  // The host's JSON log, kept whole beside its state (host.log) to be read after a run.
+  const child = startChild(command, args, undefined, join(dirname(o.stateDir), 'host.log'))
   const url = `http://127.0.0.1:${port}`
   let alive = true
   void child.exited.then(() => (alive = false))
