@@ -125,26 +125,21 @@ describe.skipIf(skip)(
       await edge?.stop()
     })
 
+    /** `thaw host` on `state` with a pool of `pool` warm nodes, behind this file's edge. */
+    const startThawHost = async (state: string, pool: number, extra: string[] = []) => {
+      const port = await freePort()
+      const host = startProcess(THAW, [
+        'host',
+        ...['--port', String(port), '--edge', edgeUrl, '--pool', String(pool), '--state', state],
+        ...['--master-key', MASTER, ...extra],
+      ])
+      await host.waitFor(/listening on/, 120_000)
+      return { host, url: `http://127.0.0.1:${port}` }
+    }
+
     it("no node process holds a host descriptor; a killed host's mount waits for the next host, which answers", async () => {
       const state = await tmpDir('thaw-fuse-fd-host-')
-      const startHost = async () => {
-        const port = await freePort()
-        const host = startProcess(THAW, [
-          'host',
-          '--port',
-          String(port),
-          '--edge',
-          edgeUrl,
-          '--pool',
-          '1',
-          '--state',
-          state,
-          '--master-key',
-          MASTER,
-        ])
-        await host.waitFor(/listening on/, 120_000)
-        return { host, url: `http://127.0.0.1:${port}` }
-      }
+      const startHost = () => startThawHost(state, 1)
       const { host, url } = await startHost()
       let next: Awaited<ReturnType<typeof startHost>> | undefined
       try {
@@ -197,24 +192,7 @@ describe.skipIf(skip)(
 
     it('a SIGKILLed host’s current node goes on reading its image and serves the next host without a cold start; its superseded node is removed', async () => {
       const state = await tmpDir('thaw-keep-nodes-host-')
-      const startHost = async () => {
-        const port = await freePort()
-        const host = startProcess(THAW, [
-          'host',
-          '--port',
-          String(port),
-          '--edge',
-          edgeUrl,
-          '--pool',
-          '0',
-          '--state',
-          state,
-          '--master-key',
-          MASTER,
-        ])
-        await host.waitFor(/listening on/, 120_000)
-        return { host, url: `http://127.0.0.1:${port}` }
-      }
+      const startHost = () => startThawHost(state, 0)
       const admin = { 'x-functions-key': MASTER, 'content-type': 'application/json' }
       const who = async (url: string) => {
         const res = await fetch(`${url}/keep/api/who`)
@@ -292,16 +270,7 @@ describe.skipIf(skip)(
       'a custom-handler node serves the next host as the same process; with no host to come back within --orphan-timeout it ends, leaving no mount of its own',
       async () => {
         const state = await tmpDir('thaw-keep-handler-')
-        const startHost = async (extra: string[] = []) => {
-          const port = await freePort()
-          const host = startProcess(THAW, [
-            'host',
-            ...['--port', String(port), '--edge', edgeUrl, '--pool', '0', '--state', state],
-            ...['--master-key', MASTER, ...extra],
-          ])
-          await host.waitFor(/listening on/, 120_000)
-          return { host, url: `http://127.0.0.1:${port}` }
-        }
+        const startHost = (extra: string[] = []) => startThawHost(state, 0, extra)
         const hello = async (url: string) => {
           const res = await fetch(`${url}/ch/api/hello/thaw`)
           expect([res.status, await res.text()]).toEqual([201, 'hello thaw'])
