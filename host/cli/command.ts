@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { describeError, isThawError } from '../../runtime/errors.ts'
+import { describeError, isThawError, ThawError } from '../../runtime/errors.ts'
 import { closest } from './closest.ts'
 import { describeUnreachable } from './unreachable.ts'
 
@@ -124,4 +124,16 @@ export function registryCredentials(): { username: string; password: string } | 
  */
 export function edgeFor(edges: string[], registry: string): string {
   return edges.find((e) => new URL(e).host === registry) ?? edges[0] ?? `http://${registry}`
+}
+
+/** A flag's or variable's value that must be a whole number from `min` to `max`; else a user error. */
+export function integer(flag: string, text: string, min: number, max: number): number {
+  const n = Number(text)
+  if (!/^\d+$/.test(text) || n < min || n > max)
+    throw new ThawError(
+      'OPTIONS_INVALID',
+      `${flag} must be a whole number from ${min} to ${max}, not "${text}"`,
+      { fault: 'user' },
+    )
+  return n
 }

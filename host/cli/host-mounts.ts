@@ -1,7 +1,8 @@
 import { join } from 'node:path'
 import { FuseKeeper } from '../fuse/fuse-keeper.ts'
 import { createImageMounts, type MountLogger } from '../mount/create-image-mounts.ts'
-import { parseReadAheadKb } from '../mount/image-mount.ts'
+import { MAX_READ_AHEAD_KB } from '../mount/image-mount.ts'
+import { integer } from './command.ts'
 import type { ImageMounts } from '../mount/image-mounts.ts'
 import type { CredentialsOption } from '../../runtime/oci/remote/index.ts'
 import type { HostLogger } from '../log/host-logger.ts'
@@ -47,7 +48,7 @@ export function recordLimitMs(): number | undefined {
 function startReadAheadKb(): number | undefined {
   const raw = process.env.THAW_START_READ_AHEAD_KB
   if (raw === undefined || raw === '') return undefined
-  return parseReadAheadKb(raw, 'THAW_START_READ_AHEAD_KB')
+  return integer('THAW_START_READ_AHEAD_KB', raw, 0, MAX_READ_AHEAD_KB)
 }
 
 /**

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { edgeFor, flagProblem, registryCredentials, untilSignal } from './command.ts'
+import { edgeFor, flagProblem, integer, registryCredentials, untilSignal } from './command.ts'
 import { parseArgs } from 'node:util'
 import { ThawError } from '../../runtime/errors.ts'
 import { parseOperatorLimits, type OperatorLimits } from '../apps/operator-limits.ts'
@@ -214,13 +214,6 @@ async function readLimits(file: string): Promise<OperatorLimits> {
     throw bad(`--limits ${file}: ${(err as Error).message}`)
   }
   return parseOperatorLimits(value)
-}
-
-function integer(flag: string, text: string, min: number, max: number): number {
-  const n = Number(text)
-  if (!/^\d+$/.test(text) || n < min || n > max)
-    throw bad(`${flag} must be a whole number from ${min} to ${max}, not "${text}"`)
-  return n
 }
 
 const bad = (message: string) => new ThawError('OPTIONS_INVALID', message, { fault: 'user' })

@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises'
-import { registryCredentials, untilSignal } from './command.ts'
+import { integer, registryCredentials, untilSignal } from './command.ts'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ThawError } from '../../runtime/errors.ts'
@@ -11,7 +11,7 @@ import { FileCache } from '../mount/file-cache.ts'
 import { IndexCache } from '../mount/index-cache.ts'
 import { detachStaleMount } from '../mount/fuse-mount.ts'
 import { createFrameDecoder } from '../mount/frame-decoder.ts'
-import { ImageMount, parseReadAheadKb } from '../mount/image-mount.ts'
+import { ImageMount, MAX_READ_AHEAD_KB } from '../mount/image-mount.ts'
 import { resolveWithBundle } from '../mount/bundle-replay.ts'
 import { SourceSet } from '../mount/source-set.ts'
 
@@ -114,7 +114,7 @@ export async function main(argv: string[]): Promise<number> {
       startReadAheadKb:
         values['start-read-ahead'] === undefined
           ? undefined
-          : parseReadAheadKb(values['start-read-ahead'], '--start-read-ahead'),
+          : integer('--start-read-ahead', values['start-read-ahead'], 0, MAX_READ_AHEAD_KB),
       warn,
     })
     const recorder = values.record

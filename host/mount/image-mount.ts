@@ -84,13 +84,8 @@ export function recordsCached(
  */
 export const START_READ_AHEAD_KB = 4
 
-/** A read-ahead given by a user (`name` says where), in KiB: an integer from 0 to 65536. */
-export function parseReadAheadKb(raw: string, name: string): number {
-  const kb = Number(raw)
-  if (!/^\d+$/.test(raw.trim()) || kb > 65536)
-    throw new Error(`${name} must be a whole number of KiB from 0 to 65536, not ${raw}`)
-  return kb
-}
+/** The most read-ahead a user may set, KiB. */
+export const MAX_READ_AHEAD_KB = 65536
 
 /** The rest of the image is fetched once on-demand reads have paused this long (startup first). */
 const BACKGROUND_AFTER_QUIET_MS = 2000
